@@ -1,0 +1,766 @@
+//! Layered configuration: built-in defaults < config file < environment < command-line flags.
+//!
+//! Every value remembers where it came from, so a mistake is reported as one line naming the
+//! setting and its source ("redis.port: invalid value \"abc\" from environment variable
+//! REDIS_PORT: expected an integer"). Unknown keys are errors, never silently ignored. The file
+//! is never written: `config.toml.example` documents every setting, and `--print-config` shows
+//! the effective configuration with secrets redacted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, ConfigError, Map, Source, Value, ValueKind};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::Prefixes;
+
+/// Environment variable that names the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "ARTEMIS_CONFIG";
+
+/// Environment variables of the Python original, and the setting each one sets.
+pub const PYTHON_ENV: &[(&str, &str)] = &[
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_HOST", "redis.host"),
+    ("REDIS_PORT", "redis.port"),
+    ("REDIS_DB", "redis.db"),
+    ("REDIS_USERNAME", "redis.username"),
+    ("REDIS_PASSWORD", "redis.password"),
+    ("REDIS_TIMEOUT", "redis.timeout"),
+    ("REDIS_CONNECT_TIMEOUT", "redis.connect_timeout"),
+];
+
+/// `ARTEMIS_*` variables that are not settings.
+const NON_SETTING_ENV: &[&str] = &[CONFIG_ENV, "ARTEMIS_LOG"];
+
+/// The full, validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub redis: RedisSettings,
+    pub prefixes: Prefixes,
+    pub tracker: TrackerSettings,
+    pub metrics: MetricsSettings,
+    pub cache: CacheSettings,
+    pub limiter: LimiterSettings,
+    pub dashboard: DashboardSettings,
+}
+
+/// How to reach Redis.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://`, `rediss://` (TLS), `unix://` or `redis+unix://`. When set it wins over
+    /// host/port/db/tls; username and password fill in what the URL leaves out.
+    pub url: Option<String>,
+    pub host: String,
+    pub port: u16,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub tls: bool,
+    /// Accept a server certificate that does not verify (self-signed test servers only).
+    pub tls_insecure: bool,
+    /// PEM file of a CA to trust in addition to the system's.
+    pub tls_ca_file: Option<PathBuf>,
+    /// Talk Redis Cluster protocol; seed nodes from `cluster_nodes`, else host:port or url.
+    pub cluster: bool,
+    /// Seed nodes as `host:port` (or URLs).
+    pub cluster_nodes: Vec<String>,
+    /// Command (socket) timeout in seconds (`REDIS_TIMEOUT`).
+    pub timeout: f64,
+    /// Connect timeout in seconds (`REDIS_CONNECT_TIMEOUT`).
+    pub connect_timeout: f64,
+    /// Longest pause between reconnect attempts, seconds.
+    pub reconnect_max_backoff: f64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            host: "localhost".into(),
+            port: 6379,
+            db: 0,
+            username: None,
+            password: None,
+            tls: false,
+            tls_insecure: false,
+            tls_ca_file: None,
+            cluster: false,
+            cluster_nodes: Vec::new(),
+            timeout: 5.0,
+            connect_timeout: 5.0,
+            reconnect_max_backoff: 5.0,
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field(
+                "url",
+                &self.url.as_deref().map(crate::connection::redact_url),
+            )
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("tls_insecure", &self.tls_insecure)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("cluster", &self.cluster)
+            .field("cluster_nodes", &self.cluster_nodes)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect_max_backoff", &self.reconnect_max_backoff)
+            .finish()
+    }
+}
+
+impl RedisSettings {
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.timeout)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connect_timeout)
+    }
+
+    pub fn max_backoff(&self) -> Duration {
+        Duration::from_secs_f64(self.reconnect_max_backoff)
+    }
+}
+
+/// Pipeline tracker settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackerSettings {
+    /// TTL of pipeline and stage documents and of the extension keys, seconds (Python: 86400).
+    pub ttl_seconds: u64,
+    /// Events kept per card in the history stream.
+    pub history_max_events: u64,
+    /// Writes kept in process while Redis is unreachable, replayed in order when it returns.
+    pub outage_buffer: usize,
+}
+
+impl Default for TrackerSettings {
+    fn default() -> Self {
+        Self {
+            ttl_seconds: 86_400,
+            history_max_events: 1_000,
+            outage_buffer: 10_000,
+        }
+    }
+}
+
+/// Metrics settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Age after which pipeline time-series members are trimmed, days.
+    pub timeseries_retention_days: u64,
+    /// TTL of the `daily:<date>` hashes, seconds (Python: 2592000).
+    pub daily_ttl_seconds: u64,
+    /// Days of daily figures the snapshot reads.
+    pub snapshot_days: u32,
+    /// Recent pipelines the snapshot reads.
+    pub snapshot_recent: u32,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            timeseries_retention_days: 30,
+            daily_ttl_seconds: 2_592_000,
+            snapshot_days: 30,
+            snapshot_recent: 20,
+        }
+    }
+}
+
+/// LLM response cache settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    pub enabled: bool,
+    /// Entry TTL, seconds (Python: 604800).
+    pub ttl_seconds: u64,
+    /// Cache requests whose temperature is above zero (the original does).
+    pub cache_nonzero_temperature: bool,
+    /// Bytes of the optional in-process tier in front of Redis; 0 turns it off.
+    pub memory_tier_bytes: u64,
+    /// How long a cross-process fetch lease lives, milliseconds.
+    pub lease_ms: u64,
+    /// How long a process waits for another's answer before calling upstream itself, ms.
+    pub lease_wait_ms: u64,
+    /// Price table file replacing the shipped `assets/prices.toml`.
+    pub price_file: Option<PathBuf>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            ttl_seconds: 604_800,
+            cache_nonzero_temperature: true,
+            memory_tier_bytes: 0,
+            lease_ms: 30_000,
+            lease_wait_ms: 10_000,
+            price_file: None,
+        }
+    }
+}
+
+/// What the limiter does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Admit everything (the original's behaviour).
+    Open,
+    /// Enforce the same limits in an in-process window.
+    #[default]
+    Local,
+    /// Refuse everything.
+    Closed,
+}
+
+/// One preset: limits for models of one provider whose id starts with `model_prefix`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitPreset {
+    pub provider: String,
+    /// Model-id prefix; the longest matching prefix wins; `""` is the provider's fallback.
+    pub model_prefix: String,
+    pub requests_per_window: u64,
+    #[serde(default)]
+    pub tokens_per_window: Option<u64>,
+    #[serde(default = "default_window")]
+    pub window_seconds: f64,
+}
+
+fn default_window() -> f64 {
+    60.0
+}
+
+/// Rate limiter settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimiterSettings {
+    pub failure_policy: FailurePolicy,
+    /// Longest time `acquire` waits by default, seconds.
+    pub acquire_timeout: f64,
+    pub presets: Vec<LimitPreset>,
+}
+
+impl Default for LimiterSettings {
+    fn default() -> Self {
+        let preset = |provider: &str, model_prefix: &str, rpm| LimitPreset {
+            provider: provider.into(),
+            model_prefix: model_prefix.into(),
+            requests_per_window: rpm,
+            tokens_per_window: None,
+            window_seconds: 60.0,
+        };
+        Self {
+            failure_policy: FailurePolicy::Local,
+            acquire_timeout: 120.0,
+            presets: vec![
+                preset("openai", "gpt-4o-mini", 300),
+                preset("openai", "gpt-4o", 100),
+                preset("openai", "", 50),
+                preset("anthropic", "claude-sonnet-4-5", 50),
+                preset("anthropic", "", 30),
+            ],
+        }
+    }
+}
+
+/// Dashboard settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    /// Seconds between snapshot polls.
+    pub poll_interval: f64,
+    /// `dark`, `light` or `mono` (`NO_COLOR` forces mono).
+    pub theme: String,
+    pub mouse: bool,
+    /// Upper bound on redraws per second under event storms.
+    pub max_fps: u32,
+    /// Key bindings: action name → key (e.g. `quit = "q"`).
+    pub keys: BTreeMap<String, String>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: 1.0,
+            theme: "dark".into(),
+            mouse: false,
+            max_fps: 30,
+            keys: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration mistake: one line for the user, exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigErrorMsg(pub String);
+
+/// Settings given on the command line, as `(key, value, flag name)`.
+pub type FlagOverrides = Vec<(String, String, String)>;
+
+/// Where the configuration file is looked for, and whether it must exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileChoice {
+    pub path: Option<PathBuf>,
+    /// Named explicitly (flag or `ARTEMIS_CONFIG`): a missing file is then an error.
+    pub required: bool,
+}
+
+/// Picks the config file: `--config`, else `ARTEMIS_CONFIG`, else
+/// `$XDG_CONFIG_HOME/artemis-top/config.toml` (or `~/.config/…`, on macOS too).
+pub fn choose_file(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> FileChoice {
+    if let Some(p) = flag {
+        return FileChoice {
+            path: Some(p.to_owned()),
+            required: true,
+        };
+    }
+    if let Some(p) = env(CONFIG_ENV).filter(|p| !p.is_empty()) {
+        return FileChoice {
+            path: Some(p.into()),
+            required: true,
+        };
+    }
+    let base = env("XDG_CONFIG_HOME")
+        .filter(|p| Path::new(p).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")));
+    FileChoice {
+        path: base.map(|b| b.join("artemis-top").join("config.toml")),
+        required: false,
+    }
+}
+
+/// Loads the layered configuration. `env` is the process environment (injected for tests).
+pub fn load(
+    file: &FileChoice,
+    env: &[(String, String)],
+    flags: &FlagOverrides,
+) -> Result<Settings, ConfigErrorMsg> {
+    let mut builder = Config::builder().add_source(Layer::defaults()?);
+    if let Some(path) = &file.path {
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigErrorMsg(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            builder = builder.add_source(Layer::from_toml(&text, path)?);
+        } else if file.required {
+            return Err(ConfigErrorMsg(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
+        }
+    }
+    builder = builder.add_source(Layer::from_env(env)?);
+    builder = builder.add_source(Layer::from_flags(flags));
+    let merged = builder.build().map_err(|e| ConfigErrorMsg(describe(&e)))?;
+    let collected = merged.collect().map_err(|e| ConfigErrorMsg(describe(&e)))?;
+    check_unknown_keys(&collected)?;
+    let settings: Settings = merged
+        .try_deserialize()
+        .map_err(|e| ConfigErrorMsg(describe(&e)))?;
+    settings.validate(&collected)?;
+    Ok(settings)
+}
+
+fn describe(e: &ConfigError) -> String {
+    match e {
+        ConfigError::Type {
+            origin,
+            unexpected,
+            expected,
+            key,
+        } => format!(
+            "{}: invalid value {unexpected}{}: expected {expected}",
+            key.as_deref().unwrap_or("?"),
+            origin
+                .as_deref()
+                .map(|o| format!(" from {o}"))
+                .unwrap_or_default()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// A source of settings with one origin per value.
+#[derive(Debug, Clone)]
+struct Layer {
+    values: Map<String, Value>,
+}
+
+impl Source for Layer {
+    fn clone_into_box(&self) -> Box<dyn Source + Send + Sync> {
+        Box::new(self.clone())
+    }
+
+    fn collect(&self) -> Result<Map<String, Value>, ConfigError> {
+        Ok(self.values.clone())
+    }
+}
+
+impl Layer {
+    fn defaults() -> Result<Self, ConfigErrorMsg> {
+        let json = serde_json::to_value(Settings::default())
+            .map_err(|e| ConfigErrorMsg(format!("internal: defaults do not serialize: {e}")))?;
+        Ok(Self {
+            values: json_to_config(&json, "built-in defaults"),
+        })
+    }
+
+    fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigErrorMsg> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            ConfigErrorMsg(format!(
+                "config file {}: {}",
+                path.display(),
+                e.to_string().trim().replace('\n', " ")
+            ))
+        })?;
+        let json = serde_json::to_value(table)
+            .map_err(|e| ConfigErrorMsg(format!("config file {}: {e}", path.display())))?;
+        Ok(Self {
+            values: json_to_config(&json, &format!("config file {}", path.display())),
+        })
+    }
+
+    fn from_env(env: &[(String, String)]) -> Result<Self, ConfigErrorMsg> {
+        let mut values = Map::new();
+        let mut put = |key: &str, raw: &str, origin: String| {
+            let kind = if key == "redis.cluster_nodes" {
+                ValueKind::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| Value::new(Some(&origin), s))
+                        .collect(),
+                )
+            } else {
+                ValueKind::String(raw.to_owned())
+            };
+            insert_path(&mut values, key, Value::new(Some(&origin), kind));
+        };
+        for (name, raw) in env {
+            if let Some((_, key)) = PYTHON_ENV.iter().find(|(n, _)| n == name) {
+                put(key, raw, format!("environment variable {name}"));
+            } else if let Some(rest) = name.strip_prefix("ARTEMIS_") {
+                if NON_SETTING_ENV.contains(&name.as_str()) {
+                    continue;
+                }
+                let lower = rest.to_ascii_lowercase();
+                let Some((section, field)) = lower.split_once('_') else {
+                    return Err(ConfigErrorMsg(format!(
+                        "unknown setting in environment variable {name}"
+                    )));
+                };
+                put(
+                    &format!("{section}.{field}"),
+                    raw,
+                    format!("environment variable {name}"),
+                );
+            }
+        }
+        Ok(Self { values })
+    }
+
+    fn from_flags(flags: &FlagOverrides) -> Self {
+        let mut values = Map::new();
+        for (key, raw, flag) in flags {
+            let origin = format!("command-line flag {flag}");
+            insert_path(
+                &mut values,
+                key,
+                Value::new(Some(&origin), ValueKind::String(raw.clone())),
+            );
+        }
+        Self { values }
+    }
+}
+
+fn insert_path(map: &mut Map<String, Value>, dotted: &str, value: Value) {
+    match dotted.split_once('.') {
+        None => {
+            map.insert(dotted.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = map
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::new(None, ValueKind::Table(Map::new())));
+            if !matches!(entry.kind, ValueKind::Table(_)) {
+                *entry = Value::new(None, ValueKind::Table(Map::new()));
+            }
+            if let ValueKind::Table(inner) = &mut entry.kind {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn json_to_config(json: &serde_json::Value, origin: &str) -> Map<String, Value> {
+    let origin = origin.to_owned();
+    fn conv(v: &serde_json::Value, origin: &String) -> Value {
+        let kind = match v {
+            serde_json::Value::Null => ValueKind::Nil,
+            serde_json::Value::Bool(b) => ValueKind::Boolean(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => ValueKind::I64(i),
+                None => ValueKind::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => ValueKind::String(s.clone()),
+            serde_json::Value::Array(a) => {
+                ValueKind::Array(a.iter().map(|x| conv(x, origin)).collect())
+            }
+            serde_json::Value::Object(o) => ValueKind::Table(
+                o.iter()
+                    .map(|(k, x)| (k.clone(), conv(x, origin)))
+                    .collect(),
+            ),
+        };
+        Value::new(Some(origin), kind)
+    }
+    match conv(json, &origin).kind {
+        ValueKind::Table(t) => t,
+        _ => Map::new(),
+    }
+}
+
+/// Settings whose values are free-form tables (any key allowed).
+const OPEN_TABLES: &[&str] = &["dashboard.keys"];
+
+fn check_unknown_keys(collected: &Map<String, Value>) -> Result<(), ConfigErrorMsg> {
+    let known = serde_json::to_value(Settings::default()).unwrap_or_default();
+    walk_unknown(collected, &known, "")
+}
+
+fn walk_unknown(
+    given: &Map<String, Value>,
+    known: &serde_json::Value,
+    path: &str,
+) -> Result<(), ConfigErrorMsg> {
+    for (key, value) in given {
+        let full = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        let known_child = known.as_object().and_then(|o| o.get(key));
+        let Some(known_child) = known_child else {
+            return Err(ConfigErrorMsg(format!(
+                "unknown setting {full}{}",
+                value
+                    .origin()
+                    .map(|o| format!(" (from {o})"))
+                    .unwrap_or_default()
+            )));
+        };
+        if OPEN_TABLES.contains(&full.as_str()) {
+            continue;
+        }
+        if let (ValueKind::Table(inner), true) = (&value.kind, known_child.is_object()) {
+            walk_unknown(inner, known_child, &full)?;
+        }
+    }
+    Ok(())
+}
+
+fn origin_of(collected: &Map<String, Value>, dotted: &str) -> String {
+    let mut map = collected;
+    let mut parts = dotted.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Some(v) = map.get(part) else { break };
+        if parts.peek().is_none() {
+            return v.origin().unwrap_or("built-in defaults").to_owned();
+        }
+        match &v.kind {
+            ValueKind::Table(t) => map = t,
+            _ => break,
+        }
+    }
+    "built-in defaults".into()
+}
+
+impl Settings {
+    fn validate(&self, collected: &Map<String, Value>) -> Result<(), ConfigErrorMsg> {
+        let bad = |key: &str, shown: String, why: &str| {
+            Err(ConfigErrorMsg(format!(
+                "{key}: invalid value {shown} from {}: {why}",
+                origin_of(collected, key)
+            )))
+        };
+        let r = &self.redis;
+        for (key, v) in [
+            ("redis.timeout", r.timeout),
+            ("redis.connect_timeout", r.connect_timeout),
+            ("redis.reconnect_max_backoff", r.reconnect_max_backoff),
+            ("dashboard.poll_interval", self.dashboard.poll_interval),
+            ("limiter.acquire_timeout", self.limiter.acquire_timeout),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
+                return bad(key, v.to_string(), "must be a number of seconds above 0");
+            }
+        }
+        if r.port == 0 {
+            return bad("redis.port", "0".into(), "must be 1-65535");
+        }
+        if !(0..=15_999).contains(&r.db) {
+            return bad(
+                "redis.db",
+                r.db.to_string(),
+                "must be a database number >= 0",
+            );
+        }
+        if r.cluster && r.db != 0 {
+            return bad(
+                "redis.db",
+                r.db.to_string(),
+                "Redis Cluster has only database 0",
+            );
+        }
+        if let Some(url) = &r.url
+            && !url.is_empty()
+        {
+            let ok = [
+                "redis://",
+                "rediss://",
+                "unix://",
+                "redis+unix://",
+                "valkey://",
+                "valkeys://",
+            ]
+            .iter()
+            .any(|s| url.starts_with(s));
+            if !ok || url::Url::parse(url).is_err() {
+                return bad(
+                    "redis.url",
+                    format!("{:?}", crate::connection::redact_url(url)),
+                    "expected redis://, rediss://, unix:// or redis+unix:// URL",
+                );
+            }
+        }
+        for (key, p) in [
+            ("prefixes.cache", &self.prefixes.cache),
+            ("prefixes.pipeline", &self.prefixes.pipeline),
+            ("prefixes.ratelimit", &self.prefixes.ratelimit),
+            ("prefixes.metrics", &self.prefixes.metrics),
+        ] {
+            if p.is_empty() || p.contains(['{', '}']) || p.chars().any(char::is_control) {
+                return bad(
+                    key,
+                    format!("{p:?}"),
+                    "must be non-empty, without braces or control characters",
+                );
+            }
+        }
+        for (key, v) in [
+            ("tracker.ttl_seconds", self.tracker.ttl_seconds),
+            (
+                "tracker.history_max_events",
+                self.tracker.history_max_events,
+            ),
+            ("cache.ttl_seconds", self.cache.ttl_seconds),
+            ("metrics.daily_ttl_seconds", self.metrics.daily_ttl_seconds),
+            (
+                "metrics.timeseries_retention_days",
+                self.metrics.timeseries_retention_days,
+            ),
+        ] {
+            if v == 0 {
+                return bad(key, "0".into(), "must be above 0");
+            }
+        }
+        if !["dark", "light", "mono"].contains(&self.dashboard.theme.as_str()) {
+            return bad(
+                "dashboard.theme",
+                format!("{:?}", self.dashboard.theme),
+                "expected dark, light or mono",
+            );
+        }
+        if self.dashboard.max_fps == 0 || self.dashboard.max_fps > 240 {
+            return bad(
+                "dashboard.max_fps",
+                self.dashboard.max_fps.to_string(),
+                "must be 1-240",
+            );
+        }
+        for (i, p) in self.limiter.presets.iter().enumerate() {
+            if p.requests_per_window == 0
+                || !(p.window_seconds.is_finite() && p.window_seconds > 0.0)
+                || p.tokens_per_window == Some(0)
+            {
+                return bad(
+                    "limiter.presets",
+                    format!("#{} ({}/{})", i + 1, p.provider, p.model_prefix),
+                    "limits and window must be above 0",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.redis.password.is_some() {
+            shown.redis.password = Some("<redacted>".into());
+        }
+        if let Some(url) = &shown.redis.url {
+            shown.redis.url = Some(crate::connection::redact_url(url));
+        }
+        shown.redis.cluster_nodes = shown
+            .redis
+            .cluster_nodes
+            .iter()
+            .map(|n| crate::connection::redact_url(n))
+            .collect();
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn no_file() -> FileChoice {
+        FileChoice {
+            path: None,
+            required: false,
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_python_originals() {
+        let s = load(&no_file(), &[], &vec![]).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.redis.host, "localhost");
+        assert_eq!(s.redis.port, 6379);
+        assert_eq!(s.redis.timeout, 5.0);
+        assert_eq!(s.cache.ttl_seconds, 604_800);
+    }
+
+    #[test]
+    fn unknown_artemis_env_is_an_error() {
+        let e = load(&no_file(), &env(&[("ARTEMIS_REDIS_PORTT", "1")]), &vec![]).unwrap_err();
+        assert!(e.0.contains("redis.portt"), "{e}");
+        assert!(e.0.contains("ARTEMIS_REDIS_PORTT"), "{e}");
+    }
+}

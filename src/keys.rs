@@ -1,0 +1,392 @@
+//! Every Redis key and channel name this project reads or writes, in one place.
+//!
+//! The Python original's layout (`shared/PROTOCOL.md`, section A) is reproduced byte for byte;
+//! the extensions this project adds (section B) live under an empty path segment
+//! (`<prefix>::…`) that no valid card id can produce, so they never collide with a card.
+//!
+//! On Redis Cluster a script may only touch keys of one hash slot. The Python key names carry no
+//! hash tags, so extension keys that a script must touch together with a Python key embed that
+//! key's slot-deciding part as their own hash tag (see [`slot_tag`]). That is why names that go
+//! into keys may not contain `{` or `}` (see [`validate_name`]).
+
+use serde::{Deserialize, Serialize};
+
+/// Default prefixes of the Python original.
+pub const DEFAULT_CACHE_PREFIX: &str = "artemis:llm:cache";
+pub const DEFAULT_PIPELINE_PREFIX: &str = "artemis:pipeline";
+pub const DEFAULT_RATELIMIT_PREFIX: &str = "artemis:ratelimit";
+pub const DEFAULT_METRICS_PREFIX: &str = "artemis:metrics";
+
+/// Longest card id, stage name, resource or identifier accepted for writing.
+pub const MAX_NAME_BYTES: usize = 512;
+
+/// The four key prefixes; everything else is derived from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Prefixes {
+    pub cache: String,
+    pub pipeline: String,
+    pub ratelimit: String,
+    pub metrics: String,
+}
+
+impl Default for Prefixes {
+    fn default() -> Self {
+        Self {
+            cache: DEFAULT_CACHE_PREFIX.into(),
+            pipeline: DEFAULT_PIPELINE_PREFIX.into(),
+            ratelimit: DEFAULT_RATELIMIT_PREFIX.into(),
+            metrics: DEFAULT_METRICS_PREFIX.into(),
+        }
+    }
+}
+
+/// A name that cannot be used in a key, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {name:?}: {reason}")]
+pub struct InvalidName {
+    pub kind: &'static str,
+    /// The offending name, already made safe to print (control characters escaped).
+    pub name: String,
+    pub reason: &'static str,
+}
+
+/// Checks a name (card id, stage name, model, resource, identifier) before it goes into a key
+/// this project writes. Reading never validates: Python may have written anything.
+pub fn validate_name(kind: &'static str, name: &str) -> Result<(), InvalidName> {
+    let fail = |reason| {
+        Err(InvalidName {
+            kind,
+            name: name.escape_debug().take(80).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return fail("must not be empty");
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return fail("longer than 512 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return fail("contains control characters");
+    }
+    if name.contains(['{', '}']) {
+        return fail("contains '{' or '}' (reserved for Redis Cluster hash tags)");
+    }
+    Ok(())
+}
+
+/// Validates a card id: a name that also may not contain `:stage:` (it would alias a stage key
+/// of another card) nor start with `:` (the extension namespace).
+pub fn validate_card_id(card_id: &str) -> Result<(), InvalidName> {
+    validate_name("card id", card_id)?;
+    let fail = |reason| {
+        Err(InvalidName {
+            kind: "card id",
+            name: card_id.escape_debug().take(80).collect(),
+            reason,
+        })
+    };
+    if card_id.contains(":stage:") {
+        return fail("contains ':stage:' (it would collide with a stage key)");
+    }
+    if card_id.starts_with(':') {
+        return fail("starts with ':' (reserved for artemis-top's extension keys)");
+    }
+    Ok(())
+}
+
+/// Escapes the glob characters `* ? [ ] \` so that `s` matches only itself in a SCAN MATCH or
+/// PSUBSCRIBE pattern.
+pub fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The part of `key` that decides its Redis Cluster hash slot: the first non-empty `{…}` hash
+/// tag, else the whole key. Wrapping the result in braces inside another key puts that key in
+/// the same slot, provided the result contains no `}` (guaranteed for keys built from validated
+/// names and brace-free prefixes).
+pub fn slot_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{')
+        && let Some(len) = key[open + 1..].find('}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
+    }
+    key
+}
+
+/// Builds every key and channel name from the configured prefixes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeySpace {
+    prefixes: Prefixes,
+}
+
+impl KeySpace {
+    pub fn new(prefixes: Prefixes) -> Self {
+        Self { prefixes }
+    }
+
+    pub fn prefixes(&self) -> &Prefixes {
+        &self.prefixes
+    }
+
+    // ---- LLM cache (PROTOCOL A) ----
+
+    /// `artemis:llm:cache:<sha256 hex>`: one cached response.
+    pub fn cache_entry(&self, hash_hex: &str) -> String {
+        format!("{}:{hash_hex}", self.prefixes.cache)
+    }
+
+    /// SCAN pattern for every cache entry (and lease) under the prefix.
+    pub fn cache_scan_pattern(&self) -> String {
+        format!("{}:*", escape_glob(&self.prefixes.cache))
+    }
+
+    /// Extension: `artemis:llm:cache::lease:{<entry key>}`, the short lease that lets one
+    /// process fetch an answer while others wait. Same slot as the entry.
+    pub fn cache_lease(&self, hash_hex: &str) -> String {
+        let entry = self.cache_entry(hash_hex);
+        format!("{}::lease:{{{}}}", self.prefixes.cache, slot_tag(&entry))
+    }
+
+    // ---- Pipeline tracker (PROTOCOL A) ----
+
+    /// `artemis:pipeline:<card_id>`: the pipeline document.
+    pub fn pipeline(&self, card_id: &str) -> String {
+        format!("{}:{card_id}", self.prefixes.pipeline)
+    }
+
+    /// `artemis:pipeline:<card_id>:stage:<stage>`: one stage document.
+    pub fn stage(&self, card_id: &str, stage: &str) -> String {
+        format!("{}:{card_id}:stage:{stage}", self.prefixes.pipeline)
+    }
+
+    /// SCAN pattern for all stage documents of one card (glob characters in the id escaped).
+    pub fn stage_scan_pattern(&self, card_id: &str) -> String {
+        format!(
+            "{}:{}:stage:*",
+            escape_glob(&self.prefixes.pipeline),
+            escape_glob(card_id)
+        )
+    }
+
+    /// SCAN pattern that finds Python-written pipeline documents (and stage documents, which the
+    /// reader filters out).
+    pub fn pipeline_scan_pattern(&self) -> String {
+        format!("{}:*", escape_glob(&self.prefixes.pipeline))
+    }
+
+    /// If `key` is a pipeline document key, the card id in it (stage and extension keys give
+    /// `None`).
+    pub fn card_id_of_pipeline_key<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let rest = key
+            .strip_prefix(&self.prefixes.pipeline)?
+            .strip_prefix(':')?;
+        if rest.is_empty() || rest.starts_with(':') || rest.contains(":stage:") {
+            return None;
+        }
+        Some(rest)
+    }
+
+    /// `artemis:pipeline:events:<card_id>`: the pub/sub channel of one card.
+    pub fn events_channel(&self, card_id: &str) -> String {
+        format!("{}:events:{card_id}", self.prefixes.pipeline)
+    }
+
+    /// PSUBSCRIBE pattern for every card's events channel.
+    pub fn events_channel_pattern(&self) -> String {
+        format!("{}:events:*", escape_glob(&self.prefixes.pipeline))
+    }
+
+    /// The card id in an events channel name.
+    pub fn card_id_of_channel<'c>(&self, channel: &'c str) -> Option<&'c str> {
+        channel
+            .strip_prefix(&self.prefixes.pipeline)?
+            .strip_prefix(":events:")
+    }
+
+    /// Extension: sorted set of card ids written by this project, score = start time (epoch s).
+    pub fn pipeline_index(&self) -> String {
+        format!("{}::index", self.prefixes.pipeline)
+    }
+
+    /// Extension: capped stream of one card's events, in the slot of its pipeline document so
+    /// that one script can update the document and append the event.
+    pub fn event_history(&self, card_id: &str) -> String {
+        let doc = self.pipeline(card_id);
+        format!("{}::history:{{{}}}", self.prefixes.pipeline, slot_tag(&doc))
+    }
+
+    // ---- Rate limiter (PROTOCOL A) ----
+
+    /// `artemis:ratelimit:<resource>:<identifier>`: the sliding-window log.
+    pub fn ratelimit(&self, resource: &str, identifier: &str) -> String {
+        format!("{}:{resource}:{identifier}", self.prefixes.ratelimit)
+    }
+
+    /// Extension: the token weights of a window's requests (same slot as the window).
+    pub fn ratelimit_tokens(&self, window_key: &str) -> String {
+        format!(
+            "{}::tokens:{{{}}}",
+            self.prefixes.ratelimit,
+            slot_tag(window_key)
+        )
+    }
+
+    /// Extension: hash of the limits in force, field = window key, value = JSON limits.
+    pub fn ratelimit_registry(&self) -> String {
+        format!("{}::registry", self.prefixes.ratelimit)
+    }
+
+    // ---- Metrics (PROTOCOL A) ----
+
+    pub fn metrics_timeseries(&self) -> String {
+        format!("{}:timeseries:pipelines", self.prefixes.metrics)
+    }
+
+    pub fn metrics_total(&self) -> String {
+        format!("{}:total", self.prefixes.metrics)
+    }
+
+    /// `daily:<YYYY-MM-DD>` on the local date.
+    pub fn metrics_daily(&self, date: chrono::NaiveDate) -> String {
+        format!(
+            "{}:daily:{}",
+            self.prefixes.metrics,
+            date.format("%Y-%m-%d")
+        )
+    }
+
+    pub fn metrics_status(&self, status: &str) -> String {
+        format!("{}:status:{}", self.prefixes.metrics, status.to_lowercase())
+    }
+
+    pub fn metrics_llm(&self) -> String {
+        format!("{}:llm", self.prefixes.metrics)
+    }
+
+    pub fn metrics_llm_provider(&self, provider: &str) -> String {
+        format!("{}:llm:{provider}", self.prefixes.metrics)
+    }
+
+    pub fn metrics_llm_model(&self, model: &str) -> String {
+        format!("{}:llm:model:{model}", self.prefixes.metrics)
+    }
+
+    /// SCAN pattern for the per-provider and per-model LLM hashes.
+    pub fn metrics_llm_scan_pattern(&self) -> String {
+        format!("{}:llm:*", escape_glob(&self.prefixes.metrics))
+    }
+
+    pub fn metrics_code_review(&self, developer: &str) -> String {
+        format!("{}:code_review:{developer}", self.prefixes.metrics)
+    }
+
+    pub fn metrics_code_review_status(&self, status: &str) -> String {
+        format!(
+            "{}:code_review:status:{}",
+            self.prefixes.metrics,
+            status.to_lowercase()
+        )
+    }
+
+    /// SCAN pattern for code review hashes and counters.
+    pub fn metrics_code_review_scan_pattern(&self) -> String {
+        format!("{}:code_review:*", escape_glob(&self.prefixes.metrics))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_layout_is_reproduced() {
+        let k = KeySpace::default();
+        assert_eq!(k.cache_entry("ab"), "artemis:llm:cache:ab");
+        assert_eq!(k.pipeline("card-1"), "artemis:pipeline:card-1");
+        assert_eq!(
+            k.stage("card-1", "development"),
+            "artemis:pipeline:card-1:stage:development"
+        );
+        assert_eq!(k.events_channel("c"), "artemis:pipeline:events:c");
+        assert_eq!(
+            k.ratelimit("openai:gpt-4o", "default"),
+            "artemis:ratelimit:openai:gpt-4o:default"
+        );
+        assert_eq!(k.metrics_total(), "artemis:metrics:total");
+        assert_eq!(
+            k.metrics_daily(chrono::NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()),
+            "artemis:metrics:daily:2026-01-02"
+        );
+        assert_eq!(
+            k.metrics_status("COMPLETED"),
+            "artemis:metrics:status:completed"
+        );
+        assert_eq!(
+            k.metrics_llm_model("gpt-4o"),
+            "artemis:metrics:llm:model:gpt-4o"
+        );
+        assert_eq!(
+            k.metrics_code_review_status("PASS"),
+            "artemis:metrics:code_review:status:pass"
+        );
+    }
+
+    #[test]
+    fn glob_characters_are_escaped() {
+        assert_eq!(escape_glob(r"a*b?c[d]e\f"), r"a\*b\?c\[d\]e\\f");
+        let k = KeySpace::default();
+        assert_eq!(k.stage_scan_pattern("c*"), r"artemis:pipeline:c\*:stage:*");
+    }
+
+    #[test]
+    fn extension_keys_share_the_slot_of_their_partner() {
+        let k = KeySpace::default();
+        assert_eq!(
+            k.event_history("card-1"),
+            "artemis:pipeline::history:{artemis:pipeline:card-1}"
+        );
+        assert_eq!(slot_tag(&k.event_history("card-1")), k.pipeline("card-1"));
+        let window = k.ratelimit("openai:gpt-4o", "u1");
+        assert_eq!(slot_tag(&k.ratelimit_tokens(&window)), window);
+        assert_eq!(slot_tag("a{}b{c}"), "a{}b{c}");
+        assert_eq!(slot_tag("a{x}b"), "x");
+    }
+
+    #[test]
+    fn card_ids_that_would_collide_are_refused() {
+        assert!(validate_card_id("card-1").is_ok());
+        assert!(validate_card_id("a:stage:b").is_err());
+        assert!(validate_card_id(":index").is_err());
+        assert!(validate_card_id("x{y}").is_err());
+        assert!(validate_card_id("bad\u{1b}[31m").is_err());
+        assert!(validate_card_id("").is_err());
+        assert!(validate_card_id(&"x".repeat(513)).is_err());
+        let err = validate_card_id("bad\u{1b}").unwrap_err().to_string();
+        assert!(!err.contains('\u{1b}'), "{err}");
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        let k = KeySpace::default();
+        assert_eq!(k.card_id_of_pipeline_key("artemis:pipeline:c1"), Some("c1"));
+        assert_eq!(
+            k.card_id_of_pipeline_key("artemis:pipeline:c1:stage:x"),
+            None
+        );
+        assert_eq!(k.card_id_of_pipeline_key("artemis:pipeline::index"), None);
+        assert_eq!(
+            k.card_id_of_channel("artemis:pipeline:events:c1"),
+            Some("c1")
+        );
+    }
+}

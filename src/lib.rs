@@ -1,0 +1,23 @@
+//! artemis: the Redis core of Artemis LLM pipelines (LLM response cache, pipeline tracker,
+//! sliding-window rate limiter, metrics), wire-compatible with the Python original, and the
+//! data side of the `artemis-top` dashboard.
+//!
+//! Module map (see `docs/ARCHITECTURE.md`):
+//! - [`config`]: layered settings; [`keys`]: every Redis key name; [`connection`]: the Redis
+//!   handle; [`storage`]: the one interface the four jobs use, over Redis or memory;
+//! - the four jobs: [`tracker`], [`metrics`], [`cache`], [`limiter`];
+//! - [`model`]: the Python wire documents; [`snapshot`]: what the dashboard shows.
+
+pub mod cache;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod keys;
+pub mod limiter;
+pub mod metrics;
+pub mod model;
+pub mod snapshot;
+pub mod storage;
+pub mod tracker;
+
+pub use error::{Error, Result};

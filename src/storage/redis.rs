@@ -1,0 +1,71 @@
+//! The Redis backend's shared state. The job-specific operations are implemented beside each
+//! job (`tracker/redis.rs`, `metrics/redis.rs`, …) on this type.
+
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::connection::{ConnState, Redis};
+use crate::keys::KeySpace;
+
+use super::Storage;
+
+/// Storage on a Redis server or Redis Cluster.
+#[derive(Debug, Clone)]
+pub struct RedisStorage {
+    pub(crate) redis: Redis,
+    pub(crate) keys: KeySpace,
+    pub(crate) settings: std::sync::Arc<Settings>,
+}
+
+impl RedisStorage {
+    /// Connects now; fails within the connect timeout if Redis cannot be reached.
+    pub async fn connect(settings: Settings) -> crate::Result<Self> {
+        let redis = Redis::connect(&settings.redis).await?;
+        Ok(Self::with_redis(redis, settings))
+    }
+
+    /// Connects in the background.
+    pub fn connect_lazy(settings: Settings) -> crate::Result<Self> {
+        let redis = Redis::connect_lazy(&settings.redis)?;
+        Ok(Self::with_redis(redis, settings))
+    }
+
+    pub fn with_redis(redis: Redis, settings: Settings) -> Self {
+        Self {
+            redis,
+            keys: KeySpace::new(settings.prefixes.clone()),
+            settings: std::sync::Arc::new(settings),
+        }
+    }
+
+    /// The underlying connection handle.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    pub fn keys(&self) -> &KeySpace {
+        &self.keys
+    }
+}
+
+impl Storage for RedisStorage {
+    fn backend(&self) -> &'static str {
+        if self.redis.is_cluster() {
+            "cluster"
+        } else {
+            "redis"
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        self.redis.endpoint().to_owned()
+    }
+
+    fn connection(&self) -> watch::Receiver<ConnState> {
+        self.redis.state()
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+}

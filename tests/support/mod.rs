@@ -1,0 +1,336 @@
+//! Test harness: every integration test starts its own `redis-server` (or a local 3-master
+//! Redis Cluster) on free ports, in a temporary directory, and stops it when dropped. No test
+//! ever talks to a server it did not start.
+//!
+//! Fault tests use [`RedisServer::kill`] (SIGKILL, like a crash) and [`RedisServer::start_again`]
+//! (same port, same options).
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use artemis::config::{RedisSettings, Settings};
+
+/// Options for a test server.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// `requirepass` for the default user.
+    pub password: Option<String>,
+    /// Extra `--aclfile`-free ACL rules, applied with `ACL SETUSER` after start.
+    pub acl_users: Vec<Vec<String>>,
+    /// Serve TLS (with a self-signed certificate) instead of plain TCP.
+    pub tls: bool,
+    /// Extra `--name value` arguments.
+    pub extra: Vec<(String, String)>,
+}
+
+/// A `redis-server` process owned by one test.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    options: ServerOptions,
+    child: Option<Child>,
+}
+
+/// Finds a port that is free now (and whose cluster-bus port, +10000, is free too).
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port pair found");
+}
+
+fn redis_server_bin() -> String {
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into())
+}
+
+/// Makes a self-signed certificate for 127.0.0.1/localhost in `dir`.
+fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let status = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl");
+    assert!(status.success(), "openssl failed to make a test certificate");
+    (cert, key)
+}
+
+impl RedisServer {
+    /// Starts a plain server on a free port.
+    pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    pub fn start_with(options: ServerOptions) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut server = Self {
+            port: free_port(),
+            dir,
+            options,
+            child: None,
+        };
+        server.spawn(&[]);
+        server
+    }
+
+    fn spawn(&mut self, cluster_args: &[String]) {
+        let mut cmd = Command::new(redis_server_bin());
+        cmd.arg("--bind")
+            .arg("127.0.0.1")
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--logfile")
+            .arg(self.dir.path().join("redis.log"));
+        if self.options.tls {
+            let (cert, key) = make_cert(self.dir.path());
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(&key)
+                .arg("--tls-ca-cert-file")
+                .arg(&cert)
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        if let Some(p) = &self.options.password {
+            cmd.args(["--requirepass", p]);
+        }
+        for (k, v) in &self.options.extra {
+            cmd.arg(format!("--{k}")).arg(v);
+        }
+        cmd.args(cluster_args);
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        let child = cmd.spawn().expect("start redis-server (is it installed?)");
+        self.child = Some(child);
+        self.wait_listening();
+        if !self.options.acl_users.is_empty() {
+            for rule in self.options.acl_users.clone() {
+                let mut args = vec!["ACL".to_string(), "SETUSER".to_string()];
+                args.extend(rule);
+                self.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+        panic!("redis-server on port {} did not start:\n{log}", self.port);
+    }
+
+    /// Settings that point the library at this server.
+    pub fn settings(&self) -> Settings {
+        let mut s = Settings::default();
+        s.redis = self.redis_settings();
+        s
+    }
+
+    pub fn redis_settings(&self) -> RedisSettings {
+        RedisSettings {
+            url: Some(self.url()),
+            password: self.options.password.clone(),
+            timeout: 2.0,
+            connect_timeout: 2.0,
+            reconnect_max_backoff: 0.5,
+            tls_insecure: self.options.tls,
+            ..Default::default()
+        }
+    }
+
+    /// The URL of the server (no password in it).
+    pub fn url(&self) -> String {
+        if self.options.tls {
+            format!("rediss://127.0.0.1:{}/#insecure", self.port)
+        } else {
+            format!("redis://127.0.0.1:{}/", self.port)
+        }
+    }
+
+    /// Runs `redis-cli` against this server and returns its stdout (raw replies).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.options.tls {
+            cmd.args(["--tls", "--insecure"]);
+        }
+        if let Some(p) = &self.options.password {
+            cmd.env("REDISCLI_AUTH", p);
+        }
+        let out = cmd.args(args).output().expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+    }
+
+    /// A synchronous raw connection for seeding and inspecting data exactly as another
+    /// process (e.g. the Python original) would.
+    pub fn raw(&self) -> redis::Connection {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url().as_str())
+            .expect("test url");
+        if let Some(p) = &self.options.password {
+            let r = info.redis_settings().clone().set_password(p);
+            info = info.set_redis_settings(r);
+        }
+        redis::Client::open(info)
+            .expect("client")
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .expect("raw connection to the test server")
+    }
+
+    /// Kills the server with SIGKILL, like a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same options (data is gone: the
+    /// test servers persist nothing).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server is still running");
+        self.spawn(&[]);
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A local Redis Cluster of three masters, no replicas.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut node = RedisServer {
+                port: free_port(),
+                dir,
+                options: ServerOptions::default(),
+                child: None,
+            };
+            node.spawn(&cluster_args());
+            nodes.push(node);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_ok();
+        cluster
+    }
+
+    fn wait_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self
+                .nodes
+                .iter()
+                .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("cluster did not reach cluster_state:ok");
+    }
+
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect()
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut s = Settings::default();
+        s.redis = RedisSettings {
+            cluster: true,
+            cluster_nodes: self.seeds(),
+            timeout: 2.0,
+            connect_timeout: 2.0,
+            reconnect_max_backoff: 0.5,
+            ..Default::default()
+        };
+        s
+    }
+
+    /// Kills one master (SIGKILL).
+    pub fn kill_node(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Restarts a killed master with its cluster config (it rejoins with its slots).
+    pub fn restart_node(&mut self, i: usize) {
+        self.nodes[i].spawn(&cluster_args());
+        self.wait_ok();
+    }
+
+    /// A command on every node, e.g. to sum `DBSIZE`.
+    pub fn cli_all(&self, args: &[&str]) -> Vec<String> {
+        self.nodes.iter().map(|n| n.cli(args)).collect()
+    }
+}
+
+fn cluster_args() -> Vec<String> {
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "2000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
