@@ -327,6 +327,19 @@ impl Redis {
                 detail: e.detail().unwrap_or("").to_owned(),
             };
         }
+        // Cluster states that pass on their own (a master down until it returns or fails over,
+        // slots moving, a node loading its data): the request did not run and may succeed
+        // later, so to callers it is an outage, not a bad request. The connection itself is
+        // fine (the driver repairs its node links), so no reconnect is started.
+        if matches!(
+            e.code(),
+            Some("CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN" | "LOADING" | "MOVED" | "ASK")
+        ) {
+            return Error::Unavailable {
+                endpoint,
+                detail: scrub(&e.to_string()),
+            };
+        }
         if e.is_io_error()
             || e.is_connection_dropped()
             || e.is_timeout()

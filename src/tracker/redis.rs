@@ -5,8 +5,8 @@
 //! atomically. On a standalone server the same script also writes the stage document and the
 //! card index: one command, one round trip. On Cluster a script may only touch one slot (the
 //! document and its history share it by construction, see [`crate::keys::slot_tag`]), so the
-//! stage document and the index go in a pipeline sent at the same time as the script: still
-//! one round-trip time.
+//! stage document (a SET) and the index (`scripts/index.lua`) are written by commands sent at
+//! the same time as the script: still one round-trip time.
 //!
 //! Scripts are sent as EVALSHA; a server that lost its script cache (restart, failover, SCRIPT
 //! FLUSH) answers NOSCRIPT, and the call is repeated at once as EVAL, which caches it again.
@@ -37,6 +37,9 @@ use crate::storage::RedisStorage;
 
 const SCRIPT_SOURCE: &str = include_str!("scripts/tracker.lua");
 static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT_SOURCE));
+const INDEX_SCRIPT_SOURCE: &str = include_str!("scripts/index.lua");
+static INDEX_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(INDEX_SCRIPT_SOURCE));
 
 /// Keys per MGET in reads.
 pub const MGET_CHUNK: usize = 1000;
@@ -73,17 +76,6 @@ fn reply_code(v: &Value) -> Option<i64> {
     }
 }
 
-fn server_error(values: &[Value]) -> Option<Error> {
-    values.iter().find_map(|v| match v {
-        Value::ServerError(e) => Some(Error::Redis(format!(
-            "{} {}",
-            e.code(),
-            e.details().unwrap_or("")
-        ))),
-        _ => None,
-    })
-}
-
 impl RedisStorage {
     /// Runs one tracker script step. `stage` is the stage key and document of an update.
     async fn tracker_step(
@@ -114,44 +106,51 @@ impl RedisStorage {
                 keys.push(stage_key);
                 args.push(stage_doc);
             }
-            return self.eval_tracker(keys, args).await;
+            return self.eval_script(&SCRIPT, SCRIPT_SOURCE, keys, args).await;
         }
-        let mut side = Pipeline::new();
-        side.ignore_errors();
-        if let Some((stage_key, stage_doc)) = stage {
-            side.cmd("SET")
-                .arg(stage_key)
-                .arg(stage_doc)
-                .arg("EX")
-                .arg(ttl);
-        }
-        side.cmd("ZADD")
-            .arg(k.pipeline_index())
-            .arg(score)
-            .arg(card_id);
-        if op == "start" {
-            side.cmd("ZREMRANGEBYSCORE")
-                .arg(k.pipeline_index())
-                .arg("-inf")
-                .arg(format!("({}", score - ttl as f64));
-        }
-        side.cmd("EXPIRE").arg(k.pipeline_index()).arg(ttl);
-        let (reply, side_values) = futures::try_join!(
-            self.eval_tracker(keys, args),
-            self.redis.query_pipe::<Vec<Value>>(&side)
+        // Three single commands on (usually) three slots, all in flight at once: one
+        // round-trip time, and each one gets the driver's redirect and retry handling.
+        let index_args = vec![
+            card_id.to_owned(),
+            format!("{score:.6}"),
+            ttl.to_string(),
+            if op == "start" { "1" } else { "0" }.to_owned(),
+        ];
+        let stage_write = async {
+            match stage {
+                Some((stage_key, stage_doc)) => {
+                    let mut set = redis::cmd("SET");
+                    set.arg(stage_key).arg(stage_doc).arg("EX").arg(ttl);
+                    self.redis.query::<()>(&set).await
+                }
+                None => Ok(()),
+            }
+        };
+        let (reply, (), _) = futures::try_join!(
+            self.eval_script(&SCRIPT, SCRIPT_SOURCE, keys, args),
+            stage_write,
+            self.eval_script(
+                &INDEX_SCRIPT,
+                INDEX_SCRIPT_SOURCE,
+                vec![k.pipeline_index()],
+                index_args
+            ),
         )?;
-        if let Some(e) = server_error(&side_values) {
-            return Err(e);
-        }
         Ok(reply)
     }
 
     /// EVALSHA, falling back to EVAL (which re-caches the script) on NOSCRIPT, within one
     /// command timeout.
-    async fn eval_tracker(&self, keys: Vec<String>, args: Vec<String>) -> Result<Value> {
+    async fn eval_script(
+        &self,
+        script: &redis::Script,
+        source: &'static str,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<Value> {
         let mut evalsha = redis::cmd("EVALSHA");
         evalsha
-            .arg(SCRIPT.get_hash())
+            .arg(script.get_hash())
             .arg(keys.len())
             .arg(&keys)
             .arg(&args);
@@ -161,10 +160,7 @@ impl RedisStorage {
                     Err(e) if e.code() == Some("NOSCRIPT") => {
                         tracing::debug!("tracker script not cached on the server; sending it");
                         let mut eval = redis::cmd("EVAL");
-                        eval.arg(SCRIPT_SOURCE)
-                            .arg(keys.len())
-                            .arg(&keys)
-                            .arg(&args);
+                        eval.arg(source).arg(keys.len()).arg(&keys).arg(&args);
                         eval.query_async::<Value>(&mut c).await
                     }
                     other => other,

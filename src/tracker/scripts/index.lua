@@ -1,0 +1,12 @@
+-- The card index on Redis Cluster, where it cannot share the tracker script's slot (on a
+-- standalone server tracker.lua updates it itself). One script so the TTL is always set after
+-- the entry, whatever order the driver sends things in.
+--
+-- KEYS[1] card index; ARGV[1] card id, ARGV[2] write time (epoch seconds), ARGV[3] TTL seconds,
+-- ARGV[4] '1' to drop entries not written for longer than the TTL.
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3])))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1

@@ -1,0 +1,81 @@
+//! The outage buffer on Redis Cluster: a master that holds a card's slot dies, the writes for
+//! that card are kept, and they land once the master is back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use artemis::buffer::WriteOutcome;
+use artemis::model::{PipelineStatus, StageStatus};
+use artemis::storage::open_redis;
+use artemis::tracker::{StageUpdate, Tracker};
+use serde_json::Map;
+use support::RedisCluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_a_dead_master_are_replayed_when_it_returns() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let mut cluster = RedisCluster::start();
+    let tracker = Tracker::new(open_redis(cluster.settings()).await.unwrap());
+    tracker.start_pipeline("card", 2, Map::new()).await.unwrap();
+    // The master holding the card's document.
+    let owner = cluster
+        .nodes
+        .iter()
+        .position(|n| n.cli(&["EXISTS", "artemis:pipeline:card"]) == "1")
+        .expect("one master holds the card");
+    cluster.kill_node(owner);
+
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    for stage in ["a", "b"] {
+        let r = tracker
+            .update_stage("card", stage, StageUpdate::new(StageStatus::Completed))
+            .await;
+        outcomes.push(r.unwrap());
+    }
+    outcomes.push(
+        tracker
+            .complete_pipeline("card", PipelineStatus::Completed, None)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        outcomes.iter().all(|o| *o == WriteOutcome::Buffered),
+        "{outcomes:?}"
+    );
+
+    cluster.restart_node(owner);
+    assert!(
+        tracker.buffer().wait_drained(Duration::from_secs(30)).await,
+        "{:?}",
+        tracker.buffer().stats()
+    );
+    // The restarted master lost its data (no persistence in tests): the replayed writes made
+    // the stage documents again, and the history holds the replayed events.
+    let h = tracker.history("card", None, 10).await.unwrap();
+    assert_eq!(h.len(), 3, "{h:?}");
+    let s = tracker.buffer().stats();
+    assert_eq!((s.buffered, s.replayed, s.dropped, s.failed), (3, 3, 0, 0));
+    let seeds: Vec<String> = cluster
+        .seeds()
+        .iter()
+        .map(|s| format!("redis://{s}"))
+        .collect();
+    let mut raw = redis::cluster::ClusterClient::new(seeds)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    for stage in ["a", "b"] {
+        let doc: Option<String> = redis::cmd("GET")
+            .arg(format!("artemis:pipeline:card:stage:{stage}"))
+            .query(&mut raw)
+            .unwrap();
+        assert!(doc.unwrap().contains("\"completed\""));
+    }
+}
