@@ -123,6 +123,23 @@ pub fn slot_tag(key: &str) -> &str {
     key
 }
 
+/// The Redis Cluster hash slot of `key` (CRC16/XMODEM of its [`slot_tag`], mod 16384), to
+/// group keys by node for pipelined reads.
+pub fn hash_slot(key: &str) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in slot_tag(key).as_bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
+}
+
 /// Builds every key and channel name from the configured prefixes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeySpace {
@@ -382,6 +399,19 @@ mod tests {
         assert_eq!(slot_tag(&k.ratelimit_tokens(&window)), window);
         assert_eq!(slot_tag("a{}b{c}"), "a{}b{c}");
         assert_eq!(slot_tag("a{x}b"), "x");
+    }
+
+    #[test]
+    fn hash_slots_match_redis() {
+        // Values from `CLUSTER KEYSLOT`.
+        assert_eq!(hash_slot("foo"), 12182);
+        assert_eq!(hash_slot("123456789"), 12739);
+        assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
+        let k = KeySpace::default();
+        assert_eq!(
+            hash_slot(&k.event_history("card-1")),
+            hash_slot(&k.pipeline("card-1"))
+        );
     }
 
     #[test]

@@ -1,0 +1,572 @@
+//! Tracker benchmark, against servers it starts itself (never a server it did not start).
+//!
+//! Reports, as medians of several runs:
+//! - stage updates per second with 16 concurrent writers, as a ratio to `redis-benchmark -t set
+//!   -c 16` run on the same server in the same run;
+//! - round trips per operation, measured by a counting proxy that parses RESP and counts the
+//!   times a client starts sending while no reply is outstanding, and the server-side commands
+//!   per operation from `INFO commandstats` deltas (standalone and Cluster);
+//! - snapshot read time for 1,000 and 10,000 cards (8 stages each), cold (with the SCAN for
+//!   Python-written cards) and warm.
+//!
+//! Run: `cargo bench --bench tracker` (`BENCH_RUNS=n` for more or fewer runs, default 5).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use artemis::config::Settings;
+use artemis::model::{PipelineStatus, StageStatus};
+use artemis::storage::{Storage, open_redis};
+use artemis::tracker::{StageUpdate, Tracker};
+use chrono::Utc;
+use serde_json::{Map, json};
+use support::{RedisCluster, RedisServer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const WRITERS: usize = 16;
+const STAGES: usize = 8;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn redis_benchmark_set(port: u16, requests: usize) -> f64 {
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-t", "set", "-c", &WRITERS.to_string()])
+        .args(["-n", &requests.to_string(), "-q", "--csv"])
+        .output()
+        .expect("run redis-benchmark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("\"SET\""))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
+}
+
+/// Stage updates per second: `WRITERS` tasks, each driving its own card, each with its own
+/// connection (`own`) or all sharing one multiplexed connection.
+async fn stage_updates_per_sec(settings: &Settings, total: usize, own: bool, run: usize) -> f64 {
+    let shared = open_redis(settings.clone()).await.unwrap();
+    let mut trackers = Vec::new();
+    for _ in 0..WRITERS {
+        let storage = if own {
+            open_redis(settings.clone()).await.unwrap()
+        } else {
+            shared.clone()
+        };
+        trackers.push(Tracker::new(storage));
+    }
+    for (w, t) in trackers.iter().enumerate() {
+        t.start_pipeline(&format!("bench-{run}-{own}-{w}"), STAGES as u32, Map::new())
+            .await
+            .unwrap();
+    }
+    let per = total / WRITERS;
+    let started = Instant::now();
+    let tasks: Vec<_> = trackers
+        .into_iter()
+        .enumerate()
+        .map(|(w, t)| {
+            tokio::spawn(async move {
+                let card = format!("bench-{run}-{own}-{w}");
+                for i in 0..per {
+                    let status = if i % 2 == 0 {
+                        StageStatus::Running
+                    } else {
+                        StageStatus::Completed
+                    };
+                    let stage = format!("stage-{}", (i / 2) % STAGES);
+                    t.update_stage(&card, &stage, StageUpdate::new(status).progress(50))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (per * WRITERS) as f64 / started.elapsed().as_secs_f64()
+}
+
+// ---- Round trips: a RESP-counting proxy ----
+
+/// Length of the complete RESP2 value at the start of `buf`, if it is all there.
+fn resp_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let head = &buf[1..line_end];
+    let after = line_end + 2;
+    match buf.first()? {
+        b'+' | b'-' | b':' => Some(after),
+        b'$' => {
+            let n: i64 = std::str::from_utf8(head).ok()?.parse().ok()?;
+            if n < 0 {
+                return Some(after);
+            }
+            let end = after + n as usize + 2;
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' => {
+            let n: i64 = std::str::from_utf8(head).ok()?.parse().ok()?;
+            let mut pos = after;
+            for _ in 0..n.max(0) {
+                pos += resp_len(&buf[pos..])?;
+            }
+            Some(pos)
+        }
+        _ => None,
+    }
+}
+
+/// Takes the complete values off the front of `buf`; how many.
+fn take_values(buf: &mut Vec<u8>) -> u64 {
+    let mut n = 0;
+    let mut pos = 0;
+    while let Some(len) = resp_len(&buf[pos..]) {
+        pos += len;
+        n += 1;
+    }
+    buf.drain(..pos);
+    n
+}
+
+#[derive(Default)]
+struct Counter {
+    round_trips: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// Forwards TCP connections to `target`, counting requests and round trips.
+async fn proxy(target: u16, counter: Arc<Counter>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                continue;
+            };
+            let counter = counter.clone();
+            let outstanding = Arc::new(Mutex::new(0u64));
+            let (mut cr, mut cw) = client.into_split();
+            let (mut sr, mut sw) = server.into_split();
+            let out2 = outstanding.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                while let Ok(n) = cr.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let k = take_values(&mut buf);
+                    {
+                        let mut o = outstanding.lock().unwrap();
+                        if k > 0 && *o == 0 {
+                            counter.round_trips.fetch_add(1, Ordering::SeqCst);
+                        }
+                        *o += k;
+                    }
+                    counter.requests.fetch_add(k, Ordering::SeqCst);
+                    if sw.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                while let Ok(n) = sr.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let k = take_values(&mut buf);
+                    {
+                        let mut o = out2.lock().unwrap();
+                        *o = o.saturating_sub(k);
+                    }
+                    if cw.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn commandstats(ports: &[u16]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for port in ports {
+        let o = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "INFO", "commandstats"])
+            .output()
+            .unwrap();
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let Some(rest) = line.strip_prefix("cmdstat_") else {
+                continue;
+            };
+            let Some((name, stats)) = rest.split_once(':') else {
+                continue;
+            };
+            let calls = stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|c| c.parse::<u64>().ok())
+                .unwrap_or(0);
+            *out.entry(name.to_owned()).or_default() += calls;
+        }
+    }
+    out
+}
+
+fn per_op(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, ops: usize) -> String {
+    let mut parts = Vec::new();
+    for (name, calls) in after {
+        if name == "info" {
+            continue;
+        }
+        let d = calls - before.get(name).copied().unwrap_or(0);
+        if d > 0 {
+            parts.push(format!("{name} {:.2}", d as f64 / ops as f64));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Runs `f` `ops` times sequentially; round trips and requests per call through the proxy.
+async fn measure<F, Fut>(counter: &Counter, ops: usize, mut f: F) -> (f64, f64)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt0 = counter.round_trips.load(Ordering::SeqCst);
+    let rq0 = counter.requests.load(Ordering::SeqCst);
+    for i in 0..ops {
+        f(i).await;
+    }
+    // Let the proxy's reader catch up with the last replies.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let rt = counter.round_trips.load(Ordering::SeqCst) - rt0;
+    let rq = counter.requests.load(Ordering::SeqCst) - rq0;
+    (rt as f64 / ops as f64, rq as f64 / ops as f64)
+}
+
+async fn seed_cards(tracker: &Tracker, prefix: &str, n: usize) {
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let t = tracker.clone();
+            let next = next.clone();
+            let prefix = prefix.to_owned();
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst) as usize;
+                    if i >= n {
+                        return;
+                    }
+                    let card = format!("{prefix}-{i}");
+                    let meta = json!({"title": format!("Card {i}"), "priority": "high"});
+                    t.start_pipeline(&card, STAGES as u32, meta.as_object().unwrap().clone())
+                        .await
+                        .unwrap();
+                    for s in 0..STAGES {
+                        let status = if s < STAGES / 2 {
+                            StageStatus::Completed
+                        } else {
+                            StageStatus::Pending
+                        };
+                        t.update_stage(&card, &format!("stage-{s}"), StageUpdate::new(status))
+                            .await
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Cold (first read: includes the SCAN for Python-written cards) and warm median snapshot
+/// time, ms, on a fresh storage handle; plus the median time of the cards part alone.
+async fn snapshot_times(settings: &Settings, expect: usize, runs: usize) -> (f64, f64, f64) {
+    let storage = open_redis(settings.clone()).await.unwrap();
+    let t0 = Instant::now();
+    let snap = artemis::snapshot::read_snapshot(&*storage, Utc::now())
+        .await
+        .unwrap();
+    let cold = t0.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(snap.cards.len(), expect);
+    assert!(snap.cards.iter().all(|c| c.stages.len() == STAGES));
+    let mut warm = Vec::new();
+    let mut cards_only = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        let s = artemis::snapshot::read_snapshot(&*storage, Utc::now())
+            .await
+            .unwrap();
+        warm.push(t0.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(s.cards.len(), expect);
+        let t0 = Instant::now();
+        storage.read_cards(Utc::now()).await.unwrap();
+        cards_only.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    (cold, median(warm), median(cards_only))
+}
+
+async fn round_trip_table(server_port: u16, mut settings: Settings) {
+    let counter = Arc::new(Counter::default());
+    let port = proxy(server_port, counter.clone()).await;
+    settings.redis.url = Some(format!("redis://127.0.0.1:{port}/"));
+    let storage: Arc<dyn Storage> = open_redis(settings).await.unwrap();
+    let tracker = Tracker::new(storage.clone());
+    let ops = 200;
+    println!("\n### Round trips per operation (standalone, measured by a RESP-counting proxy)\n");
+    println!("| operation | round trips | requests | server commands per op (INFO commandstats) |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, rt: (f64, f64), stats: String| {
+        println!("| {name} | {:.2} | {:.2} | {stats} |", rt.0, rt.1);
+    };
+    let s0 = commandstats(&[server_port]);
+    let rt = measure(&counter, ops, |i| {
+        let t = tracker.clone();
+        async move {
+            t.start_pipeline(&format!("rt-{i}"), 4, Map::new())
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    let s1 = commandstats(&[server_port]);
+    row("start_pipeline", rt, per_op(&s0, &s1, ops));
+    let rt = measure(&counter, ops, |i| {
+        let t = tracker.clone();
+        async move {
+            t.update_stage(
+                &format!("rt-{i}"),
+                "dev",
+                StageUpdate::new(StageStatus::Completed).progress(100),
+            )
+            .await
+            .unwrap();
+        }
+    })
+    .await;
+    let s2 = commandstats(&[server_port]);
+    row("update_stage", rt, per_op(&s1, &s2, ops));
+    let rt = measure(&counter, ops, |i| {
+        let t = tracker.clone();
+        async move {
+            t.complete_pipeline(&format!("rt-{i}"), PipelineStatus::Completed, None)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    let s3 = commandstats(&[server_port]);
+    row("complete_pipeline", rt, per_op(&s2, &s3, ops));
+    let rt = measure(&counter, ops, |i| {
+        let t = tracker.clone();
+        async move {
+            t.get_card(&format!("rt-{i}")).await.unwrap().unwrap();
+        }
+    })
+    .await;
+    let s4 = commandstats(&[server_port]);
+    row("get_card", rt, per_op(&s3, &s4, ops));
+    let rt = measure(&counter, ops, |i| {
+        let t = tracker.clone();
+        async move {
+            t.history(&format!("rt-{i}"), None, 100).await.unwrap();
+        }
+    })
+    .await;
+    let s5 = commandstats(&[server_port]);
+    row("history", rt, per_op(&s4, &s5, ops));
+    for n in [200usize, 2000] {
+        if n > 200 {
+            seed_cards(&tracker, "rt-more", n - 200).await;
+        }
+        // Warm the SCAN cache first: the row shows the steady state.
+        storage.read_cards(Utc::now()).await.unwrap();
+        let a = commandstats(&[server_port]);
+        let rt = measure(&counter, 5, |_| {
+            let s = storage.clone();
+            async move {
+                s.read_cards(Utc::now()).await.unwrap();
+            }
+        })
+        .await;
+        let b = commandstats(&[server_port]);
+        row(
+            &format!("read_cards, {n} cards (warm)"),
+            rt,
+            per_op(&a, &b, 5),
+        );
+        let rt = measure(&counter, 5, |_| {
+            let s = storage.clone();
+            async move {
+                artemis::snapshot::read_snapshot(&*s, Utc::now())
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+        let c = commandstats(&[server_port]);
+        row(
+            &format!("read_snapshot, {n} cards (warm, with metrics)"),
+            rt,
+            per_op(&b, &c, 5),
+        );
+    }
+}
+
+async fn cluster_commands_table(cluster: &RedisCluster) {
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+    let tracker = Tracker::new(open_redis(cluster.settings()).await.unwrap());
+    let ops = 200;
+    println!("\n### Commands per operation on a 3-master Cluster (INFO commandstats, all nodes)\n");
+    println!("| operation | commands per op |");
+    println!("|---|---|");
+    let s0 = commandstats(&ports);
+    for i in 0..ops {
+        tracker
+            .start_pipeline(&format!("c-{i}"), 4, Map::new())
+            .await
+            .unwrap();
+    }
+    let s1 = commandstats(&ports);
+    println!("| start_pipeline | {} |", per_op(&s0, &s1, ops));
+    for i in 0..ops {
+        tracker
+            .update_stage(
+                &format!("c-{i}"),
+                "dev",
+                StageUpdate::new(StageStatus::Completed),
+            )
+            .await
+            .unwrap();
+    }
+    let s2 = commandstats(&ports);
+    println!("| update_stage | {} |", per_op(&s1, &s2, ops));
+    for i in 0..ops {
+        tracker
+            .complete_pipeline(&format!("c-{i}"), PipelineStatus::Failed, None)
+            .await
+            .unwrap();
+    }
+    let s3 = commandstats(&ports);
+    println!("| complete_pipeline | {} |", per_op(&s2, &s3, ops));
+}
+
+async fn run() {
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let updates = 64_000;
+    println!("## Tracker benchmark ({runs} runs, medians)\n");
+    let server = RedisServer::start();
+    let settings = server.settings();
+
+    let mut set_rps = Vec::new();
+    let mut own = Vec::new();
+    let mut shared = Vec::new();
+    for run in 0..runs {
+        set_rps.push(redis_benchmark_set(server.port, 200_000));
+        own.push(stage_updates_per_sec(&settings, updates, true, run).await);
+        shared.push(stage_updates_per_sec(&settings, updates, false, run).await);
+        server.cli(&["FLUSHALL"]);
+    }
+    let set = median(set_rps.clone());
+    let (o, s) = (median(own.clone()), median(shared.clone()));
+    println!("### Stage updates per second, {WRITERS} concurrent writers\n");
+    println!("| measure | per second (median) | ratio to SET | runs |");
+    println!("|---|---|---|---|");
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "| `redis-benchmark -t set -c {WRITERS}` | {set:.0} | 1.00 | {} |",
+        fmt(&set_rps)
+    );
+    println!(
+        "| update_stage, one connection per writer | {o:.0} | {:.2} | {} |",
+        o / set,
+        fmt(&own)
+    );
+    println!(
+        "| update_stage, one shared connection | {s:.0} | {:.2} | {} |",
+        s / set,
+        fmt(&shared)
+    );
+
+    round_trip_table(server.port, settings.clone()).await;
+    server.cli(&["FLUSHALL"]);
+
+    let mut rows = Vec::new();
+    let writer = Tracker::new(open_redis(settings.clone()).await.unwrap());
+    let mut seeded = 0;
+    for n in [1_000usize, 10_000] {
+        seed_cards(&writer, &format!("snap{n}"), n - seeded).await;
+        seeded = n;
+        let (cold, warm, cards) = snapshot_times(&settings, n, runs).await;
+        rows.push(format!(
+            "| standalone | {n} | {cold:.1} | {warm:.1} | {cards:.1} |"
+        ));
+    }
+    drop(server);
+
+    let cluster = RedisCluster::start();
+    cluster_commands_table(&cluster).await;
+    cluster.cli_all(&["FLUSHALL"]);
+    let writer = Tracker::new(open_redis(cluster.settings()).await.unwrap());
+    let mut seeded = 0;
+    for n in [1_000usize, 10_000] {
+        seed_cards(&writer, &format!("snap{n}"), n - seeded).await;
+        seeded = n;
+        let (cold, warm, cards) = snapshot_times(&cluster.settings(), n, runs).await;
+        rows.push(format!(
+            "| cluster, 3 masters | {n} | {cold:.1} | {warm:.1} | {cards:.1} |"
+        ));
+    }
+    println!("\n### Snapshot read time ({STAGES} stages per card)\n");
+    println!(
+        "| backend | cards | cold: first read (with SCAN), ms | warm read_snapshot, ms | warm cards part only, ms |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
