@@ -696,6 +696,27 @@ async fn we_read_and_drive_python_cards(env: &Env, p: &str) {
         .expect("Python card in the snapshot");
     assert_eq!(sc.stages.len(), 2);
 
+    // Python cards whose ids hold glob characters: the stage SCAN matches only their own.
+    for (id, stage_name) in [(format!("{p}-glob*"), "star"), (format!("{p}-globX"), "x")] {
+        let k = format!("artemis:pipeline:{id}");
+        raw.set_ex(&k, doc.replace(&card, &id).as_bytes());
+        raw.set_ex(
+            &format!("{k}:stage:{stage_name}"),
+            stage(stage_name, "running", "2025-10-22T20:40:00").as_bytes(),
+        );
+    }
+    let g = reader
+        .get_card(&format!("{p}-glob*"))
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<_> = g.stages.iter().map(|s| s.stage_name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["star"],
+        "only its own stages, plus its current stage if any"
+    );
+
     // Drive it: Python's own fields are kept byte for byte, ours are added.
     reader
         .update_stage(&card, "review", StageUpdate::new(StageStatus::Completed))
@@ -951,6 +972,17 @@ async fn malformed_documents_are_reported_not_fatal() {
             .arg("f")
             .arg("v"),
     );
+    let mut events = tracker.subscribe_all().await.unwrap();
+    raw.query::<()>(
+        redis::cmd("PUBLISH")
+            .arg("artemis:pipeline:events:x")
+            .arg("not an event"),
+    );
+    let bad = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bad.unwrap_err().key, "artemis:pipeline:events:x");
     let snap = artemis::snapshot::read_snapshot(&*storage, Utc::now())
         .await
         .unwrap();
