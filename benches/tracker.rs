@@ -4,8 +4,9 @@
 //! - stage updates per second with 16 concurrent writers, as a ratio to `redis-benchmark -t set
 //!   -c 16` run on the same server in the same run;
 //! - round trips per operation, measured by a counting proxy that parses RESP and counts the
-//!   times a client starts sending while no reply is outstanding, and the server-side commands
-//!   per operation from `INFO commandstats` deltas (standalone and Cluster);
+//!   times a client starts a request while no reply is outstanding (a request split over TCP
+//!   segments is one), and the server-side commands per operation from `INFO commandstats`
+//!   deltas (standalone and Cluster);
 //! - snapshot read time for 1,000 and 10,000 cards (8 stages each), cold (with the SCAN for
 //!   Python-written cards) and warm.
 //!
@@ -174,11 +175,15 @@ async fn proxy(target: u16, counter: Arc<Counter>) -> u16 {
                     if n == 0 {
                         break;
                     }
+                    // A new round trip: the client starts a request while no reply is
+                    // outstanding. Data that continues a half-received request is the same
+                    // flight, even if the server already answered the commands before it.
+                    let fresh = buf.is_empty();
                     buf.extend_from_slice(&chunk[..n]);
                     let k = take_values(&mut buf);
                     {
                         let mut o = outstanding.lock().unwrap();
-                        if k > 0 && *o == 0 {
+                        if fresh && *o == 0 {
                             counter.round_trips.fetch_add(1, Ordering::SeqCst);
                         }
                         *o += k;
@@ -483,18 +488,26 @@ async fn run() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    let updates = 64_000;
     println!("## Tracker benchmark ({runs} runs, medians)\n");
+    // BENCH_ONLY=snapshot skips the write and round-trip parts (for iterating on reads).
+    let only_snapshot = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "snapshot");
     let server = RedisServer::start();
     let settings = server.settings();
+    if !only_snapshot {
+        write_and_round_trip_parts(&server, &settings, runs).await;
+    }
+    snapshot_part(server, &settings, runs, only_snapshot).await;
+}
 
+async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, runs: usize) {
+    let updates = 64_000;
     let mut set_rps = Vec::new();
     let mut own = Vec::new();
     let mut shared = Vec::new();
     for run in 0..runs {
         set_rps.push(redis_benchmark_set(server.port, 200_000));
-        own.push(stage_updates_per_sec(&settings, updates, true, run).await);
-        shared.push(stage_updates_per_sec(&settings, updates, false, run).await);
+        own.push(stage_updates_per_sec(settings, updates, true, run).await);
+        shared.push(stage_updates_per_sec(settings, updates, false, run).await);
         server.cli(&["FLUSHALL"]);
     }
     let set = median(set_rps.clone());
@@ -525,14 +538,16 @@ async fn run() {
 
     round_trip_table(server.port, settings.clone()).await;
     server.cli(&["FLUSHALL"]);
+}
 
+async fn snapshot_part(server: RedisServer, settings: &Settings, runs: usize, only: bool) {
     let mut rows = Vec::new();
     let writer = Tracker::new(open_redis(settings.clone()).await.unwrap());
     let mut seeded = 0;
     for n in [1_000usize, 10_000] {
         seed_cards(&writer, &format!("snap{n}"), n - seeded).await;
         seeded = n;
-        let (cold, warm, cards) = snapshot_times(&settings, n, runs).await;
+        let (cold, warm, cards) = snapshot_times(settings, n, runs).await;
         rows.push(format!(
             "| standalone | {n} | {cold:.1} | {warm:.1} | {cards:.1} |"
         ));
@@ -540,7 +555,9 @@ async fn run() {
     drop(server);
 
     let cluster = RedisCluster::start();
-    cluster_commands_table(&cluster).await;
+    if !only {
+        cluster_commands_table(&cluster).await;
+    }
     cluster.cli_all(&["FLUSHALL"]);
     let writer = Tracker::new(open_redis(cluster.settings()).await.unwrap());
     let mut seeded = 0;

@@ -277,11 +277,7 @@ pub(crate) fn parse_doc_value(key: &str, raw: &[u8]) -> std::result::Result<Valu
     if raw.len() > MAX_DOC_BYTES {
         return Err(Malformed {
             key: key.to_owned(),
-            reason: format!(
-                "document is {} bytes, over the {} byte limit",
-                raw.len(),
-                MAX_DOC_BYTES
-            ),
+            reason: too_big(raw.len()),
         });
     }
     crate::model::parse_json::<Value>(key, raw)
@@ -313,12 +309,25 @@ pub(crate) fn parse_pipeline(
 }
 
 pub(crate) fn parse_stage(key: &str, raw: &[u8]) -> std::result::Result<StageDoc, Malformed> {
-    use serde::Deserialize;
-    let value = parse_doc_value(key, raw)?;
-    StageDoc::deserialize(&value).map_err(|e| Malformed {
+    let bad = |reason: String| Malformed {
         key: key.to_owned(),
-        reason: format!("not a stage document: {e}"),
+        reason,
+    };
+    if raw.len() > MAX_DOC_BYTES {
+        return Err(bad(too_big(raw.len())));
+    }
+    // Straight into the type, no intermediate tree: the dashboard reads tens of thousands.
+    let text = std::str::from_utf8(raw).map_err(|_| bad("not UTF-8".into()))?;
+    serde_json::from_str::<StageDoc>(text).map_err(|e| {
+        bad(match e.classify() {
+            serde_json::error::Category::Data => format!("not a stage document: {e}"),
+            _ => format!("invalid JSON: {e}"),
+        })
     })
+}
+
+fn too_big(len: usize) -> String {
+    format!("document is {len} bytes, over the {MAX_DOC_BYTES} byte limit")
 }
 
 /// The stage names to fetch for a card: its recorded order, then names found otherwise
@@ -352,10 +361,11 @@ pub(crate) fn assemble_card(
         }
     }
     let mut rest: Vec<StageDoc> = stages.into_values().collect();
-    rest.sort_by(|a, b| {
-        let ta = crate::model::parse_timestamp(&a.timestamp);
-        let tb = crate::model::parse_timestamp(&b.timestamp);
-        ta.cmp(&tb).then_with(|| a.stage_name.cmp(&b.stage_name))
+    rest.sort_by_cached_key(|s| {
+        (
+            crate::model::parse_timestamp(&s.timestamp),
+            s.stage_name.clone(),
+        )
     });
     ordered.extend(rest);
     let cost_usd = ["cost_usd", "cost"]
@@ -370,11 +380,11 @@ pub(crate) fn assemble_card(
 
 /// Newest start first; unparsable start times last, then by card id.
 pub(crate) fn sort_cards(cards: &mut [CardSnapshot]) {
-    cards.sort_by(|a, b| {
-        let ta = crate::model::parse_timestamp(&a.pipeline.start_time);
-        let tb = crate::model::parse_timestamp(&b.pipeline.start_time);
-        tb.cmp(&ta)
-            .then_with(|| a.pipeline.card_id.cmp(&b.pipeline.card_id))
+    cards.sort_by_cached_key(|c| {
+        (
+            std::cmp::Reverse(crate::model::parse_timestamp(&c.pipeline.start_time)),
+            c.pipeline.card_id.clone(),
+        )
     });
 }
 
