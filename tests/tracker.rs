@@ -1089,3 +1089,114 @@ async fn stage_report_replays_through_the_store_trait() {
     let c = tracker.get_card("r").await.unwrap().unwrap();
     assert_eq!(c.pipeline.completed_stages, 1);
 }
+
+/// The script edits documents in place whatever their shape: the quick path (unique key text)
+/// and the general scan (names that also occur nested or as values, duplicate keys, `\u`
+/// escapes) give the same fields, and nothing outside the script's own fields changes.
+#[tokio::test]
+async fn documents_of_any_shape_are_edited_in_place() {
+    let server = RedisServer::start();
+    let tracker = Tracker::new(open_redis(server.settings()).await.unwrap());
+    let raw = Raw::server(&server);
+    let text = |card: &str| {
+        String::from_utf8(raw.get(&format!("artemis:pipeline:{card}")).unwrap()).unwrap()
+    };
+
+    // Our field names nested in the metadata.
+    let nested = meta(json!({
+        "status": "nested", "current_stage": "nested", "completed_stages": 99,
+        "_stages": ["n"], "_completed": [], "end_time": "x", "duration_seconds": 1
+    }));
+    tracker
+        .start_pipeline("nested", 2, nested.clone())
+        .await
+        .unwrap();
+    tracker
+        .update_stage("nested", "s1", StageUpdate::new(StageStatus::Completed))
+        .await
+        .unwrap();
+    tracker
+        .complete_pipeline("nested", PipelineStatus::Failed, None)
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_str(&text("nested")).unwrap();
+    assert_python_pipeline(&doc);
+    assert_eq!(doc["metadata"], Value::Object(nested));
+    assert_eq!(doc["current_stage"], "s1");
+    assert_eq!(doc["completed_stages"], 1);
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(doc["_stages"], json!(["s1"]));
+
+    // Stage names equal to field names (the key text is no longer unique).
+    tracker
+        .start_pipeline("names", 3, Map::new())
+        .await
+        .unwrap();
+    for stage in ["status", "current_stage", "_completed"] {
+        tracker
+            .update_stage("names", stage, StageUpdate::new(StageStatus::Completed))
+            .await
+            .unwrap();
+    }
+    let doc: Value = serde_json::from_str(&text("names")).unwrap();
+    assert_python_pipeline(&doc);
+    assert_eq!(doc["status"], "running");
+    assert_eq!(doc["current_stage"], "_completed");
+    assert_eq!(doc["completed_stages"], 3);
+    assert_eq!(
+        doc["_stages"],
+        json!(["status", "current_stage", "_completed"])
+    );
+    assert_eq!(
+        doc["_completed"],
+        json!(["status", "current_stage", "_completed"])
+    );
+
+    // Python's spacing, no extension fields: untouched parts stay byte for byte.
+    let python = r#"  {"card_id": "py", "status": "running", "total_stages": 2, "completed_stages": 0, "current_stage": null, "start_time": "2026-01-01T00:00:00", "end_time": null, "metadata": {"title": "A/B", "n": 1.0, "l": []}}  "#;
+    raw.set_ex("artemis:pipeline:py", python.as_bytes());
+    tracker
+        .update_stage("py", "dev", StageUpdate::new(StageStatus::Completed))
+        .await
+        .unwrap();
+    let t = text("py");
+    assert!(t.starts_with(r#"  {"card_id": "py", "status": "running", "total_stages": 2, "completed_stages": 1, "current_stage": "dev", "start_time": "2026-01-01T00:00:00", "end_time": null, "metadata": {"title": "A/B", "n": 1.0, "l": []}"#), "{t}");
+    let doc: Value = serde_json::from_str(&t).unwrap();
+    assert_eq!(doc["_stages"], json!(["dev"]));
+
+    // Duplicate top-level keys (Python's json.loads keeps the last): both are set.
+    raw.set_ex(
+        "artemis:pipeline:dup",
+        br#"{"card_id":"dup","status":"running","total_stages":2,"completed_stages":0,"current_stage":"a","start_time":"2026-01-01T00:00:00","end_time":null,"metadata":{},"current_stage":"b"}"#,
+    );
+    tracker
+        .update_stage("dup", "c", StageUpdate::new(StageStatus::Running))
+        .await
+        .unwrap();
+    let t = text("dup");
+    assert_eq!(t.matches(r#""current_stage":"c""#).count(), 2, "{t}");
+
+    // An escaped key spelling (\u) goes through the general scan.
+    raw.set_ex(
+        "artemis:pipeline:esc",
+        br#"{"card_id":"esc","st\u0061tus":"running","total_stages":2,"completed_stages":0,"current_stage":null,"start_time":"2026-01-01T00:00:00","end_time":null,"metadata":{"status":"keep"}}"#,
+    );
+    tracker
+        .complete_pipeline("esc", PipelineStatus::Cancelled, None)
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_str(&text("esc")).unwrap();
+    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(doc["metadata"]["status"], "keep");
+    assert!(doc["duration_seconds"].as_f64().unwrap() > 0.0);
+
+    // An empty object gets the fields it lacks.
+    raw.set_ex("artemis:pipeline:empty", b" {} ");
+    tracker
+        .update_stage("empty", "s", StageUpdate::new(StageStatus::Completed))
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_str(&text("empty")).unwrap();
+    assert_eq!(doc["current_stage"], "s");
+    assert_eq!(doc["completed_stages"], 1);
+}

@@ -11,35 +11,39 @@
 -- ARGV[7..] per op, see below.
 --
 -- The document is never re-encoded with cjson: cjson turns empty arrays into {}, prints numbers
--- with 14 digits and escapes '/', which would alter the caller's metadata. The script locates the
--- top-level fields of the stored text, replaces only the fields it owns and keeps every other
--- field (metadata, fields a Python writer added) byte for byte. Values it writes arrive already
--- JSON-encoded from the caller (ARGV) or are numbers and fixed words it prints itself.
+-- with 14 digits and escapes '/', which would alter the caller's metadata. cjson only reads it;
+-- the script then replaces the values of the few fields it owns inside the stored text and keeps
+-- everything else (metadata, fields a Python writer added) byte for byte. The quick path finds
+-- those values by their (unique) key text; when that is not certain it scans every top-level
+-- field. Values it writes arrive already JSON-encoded from the caller (ARGV) or are numbers and
+-- fixed words it prints itself.
 
 local op, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local member, score = ARGV[5], ARGV[6]
 local doc_key, history_key, index_key, stage_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
+local find, byte, sub, concat = string.find, string.byte, string.sub, table.concat
+
 -- Index just past the JSON string that opens at i.
 local function skip_string(s, i)
   local j = i + 1
   while true do
-    local k = s:find('["\\]', j)
+    local k = find(s, '["\\]', j)
     if not k then return nil end
-    if s:byte(k) == 92 then j = k + 2 else return k + 1 end
+    if byte(s, k) == 92 then j = k + 2 else return k + 1 end
   end
 end
 
 -- Index just past the JSON value that starts at i.
 local function skip_value(s, i)
-  local c = s:byte(i)
+  local c = byte(s, i)
   if c == 34 then return skip_string(s, i) end
   if c == 123 or c == 91 then
     local depth, j = 0, i
     while true do
-      local k = s:find('[%[%]{}"]', j)
+      local k = find(s, '[%[%]{}"]', j)
       if not k then return nil end
-      local b = s:byte(k)
+      local b = byte(s, k)
       if b == 34 then
         j = skip_string(s, k)
         if not j then return nil end
@@ -51,53 +55,120 @@ local function skip_value(s, i)
       end
     end
   end
-  return s:find('[,}%]%s]', i) or (#s + 1)
+  return find(s, '[,}%]%s]', i) or (#s + 1)
 end
 
--- The top-level fields of a JSON object text, in order: {k = name, kt = raw name, vt = raw value}.
+-- Every top-level field of a JSON object text, in order: {k = name, kt = raw name, vt = raw
+-- value}. The general path, for documents the quick path below cannot edit safely.
 local function scan_object(s)
   local fields = {}
-  local i = s:find('%S')
-  if not i or s:byte(i) ~= 123 then return nil end
-  i = s:find('%S', i + 1)
-  if i and s:byte(i) == 125 then return fields end
+  local i = find(s, '%S')
+  if not i or byte(s, i) ~= 123 then return nil end
+  i = find(s, '%S', i + 1)
+  if i and byte(s, i) == 125 then return fields end
   while i do
-    if s:byte(i) ~= 34 then return nil end
+    if byte(s, i) ~= 34 then return nil end
     local ke = skip_string(s, i)
     if not ke then return nil end
-    local kt = s:sub(i, ke - 1)
-    i = s:find('%S', ke)
-    if not i or s:byte(i) ~= 58 then return nil end
-    i = s:find('%S', i + 1)
+    local kt = sub(s, i, ke - 1)
+    i = find(s, '%S', ke)
+    if not i or byte(s, i) ~= 58 then return nil end
+    i = find(s, '%S', i + 1)
     if not i then return nil end
     local ve = skip_value(s, i)
     if not ve then return nil end
-    fields[#fields + 1] = { k = cjson.decode(kt), kt = kt, vt = s:sub(i, ve - 1) }
-    i = s:find('%S', ve)
+    local k = find(kt, '\\', 1, true) and cjson.decode(kt) or sub(kt, 2, -2)
+    fields[#fields + 1] = { k = k, kt = kt, vt = sub(s, i, ve - 1) }
+    i = find(s, '%S', ve)
     if not i then return nil end
-    local b = s:byte(i)
+    local b = byte(s, i)
     if b == 125 then return fields end
     if b ~= 44 then return nil end
-    i = s:find('%S', i + 1)
+    i = find(s, '%S', i + 1)
   end
   return nil
 end
 
--- The stored document, or nil and 0 (absent) / -1 (not a JSON object: left untouched).
-local function read_doc()
-  local raw = redis.call('GET', doc_key)
-  if not raw then return nil, 0 end
-  local ok, obj = pcall(cjson.decode, raw)
-  if not ok or type(obj) ~= 'table' then return nil, -1 end
-  local fields = scan_object(raw)
-  if not fields then return nil, -1 end
-  local rawof = {}
-  for _, f in ipairs(fields) do rawof[f.k] = f.vt end
-  return { obj = obj, fields = fields, raw = rawof }, 1
+-- The value span [v, e) of top-level field `name` without scanning the whole text, when that
+-- is certain: the quoted name occurs exactly once (so it is not also a nested key or a string
+-- value) and the text has no \u escape (through which another key could spell the same name).
+local function quick_span(text, name)
+  local q = '"' .. name .. '"'
+  local a, b = find(text, q, 1, true)
+  if not a or find(text, q, b + 1, true) then return nil end
+  local c = find(text, '%S', b + 1)
+  if not c or byte(text, c) ~= 58 then return nil end
+  local v = find(text, '%S', c + 1)
+  local e = v and skip_value(text, v)
+  if not e then return nil end
+  return v, e
 end
 
--- The document with `set` (name -> raw JSON) applied; new names are appended in `order`.
-local function rebuild(d, set, order)
+-- The stored document, or nil and 0 (absent) / -1 (not a JSON object: left untouched).
+local function read_doc()
+  local text = redis.call('GET', doc_key)
+  if not text then return nil, 0 end
+  local ok, obj = pcall(cjson.decode, text)
+  if not ok or type(obj) ~= 'table' or not find(text, '^%s*{') then return nil, -1 end
+  return { text = text, obj = obj, quick = not find(text, '\\u', 1, true) }, 1
+end
+
+-- Switches a document to the general path; false if the text does not scan.
+local function scanned(d)
+  d.quick = false
+  if d.fields then return true end
+  d.fields = scan_object(d.text)
+  if not d.fields then return false end
+  d.rawof = {}
+  for _, f in ipairs(d.fields) do d.rawof[f.k] = f.vt end
+  return true
+end
+
+-- The raw JSON text of top-level field `name`, nil when absent.
+local function field_text(d, name)
+  if d.obj[name] == nil then return nil end
+  if d.quick then
+    local v, e = quick_span(d.text, name)
+    if v then return sub(d.text, v, e - 1) end
+  end
+  if not scanned(d) then return nil end
+  return d.rawof[name]
+end
+
+-- The document text with the fields in `order` set to the raw JSON in `set`: existing fields
+-- replaced in place, missing ones appended. Nothing else in the text changes.
+local function edited(d, set, order)
+  if d.quick then
+    local edits, adds = {}, {}
+    for _, k in ipairs(order) do
+      if d.obj[k] == nil then
+        adds[#adds + 1] = '"' .. k .. '":' .. set[k]
+      else
+        local v, e = quick_span(d.text, k)
+        if not v then edits = nil break end
+        edits[#edits + 1] = { v, e, set[k] }
+      end
+    end
+    if edits then
+      table.sort(edits, function(x, y) return x[1] < y[1] end)
+      local out, pos = {}, 1
+      for _, ed in ipairs(edits) do
+        out[#out + 1] = sub(d.text, pos, ed[1] - 1)
+        out[#out + 1] = ed[3]
+        pos = ed[2]
+      end
+      local tail = sub(d.text, pos)
+      if #adds > 0 then
+        local close = find(tail, '}%s*$')
+        if not close then return nil end
+        local sep = next(d.obj) == nil and '' or ','
+        tail = sub(tail, 1, close - 1) .. sep .. concat(adds, ',') .. sub(tail, close)
+      end
+      out[#out + 1] = tail
+      return concat(out)
+    end
+  end
+  if not scanned(d) then return nil end
   local out, present = {}, {}
   for _, f in ipairs(d.fields) do
     local v = set[f.k]
@@ -107,19 +178,19 @@ local function rebuild(d, set, order)
   for _, k in ipairs(order) do
     if not present[k] then out[#out + 1] = '"' .. k .. '":' .. set[k] end
   end
-  return '{' .. table.concat(out, ',') .. '}'
+  return '{' .. concat(out, ',') .. '}'
 end
 
 -- Whether extension list `name` of the document holds `item`, and the raw list with `item_json`
 -- appended (a fresh list when the field is missing or not an array).
 local function list_add(d, name, item, item_json)
-  local raw = d.raw[name]
   local list = d.obj[name]
-  if raw and raw:byte(1) == 91 and type(list) == 'table' then
+  local raw = type(list) == 'table' and field_text(d, name)
+  if raw and byte(raw, 1) == 91 then
     for _, v in ipairs(list) do
       if v == item then return true, raw end
     end
-    if #list > 0 then return false, raw:sub(1, #raw - 1) .. ',' .. item_json .. ']' end
+    if #list > 0 then return false, sub(raw, 1, #raw - 1) .. ',' .. item_json .. ']' end
   end
   return false, '[' .. item_json .. ']'
 end
@@ -214,7 +285,8 @@ elseif op == 'stage' then
         order[#order + 1] = 'completed_stages'
       end
     end
-    redis.call('SET', doc_key, rebuild(d, set, order), 'EX', ttl)
+    local text = edited(d, set, order)
+    if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
   end
   emit(ARGV[10])
   touch_index(false)
@@ -235,7 +307,8 @@ elseif op == 'complete' then
       set.duration_seconds = duration
       order[3] = 'duration_seconds'
     end
-    redis.call('SET', doc_key, rebuild(d, set, order), 'EX', ttl)
+    local text = edited(d, set, order)
+    if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
   end
   emit('{"event":"pipeline_completed","card_id":' .. ARGV[10] .. ',"status":"' .. status
     .. '","duration_seconds":' .. duration .. ',"message":' .. ARGV[11]
