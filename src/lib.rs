@@ -11,6 +11,8 @@
 
 pub mod buffer;
 pub mod cache;
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
