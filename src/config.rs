@@ -252,6 +252,12 @@ pub struct LimiterSettings {
     pub failure_policy: FailurePolicy,
     /// Longest time `acquire` waits by default, seconds.
     pub acquire_timeout: f64,
+    /// Upper bound of the random delay `acquire` adds to each retry-after, milliseconds, so
+    /// that refused waiters do not all come back in the same instant (never makes a retry
+    /// early, only later).
+    pub acquire_jitter_ms: u64,
+    /// Per-provider, per-model-prefix limits for `RateLimiter::preset`. Setting this list in a
+    /// config file replaces the whole default list.
     pub presets: Vec<LimitPreset>,
 }
 
@@ -267,6 +273,7 @@ impl Default for LimiterSettings {
         Self {
             failure_policy: FailurePolicy::Local,
             acquire_timeout: 120.0,
+            acquire_jitter_ms: 25,
             presets: vec![
                 preset("openai", "gpt-4o-mini", 300),
                 preset("openai", "gpt-4o", 100),
@@ -696,16 +703,45 @@ impl Settings {
             );
         }
         for (i, p) in self.limiter.presets.iter().enumerate() {
+            let shown = || {
+                format!(
+                    "#{} ({}/{})",
+                    i + 1,
+                    p.provider.escape_debug(),
+                    p.model_prefix.escape_debug()
+                )
+            };
             if p.requests_per_window == 0
-                || !(p.window_seconds.is_finite() && p.window_seconds > 0.0)
+                || !(p.window_seconds.is_finite()
+                    && p.window_seconds >= 0.001
+                    && p.window_seconds <= 86_400.0)
                 || p.tokens_per_window == Some(0)
             {
                 return bad(
                     "limiter.presets",
-                    format!("#{} ({}/{})", i + 1, p.provider, p.model_prefix),
-                    "limits and window must be above 0",
+                    shown(),
+                    "limits must be above 0 and the window 0.001-86400 seconds",
                 );
             }
+            if crate::keys::validate_name("provider", &p.provider).is_err()
+                || p.provider.contains(':')
+                || p.model_prefix.contains(['{', '}'])
+                || p.model_prefix.chars().any(char::is_control)
+            {
+                return bad(
+                    "limiter.presets",
+                    shown(),
+                    "provider must be a non-empty name without ':', braces or control \
+                     characters; model_prefix without braces or control characters",
+                );
+            }
+        }
+        if self.limiter.acquire_jitter_ms > 60_000 {
+            return bad(
+                "limiter.acquire_jitter_ms",
+                self.limiter.acquire_jitter_ms.to_string(),
+                "must be 0-60000",
+            );
         }
         Ok(())
     }
