@@ -401,11 +401,11 @@ impl RateLimiter {
                 }))
             }
             Verdict::Refused {
+                at_us,
                 requests_used,
                 tokens_used,
                 retry_after_us,
                 exceeded,
-                ..
             } => {
                 let retry_after = ceil_to_millis(retry_after_us);
                 Ok(Decision::Refused(Refusal {
@@ -424,6 +424,7 @@ impl RateLimiter {
                     tokens_requested: charged,
                     exceeded,
                     source,
+                    checked_at_us: at_us,
                 }))
             }
             Verdict::TooLarge => Err(too_large(limit, charged, l.tokens.unwrap_or(0))),

@@ -273,6 +273,9 @@ pub struct Refusal {
     pub tokens_requested: u64,
     pub exceeded: Exceeded,
     pub source: Source,
+    /// The deciding clock at the refusal (the Redis server's for [`Source::Store`]), epoch
+    /// microseconds: `checked_at_us + retry_after` is when the request would pass.
+    pub checked_at_us: i64,
 }
 
 impl std::fmt::Display for Refusal {
