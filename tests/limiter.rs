@@ -498,8 +498,10 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
     assert_eq!(value["window_seconds"], 60.0);
 
     for user in ["reader", "notime"] {
-        let mut settings = Settings::default();
-        settings.redis = server.redis_settings();
+        let mut settings = Settings {
+            redis: server.redis_settings(),
+            ..Settings::default()
+        };
         settings.redis.username = Some(user.into());
         settings.redis.password = Some("readpw".into());
         settings.limiter.presets.clear(); // the reader knows nothing of the writer's limits
