@@ -41,32 +41,48 @@ local cutoff = score_text(now - window)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff)
 
 -- Tokens: subtract what left the window from the running sum. Each entry is visited once
--- when it expires, so the cost per check is amortised O(1), never O(window).
-local raw_sum = redis.call('GET', KEYS[3])
-local sum = tonumber(raw_sum or '0')
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff)
-if #expired > 0 then
-  for i = 1, #expired do
-    sum = sum - weight(expired[i])
+-- when it expires, so the cost per check is amortised O(1), never O(window). A key without a
+-- token limit skips this (entries left from an earlier token limit expire with their TTL).
+local sum = 0
+local raw_sum = false
+local sum_changed = false
+if tok_limit > 0 or cost > 0 then
+  raw_sum = redis.call('GET', KEYS[3])
+  sum = tonumber(raw_sum or '0')
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+  if #expired > 0 then
+    for i = 1, #expired do
+      sum = sum - weight(expired[i])
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+    sum_changed = true
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', cutoff)
+  if (not raw_sum) or sum <= 0 then
+    -- No sum (a new or idle key, or one lost to eviction) or nothing left: count the entries.
+    -- Cheap when there are none; a lost sum with live entries is rebuilt once.
+    local all = redis.call('ZRANGE', KEYS[2], 0, -1)
+    sum = 0
+    for i = 1, #all do
+      sum = sum + weight(all[i])
+    end
+    sum_changed = true
+  end
 end
-local entries = redis.call('ZCARD', KEYS[2])
-if entries == 0 then
-  sum = 0
-  if raw_sum then
-    redis.call('DEL', KEYS[3])
+
+-- Stores the running sum (`extra` tokens being added) with the TTL rules above.
+local function store_sum(extra)
+  local total = sum + extra
+  if extra > 0 then
+    redis.call('SET', KEYS[3], total, 'EX', tonumber(ARGV[6]))
+  elseif total == 0 then
+    if raw_sum then
+      redis.call('DEL', KEYS[3])
+    end
+  elseif raw_sum then
+    redis.call('SET', KEYS[3], total, 'KEEPTTL')
+  else
+    redis.call('SET', KEYS[3], total, 'EX', tonumber(ARGV[6]))
   end
-elseif (not raw_sum) or sum < 0 then
-  -- The sum was lost (eviction, a manual DEL): rebuild it once from the entries.
-  sum = 0
-  local all = redis.call('ZRANGE', KEYS[2], 0, -1)
-  for i = 1, #all do
-    sum = sum + weight(all[i])
-  end
-  redis.call('SET', KEYS[3], sum, 'EX', tonumber(ARGV[6]))
-elseif #expired > 0 then
-  redis.call('SET', KEYS[3], sum, 'KEEPTTL')
 end
 
 local count = redis.call('ZCARD', KEYS[1])
@@ -121,6 +137,9 @@ if tok_limit > 0 and sum + cost > tok_limit then
   exceeded = exceeded + 2
 end
 if exceeded > 0 then
+  if sum_changed then
+    store_sum(0)
+  end
   if wait < 1 then
     wait = 1
   end
@@ -133,8 +152,9 @@ redis.call('ZADD', KEYS[1], ts, ts .. '-' .. ARGV[5])
 redis.call('EXPIRE', KEYS[1], ttl)
 if cost > 0 then
   redis.call('ZADD', KEYS[2], ts, ARGV[5] .. ':' .. cost)
-  redis.call('INCRBY', KEYS[3], cost)
   redis.call('EXPIRE', KEYS[2], ttl)
-  redis.call('EXPIRE', KEYS[3], ttl)
+  store_sum(cost)
+elseif sum_changed then
+  store_sum(0)
 end
 return {1, count + 1, sum + cost, 0, 0, now}
