@@ -13,7 +13,6 @@
 //! measurement; `LIMITER_BENCH_RUNS`, default 5). Prints a Markdown table of medians.
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::process::Command;
