@@ -793,6 +793,44 @@ mod tests {
         assert_eq!(s.cache.ttl_seconds, 604_800);
     }
 
+    fn load_toml(text: &str) -> Result<Settings, ConfigErrorMsg> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        load(
+            &FileChoice {
+                path: Some(path),
+                required: true,
+            },
+            &[],
+            &vec![],
+        )
+    }
+
+    #[test]
+    fn limiter_presets_come_from_the_file() {
+        let s = load_toml(
+            "[limiter]\nfailure_policy = \"closed\"\nacquire_jitter_ms = 5\n\
+             [[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"gpt-5\"\n\
+             requests_per_window = 500\ntokens_per_window = 30000\n",
+        )
+        .unwrap();
+        assert_eq!(s.limiter.failure_policy, FailurePolicy::Closed);
+        assert_eq!(s.limiter.acquire_jitter_ms, 5);
+        assert_eq!(s.limiter.presets.len(), 1);
+        assert_eq!(s.limiter.presets[0].tokens_per_window, Some(30_000));
+        assert_eq!(s.limiter.presets[0].window_seconds, 60.0);
+        for bad in [
+            "[[limiter.presets]]\nprovider = \"open:ai\"\nmodel_prefix = \"\"\nrequests_per_window = 1\n",
+            "[[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"\"\nrequests_per_window = 0\n",
+            "[[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"{x}\"\nrequests_per_window = 1\n",
+            "[limiter]\nacquire_jitter_ms = 60001\n",
+        ] {
+            let e = load_toml(bad).unwrap_err();
+            assert!(e.0.contains("limiter."), "{e}");
+        }
+    }
+
     #[test]
     fn unknown_artemis_env_is_an_error() {
         let e = load(&no_file(), &env(&[("ARTEMIS_REDIS_PORTT", "1")]), &vec![]).unwrap_err();
