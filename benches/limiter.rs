@@ -176,9 +176,19 @@ where
     F: Fn(C) -> Fut + Copy + Send + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
-    let per_task = n / CLIENTS;
+    drive_with(CLIENTS, checkers, n, check).await
+}
+
+/// [`drive`] with `clients` tasks.
+async fn drive_with<C, F, Fut>(clients: usize, checkers: &[C], n: usize, check: F) -> Measure
+where
+    C: Clone + Send + 'static,
+    F: Fn(C) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let per_task = n / clients;
     let started = Instant::now();
-    let tasks: Vec<_> = (0..CLIENTS)
+    let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let c = checkers[i % checkers.len()].clone();
             tokio::spawn(async move {
@@ -203,7 +213,7 @@ where
     let elapsed = started.elapsed().as_secs_f64();
     let (p50_ms, p99_ms) = percentiles(samples);
     Measure {
-        rps: (per_task * CLIENTS) as f64 / elapsed,
+        rps: (per_task * clients) as f64 / elapsed,
         p50_ms,
         p99_ms,
         admitted,
@@ -437,5 +447,41 @@ fn main() {
     for note in notes {
         println!("\n{note}");
     }
+
+    // Unloaded latency: one client, one check at a time (one round trip against four).
+    let limit = Arc::new(
+        shared
+            .limit("bench", "unloaded", (SCENARIOS[0].limits)())
+            .unwrap(),
+    );
+    let (max, window) = (limit.limits().requests, limit.limits().window_seconds());
+    let m = (n / 10).max(1_000);
+    let (mut o, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        clear(&server, &limit);
+        o.push(rt.block_on(drive_with(
+            1,
+            &[(dedicated[0].clone(), limit.clone())],
+            m,
+            |(l, k)| ours_check(l, k, 0),
+        )));
+        clear(&server, &limit);
+        p.push(rt.block_on(drive_with(
+            1,
+            &[(redis_dedicated[0].clone(), limit.clone())],
+            m,
+            move |(r, k): (Redis, Arc<Limit>)| async move {
+                original_check(&r, k.key(), max, window).await
+            },
+        )));
+    }
+    let med = |v: &[Measure], f: fn(&Measure) -> f64| median(v.iter().map(f).collect());
+    println!(
+        "\nUnloaded (1 client, {m} sequential checks): ours p50 {:.3} ms / p99 {:.3} ms; original p50 {:.3} ms / p99 {:.3} ms",
+        med(&o, |m| m.p50_ms),
+        med(&o, |m| m.p99_ms),
+        med(&p, |m| m.p50_ms),
+        med(&p, |m| m.p99_ms),
+    );
     println!("\n(medians of {runs} runs; ratios are medians of per-run ratios)");
 }
