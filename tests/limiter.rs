@@ -528,12 +528,26 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
         }
     }
 
-    // A malformed entry costs its own row only.
+    // A malformed entry, or a window key overwritten with another type, costs its own row only.
     let _: () = server
         .raw()
         .hset(&registry, "artemis:ratelimit:x:y", "{not json")
         .unwrap();
+    let c = limiter
+        .limit(
+            "svc",
+            "carol",
+            Limits::requests(10, Duration::from_secs(60)),
+        )
+        .unwrap();
+    admitted(limiter.check(&c, 0).await.unwrap()).keep();
+    assert_eq!(limiter.headroom_all().await.unwrap().len(), 3);
+    let _: () = server.raw().set(c.key(), "not a zset").unwrap();
     assert_eq!(limiter.headroom_all().await.unwrap().len(), 2);
+    assert!(
+        limiter.check(&c, 0).await.is_err(),
+        "WRONGTYPE is an error, not an admission"
+    );
     // forget() removes the key from the registry.
     limiter.forget(&a).await.unwrap();
     assert_eq!(limiter.headroom_all().await.unwrap().len(), 1);

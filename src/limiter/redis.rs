@@ -8,16 +8,12 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use futures::{StreamExt, TryStreamExt};
 use redis::{Script, Value};
 
 use super::{Limit, LimiterStore, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict};
 use crate::error::Error;
 use crate::snapshot::LimitSnapshot;
 use crate::storage::RedisStorage;
-
-/// Per-key headroom reads in flight at once on Cluster.
-const CLUSTER_READ_CONCURRENCY: usize = 64;
 
 /// The check (prune, count, decide, record).
 pub(crate) static CHECK_SCRIPT: LazyLock<Script> =
@@ -256,43 +252,25 @@ impl LimiterStore for RedisStorage {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        // Round trip 2: every key's use. Standalone: one pipeline. Cluster: a pipeline may not
-        // cross slots, so one small pipeline per key, all in flight at once (one round trip of
-        // latency, bounded concurrency).
-        let replies: Vec<Vec<Value>> = if self.redis.is_cluster() {
-            let requests: Vec<_> = entries
-                .iter()
-                .map(|(key, _, window_us)| {
-                    let mut pipe = redis::pipe();
-                    pipe.ignore_errors();
-                    self.push_usage_reads(&mut pipe, key, *window_us, now_us);
-                    let redis = self.redis.clone();
-                    async move { redis.query_pipe::<Vec<Value>>(&pipe).await }
-                })
-                .collect();
-            futures::stream::iter(requests)
-                .buffered(CLUSTER_READ_CONCURRENCY)
-                .try_collect()
-                .await?
-        } else {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for (key, _, window_us) in &entries {
-                self.push_usage_reads(&mut pipe, key, *window_us, now_us);
-            }
-            let flat: Vec<Value> = self.redis.query_pipe(&pipe).await?;
-            flat.chunks(3).map(<[Value]>::to_vec).collect()
-        };
+        // Round trip 2: every key's use, in one pipeline (on Cluster, `query_pipe` sends one
+        // sub-pipeline per slot, all at once). Errors stay per command, so a key another
+        // program overwrote with the wrong type costs its own row, not the poll.
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for (key, _, window_us) in &entries {
+            self.push_usage_reads(&mut pipe, key, *window_us, now_us);
+        }
+        let flat: Vec<Value> = self.redis.query_pipe(&pipe).await?;
+        let replies: Vec<&[Value]> = flat.chunks(3).collect();
         if replies.len() != entries.len() {
             return Err(Error::Redis(
                 "unexpected number of replies to the headroom pipeline".into(),
             ));
         }
-        // A key another program overwrote with the wrong type costs its own row, not the poll.
         Ok(entries
             .iter()
             .zip(replies)
-            .filter_map(|((key, entry, _), replies)| match decode_usage(&replies, now_us) {
+            .filter_map(|((key, entry, _), replies)| match decode_usage(replies, now_us) {
                 Ok(usage) => Some(entry.snapshot(key, usage)),
                 Err(err) => {
                     tracing::debug!(key = %key.escape_debug(), %err, "skipping an unreadable rate-limit window");
