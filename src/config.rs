@@ -259,6 +259,12 @@ pub struct LimiterSettings {
     pub failure_policy: FailurePolicy,
     /// Longest time `acquire` waits by default, seconds.
     pub acquire_timeout: f64,
+    /// Upper bound of the random delay `acquire` adds to each retry-after, milliseconds, so
+    /// that refused waiters do not all come back in the same instant (never makes a retry
+    /// early, only later).
+    pub acquire_jitter_ms: u64,
+    /// Per-provider, per-model-prefix limits for `RateLimiter::preset`. Setting this list in a
+    /// config file replaces the whole default list.
     pub presets: Vec<LimitPreset>,
 }
 
@@ -274,6 +280,7 @@ impl Default for LimiterSettings {
         Self {
             failure_policy: FailurePolicy::Local,
             acquire_timeout: 120.0,
+            acquire_jitter_ms: 25,
             presets: vec![
                 preset("openai", "gpt-4o-mini", 300),
                 preset("openai", "gpt-4o", 100),
@@ -708,16 +715,45 @@ impl Settings {
             );
         }
         for (i, p) in self.limiter.presets.iter().enumerate() {
+            let shown = || {
+                format!(
+                    "#{} ({}/{})",
+                    i + 1,
+                    p.provider.escape_debug(),
+                    p.model_prefix.escape_debug()
+                )
+            };
             if p.requests_per_window == 0
-                || !(p.window_seconds.is_finite() && p.window_seconds > 0.0)
+                || !(p.window_seconds.is_finite()
+                    && p.window_seconds >= 0.001
+                    && p.window_seconds <= 86_400.0)
                 || p.tokens_per_window == Some(0)
             {
                 return bad(
                     "limiter.presets",
-                    format!("#{} ({}/{})", i + 1, p.provider, p.model_prefix),
-                    "limits and window must be above 0",
+                    shown(),
+                    "limits must be above 0 and the window 0.001-86400 seconds",
                 );
             }
+            if crate::keys::validate_name("provider", &p.provider).is_err()
+                || p.provider.contains(':')
+                || p.model_prefix.contains(['{', '}'])
+                || p.model_prefix.chars().any(char::is_control)
+            {
+                return bad(
+                    "limiter.presets",
+                    shown(),
+                    "provider must be a non-empty name without ':', braces or control \
+                     characters; model_prefix without braces or control characters",
+                );
+            }
+        }
+        if self.limiter.acquire_jitter_ms > 60_000 {
+            return bad(
+                "limiter.acquire_jitter_ms",
+                self.limiter.acquire_jitter_ms.to_string(),
+                "must be 0-60000",
+            );
         }
         Ok(())
     }
@@ -767,6 +803,44 @@ mod tests {
         assert_eq!(s.redis.port, 6379);
         assert_eq!(s.redis.timeout, 5.0);
         assert_eq!(s.cache.ttl_seconds, 604_800);
+    }
+
+    fn load_toml(text: &str) -> Result<Settings, ConfigErrorMsg> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        load(
+            &FileChoice {
+                path: Some(path),
+                required: true,
+            },
+            &[],
+            &vec![],
+        )
+    }
+
+    #[test]
+    fn limiter_presets_come_from_the_file() {
+        let s = load_toml(
+            "[limiter]\nfailure_policy = \"closed\"\nacquire_jitter_ms = 5\n\
+             [[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"gpt-5\"\n\
+             requests_per_window = 500\ntokens_per_window = 30000\n",
+        )
+        .unwrap();
+        assert_eq!(s.limiter.failure_policy, FailurePolicy::Closed);
+        assert_eq!(s.limiter.acquire_jitter_ms, 5);
+        assert_eq!(s.limiter.presets.len(), 1);
+        assert_eq!(s.limiter.presets[0].tokens_per_window, Some(30_000));
+        assert_eq!(s.limiter.presets[0].window_seconds, 60.0);
+        for bad in [
+            "[[limiter.presets]]\nprovider = \"open:ai\"\nmodel_prefix = \"\"\nrequests_per_window = 1\n",
+            "[[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"\"\nrequests_per_window = 0\n",
+            "[[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"{x}\"\nrequests_per_window = 1\n",
+            "[limiter]\nacquire_jitter_ms = 60001\n",
+        ] {
+            let e = load_toml(bad).unwrap_err();
+            assert!(e.0.contains("limiter."), "{e}");
+        }
     }
 
     #[test]

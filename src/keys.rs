@@ -265,10 +265,32 @@ impl KeySpace {
         format!("{}:{resource}:{identifier}", self.prefixes.ratelimit)
     }
 
-    /// Extension: the token weights of a window's requests (same slot as the window).
+    /// `artemis:ratelimit:<provider>:<provider>:<model>:<identifier>`: the window of a preset
+    /// limit. The original's preset limiters use the prefix `artemis:ratelimit:<provider>` and
+    /// the resource `<provider>:<model>`, hence the doubled provider segment; reproducing it is
+    /// what lets Python and Rust processes share one window.
+    pub fn ratelimit_preset(&self, provider: &str, model: &str, identifier: &str) -> String {
+        format!(
+            "{}:{provider}:{provider}:{model}:{identifier}",
+            self.prefixes.ratelimit
+        )
+    }
+
+    /// Extension: the token weights of a window's requests (same slot as the window): a sorted
+    /// set, score = admission time like the window's, member = `<request id>:<tokens>`.
     pub fn ratelimit_tokens(&self, window_key: &str) -> String {
         format!(
             "{}::tokens:{{{}}}",
+            self.prefixes.ratelimit,
+            slot_tag(window_key)
+        )
+    }
+
+    /// Extension: the running sum of the weights in [`Self::ratelimit_tokens`] (an integer
+    /// string, same slot), so a check never has to add up the whole window.
+    pub fn ratelimit_token_sum(&self, window_key: &str) -> String {
+        format!(
+            "{}::tokensum:{{{}}}",
             self.prefixes.ratelimit,
             slot_tag(window_key)
         )
@@ -397,6 +419,11 @@ mod tests {
         assert_eq!(slot_tag(&k.event_history("card-1")), k.pipeline("card-1"));
         let window = k.ratelimit("openai:gpt-4o", "u1");
         assert_eq!(slot_tag(&k.ratelimit_tokens(&window)), window);
+        assert_eq!(slot_tag(&k.ratelimit_token_sum(&window)), window);
+        assert_eq!(
+            k.ratelimit_preset("openai", "gpt-4o", "default"),
+            "artemis:ratelimit:openai:openai:gpt-4o:default"
+        );
         assert_eq!(slot_tag("a{}b{c}"), "a{}b{c}");
         assert_eq!(slot_tag("a{x}b"), "x");
     }

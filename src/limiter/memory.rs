@@ -1,10 +1,363 @@
-//! (scaffolding) The limiter's in-process state.
+//! The limiter in process: the same sliding-window log as `check.lua`, under one lock.
+//!
+//! It serves the in-memory backend (demo, single-process use) and is the `local` failure
+//! policy's fallback while Redis is unreachable. The algorithm is a pure function of an
+//! injected clock ([`Window::check`]), so it is tested exactly, without sleeping.
 
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{
+    Exceeded, Limit, LimiterStore, Limits, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict,
+};
+use crate::snapshot::LimitSnapshot;
 use crate::storage::MemoryStorage;
+
+/// Checks between two sweeps of idle windows, which bounds memory when identifiers churn.
+const SWEEP_EVERY: u32 = 1_024;
+
+/// This process's clock, epoch microseconds.
+pub(crate) fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
 
 /// The limiter's state inside [`MemoryStorage`].
 #[derive(Debug, Default)]
-pub struct LimiterState {}
+pub struct LimiterState {
+    windows: HashMap<String, Window>,
+    registry: BTreeMap<String, RegistryEntry>,
+    checks_since_sweep: u32,
+}
+
+#[derive(Debug)]
+struct TokenEntry {
+    at: i64,
+    id: String,
+    tokens: u64,
+}
+
+/// One key's log: admission times (bounded by the request limit) and one token entry per
+/// admitted request that reserved tokens, with their running sum.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    log: VecDeque<i64>,
+    tokens: VecDeque<TokenEntry>,
+    token_sum: u64,
+    window_us: u64,
+}
+
+impl Window {
+    fn prune(&mut self, cutoff: i64) {
+        while self.log.front().is_some_and(|&at| at <= cutoff) {
+            self.log.pop_front();
+        }
+        while let Some(e) = self.tokens.front()
+            && e.at <= cutoff
+        {
+            self.token_sum = self.token_sum.saturating_sub(e.tokens);
+            self.tokens.pop_front();
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.log.is_empty() && self.tokens.is_empty()
+    }
+
+    /// The same decision as `check.lua`, at the given clock.
+    pub(crate) fn check(&mut self, now: i64, limits: &Limits, cost: u64, id: &str) -> Verdict {
+        // Keep the log sorted even if the wall clock steps back.
+        let newest = self.log.back().copied().into_iter();
+        let now = newest
+            .chain(self.tokens.back().map(|e| e.at))
+            .fold(now, i64::max);
+        let window = limits.window_us() as i64;
+        self.window_us = limits.window_us();
+        self.prune(now - window);
+        let count = self.log.len() as u64;
+        let sum = self.token_sum;
+        let tok_limit = limits.tokens.unwrap_or(0);
+        if tok_limit > 0 && cost > tok_limit {
+            return Verdict::TooLarge;
+        }
+        let mut wait: i64 = 0;
+        let mut bits = 0;
+        if count >= limits.requests {
+            let k = (count - limits.requests) as usize;
+            wait = self.log[k] + window - now;
+            bits |= 1;
+        }
+        if tok_limit > 0 && sum + cost > tok_limit {
+            let need = sum + cost - tok_limit;
+            let mut freed = 0;
+            let mut tw = window;
+            for e in &self.tokens {
+                freed += e.tokens;
+                if freed >= need {
+                    tw = e.at + window - now;
+                    break;
+                }
+            }
+            wait = wait.max(tw);
+            bits |= 2;
+        }
+        if bits != 0 {
+            return Verdict::Refused {
+                at_us: now,
+                requests_used: count,
+                tokens_used: sum,
+                retry_after_us: wait.max(1) as u64,
+                exceeded: match bits {
+                    1 => Exceeded::Requests,
+                    2 => Exceeded::Tokens,
+                    _ => Exceeded::RequestsAndTokens,
+                },
+            };
+        }
+        self.log.push_back(now);
+        if cost > 0 {
+            self.tokens.push_back(TokenEntry {
+                at: now,
+                id: id.to_owned(),
+                tokens: cost,
+            });
+            self.token_sum += cost;
+        }
+        Verdict::Admitted {
+            at_us: now,
+            requests_used: count + 1,
+            tokens_used: sum + cost,
+        }
+    }
+
+    /// The window's use at `now` without changing anything.
+    pub(crate) fn usage(&self, now: i64, window_us: u64) -> Usage {
+        let cutoff = now - window_us as i64;
+        let requests_used = (self.log.len() - self.log.partition_point(|&at| at <= cutoff)) as u64;
+        let gone: u64 = self
+            .tokens
+            .iter()
+            .take_while(|e| e.at <= cutoff)
+            .map(|e| e.tokens)
+            .sum();
+        Usage {
+            at_us: now,
+            requests_used,
+            tokens_used: self.token_sum.saturating_sub(gone),
+        }
+    }
+
+    pub(crate) fn reconcile(&mut self, id: &str, reserved: u64, used: u64) {
+        // Recent reservations sit at the back.
+        let Some(pos) = self
+            .tokens
+            .iter()
+            .rposition(|e| e.id == id && e.tokens == reserved)
+        else {
+            return;
+        };
+        self.token_sum = (self.token_sum + used).saturating_sub(reserved);
+        if used == 0 {
+            self.tokens.remove(pos);
+        } else {
+            self.tokens[pos].tokens = used;
+        }
+    }
+}
+
+impl LimiterState {
+    fn sweep(&mut self, now: i64) {
+        self.windows.retain(|_, w| {
+            w.prune(now - w.window_us as i64);
+            !w.is_empty()
+        });
+    }
+}
+
+impl MemoryStorage {
+    fn limiter_state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        // A panic while holding the lock cannot leave a window half-updated in a way that
+        // matters more than losing the limiter altogether, so keep going with the data.
+        self.limiter.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 #[async_trait::async_trait]
-impl super::LimiterStore for MemoryStorage {}
+impl LimiterStore for MemoryStorage {
+    async fn limit_check(
+        &self,
+        limit: &Limit,
+        tokens: u64,
+        request_id: &str,
+    ) -> crate::Result<Verdict> {
+        let now = now_us();
+        let mut state = self.limiter_state();
+        state.checks_since_sweep += 1;
+        if state.checks_since_sweep >= SWEEP_EVERY {
+            state.checks_since_sweep = 0;
+            state.sweep(now);
+        }
+        let window = state.windows.entry(limit.key.clone()).or_default();
+        Ok(window.check(now, &limit.limits, tokens, request_id))
+    }
+
+    async fn limit_reconcile(
+        &self,
+        limit: &Limit,
+        request_id: &str,
+        reserved: u64,
+        used: u64,
+    ) -> crate::Result<()> {
+        if let Some(w) = self.limiter_state().windows.get_mut(&limit.key) {
+            w.reconcile(request_id, reserved, used);
+        }
+        Ok(())
+    }
+
+    async fn limit_usage(&self, limit: &Limit) -> crate::Result<Usage> {
+        let now = now_us();
+        let state = self.limiter_state();
+        Ok(match state.windows.get(&limit.key) {
+            Some(w) => w.usage(now, limit.limits.window_us()),
+            None => Usage {
+                at_us: now,
+                requests_used: 0,
+                tokens_used: 0,
+            },
+        })
+    }
+
+    async fn limit_reset(&self, limit: &Limit) -> crate::Result<()> {
+        self.limiter_state().windows.remove(&limit.key);
+        Ok(())
+    }
+
+    async fn limit_register(&self, limit: &Limit) -> crate::Result<()> {
+        self.limiter_state()
+            .registry
+            .insert(limit.key.clone(), RegistryEntry::of(limit));
+        Ok(())
+    }
+
+    async fn limit_unregister(&self, limit: &Limit) -> crate::Result<()> {
+        self.limiter_state().registry.remove(&limit.key);
+        Ok(())
+    }
+
+    async fn headroom_all(&self) -> crate::Result<Vec<LimitSnapshot>> {
+        let now = now_us();
+        let state = self.limiter_state();
+        Ok(state
+            .registry
+            .iter()
+            .filter_map(|(key, entry)| {
+                let window_us = entry.window_us()?;
+                let usage = match state.windows.get(key) {
+                    Some(w) => w.usage(now, window_us),
+                    None => Usage {
+                        at_us: now,
+                        requests_used: 0,
+                        tokens_used: 0,
+                    },
+                };
+                Some(entry.snapshot(key, usage))
+            })
+            .take(REGISTRY_READ_LIMIT)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const S: i64 = 1_000_000;
+
+    fn limits(requests: u64, tokens: Option<u64>, window_s: u64) -> Limits {
+        Limits {
+            requests,
+            tokens,
+            window: Duration::from_secs(window_s),
+        }
+    }
+
+    fn admitted(v: Verdict) -> bool {
+        matches!(v, Verdict::Admitted { .. })
+    }
+
+    fn retry(v: Verdict) -> u64 {
+        match v {
+            Verdict::Refused { retry_after_us, .. } => retry_after_us,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn requests_slide_and_retry_is_exact() {
+        let l = limits(3, None, 10);
+        let mut w = Window::default();
+        let t0 = 1_700_000_000 * S;
+        assert!(admitted(w.check(t0, &l, 0, "a")));
+        assert!(admitted(w.check(t0 + S, &l, 0, "b")));
+        assert!(admitted(w.check(t0 + 2 * S, &l, 0, "c")));
+        // Full: the oldest (t0) leaves at t0 + 10 s exactly.
+        assert_eq!(retry(w.check(t0 + 3 * S, &l, 0, "d")), 7 * S as u64);
+        assert_eq!(retry(w.check(t0 + 10 * S - 1, &l, 0, "d")), 1);
+        assert!(admitted(w.check(t0 + 10 * S, &l, 0, "d")));
+        assert_eq!(w.usage(t0 + 10 * S, 10 * S as u64).requests_used, 3);
+    }
+
+    #[test]
+    fn tokens_are_reserved_reconciled_and_expire() {
+        let l = limits(100, Some(1_000), 10);
+        let mut w = Window::default();
+        let t0 = 1_700_000_000 * S;
+        assert!(admitted(w.check(t0, &l, 600, "a")));
+        assert!(admitted(w.check(t0 + S, &l, 300, "b")));
+        // 900 used: 200 more needs "a" (600) to leave, at t0 + 10 s.
+        let v = w.check(t0 + 2 * S, &l, 200, "c");
+        assert_eq!(retry(v), 8 * S as u64);
+        assert!(matches!(
+            v,
+            Verdict::Refused {
+                exceeded: Exceeded::Tokens,
+                ..
+            }
+        ));
+        // "a" really used 100: 500 come back at once.
+        w.reconcile("a", 600, 100);
+        assert_eq!(w.usage(t0 + 2 * S, 10 * S as u64).tokens_used, 400);
+        assert!(admitted(w.check(t0 + 2 * S, &l, 200, "c")));
+        // A failed call releases everything.
+        w.reconcile("c", 200, 0);
+        assert_eq!(w.usage(t0 + 2 * S, 10 * S as u64).tokens_used, 400);
+        assert_eq!(w.check(t0 + 3 * S, &l, 1_001, "x"), Verdict::TooLarge);
+        // Everything has left after one window.
+        assert_eq!(w.usage(t0 + 12 * S, 10 * S as u64).tokens_used, 0);
+    }
+
+    #[test]
+    fn usage_does_not_prune() {
+        let l = limits(2, Some(10), 1);
+        let mut w = Window::default();
+        let t0 = 1_700_000_000 * S;
+        assert!(admitted(w.check(t0, &l, 5, "a")));
+        let u = w.usage(t0 + 5 * S, S as u64);
+        assert_eq!((u.requests_used, u.tokens_used), (0, 0));
+        assert_eq!(w.log.len(), 1);
+        assert_eq!(w.token_sum, 5);
+    }
+
+    #[test]
+    fn clock_stepping_back_keeps_the_log_sorted() {
+        let l = limits(10, None, 10);
+        let mut w = Window::default();
+        let t0 = 1_700_000_000 * S;
+        assert!(admitted(w.check(t0, &l, 0, "a")));
+        assert!(admitted(w.check(t0 - 5 * S, &l, 0, "b")));
+        assert!(w.log.iter().zip(w.log.iter().skip(1)).all(|(a, b)| a <= b));
+    }
+}

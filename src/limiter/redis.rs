@@ -1,6 +1,300 @@
-//! (scaffolding) The limiter on Redis.
+//! The limiter on Redis: one `EVALSHA` per check (the script is sent again with `EVAL` when
+//! the server answers `NOSCRIPT`, e.g. after a restart or on a Cluster node that has not seen
+//! it), plain read-only commands for headroom.
+//!
+//! Every script touches only the window key and its two extension keys, which carry the
+//! window key as their hash tag: one hash slot, so it runs unchanged on Redis Cluster.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use redis::{Script, Value};
+
+use super::{Limit, LimiterStore, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict};
+use crate::error::Error;
+use crate::snapshot::LimitSnapshot;
 use crate::storage::RedisStorage;
 
+/// The check (prune, count, decide, record).
+pub(crate) static CHECK_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("check.lua")));
+/// The reconcile step of a token reservation.
+static RECONCILE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("reconcile.lua")));
+
+/// The source text of the check script (for benchmarks that drive it with `redis-benchmark`).
+pub fn check_script_source() -> &'static str {
+    include_str!("check.lua")
+}
+
+/// The SHA1 under which the check script is cached by the server.
+pub fn check_script_sha() -> &'static str {
+    CHECK_SCRIPT.get_hash()
+}
+
+/// Exact decimal text of an epoch-microsecond time as a score (the script's `score_text`).
+pub(crate) fn score_text(us: i64) -> String {
+    format!(
+        "{}.{:06}",
+        us.div_euclid(1_000_000),
+        us.rem_euclid(1_000_000)
+    )
+}
+
+/// The weight encoded in a token entry member `<id>:<tokens>`.
+pub(crate) fn entry_weight(member: &str) -> u64 {
+    member
+        .rsplit_once(':')
+        .and_then(|(_, w)| w.parse().ok())
+        .unwrap_or(0)
+}
+
+impl RedisStorage {
+    /// Runs a script by SHA, sending its source once if the server does not have it.
+    async fn eval_script(
+        &self,
+        script: &'static Script,
+        source: &'static str,
+        keys: &[&str],
+        args: &[String],
+    ) -> crate::Result<Value> {
+        self.redis
+            .run(|mut conn| async move {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(script.get_hash())
+                    .arg(keys.len())
+                    .arg(keys)
+                    .arg(args);
+                match cmd.query_async::<Value>(&mut conn).await {
+                    Err(e) if e.code() == Some("NOSCRIPT") => {
+                        let mut cmd = redis::cmd("EVAL");
+                        cmd.arg(source).arg(keys.len()).arg(keys).arg(args);
+                        cmd.query_async(&mut conn).await
+                    }
+                    other => other,
+                }
+            })
+            .await
+    }
+
+    /// The server clock in epoch microseconds. A reader whose ACL forbids `TIME` falls back to
+    /// its own clock (headroom is then as exact as the clocks agree).
+    async fn server_time_us(&self) -> crate::Result<i64> {
+        match self.redis.query::<(i64, i64)>(&redis::cmd("TIME")).await {
+            Ok((s, us)) => Ok(s * 1_000_000 + us),
+            Err(Error::Permission { .. }) => Ok(super::memory::now_us()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds to `pipe` the read-only commands that measure one window at `now_us`; three
+    /// replies, decoded by [`decode_usage`].
+    fn push_usage_reads(
+        &self,
+        pipe: &mut redis::Pipeline,
+        window_key: &str,
+        window_us: u64,
+        now_us: i64,
+    ) {
+        let cutoff = score_text(now_us - window_us as i64);
+        pipe.cmd("ZCOUNT")
+            .arg(window_key)
+            .arg(format!("({cutoff}"))
+            .arg("+inf");
+        pipe.cmd("GET")
+            .arg(self.keys.ratelimit_token_sum(window_key));
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(self.keys.ratelimit_tokens(window_key))
+            .arg("-inf")
+            .arg(cutoff);
+    }
+}
+
+/// Decodes the three replies of [`RedisStorage::push_usage_reads`]: the requests in the
+/// window, and the running token sum minus the entries that have left the window but have not
+/// been pruned yet (the check script prunes; a reader must not write).
+fn decode_usage(replies: &[Value], now_us: i64) -> crate::Result<Usage> {
+    let bad = |what: &str| Error::Redis(format!("unexpected reply to the limiter's {what}"));
+    let [count, sum, expired] = replies else {
+        return Err(bad("headroom read"));
+    };
+    let requests_used: u64 = redis::from_redis_value(count.clone()).map_err(|_| bad("ZCOUNT"))?;
+    let sum: Option<i64> = redis::from_redis_value(sum.clone()).map_err(|_| bad("GET"))?;
+    let expired: Vec<String> =
+        redis::from_redis_value(expired.clone()).map_err(|_| bad("ZRANGEBYSCORE"))?;
+    let gone: u64 = expired.iter().map(|m| entry_weight(m)).sum();
+    let tokens_used = (sum.unwrap_or(0).max(0) as u64).saturating_sub(gone);
+    Ok(Usage {
+        at_us: now_us,
+        requests_used,
+        tokens_used,
+    })
+}
+
 #[async_trait::async_trait]
-impl super::LimiterStore for RedisStorage {}
+impl LimiterStore for RedisStorage {
+    async fn limit_check(
+        &self,
+        limit: &Limit,
+        tokens: u64,
+        request_id: &str,
+    ) -> crate::Result<Verdict> {
+        let tokens_key = self.keys.ratelimit_tokens(&limit.key);
+        let sum_key = self.keys.ratelimit_token_sum(&limit.key);
+        let args = [
+            limit.limits.window_us().to_string(),
+            limit.limits.requests.to_string(),
+            limit.limits.tokens.unwrap_or(0).to_string(),
+            tokens.to_string(),
+            request_id.to_owned(),
+            limit.limits.ttl_seconds().to_string(),
+        ];
+        let reply = self
+            .eval_script(
+                &CHECK_SCRIPT,
+                include_str!("check.lua"),
+                &[&limit.key, &tokens_key, &sum_key],
+                &args,
+            )
+            .await?;
+        let ints: Vec<i64> = redis::from_redis_value(reply)
+            .map_err(|e| Error::Redis(format!("unexpected reply from the limiter script: {e}")))?;
+        Verdict::from_reply(&ints).ok_or_else(|| {
+            Error::Redis(format!(
+                "unexpected reply from the limiter script: {ints:?}"
+            ))
+        })
+    }
+
+    async fn limit_reconcile(
+        &self,
+        limit: &Limit,
+        request_id: &str,
+        reserved: u64,
+        used: u64,
+    ) -> crate::Result<()> {
+        if reserved == used {
+            return Ok(());
+        }
+        let tokens_key = self.keys.ratelimit_tokens(&limit.key);
+        let sum_key = self.keys.ratelimit_token_sum(&limit.key);
+        self.eval_script(
+            &RECONCILE_SCRIPT,
+            include_str!("reconcile.lua"),
+            &[&tokens_key, &sum_key],
+            &[
+                request_id.to_owned(),
+                reserved.to_string(),
+                used.to_string(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn limit_usage(&self, limit: &Limit) -> crate::Result<Usage> {
+        let now_us = self.server_time_us().await?;
+        let mut pipe = redis::pipe();
+        self.push_usage_reads(&mut pipe, &limit.key, limit.limits.window_us(), now_us);
+        let replies: Vec<Value> = self.redis.query_pipe(&pipe).await?;
+        decode_usage(&replies, now_us)
+    }
+
+    async fn limit_reset(&self, limit: &Limit) -> crate::Result<()> {
+        // One DEL of three keys of one slot: atomic, and valid on Cluster.
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(&limit.key)
+            .arg(self.keys.ratelimit_tokens(&limit.key))
+            .arg(self.keys.ratelimit_token_sum(&limit.key));
+        self.redis.query::<()>(&cmd).await
+    }
+
+    async fn limit_register(&self, limit: &Limit) -> crate::Result<()> {
+        let entry = serde_json::to_string(&RegistryEntry::of(limit))
+            .map_err(|e| Error::Redis(format!("cannot encode a registry entry: {e}")))?;
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.keys.ratelimit_registry())
+            .arg(&limit.key)
+            .arg(entry);
+        self.redis.query::<()>(&cmd).await
+    }
+
+    async fn limit_unregister(&self, limit: &Limit) -> crate::Result<()> {
+        let mut cmd = redis::cmd("HDEL");
+        cmd.arg(self.keys.ratelimit_registry()).arg(&limit.key);
+        self.redis.query::<()>(&cmd).await
+    }
+
+    async fn headroom_all(&self) -> crate::Result<Vec<LimitSnapshot>> {
+        // Round trip 1: the registry and the server clock, concurrently.
+        let mut hgetall = redis::cmd("HGETALL");
+        hgetall.arg(self.keys.ratelimit_registry());
+        let (registry, now_us) = tokio::join!(
+            self.redis.query::<HashMap<String, String>>(&hgetall),
+            self.server_time_us()
+        );
+        let (registry, now_us) = (registry?, now_us?);
+        let mut entries: Vec<(String, RegistryEntry, u64)> = registry
+            .into_iter()
+            .filter_map(|(key, json)| match serde_json::from_str::<RegistryEntry>(&json) {
+                Ok(e) => {
+                    let window_us = e.window_us()?;
+                    Some((key, e, window_us))
+                }
+                Err(err) => {
+                    tracing::debug!(key = %key.escape_debug(), %err, "skipping a malformed rate-limit registry entry");
+                    None
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.truncate(REGISTRY_READ_LIMIT);
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Round trip 2: every key's use, in one pipeline (on Cluster, `query_pipe` sends one
+        // sub-pipeline per slot, all at once). Errors stay per command, so a key another
+        // program overwrote with the wrong type costs its own row, not the poll.
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for (key, _, window_us) in &entries {
+            self.push_usage_reads(&mut pipe, key, *window_us, now_us);
+        }
+        let flat: Vec<Value> = self.redis.query_pipe(&pipe).await?;
+        let replies: Vec<&[Value]> = flat.chunks(3).collect();
+        if replies.len() != entries.len() {
+            return Err(Error::Redis(
+                "unexpected number of replies to the headroom pipeline".into(),
+            ));
+        }
+        Ok(entries
+            .iter()
+            .zip(replies)
+            .filter_map(|((key, entry, _), replies)| match decode_usage(replies, now_us) {
+                Ok(usage) => Some(entry.snapshot(key, usage)),
+                Err(err) => {
+                    tracing::debug!(key = %key.escape_debug(), %err, "skipping an unreadable rate-limit window");
+                    None
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_exact_decimal_text() {
+        assert_eq!(score_text(1_712_345_678_000_001), "1712345678.000001");
+        assert_eq!(score_text(1_712_345_678_123_456), "1712345678.123456");
+        assert_eq!(score_text(5), "0.000005");
+    }
+
+    #[test]
+    fn weights_parse_from_members() {
+        assert_eq!(entry_weight("abc12:40"), 40);
+        assert_eq!(entry_weight("garbage"), 0);
+    }
+}

@@ -1,0 +1,687 @@
+//! [`RateLimiter`], the handle applications use: it names keys (generic or preset), applies the
+//! failure policy when Redis is unreachable, waits for admission, keeps the registry of limits
+//! in force up to date, and hands out [`Reservation`]s that settle token estimates.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+use super::{
+    Headroom, Limit, LimitError, LimiterStore, Limits, Refusal, Source, Verdict, ceil_to_millis,
+    find_preset,
+};
+use crate::config::{FailurePolicy, LimiterSettings, Settings};
+use crate::keys::{KeySpace, validate_name};
+use crate::snapshot::LimitSnapshot;
+use crate::storage::{MemoryStorage, Storage};
+
+/// How often a process re-records a key's limits in the registry (it also does so after every
+/// outage, since a restarted server may have lost the registry).
+const REGISTRY_REFRESH: Duration = Duration::from_secs(300);
+/// Keys remembered as registered before the memo is cleared (bounds memory with per-user keys).
+const REGISTERED_MEMO_MAX: usize = 10_000;
+
+/// The answer to one [`RateLimiter::check`].
+#[must_use = "a refused request must not be sent; an admitted one holds a reservation"]
+#[derive(Debug)]
+pub enum Decision {
+    /// Admitted and recorded; reconcile the reservation once the call's real usage is known.
+    Admitted(Reservation),
+    /// Not admitted now; nothing was recorded.
+    Refused(Refusal),
+}
+
+impl Decision {
+    pub fn is_admitted(&self) -> bool {
+        matches!(self, Self::Admitted(_))
+    }
+
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Self::Refused(r) => Some(r),
+            Self::Admitted(_) => None,
+        }
+    }
+
+    pub fn into_reservation(self) -> Option<Reservation> {
+        match self {
+            Self::Admitted(r) => Some(r),
+            Self::Refused(_) => None,
+        }
+    }
+}
+
+/// How long [`RateLimiter::acquire_with`] waits, and how much it spreads retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcquireOptions {
+    /// Give up after this long (`limiter.acquire_timeout` by default).
+    pub timeout: Duration,
+    /// Each retry waits the retry-after plus a random delay up to this (`limiter.acquire_jitter_ms`).
+    pub max_jitter: Duration,
+}
+
+impl AcquireOptions {
+    pub fn from_settings(s: &LimiterSettings) -> Self {
+        Self {
+            timeout: Duration::try_from_secs_f64(s.acquire_timeout)
+                .unwrap_or(Duration::from_secs(120)),
+            max_jitter: Duration::from_millis(s.acquire_jitter_ms),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// An admitted request's hold on its window: the request slot, and the tokens it reserved.
+///
+/// Settle it once the call is over: [`Reservation::reconcile`] with the tokens really used
+/// (returns the difference, or charges the excess), [`Reservation::release`] if the call failed
+/// (returns every reserved token), or [`Reservation::keep`] to leave the estimate charged.
+///
+/// Dropped without settling (a cancelled task, a panic), the estimate stays charged until it
+/// leaves the window: the limiter cannot know whether the call reached the provider, and
+/// over-counting for one window is the side that never lets the provider's limit be exceeded.
+/// The request slot itself is always kept: the request was (or may have been) sent.
+#[must_use = "reconcile the reservation with the real usage, release it if the call failed, or keep it"]
+pub struct Reservation {
+    store: Option<Arc<dyn LimiterStore>>,
+    limit: Limit,
+    id: String,
+    reserved: u64,
+    at_us: i64,
+    requests_used: u64,
+    tokens_used: u64,
+    source: Source,
+    settled: bool,
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reservation")
+            .field("key", &self.limit.key)
+            .field("id", &self.id)
+            .field("reserved", &self.reserved)
+            .field("at_us", &self.at_us)
+            .field("requests_used", &self.requests_used)
+            .field("tokens_used", &self.tokens_used)
+            .field("source", &self.source)
+            .field("settled", &self.settled)
+            .finish()
+    }
+}
+
+impl Reservation {
+    /// The tokens held (0 when the key has no token limit).
+    pub fn tokens_reserved(&self) -> u64 {
+        self.reserved
+    }
+
+    /// Where the admission was decided.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    /// The admission time by the deciding clock (the Redis server's for [`Source::Store`]),
+    /// epoch microseconds; this is the request's score in the window.
+    pub fn admitted_at_us(&self) -> i64 {
+        self.at_us
+    }
+
+    pub fn admitted_at(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.at_us).unwrap_or_default()
+    }
+
+    /// Requests in the window including this one.
+    pub fn requests_used(&self) -> u64 {
+        self.requests_used
+    }
+
+    /// Tokens in the window including this reservation.
+    pub fn tokens_used(&self) -> u64 {
+        self.tokens_used
+    }
+
+    pub fn limit(&self) -> &Limit {
+        &self.limit
+    }
+
+    /// The unique id of the request in its window.
+    pub fn request_id(&self) -> &str {
+        &self.id
+    }
+
+    /// Replaces the reserved estimate by the tokens the call really used: the difference goes
+    /// back to the window at once (or, if the call used more, is charged). If the request has
+    /// already left the window there is nothing to settle. On error (Redis unreachable) the
+    /// estimate stays charged until it leaves the window.
+    pub async fn reconcile(mut self, used_tokens: u64) -> Result<(), LimitError> {
+        self.settled = true;
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        if self.limit.limits.tokens.is_none() || used_tokens == self.reserved {
+            return Ok(());
+        }
+        store
+            .limit_reconcile(&self.limit, &self.id, self.reserved, used_tokens)
+            .await
+            .map_err(LimitError::Store)
+    }
+
+    /// The call failed without using tokens: every reserved token goes back.
+    pub async fn release(self) -> Result<(), LimitError> {
+        self.reconcile(0).await
+    }
+
+    /// Leaves the estimate charged (e.g. the usage is unknown).
+    pub fn keep(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled && self.reserved > 0 {
+            tracing::debug!(
+                key = %self.limit.key,
+                reserved = self.reserved,
+                "rate-limit reservation dropped without reconcile: its estimate stays charged until it leaves the window"
+            );
+        }
+    }
+}
+
+struct Inner {
+    store: Arc<dyn LimiterStore>,
+    local: Arc<MemoryStorage>,
+    keys: KeySpace,
+    settings: LimiterSettings,
+    nonce: u64,
+    counter: AtomicU64,
+    registered: Mutex<HashMap<String, (Instant, Limits)>>,
+    degraded: AtomicBool,
+}
+
+/// The rate limiter. Cheap to clone; clones share the local fallback window and the registry
+/// memo.
+#[derive(Clone)]
+pub struct RateLimiter {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("failure_policy", &self.inner.settings.failure_policy)
+            .field("presets", &self.inner.settings.presets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimiter {
+    /// A limiter over a storage backend, configured by the backend's settings.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        let settings = storage.settings().clone();
+        Self::with_store(storage, &settings)
+    }
+
+    /// A limiter over any limiter store (key prefixes and limiter settings from `settings`).
+    pub fn with_store(store: Arc<dyn LimiterStore>, settings: &Settings) -> Self {
+        let local = MemoryStorage::new(Settings {
+            prefixes: settings.prefixes.clone(),
+            limiter: settings.limiter.clone(),
+            ..Settings::default()
+        });
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                local: Arc::new(local),
+                keys: KeySpace::new(settings.prefixes.clone()),
+                settings: settings.limiter.clone(),
+                nonce: rand::random(),
+                counter: AtomicU64::new(0),
+                registered: Mutex::new(HashMap::new()),
+                degraded: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &LimiterSettings {
+        &self.inner.settings
+    }
+
+    /// The generic limit of the original's `RedisRateLimiter`: key
+    /// `artemis:ratelimit:<resource>:<identifier>`.
+    pub fn limit(
+        &self,
+        resource: &str,
+        identifier: &str,
+        limits: Limits,
+    ) -> Result<Limit, LimitError> {
+        validate_name("resource", resource)?;
+        validate_name("identifier", identifier)?;
+        limits.validate()?;
+        Ok(Limit {
+            key: self.inner.keys.ratelimit(resource, identifier),
+            resource: resource.to_owned(),
+            identifier: identifier.to_owned(),
+            limits,
+        })
+    }
+
+    /// The preset limit of `model` at `provider` (longest model-id prefix in
+    /// `limiter.presets`), in the original's preset key
+    /// `artemis:ratelimit:<provider>:<provider>:<model>:<identifier>`, resource
+    /// `<provider>:<model>`. The provider is spelled as in the matching preset, so keys agree
+    /// whatever case the caller used.
+    pub fn preset(
+        &self,
+        provider: &str,
+        model: &str,
+        identifier: &str,
+    ) -> Result<Limit, LimitError> {
+        validate_name("model", model)?;
+        validate_name("identifier", identifier)?;
+        let preset =
+            find_preset(&self.inner.settings.presets, provider, model).ok_or_else(|| {
+                LimitError::NoPreset {
+                    provider: provider.escape_debug().take(80).collect(),
+                    model: model.escape_debug().take(80).collect(),
+                }
+            })?;
+        validate_name("provider", &preset.provider)?;
+        let window = Duration::try_from_secs_f64(preset.window_seconds).map_err(|_| {
+            LimitError::InvalidLimits(format!(
+                "preset {}/{} has an invalid window",
+                preset.provider, preset.model_prefix
+            ))
+        })?;
+        let limits = Limits {
+            requests: preset.requests_per_window,
+            tokens: preset.tokens_per_window,
+            window,
+        };
+        limits.validate()?;
+        Ok(Limit {
+            key: self
+                .inner
+                .keys
+                .ratelimit_preset(&preset.provider, model, identifier),
+            resource: format!("{}:{model}", preset.provider),
+            identifier: identifier.to_owned(),
+            limits,
+        })
+    }
+
+    fn next_id(&self) -> String {
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{n:x}", self.inner.nonce)
+    }
+
+    /// One atomic check of `limit` for a request reserving `tokens` (ignored when the key has
+    /// no token limit): admitted and recorded, or refused with nothing recorded.
+    pub async fn check(&self, limit: &Limit, tokens: u64) -> Result<Decision, LimitError> {
+        let charged = limit.charged(tokens);
+        if let Some(token_limit) = limit.limits.tokens
+            && charged > token_limit
+        {
+            return Err(too_large(limit, charged, token_limit));
+        }
+        let id = self.next_id();
+        let outcome = match self.ensure_registered(limit).await {
+            Err(e) => Err(e),
+            Ok(()) => self.inner.store.limit_check(limit, charged, &id).await,
+        };
+        match outcome {
+            Ok(verdict) => {
+                self.leave_degraded();
+                self.decide(limit, verdict, id, charged, Source::Store)
+            }
+            Err(e) if e.is_outage() => {
+                self.enter_degraded(&e);
+                match self.inner.settings.failure_policy {
+                    FailurePolicy::Open => Ok(Decision::Admitted(Reservation {
+                        store: None,
+                        limit: limit.clone(),
+                        id,
+                        reserved: 0,
+                        at_us: super::memory::now_us(),
+                        requests_used: 0,
+                        tokens_used: 0,
+                        source: Source::FailOpen,
+                        settled: true,
+                    })),
+                    FailurePolicy::Local => {
+                        let verdict = self.inner.local.limit_check(limit, charged, &id).await?;
+                        self.decide(limit, verdict, id, charged, Source::Local)
+                    }
+                    FailurePolicy::Closed => Err(LimitError::Unavailable(e)),
+                }
+            }
+            Err(e) => Err(LimitError::Store(e)),
+        }
+    }
+
+    fn decide(
+        &self,
+        limit: &Limit,
+        verdict: Verdict,
+        id: String,
+        charged: u64,
+        source: Source,
+    ) -> Result<Decision, LimitError> {
+        let l = &limit.limits;
+        match verdict {
+            Verdict::Admitted {
+                at_us,
+                requests_used,
+                tokens_used,
+            } => {
+                let store: Arc<dyn LimiterStore> = match source {
+                    Source::Local => self.inner.local.clone(),
+                    _ => self.inner.store.clone(),
+                };
+                Ok(Decision::Admitted(Reservation {
+                    store: Some(store),
+                    limit: limit.clone(),
+                    id,
+                    reserved: charged,
+                    at_us,
+                    requests_used,
+                    tokens_used,
+                    source,
+                    settled: charged == 0,
+                }))
+            }
+            Verdict::Refused {
+                at_us,
+                requests_used,
+                tokens_used,
+                retry_after_us,
+                exceeded,
+            } => {
+                let retry_after = ceil_to_millis(retry_after_us);
+                Ok(Decision::Refused(Refusal {
+                    resource: limit.resource.clone(),
+                    identifier: limit.identifier.clone(),
+                    key: limit.key.clone(),
+                    limit: l.requests,
+                    window_seconds: l.window_seconds(),
+                    current_count: requests_used,
+                    remaining: l.requests.saturating_sub(requests_used),
+                    retry_after,
+                    retry_after_seconds: retry_after.as_secs_f64(),
+                    tokens_limit: l.tokens,
+                    tokens_used: l.tokens.map(|_| tokens_used),
+                    tokens_remaining: l.tokens.map(|t| t.saturating_sub(tokens_used)),
+                    tokens_requested: charged,
+                    exceeded,
+                    source,
+                    checked_at_us: at_us,
+                }))
+            }
+            Verdict::TooLarge => Err(too_large(limit, charged, l.tokens.unwrap_or(0))),
+        }
+    }
+
+    /// Waits until `limit` admits a request reserving `tokens`, up to the default timeout
+    /// (`limiter.acquire_timeout`). See [`Self::acquire_with`].
+    pub async fn acquire(&self, limit: &Limit, tokens: u64) -> Result<Reservation, LimitError> {
+        self.acquire_with(
+            limit,
+            tokens,
+            AcquireOptions::from_settings(&self.inner.settings),
+        )
+        .await
+    }
+
+    /// Waits until admitted: after each refusal it sleeps the retry-after plus a random jitter,
+    /// then checks again. Gives up with [`LimitError::DeadlineExceeded`] at the deadline, at
+    /// once if only the request count stands in the way and its retry-after lies beyond the
+    /// deadline (nothing but a reset can open that slot earlier; released tokens can).
+    ///
+    /// Cancellation: dropping the future is safe at any point. If it is dropped while a check
+    /// is in flight, that check may still be admitted by the server: one slot (and its tokens)
+    /// is then charged for one window without a caller, which errs on the safe side.
+    ///
+    /// With `failure_policy = closed` an unreachable Redis is waited out too (with backoff),
+    /// ending in [`LimitError::Unavailable`] at the deadline.
+    pub async fn acquire_with(
+        &self,
+        limit: &Limit,
+        tokens: u64,
+        options: AcquireOptions,
+    ) -> Result<Reservation, LimitError> {
+        let start = Instant::now();
+        let deadline = start + options.timeout;
+        let mut outage_backoff = Duration::from_millis(50);
+        loop {
+            let wait = match self.check(limit, tokens).await {
+                Ok(Decision::Admitted(r)) => return Ok(r),
+                Ok(Decision::Refused(refusal)) => {
+                    let now = Instant::now();
+                    let remaining = deadline.saturating_duration_since(now);
+                    if remaining.is_zero()
+                        || (refusal.exceeded.requests_only() && refusal.retry_after > remaining)
+                    {
+                        return Err(LimitError::DeadlineExceeded {
+                            timeout: options.timeout,
+                            waited: now - start,
+                            refusal: Box::new(refusal),
+                        });
+                    }
+                    refusal.retry_after + jitter(options.max_jitter)
+                }
+                Err(LimitError::Unavailable(e)) => {
+                    if Instant::now() >= deadline {
+                        return Err(LimitError::Unavailable(e));
+                    }
+                    let w = outage_backoff + jitter(options.max_jitter);
+                    outage_backoff = (outage_backoff * 2).min(Duration::from_secs(1));
+                    w
+                }
+                Err(e) => return Err(e),
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(wait.min(remaining)).await;
+        }
+    }
+
+    /// The key's use now, read-only: nothing is recorded, pruned or refreshed. While Redis is
+    /// unreachable under the `local` policy, the local window's figures.
+    pub async fn headroom(&self, limit: &Limit) -> Result<Headroom, LimitError> {
+        let (usage, source) = match self.inner.store.limit_usage(limit).await {
+            Ok(u) => (u, Source::Store),
+            Err(e)
+                if e.is_outage() && self.inner.settings.failure_policy == FailurePolicy::Local =>
+            {
+                (self.inner.local.limit_usage(limit).await?, Source::Local)
+            }
+            Err(e) => return Err(LimitError::Store(e)),
+        };
+        let l = &limit.limits;
+        Ok(Headroom {
+            key: limit.key.clone(),
+            resource: limit.resource.clone(),
+            identifier: limit.identifier.clone(),
+            window_seconds: l.window_seconds(),
+            requests_limit: l.requests,
+            requests_used: usage.requests_used,
+            requests_remaining: l.requests.saturating_sub(usage.requests_used),
+            tokens_limit: l.tokens,
+            tokens_used: l.tokens.map(|_| usage.tokens_used),
+            tokens_remaining: l.tokens.map(|t| t.saturating_sub(usage.tokens_used)),
+            source,
+        })
+    }
+
+    /// Empties the key's window (requests and tokens), in Redis and in the local fallback.
+    pub async fn reset(&self, limit: &Limit) -> Result<(), LimitError> {
+        self.inner.local.limit_reset(limit).await?;
+        self.inner.store.limit_reset(limit).await?;
+        Ok(())
+    }
+
+    /// Resets the key and removes it from the registry (the dashboard stops showing it until
+    /// the next check registers it again).
+    pub async fn forget(&self, limit: &Limit) -> Result<(), LimitError> {
+        self.reset(limit).await?;
+        self.memo().remove(&limit.key);
+        self.inner.store.limit_unregister(limit).await?;
+        Ok(())
+    }
+
+    /// Headroom of every registered key (what the dashboard shows).
+    pub async fn headroom_all(&self) -> crate::Result<Vec<LimitSnapshot>> {
+        self.inner.store.headroom_all().await
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Limits)>> {
+        self.inner
+            .registered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the key's limits in the registry once per process (and again every
+    /// [`REGISTRY_REFRESH`], after an outage, or when the limits change). Only an outage is
+    /// reported: the check then goes straight to the failure policy instead of waiting for a
+    /// second failure. Other errors (e.g. an ACL that denies HSET) must not stop limiting.
+    async fn ensure_registered(&self, limit: &Limit) -> crate::Result<()> {
+        if let Some((at, limits)) = self.memo().get(&limit.key)
+            && *limits == limit.limits
+            && at.elapsed() < REGISTRY_REFRESH
+        {
+            return Ok(());
+        }
+        match self.inner.store.limit_register(limit).await {
+            Ok(()) => {
+                let mut memo = self.memo();
+                if memo.len() >= REGISTERED_MEMO_MAX {
+                    memo.clear();
+                }
+                memo.insert(limit.key.clone(), (Instant::now(), limit.limits));
+                Ok(())
+            }
+            Err(e) if e.is_outage() => Err(e),
+            Err(e) => {
+                tracing::debug!(key = %limit.key, error = %e, "cannot record the limit in the registry");
+                Ok(())
+            }
+        }
+    }
+
+    fn enter_degraded(&self, e: &crate::Error) {
+        self.memo().clear();
+        if !self.inner.degraded.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                error = %e,
+                policy = ?self.inner.settings.failure_policy,
+                "rate limiter storage unreachable; applying the failure policy"
+            );
+        }
+    }
+
+    fn leave_degraded(&self) {
+        if self.inner.degraded.swap(false, Ordering::AcqRel) {
+            tracing::info!("rate limiter storage reachable again");
+        }
+    }
+}
+
+fn too_large(limit: &Limit, requested: u64, token_limit: u64) -> LimitError {
+    LimitError::TooLarge {
+        resource: limit.resource.clone(),
+        requested,
+        limit: token_limit,
+        window_seconds: limit.limits.window_seconds(),
+    }
+}
+
+fn jitter(max: Duration) -> Duration {
+    let max_us = max.as_micros() as u64;
+    if max_us == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(rand::rng().random_range(0..=max_us))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limiter::Exceeded;
+
+    fn limiter() -> RateLimiter {
+        RateLimiter::new(crate::storage::open_memory(Settings::default()))
+    }
+
+    #[test]
+    fn preset_keys_reproduce_the_original() {
+        let l = limiter();
+        let k = l.preset("openai", "gpt-4o", "default").unwrap();
+        assert_eq!(k.key(), "artemis:ratelimit:openai:openai:gpt-4o:default");
+        assert_eq!(k.resource(), "openai:gpt-4o");
+        assert_eq!(k.limits().requests, 100);
+        let k = l
+            .preset("Anthropic", "claude-sonnet-4-5-20250929", "u1")
+            .unwrap();
+        assert_eq!(
+            k.key(),
+            "artemis:ratelimit:anthropic:anthropic:claude-sonnet-4-5-20250929:u1"
+        );
+        assert_eq!(k.limits().requests, 50);
+        assert!(matches!(
+            l.preset("mistral", "large", "default"),
+            Err(LimitError::NoPreset { .. })
+        ));
+        assert!(l.preset("openai", "gpt{x}", "default").is_err());
+        let k = l
+            .limit(
+                "search",
+                "default",
+                Limits::requests(5, Duration::from_secs(1)),
+            )
+            .unwrap();
+        assert_eq!(k.key(), "artemis:ratelimit:search:default");
+    }
+
+    #[tokio::test]
+    async fn memory_backend_limits_and_reports() {
+        let l = limiter();
+        let k = l
+            .limit(
+                "t",
+                "default",
+                Limits::requests(2, Duration::from_secs(60)).with_tokens(100),
+            )
+            .unwrap();
+        let a = l.check(&k, 60).await.unwrap().into_reservation().unwrap();
+        assert_eq!(a.source(), Source::Store);
+        let refused = l.check(&k, 50).await.unwrap();
+        let r = refused.refusal().unwrap();
+        assert_eq!(r.exceeded, Exceeded::Tokens);
+        assert_eq!(r.tokens_remaining, Some(40));
+        assert!(r.retry_after > Duration::from_secs(59));
+        a.reconcile(10).await.unwrap();
+        let b = l.check(&k, 50).await.unwrap().into_reservation().unwrap();
+        b.keep();
+        let h = l.headroom(&k).await.unwrap();
+        assert_eq!((h.requests_used, h.tokens_used), (2, Some(60)));
+        assert!(matches!(
+            l.check(&k, 101).await,
+            Err(LimitError::TooLarge { .. })
+        ));
+        let all = l.headroom_all().await.unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].requests_used, 2);
+        l.reset(&k).await.unwrap();
+        assert_eq!(l.headroom(&k).await.unwrap().requests_used, 0);
+    }
+}
