@@ -182,9 +182,13 @@ impl KeySpace {
         )
     }
 
-    /// SCAN pattern for the entries of every namespace.
+    /// SCAN pattern for the entries of every namespace (again ending in exactly one hash).
     pub fn cache_all_namespaces_scan_pattern(&self) -> String {
-        format!("{}::ns:*", escape_glob(&self.prefixes.cache))
+        format!(
+            "{}::ns:*:{}",
+            escape_glob(&self.prefixes.cache),
+            HEX64_GLOB.as_str()
+        )
     }
 
     /// Extension: `artemis:llm:cache::lease:{<entry key>}`, the short lease that lets one
