@@ -558,7 +558,44 @@ async fn lease_hands_over(storage_a: Arc<dyn Storage>, storage_b: Arc<dyn Storag
     );
 }
 
+async fn a_cancelled_caller_leaves_nobody_waiting(storage: Arc<dyn Storage>) {
+    let fake = FakeLlm::new(800, "slow");
+    let c = Arc::new(client(&storage, &fake, |_| {}));
+    let q = ask("given up");
+    let key = c.key_for(&q, None).unwrap();
+    let (leader, follower) = {
+        let (c1, c2, q1, q2) = (c.clone(), c.clone(), q.clone(), q.clone());
+        (
+            tokio::spawn(async move { c1.complete_with(&q1, &plain()).await }),
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                c2.complete_with(&q2, &plain()).await
+            }),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(storage.cache_poll(&key).await.unwrap().leased);
+    leader.abort();
+    // The follower takes over at once (not after lease_wait_ms) and calls upstream itself.
+    let started = Instant::now();
+    let done = follower.await.unwrap().unwrap();
+    assert_eq!(done.source, Source::Upstream);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(fake.calls(), 2);
+}
+
 // ---- Redis ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_callers_on_redis_and_memory() {
+    let server = RedisServer::start();
+    a_cancelled_caller_leaves_nobody_waiting(open(server.settings()).await).await;
+    a_cancelled_caller_leaves_nobody_waiting(storage::open_memory(Settings::default())).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_behaves_the_same_on_redis_and_memory() {

@@ -218,6 +218,33 @@ impl<C> std::fmt::Debug for CachedClient<C> {
     }
 }
 
+/// Gives the lease back if the leader's future is dropped while holding it (its caller gave
+/// up), so that neither this process's next leader nor other processes wait on a lease nobody
+/// will release. Forgotten once `fetch_and_store` has released the lease itself.
+struct LeaseGuard<'a> {
+    storage: &'a Arc<dyn Storage>,
+    key: &'a CacheKey,
+    token: &'a str,
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (storage, key, token) = (
+            self.storage.clone(),
+            self.key.clone(),
+            self.token.to_owned(),
+        );
+        rt.spawn(async move {
+            if let Err(e) = storage.cache_release_lease(&key, &token).await {
+                tracing::debug!("cache lease of a cancelled request not released: {e}");
+            }
+        });
+    }
+}
+
 enum PeerWait {
     Answer(LlmResponse),
     LeaseFree,
@@ -456,9 +483,15 @@ impl<C: LlmClient> CachedClient<C> {
         loop {
             match self.storage.cache_try_lease(key, &token, lease_ttl).await {
                 Ok(true) => {
+                    let guard = LeaseGuard {
+                        storage: &self.storage,
+                        key,
+                        token: &token,
+                    };
                     let result = self
                         .fetch_and_store(request, key, control, Some(&token))
                         .await;
+                    std::mem::forget(guard);
                     return (result, Source::Upstream);
                 }
                 Ok(false) => {}
