@@ -29,7 +29,7 @@ use super::recorder::Recorder;
 use super::tier::Tier;
 use super::{
     CacheCount, CacheKey, CacheScope, LlmClient, LlmError, LlmRequest, LlmResponse, Lookup,
-    PriceTable, entry,
+    PriceTable, entry, lock,
 };
 use crate::config::CacheSettings;
 use crate::keys::{KeySpace, validate_name};
@@ -40,6 +40,8 @@ use crate::storage::Storage;
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
 /// Unpriced model names remembered for the statistics.
 const MAX_UNPRICED_NAMES: usize = 64;
+/// Models whose upstream latency is tracked separately (the rest share the overall mean).
+const MAX_LATENCY_MODELS: usize = 256;
 
 /// Per-request cache controls.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -387,7 +389,7 @@ impl<C: LlmClient> CachedClient<C> {
             .tier
             .as_ref()
             .map(|t| {
-                let t = t.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let t = lock(t);
                 (t.entries(), t.bytes())
             })
             .unwrap_or_default();
@@ -433,9 +435,7 @@ impl<C: LlmClient> CachedClient<C> {
     pub async fn invalidate(&self, scope: &CacheScope) -> crate::Result<u64> {
         scope.validate()?;
         if let Some(tier) = &self.tier {
-            tier.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove_scope(scope);
+            lock(tier).remove_scope(scope);
         }
         self.storage.cache_invalidate(scope).await
     }
@@ -582,9 +582,11 @@ impl<C: LlmClient> CachedClient<C> {
         s.upstream_calls += 1;
         match &result {
             Ok(_) => {
-                let per_model = s.latency.entry(request.model.clone()).or_default();
-                per_model.0 += 1;
-                per_model.1 += ms;
+                if s.latency.len() < MAX_LATENCY_MODELS || s.latency.contains_key(&request.model) {
+                    let per_model = s.latency.entry(request.model.clone()).or_default();
+                    per_model.0 += 1;
+                    per_model.1 += ms;
+                }
                 s.latency_all.0 += 1;
                 s.latency_all.1 += ms;
             }
@@ -695,16 +697,12 @@ impl<C: LlmClient> CachedClient<C> {
     // ---- helpers ----
 
     fn lock_stats(&self) -> std::sync::MutexGuard<'_, StatsState> {
-        self.stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.stats)
     }
 
     fn tier_get(&self, key: &CacheKey) -> Option<LlmResponse> {
         let tier = self.tier.as_ref()?;
-        let mut t = tier
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut t = lock(tier);
         t.get(key, Instant::now()).map(|r| (*r).clone())
     }
 
@@ -717,9 +715,7 @@ impl<C: LlmClient> CachedClient<C> {
     ) {
         if let Some(tier) = &self.tier {
             let ttl = ttl.unwrap_or(Duration::MAX);
-            tier.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .put(key, Arc::new(response.clone()), bytes, ttl, Instant::now());
+            lock(tier).put(key, Arc::new(response.clone()), bytes, ttl, Instant::now());
         }
     }
 

@@ -36,9 +36,7 @@ pub(crate) struct Leader<'a> {
 
 impl Flights {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Slot>> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.map)
     }
 
     /// Joins the flight for `key`, or starts it.

@@ -42,9 +42,7 @@ impl CacheState {
 
 impl MemoryStorage {
     fn cache_state(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.cache)
     }
 }
 

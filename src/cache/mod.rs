@@ -197,3 +197,9 @@ pub(crate) fn later(now: std::time::Instant, d: Duration) -> std::time::Instant 
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
+
+/// Locks a mutex, carrying on after a panic elsewhere: every cache structure stays consistent
+/// between statements, so a poisoned lock holds nothing half-written.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
