@@ -770,6 +770,28 @@ mod tests {
     }
 
     #[test]
+    fn cache_settings_come_from_the_environment_and_are_checked() {
+        let s = load(
+            &no_file(),
+            &env(&[
+                ("ARTEMIS_CACHE_RECORD_METRICS", "false"),
+                ("ARTEMIS_CACHE_MEMORY_TIER_TTL_SECONDS", "5"),
+            ]),
+            &vec![],
+        )
+        .unwrap();
+        assert!(!s.cache.record_metrics);
+        assert_eq!(s.cache.memory_tier_ttl_seconds, 5);
+        let e = load(
+            &no_file(),
+            &env(&[("ARTEMIS_CACHE_LEASE_MS", "0")]),
+            &vec![],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("cache.lease_ms"), "{e}");
+    }
+
+    #[test]
     fn unknown_artemis_env_is_an_error() {
         let e = load(&no_file(), &env(&[("ARTEMIS_REDIS_PORTT", "1")]), &vec![]).unwrap_err();
         assert!(e.0.contains("redis.portt"), "{e}");

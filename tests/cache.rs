@@ -1027,3 +1027,36 @@ fn single_flight_across_four_processes() {
     assert_eq!(contents.len(), 1, "everyone got that call's answer");
     assert!(peer >= 1, "at least one process waited on the lease");
 }
+
+// ---- prices ----
+
+#[tokio::test]
+async fn the_price_file_setting_replaces_the_shipped_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prices.toml");
+    std::fs::write(
+        &path,
+        "effective_date = 2026-01-01\n[[model]]\npattern = \"gpt-4o*\"\ninput_per_million = 1.0\noutput_per_million = 2.0\n",
+    )
+    .unwrap();
+    let mut settings = Settings::default();
+    settings.cache.price_file = Some(path.clone());
+    let storage = storage::open_memory(settings);
+    let fake = FakeLlm::new(0, "priced");
+    let c = CachedClient::new(fake.clone(), storage.clone()).unwrap();
+    assert_eq!(c.prices().effective_date.to_string(), "2026-01-01");
+    let done = c.complete_with(&ask("price me"), &plain()).await.unwrap();
+    assert!((done.cost_usd - (1000.0 * 1.0 + 500.0 * 2.0) / 1e6).abs() < 1e-12);
+    // gpt-5 was in the shipped table but is not in this one.
+    let other = LlmRequest::new("gpt-5", vec![Message::user("x")]);
+    assert!(!c.complete_with(&other, &plain()).await.unwrap().priced);
+
+    // A broken file is a configuration error naming the setting, not a silent fallback.
+    std::fs::write(&path, "effective_date = \"soon\"\n").unwrap();
+    let err = CachedClient::new(fake.clone(), storage.clone()).unwrap_err();
+    assert!(err.to_string().contains("cache.price_file"), "{err}");
+    let mut settings = Settings::default();
+    settings.cache.price_file = Some(dir.path().join("missing.toml"));
+    let err = CachedClient::new(fake, storage::open_memory(settings)).unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+}
