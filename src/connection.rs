@@ -331,8 +331,8 @@ impl Redis {
             || e.is_connection_dropped()
             || e.is_timeout()
             || e.is_connection_refusal()
-            || e.is_unrecoverable_error()
             || e.kind() == ErrorKind::ClusterConnectionNotFound
+            || e.is_cluster_error() && e.code().is_some_and(|c| c == "CLUSTERDOWN")
         {
             let msg = scrub(&e.to_string());
             self.lost(&msg);
