@@ -21,7 +21,9 @@ pub const DEFAULT_METRICS_PREFIX: &str = "artemis:metrics";
 pub const MAX_NAME_BYTES: usize = 512;
 
 /// A glob that matches exactly 64 lowercase hex digits (a sha256 in a cache key).
-static HEX64_GLOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "[0-9a-f]".repeat(64));
+fn hex64_glob() -> String {
+    "[0-9a-f]".repeat(64)
+}
 
 /// The four key prefixes; everything else is derived from them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,11 +166,7 @@ impl KeySpace {
     /// SCAN pattern for exactly the plain (Python-shared) entries: the prefix, one `:`, and 64
     /// lowercase hex digits, so namespaced entries, leases and foreign keys never match.
     pub fn cache_plain_scan_pattern(&self) -> String {
-        format!(
-            "{}:{}",
-            escape_glob(&self.prefixes.cache),
-            HEX64_GLOB.as_str()
-        )
+        format!("{}:{}", escape_glob(&self.prefixes.cache), hex64_glob())
     }
 
     /// SCAN pattern for exactly one namespace's entries. The fixed 64-hex-digit tail keeps
@@ -178,7 +176,7 @@ impl KeySpace {
             "{}::ns:{}:{}",
             escape_glob(&self.prefixes.cache),
             escape_glob(namespace),
-            HEX64_GLOB.as_str()
+            hex64_glob()
         )
     }
 
@@ -187,7 +185,7 @@ impl KeySpace {
         format!(
             "{}::ns:*:{}",
             escape_glob(&self.prefixes.cache),
-            HEX64_GLOB.as_str()
+            hex64_glob()
         )
     }
 
