@@ -590,53 +590,50 @@ async fn a_cancelled_caller_leaves_nobody_waiting(storage: Arc<dyn Storage>) {
 
 // ---- Redis ----
 
+/// Runs one behaviour against a fresh Redis server and a fresh memory backend.
+async fn on_redis_and_memory<F, Fut>(behaviour: F)
+where
+    F: Fn(Arc<dyn Storage>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let server = RedisServer::start();
+    behaviour(open(server.settings()).await).await;
+    behaviour(storage::open_memory(Settings::default())).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_callers_on_redis_and_memory() {
-    let server = RedisServer::start();
-    a_cancelled_caller_leaves_nobody_waiting(open(server.settings()).await).await;
-    a_cancelled_caller_leaves_nobody_waiting(storage::open_memory(Settings::default())).await;
+    on_redis_and_memory(a_cancelled_caller_leaves_nobody_waiting).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_behaves_the_same_on_redis_and_memory() {
-    let server = RedisServer::start();
-    store_behaviour(open(server.settings()).await).await;
-    store_behaviour(storage::open_memory(Settings::default())).await;
+    on_redis_and_memory(store_behaviour).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn miss_then_hit_on_redis_and_memory() {
-    let server = RedisServer::start();
-    miss_then_hit_with_stats_and_metrics(open(server.settings()).await).await;
-    miss_then_hit_with_stats_and_metrics(storage::open_memory(Settings::default())).await;
+    on_redis_and_memory(miss_then_hit_with_stats_and_metrics).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_flight_in_one_process_on_redis_and_memory() {
-    let server = RedisServer::start();
-    hundred_concurrent_requests_one_upstream_call(open(server.settings()).await).await;
-    hundred_concurrent_requests_one_upstream_call(storage::open_memory(Settings::default())).await;
+    on_redis_and_memory(hundred_concurrent_requests_one_upstream_call).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_errors_on_redis_and_memory() {
-    let server = RedisServer::start();
-    upstream_errors_are_shared_not_stored(open(server.settings()).await).await;
-    upstream_errors_are_shared_not_stored(storage::open_memory(Settings::default())).await;
+    on_redis_and_memory(upstream_errors_are_shared_not_stored).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_request_controls_on_redis_and_memory() {
-    let server = RedisServer::start();
-    per_request_controls(open(server.settings()).await).await;
-    per_request_controls(storage::open_memory(Settings::default())).await;
+    on_redis_and_memory(per_request_controls).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_entries_on_redis_and_memory() {
-    let server = RedisServer::start();
-    corrupt_entries_are_misses(open(server.settings()).await).await;
-    corrupt_entries_are_misses(storage::open_memory(Settings::default())).await;
+    on_redis_and_memory(corrupt_entries_are_misses).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -667,6 +664,19 @@ async fn keys_and_values_are_pythons() {
     let hit = c.complete_with(&ask("Hello"), &plain()).await.unwrap();
     assert_eq!(hit.source, Source::Store);
     assert_eq!(hit.response.content, "Hello from Python");
+    // The second vector: temperature 1.0.
+    let _: () = raw
+        .set_ex(
+            "artemis:llm:cache:aa5f7b544c39ccef4c6896f5127cf10b95350c21e03fce909a74c7797cdbc9d7",
+            python_value.replace("Hello from Python", "Hot hello from Python"),
+            604_800,
+        )
+        .unwrap();
+    let hit = c
+        .complete_with(&ask("Hello").temperature(1.0), &plain())
+        .await
+        .unwrap();
+    assert_eq!(hit.response.content, "Hot hello from Python");
     assert_eq!(fake.calls(), 0);
 
     // What this project writes sits under the Python key, with the Python TTL, in the
