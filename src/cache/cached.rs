@@ -479,7 +479,10 @@ impl<C: LlmClient> CachedClient<C> {
     ) -> (Result<LlmResponse, LlmError>, Source) {
         let token = format!("{:032x}", rand::random::<u128>());
         let lease_ttl = Duration::from_millis(self.settings.lease_ms);
-        let deadline = Instant::now() + Duration::from_millis(self.settings.lease_wait_ms);
+        let deadline = super::later(
+            Instant::now(),
+            Duration::from_millis(self.settings.lease_wait_ms),
+        );
         loop {
             match self.storage.cache_try_lease(key, &token, lease_ttl).await {
                 Ok(true) => {
