@@ -199,12 +199,17 @@ pub struct CacheSettings {
     pub cache_nonzero_temperature: bool,
     /// Bytes of the optional in-process tier in front of Redis; 0 turns it off.
     pub memory_tier_bytes: u64,
+    /// Longest time the in-process tier serves an entry, seconds. It bounds how long this
+    /// process keeps answering from an entry that another process invalidated in Redis.
+    pub memory_tier_ttl_seconds: u64,
     /// How long a cross-process fetch lease lives, milliseconds.
     pub lease_ms: u64,
     /// How long a process waits for another's answer before calling upstream itself, ms.
     pub lease_wait_ms: u64,
     /// Price table file replacing the shipped `assets/prices.toml`.
     pub price_file: Option<PathBuf>,
+    /// Record every request (hits, misses, cost, saved cost) in the metrics keys.
+    pub record_metrics: bool,
 }
 
 impl Default for CacheSettings {
@@ -214,9 +219,11 @@ impl Default for CacheSettings {
             ttl_seconds: 604_800,
             cache_nonzero_temperature: true,
             memory_tier_bytes: 0,
+            memory_tier_ttl_seconds: 60,
             lease_ms: 30_000,
             lease_wait_ms: 10_000,
             price_file: None,
+            record_metrics: true,
         }
     }
 }
@@ -690,6 +697,11 @@ impl Settings {
                 self.tracker.history_max_events,
             ),
             ("cache.ttl_seconds", self.cache.ttl_seconds),
+            (
+                "cache.memory_tier_ttl_seconds",
+                self.cache.memory_tier_ttl_seconds,
+            ),
+            ("cache.lease_ms", self.cache.lease_ms),
             ("metrics.daily_ttl_seconds", self.metrics.daily_ttl_seconds),
             (
                 "metrics.timeseries_retention_days",
@@ -841,6 +853,28 @@ mod tests {
             let e = load_toml(bad).unwrap_err();
             assert!(e.0.contains("limiter."), "{e}");
         }
+    }
+
+    #[test]
+    fn cache_settings_come_from_the_environment_and_are_checked() {
+        let s = load(
+            &no_file(),
+            &env(&[
+                ("ARTEMIS_CACHE_RECORD_METRICS", "false"),
+                ("ARTEMIS_CACHE_MEMORY_TIER_TTL_SECONDS", "5"),
+            ]),
+            &vec![],
+        )
+        .unwrap();
+        assert!(!s.cache.record_metrics);
+        assert_eq!(s.cache.memory_tier_ttl_seconds, 5);
+        let e = load(
+            &no_file(),
+            &env(&[("ARTEMIS_CACHE_LEASE_MS", "0")]),
+            &vec![],
+        )
+        .unwrap_err();
+        assert!(e.0.contains("cache.lease_ms"), "{e}");
     }
 
     #[test]

@@ -20,6 +20,11 @@ pub const DEFAULT_METRICS_PREFIX: &str = "artemis:metrics";
 /// Longest card id, stage name, resource or identifier accepted for writing.
 pub const MAX_NAME_BYTES: usize = 512;
 
+/// A glob that matches exactly 64 lowercase hex digits (a sha256 in a cache key).
+fn hex64_glob() -> String {
+    "[0-9a-f]".repeat(64)
+}
+
 /// The four key prefixes; everything else is derived from them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -162,16 +167,54 @@ impl KeySpace {
         format!("{}:{hash_hex}", self.prefixes.cache)
     }
 
+    /// Extension: `artemis:llm:cache::ns:<namespace>:<sha256 hex>`, a cached response that only
+    /// requests of that namespace share. The plain key stays the Python one; the namespace is a
+    /// key segment so one SCAN pattern finds exactly one namespace's entries (see
+    /// [`Self::cache_namespace_scan_pattern`]). `namespace` must pass [`validate_name`].
+    pub fn cache_namespaced_entry(&self, namespace: &str, hash_hex: &str) -> String {
+        format!("{}::ns:{namespace}:{hash_hex}", self.prefixes.cache)
+    }
+
     /// SCAN pattern for every cache entry (and lease) under the prefix.
     pub fn cache_scan_pattern(&self) -> String {
         format!("{}:*", escape_glob(&self.prefixes.cache))
     }
 
+    /// SCAN pattern for exactly the plain (Python-shared) entries: the prefix, one `:`, and 64
+    /// lowercase hex digits, so namespaced entries, leases and foreign keys never match.
+    pub fn cache_plain_scan_pattern(&self) -> String {
+        format!("{}:{}", escape_glob(&self.prefixes.cache), hex64_glob())
+    }
+
+    /// SCAN pattern for exactly one namespace's entries. The fixed 64-hex-digit tail keeps
+    /// namespace `a` from matching the entries of namespace `a:b`.
+    pub fn cache_namespace_scan_pattern(&self, namespace: &str) -> String {
+        format!(
+            "{}::ns:{}:{}",
+            escape_glob(&self.prefixes.cache),
+            escape_glob(namespace),
+            hex64_glob()
+        )
+    }
+
+    /// SCAN pattern for the entries of every namespace (again ending in exactly one hash).
+    pub fn cache_all_namespaces_scan_pattern(&self) -> String {
+        format!(
+            "{}::ns:*:{}",
+            escape_glob(&self.prefixes.cache),
+            hex64_glob()
+        )
+    }
+
     /// Extension: `artemis:llm:cache::lease:{<entry key>}`, the short lease that lets one
     /// process fetch an answer while others wait. Same slot as the entry.
     pub fn cache_lease(&self, hash_hex: &str) -> String {
-        let entry = self.cache_entry(hash_hex);
-        format!("{}::lease:{{{}}}", self.prefixes.cache, slot_tag(&entry))
+        self.cache_lease_for(&self.cache_entry(hash_hex))
+    }
+
+    /// The lease of any entry key, plain or namespaced; same slot as the entry.
+    pub fn cache_lease_for(&self, entry_key: &str) -> String {
+        format!("{}::lease:{{{}}}", self.prefixes.cache, slot_tag(entry_key))
     }
 
     // ---- Pipeline tracker (PROTOCOL A) ----
@@ -399,6 +442,31 @@ mod tests {
         assert_eq!(
             k.metrics_code_review_status("PASS"),
             "artemis:metrics:code_review:status:pass"
+        );
+    }
+
+    #[test]
+    fn cache_namespaces_are_key_segments_that_scan_exactly() {
+        let k = KeySpace::default();
+        let h = "a".repeat(64);
+        assert_eq!(k.cache_entry(&h), format!("artemis:llm:cache:{h}"));
+        assert_eq!(
+            k.cache_namespaced_entry("t:1", &h),
+            format!("artemis:llm:cache::ns:t:1:{h}")
+        );
+        assert_eq!(
+            k.cache_lease(&h),
+            format!("artemis:llm:cache::lease:{{artemis:llm:cache:{h}}}")
+        );
+        let ns_key = k.cache_namespaced_entry("a", &h);
+        assert_eq!(slot_tag(&k.cache_lease_for(&ns_key)), ns_key);
+        assert!(
+            k.cache_namespace_scan_pattern("a*")
+                .starts_with(r"artemis:llm:cache::ns:a\*:[0-9a-f]")
+        );
+        assert!(
+            k.cache_plain_scan_pattern()
+                .ends_with(&"[0-9a-f]".repeat(64))
         );
     }
 
