@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod headless;
 pub mod keys;
 pub mod limiter;
 pub mod metrics;
@@ -19,5 +20,6 @@ pub mod model;
 pub mod snapshot;
 pub mod storage;
 pub mod tracker;
+pub mod tui;
 
 pub use error::{Error, Result};
