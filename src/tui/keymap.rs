@@ -56,6 +56,8 @@ pub struct ActionInfo {
     pub help: &'static str,
     pub defaults: &'static [&'static str],
     pub scopes: &'static [Scope],
+    /// Where the footer shows the hint (a subset of `scopes`).
+    pub hint_in: &'static [Scope],
 }
 
 use Scope::{Card, Help, Overview};
@@ -72,6 +74,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Quit (Ctrl-C always quits too)",
         defaults: &["q"],
         scopes: ALL,
+        hint_in: ALL,
     },
     ActionInfo {
         action: Action::Help,
@@ -80,6 +83,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Show or hide this help",
         defaults: &["?"],
         scopes: ALL,
+        hint_in: ALL,
     },
     ActionInfo {
         action: Action::Up,
@@ -88,6 +92,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Move up one row",
         defaults: &["k", "Up"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::Down,
@@ -96,6 +101,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Move down one row",
         defaults: &["j", "Down"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::PageUp,
@@ -104,6 +110,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Move up one page",
         defaults: &["PageUp"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::PageDown,
@@ -112,6 +119,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Move down one page",
         defaults: &["PageDown"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::Top,
@@ -120,6 +128,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Go to the first row",
         defaults: &["g", "Home"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::Bottom,
@@ -128,6 +137,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Go to the last row",
         defaults: &["G", "End"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::Open,
@@ -136,14 +146,16 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Open the selected card",
         defaults: &["Enter"],
         scopes: &[Overview],
+        hint_in: &[Overview],
     },
     ActionInfo {
         action: Action::Back,
         name: "back",
         hint: "back",
-        help: "Back to the overview / close the popup",
+        help: "Back to the overview / close the popup / clear the filter",
         defaults: &["Esc"],
-        scopes: &[Card, Help],
+        scopes: ALL,
+        hint_in: &[Card, Help],
     },
     ActionInfo {
         action: Action::Filter,
@@ -152,6 +164,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Filter cards by id and title (Enter keeps, Esc clears)",
         defaults: &["/"],
         scopes: &[Overview],
+        hint_in: &[Overview],
     },
     ActionInfo {
         action: Action::Sort,
@@ -160,6 +173,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Sort by the next column",
         defaults: &["s"],
         scopes: &[Overview],
+        hint_in: &[Overview],
     },
     ActionInfo {
         action: Action::SortReverse,
@@ -168,6 +182,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Reverse the sort order",
         defaults: &["S"],
         scopes: &[Overview],
+        hint_in: &[Overview],
     },
     ActionInfo {
         action: Action::Freeze,
@@ -176,6 +191,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Freeze / unfreeze the screen (data keeps being collected)",
         defaults: &["p", "Space"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::Theme,
@@ -184,6 +200,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Next colour theme (dark, light, mono)",
         defaults: &["t"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::Refresh,
@@ -192,6 +209,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         help: "Read everything from Redis now",
         defaults: &["r"],
         scopes: VIEWS,
+        hint_in: VIEWS,
     },
 ];
 
@@ -474,7 +492,7 @@ impl KeyMap {
     pub fn hints(&self, scope: Scope) -> Vec<(String, &'static str)> {
         let mut out = Vec::new();
         for info in ACTIONS {
-            if info.hint.is_empty() || !info.scopes.contains(&scope) {
+            if info.hint.is_empty() || !info.hint_in.contains(&scope) {
                 continue;
             }
             if let Some(k) = self.keys(info.action).first() {
@@ -493,7 +511,8 @@ impl KeyMap {
                     s if s.len() == 3 => "everywhere",
                     s if s.len() == 2 && s.contains(&Overview) => "views",
                     [Overview] => "overview",
-                    _ => "card, popup",
+                    [Card] => "card",
+                    _ => "popup",
                 };
                 (self.label(info.action), info.name, info.help, scope)
             })

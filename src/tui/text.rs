@@ -72,6 +72,33 @@ pub fn fit(s: &str, max: usize) -> String {
     out
 }
 
+/// Like [`fit`] but keeps the end of `s` (`…pipeline:card-7`): for keys, whose distinctive
+/// part is last.
+pub fn fit_tail(s: &str, max: usize) -> String {
+    let clean = sanitize(s);
+    if clean.width() <= max {
+        return clean.into_owned();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let budget = max - 1;
+    let mut used = 0;
+    let mut tail: Vec<char> = Vec::new();
+    for c in clean.chars().rev() {
+        let w = c.width().unwrap_or(0);
+        if used + w > budget {
+            break;
+        }
+        used += w;
+        tail.push(c);
+    }
+    let mut out = String::with_capacity(tail.len() + 3);
+    out.push(ELLIPSIS);
+    out.extend(tail.into_iter().rev());
+    out
+}
+
 /// `s` fitted to exactly `width` cells: cut with [`fit`] or padded with spaces on the right.
 pub fn pad(s: &str, width: usize) -> String {
     let mut out = fit(s, width);
@@ -115,6 +142,8 @@ mod tests {
         assert_eq!(fit("short", 10), "short");
         assert_eq!(fit("anything", 0), "");
         assert_eq!(fit("ab", 1), "…");
+        assert_eq!(fit_tail("artemis:pipeline:card-7", 10), "…ne:card-7");
+        assert_eq!(width(&fit_tail("日本語テキスト", 6)), 5);
     }
 
     #[test]

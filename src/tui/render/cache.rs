@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph, Sparkline};
+use ratatui::widgets::{Paragraph, Sparkline};
 
 use crate::tui::app::App;
 use crate::tui::format;
@@ -26,19 +26,21 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     ])
     .areas(inner);
 
-    let (ratio, label_text) = match llm.hit_rate {
-        Some(r) if r.is_finite() => (
-            r.clamp(0.0, 1.0),
-            format!("hit rate {}", format::percent(r)),
-        ),
-        _ => (0.0, "hit rate - (no lookups yet)".to_owned()),
+    // The gauge is a bar after its figure, so it reads the same with or without colour.
+    let (ratio, figure) = match llm.hit_rate {
+        Some(r) if r.is_finite() => (r.clamp(0.0, 1.0), format::percent(r)),
+        _ => (0.0, "-".to_owned()),
     };
+    let head = format!("hit rate {figure:>6} ");
+    let bar_w = (gauge.width as usize).saturating_sub(head.chars().count());
     frame.render_widget(
-        Gauge::default()
-            .ratio(ratio)
-            .label(Span::styled(label_text, t.text))
-            .gauge_style(t.bar)
-            .use_unicode(true),
+        Paragraph::new(Line::from(vec![
+            Span::styled(head, t.text),
+            Span::styled(
+                super::bar(ratio, bar_w),
+                super::headroom_style(app, 1.0 - ratio),
+            ),
+        ])),
         gauge,
     );
     frame.render_widget(
@@ -54,7 +56,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(Line::from(vec![
             Span::styled("saved ", t.dim),
             Span::styled(format::usd(llm.saved_cost), t.ok),
-            Span::styled(" (not spent thanks to hits)", t.dim),
+            Span::styled(" by hits", t.dim),
         ])),
         saved,
     );
@@ -67,10 +69,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .map(|r| r.map(|r| (r.clamp(0.0, 1.0) * 100.0).round() as u64))
         .collect();
     frame.render_widget(
-        Paragraph::new(Span::styled(
-            format!("hit rate per poll, last {n} polls (0-100%)"),
-            t.dim,
-        )),
+        Paragraph::new(Span::styled(format!("per poll · last {n}"), t.dim)),
         label,
     );
     if spark.height > 0 {

@@ -198,7 +198,11 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
     let inner = block.inner(stages_area);
     frame.render_widget(block, stages_area);
     let w = inner.width as usize;
-    let (name_w, status_w, prog_w, start_w, dur_w) = (18usize, 10usize, 16usize, 9usize, 8usize);
+    let (name_w, status_w, prog_w, start_w, dur_w) = if w >= 120 {
+        (24usize, 10usize, 22usize, 9usize, 8usize)
+    } else {
+        (14, 9, 12, 8, 8)
+    };
     let msg_w = w.saturating_sub(3 + name_w + status_w + prog_w + start_w + dur_w + 6);
     let mut lines = vec![Line::from(Span::styled(
         format!(

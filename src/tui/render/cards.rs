@@ -116,7 +116,7 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
             Row::Malformed(mi) => {
                 let m = &snap.malformed[mi];
                 TableRow::new(vec![
-                    Cell::from(text::fit(&m.key, w[0] as usize)),
+                    Cell::from(text::fit_tail(&m.key, w[0] as usize)),
                     Cell::from(text::fit(&m.reason, w[1] as usize)),
                     Cell::from(Span::styled("malformed", t.bad)),
                     Cell::from(""),

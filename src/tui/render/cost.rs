@@ -34,18 +34,17 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
 
     let rate = match app.shown_history().spend_per_hour() {
         Some((r, secs)) => format!(
-            "{}/h (last {})",
+            "{}/h over {}",
             format::usd(r),
             format::duration(secs as f64)
         ),
-        None => "-/h (needs 2 polls)".into(),
+        None => "-/h".into(),
     };
     frame.render_widget(
         Paragraph::new(Line::from(vec![
-            Span::styled("LLM total ", t.dim),
-            Span::styled(format::usd(m.llm.total_cost), t.text),
-            Span::styled(" · spend ", t.dim),
             Span::styled(rate, t.text),
+            Span::styled(" · sum ", t.dim),
+            Span::styled(format::usd(m.llm.total_cost), t.text),
         ])),
         summary,
     );

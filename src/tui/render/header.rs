@@ -28,13 +28,20 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let (conn, healthy) = conn_label(&app.conn);
     let sep = Span::styled(" │ ", t.dim);
-    let mut spans = vec![
-        Span::styled(" artemis-top ", t.header),
+    let mut spans = vec![Span::styled(" artemis-top ", t.header)];
+    // The FROZEN mark comes first so that no width can push it off screen.
+    if let Some(f) = &app.frozen {
+        spans.push(Span::styled(
+            format!(" FROZEN {} ", f.at.format("%H:%M:%S")),
+            t.frozen,
+        ));
+    }
+    spans.extend([
         Span::raw(" "),
         Span::styled(text::sanitize(&app.endpoint).into_owned(), t.text),
         sep.clone(),
         Span::styled(conn, if healthy { t.ok } else { t.bad }),
-    ];
+    ]);
     if let Some(age) = super::age_label(app) {
         spans.push(sep.clone());
         spans.push(Span::styled("data ", t.dim));
@@ -58,18 +65,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             ));
         }
     }
-    let mut line = Line::from(spans);
-    if let Some(f) = &app.frozen {
-        let mark = format!(" FROZEN at {} ", f.at.format("%H:%M:%S"));
-        let used = line.width() + mark.chars().count() + 1;
-        if used < area.width as usize {
-            line.spans
-                .push(Span::raw(" ".repeat(area.width as usize - used)));
-        } else {
-            line.spans.push(Span::raw(" "));
-        }
-        line.spans.push(Span::styled(mark, t.frozen));
-    }
+    let line = Line::from(spans);
     frame.render_widget(Paragraph::new(line), area);
 }
 

@@ -11,7 +11,7 @@ use crate::tui::{format, text};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    let block = super::panel(app, " Rate limits (used/limit per window) ");
+    let block = super::panel(app, " Rate limits ");
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(snap) = app.shown() else {
@@ -39,7 +39,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let mut sorted: Vec<_> = snap.limits.iter().collect();
     sorted.sort_by(|a, b| pressure(b).total_cmp(&pressure(a)).then(a.key.cmp(&b.key)));
     for l in sorted.into_iter().take(shown) {
-        let window = format!(" /{}", format::duration(l.window_seconds));
+        let window = format!(" per {}", window_label(l.window_seconds));
         let name = text::fit(
             &format!("{}:{}", l.resource, l.identifier),
             w.saturating_sub(window.chars().count()),
@@ -55,11 +55,22 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             format::count(l.requests_limit)
         );
         let mut spans = vec![Span::styled("req ", t.dim)];
+        // Tokens in full when they fit, else as a share of the limit.
         let tok = match (l.tokens_used, l.tokens_limit) {
-            (Some(u), Some(lim)) => Some((
-                ratio(u, lim),
-                format!(" tok {}/{}", format::count(u), format::count(lim)),
-            )),
+            (Some(u), Some(lim)) => {
+                let r = ratio(u, lim);
+                let full = format!(" tok {}/{}", format::count(u), format::count(lim));
+                let short = format!(" tok {:.0}%", r * 100.0);
+                let room = w.saturating_sub(4 + req.chars().count() + 3);
+                Some((
+                    r,
+                    if full.chars().count() <= room {
+                        full
+                    } else {
+                        short
+                    },
+                ))
+            }
             _ => None,
         };
         let tok_w = tok.as_ref().map_or(0, |(_, s)| s.chars().count());
@@ -100,5 +111,26 @@ fn pressure(l: &crate::snapshot::LimitSnapshot) -> f64 {
     match (l.tokens_used, l.tokens_limit) {
         (Some(u), Some(lim)) => req.max(ratio(u, lim)),
         _ => req,
+    }
+}
+
+/// `60s`, `5m`, `1h30m`: a window length as people say it.
+fn window_label(secs: f64) -> String {
+    if !secs.is_finite() || secs <= 0.0 {
+        return "-".into();
+    }
+    let s = secs.round() as u64;
+    if (secs - s as f64).abs() > 1e-9 {
+        return format!("{secs:.1}s");
+    }
+    if s < 120 {
+        return format!("{s}s");
+    }
+    if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format::duration(secs)
     }
 }
