@@ -439,7 +439,9 @@ impl App {
             _ => self.event_buckets.push((sec, 1)),
         }
         let id = event.card_id().to_owned();
-        if self.live_events.len() < TRACKED_CARDS || self.live_events.contains_key(&id) {
+        // Cards in Redis are always tracked; a storm of unknown ids only fills the spare room.
+        let known = self.card_index.contains_key(&id) || self.live_events.contains_key(&id);
+        if known || self.live_events.len() < TRACKED_CARDS {
             let seen = self.live_events.entry(id.clone()).or_default();
             if seen.len() == EVENTS_PER_CARD {
                 seen.pop_front();

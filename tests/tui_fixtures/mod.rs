@@ -179,7 +179,7 @@ pub fn metrics() -> MetricsSnapshot {
     let daily = (0..30)
         .map(|i| DailyFigures {
             date: start + Duration::days(i),
-            completions: (i % 5) as i64,
+            completions: i % 5,
             cost: ((i * 37) % 11) as f64 * 0.45,
             duration: 100.0,
         })

@@ -126,9 +126,9 @@ fn window_label(secs: f64) -> String {
     if s < 120 {
         return format!("{s}s");
     }
-    if s % 3600 == 0 {
+    if s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format::duration(secs)
