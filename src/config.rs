@@ -1,7 +1,7 @@
 //! Layered configuration: built-in defaults < config file < environment < command-line flags.
 //!
 //! Every value remembers where it came from, so a mistake is reported as one line naming the
-//! setting and its source ("redis.port: invalid value \"abc\" from environment variable
+//! setting and its source ("redis.port: got string \"abc\" from environment variable
 //! REDIS_PORT: expected an integer"). Unknown keys are errors, never silently ignored. The file
 //! is never written: `config.toml.example` documents every setting, and `--print-config` shows
 //! the effective configuration with secrets redacted.
@@ -91,7 +91,7 @@ impl Default for RedisSettings {
             cluster_nodes: Vec::new(),
             timeout: 5.0,
             connect_timeout: 5.0,
-            reconnect_max_backoff: 5.0,
+            reconnect_max_backoff: 1.0,
         }
     }
 }
@@ -386,7 +386,7 @@ fn describe(e: &ConfigError) -> String {
             expected,
             key,
         } => format!(
-            "{}: invalid value {unexpected}{}: expected {expected}",
+            "{}: got {unexpected}{}, expected {expected}",
             key.as_deref().unwrap_or("?"),
             origin
                 .as_deref()
@@ -440,18 +440,7 @@ impl Layer {
     fn from_env(env: &[(String, String)]) -> Result<Self, ConfigErrorMsg> {
         let mut values = Map::new();
         let mut put = |key: &str, raw: &str, origin: String| {
-            let kind = if key == "redis.cluster_nodes" {
-                ValueKind::Array(
-                    raw.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| Value::new(Some(&origin), s))
-                        .collect(),
-                )
-            } else {
-                ValueKind::String(raw.to_owned())
-            };
-            insert_path(&mut values, key, Value::new(Some(&origin), kind));
+            insert_path(&mut values, key, text_value(key, raw, &origin));
         };
         for (name, raw) in env {
             if let Some((_, key)) = PYTHON_ENV.iter().find(|(n, _)| n == name) {
@@ -480,15 +469,31 @@ impl Layer {
         let mut values = Map::new();
         for (key, raw, flag) in flags {
             let origin = format!("command-line flag {flag}");
-            insert_path(
-                &mut values,
-                key,
-                Value::new(Some(&origin), ValueKind::String(raw.clone())),
-            );
+            insert_path(&mut values, key, text_value(key, raw, &origin));
         }
         Self { values }
     }
 }
+
+/// A setting given as text (environment, flag): lists are comma-separated, everything else is
+/// converted to its type when the settings are deserialized.
+fn text_value(key: &str, raw: &str, origin: &String) -> Value {
+    let kind = if LIST_SETTINGS.contains(&key) {
+        ValueKind::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::new(Some(origin), s))
+                .collect(),
+        )
+    } else {
+        ValueKind::String(raw.to_owned())
+    };
+    Value::new(Some(origin), kind)
+}
+
+/// Settings that are lists of strings.
+const LIST_SETTINGS: &[&str] = &["redis.cluster_nodes"];
 
 fn insert_path(map: &mut Map<String, Value>, dotted: &str, value: Value) {
     match dotted.split_once('.') {

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::Slot;
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind,
     IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
@@ -257,8 +258,54 @@ impl Redis {
             .await
     }
 
-    /// Sends one pipeline in one round trip (split per node on Cluster).
+    /// Sends one pipeline in one round trip.
+    ///
+    /// On Cluster the driver only accepts single-slot pipelines, so a pipeline spanning slots
+    /// is split into one sub-pipeline per slot, all sent at once (still one round-trip time),
+    /// and the replies are put back in command order. Each command stays atomic on its own
+    /// key; a multi-slot pipeline as a whole is not a transaction (it never is on Cluster).
+    /// After a split, `.ignore()` is not honoured and per-command errors come back as
+    /// `Value::ServerError` items: read such pipelines positionally as `Vec<Value>`, or as `()`.
     pub async fn query_pipe<T: redis::FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, Error> {
+        if self.is_cluster() {
+            let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();
+            let mut groups: Vec<(Option<Slot>, Vec<usize>)> = Vec::new();
+            for (i, c) in cmds.iter().enumerate() {
+                let slot = cmd_slot(c);
+                match groups.iter_mut().find(|(s, _)| *s == slot) {
+                    Some((_, indices)) => indices.push(i),
+                    None => groups.push((slot, vec![i])),
+                }
+            }
+            if groups.len() > 1 {
+                if pipe.is_transaction() {
+                    return Err(Error::Redis(
+                        "a MULTI pipeline must stay in one Cluster hash slot".into(),
+                    ));
+                }
+                let sends = groups.iter().map(|(_, indices)| {
+                    let mut sub = Pipeline::with_capacity(indices.len());
+                    sub.ignore_errors();
+                    for &i in indices {
+                        sub.add_command(cmds[i].clone());
+                    }
+                    async move {
+                        let values: Vec<Value> = self
+                            .run(|mut c| async move { sub.query_async(&mut c).await })
+                            .await?;
+                        Ok::<_, Error>((indices, values))
+                    }
+                });
+                let mut out = vec![Value::Nil; cmds.len()];
+                for (indices, values) in futures::future::try_join_all(sends).await? {
+                    for (&i, v) in indices.iter().zip(values) {
+                        out[i] = v;
+                    }
+                }
+                return redis::from_redis_value(Value::Array(out))
+                    .map_err(|e| Error::Redis(scrub(&e.to_string())));
+            }
+        }
         self.run(|mut c| async move { pipe.query_async(&mut c).await })
             .await
     }
@@ -284,8 +331,8 @@ impl Redis {
             || e.is_connection_dropped()
             || e.is_timeout()
             || e.is_connection_refusal()
-            || e.is_unrecoverable_error()
             || e.kind() == ErrorKind::ClusterConnectionNotFound
+            || e.is_cluster_error() && e.code().is_some_and(|c| c == "CLUSTERDOWN")
         {
             let msg = scrub(&e.to_string());
             self.lost(&msg);
@@ -450,6 +497,90 @@ impl Redis {
         }
     }
 
+    /// Every key matching `pattern` (already glob-escaped where needed), optionally only of
+    /// one Redis `TYPE`, by SCAN in batches of `COUNT 1000` (never KEYS), on every master of a
+    /// Cluster. Stops after `limit` keys so a huge keyspace cannot exhaust memory.
+    pub async fn scan_match(
+        &self,
+        pattern: &str,
+        key_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, Error> {
+        let mut found = Vec::new();
+        match self.conn()? {
+            Conn::Single(_) => {
+                self.scan_node(None, pattern, key_type, limit, &mut found)
+                    .await?
+            }
+            Conn::Cluster(_) => {
+                for (host, port) in self.cluster_masters().await? {
+                    self.scan_node(Some((host, port)), pattern, key_type, limit, &mut found)
+                        .await?;
+                    if found.len() >= limit {
+                        break;
+                    }
+                }
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    async fn scan_node(
+        &self,
+        node: Option<(String, u16)>,
+        pattern: &str,
+        key_type: Option<&str>,
+        limit: usize,
+        found: &mut Vec<String>,
+    ) -> Result<(), Error> {
+        let mut cursor: u64 = 0;
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+            if let Some(t) = key_type {
+                cmd.arg("TYPE").arg(t);
+            }
+            let (next, keys): (u64, Vec<String>) = match &node {
+                None => self.query(&cmd).await?,
+                Some((host, port)) => {
+                    let routing = redis::cluster_routing::RoutingInfo::SingleNode(
+                        redis::cluster_routing::SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        },
+                    );
+                    let value = self
+                        .run(|c| async move {
+                            match c {
+                                Conn::Cluster(mut c) => c.route_command(cmd, routing).await,
+                                Conn::Single(mut c) => cmd.query_async(&mut c).await,
+                            }
+                        })
+                        .await?;
+                    redis::from_redis_value(value).map_err(|e| Error::Redis(e.to_string()))?
+                }
+            };
+            found.extend(keys);
+            cursor = next;
+            if cursor == 0 || found.len() >= limit {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The reachable masters of the cluster, as (host, port).
+    async fn cluster_masters(&self) -> Result<Vec<(String, u16)>, Error> {
+        let nodes: String = self
+            .query(&redis::cmd("CLUSTER").arg("NODES").clone())
+            .await?;
+        Ok(parse_cluster_masters(&nodes))
+    }
+
     /// A dedicated pub/sub connection. On Cluster, PUBLISH reaches every node, so the first
     /// seed that answers is enough.
     pub async fn pubsub(&self) -> Result<redis::aio::PubSub, Error> {
@@ -473,6 +604,53 @@ impl Redis {
         }
         Err(last.unwrap_or_else(|| self.unavailable()))
     }
+}
+
+/// The Cluster hash slot of a command's first key, `None` for keyless commands (PUBLISH,
+/// EVALSHA with no keys, …), which may go to any node.
+fn cmd_slot(cmd: &Cmd) -> Option<Slot> {
+    let args: Vec<&[u8]> = cmd
+        .args_iter()
+        .map(|a| match a {
+            redis::Arg::Simple(b) => b,
+            _ => &b"0"[..],
+        })
+        .collect();
+    let name = args.first()?.to_ascii_uppercase();
+    let key = match name.as_slice() {
+        b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" | b"FCALL" | b"FCALL_RO" => {
+            let numkeys: usize = std::str::from_utf8(args.get(2)?).ok()?.parse().ok()?;
+            if numkeys == 0 {
+                return None;
+            }
+            args.get(3)?
+        }
+        b"PUBLISH" | b"SPUBLISH" | b"PING" | b"TIME" | b"SCRIPT" | b"INFO" | b"CLUSTER" => {
+            return None;
+        }
+        _ => args.get(1)?,
+    };
+    Some(Slot::for_key(key))
+}
+
+/// Masters that are not failed, from `CLUSTER NODES` output
+/// (`<id> <ip:port@cport[,host]> <flags> …`).
+fn parse_cluster_masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let _id = parts.next()?;
+            let addr = parts.next()?;
+            let flags = parts.next()?;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
+                return None;
+            }
+            let hostport = addr.split('@').next()?;
+            let (host, port) = hostport.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Redis error texts can echo a command's arguments; strip anything that looks like an AUTH

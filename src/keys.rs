@@ -286,6 +286,12 @@ impl KeySpace {
         format!("{}:llm:*", escape_glob(&self.prefixes.metrics))
     }
 
+    /// Extension: set of the names of one kind (`providers`, `models`, `developers`,
+    /// `statuses`, `review_statuses`) that this project has written, so readers need no SCAN.
+    pub fn metrics_index(&self, kind: &str) -> String {
+        format!("{}::index:{kind}", self.prefixes.metrics)
+    }
+
     pub fn metrics_code_review(&self, developer: &str) -> String {
         format!("{}:code_review:{developer}", self.prefixes.metrics)
     }

@@ -9,6 +9,8 @@
 //! - [`model`]: the Python wire documents; [`snapshot`]: what the dashboard shows.
 
 pub mod cache;
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;

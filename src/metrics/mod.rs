@@ -1,8 +1,251 @@
-//! (scaffolding) The metrics job. Filled in by its issue.
+//! Metrics: what pipelines, LLM calls and code reviews cost, in the Python original's keys.
+//!
+//! Writers add to counters with HINCRBY / HINCRBYFLOAT / INCR only (Python parses integer
+//! fields with `int()`), in one pipelined round trip per `track_*` call. Readers turn the keys
+//! into a [`MetricsSnapshot`] in a fixed number of round trips, reporting unparsable values
+//! instead of guessing.
+//!
+//! Extensions (ignored by Python readers): `saved_cost` and `latency_ms_total` fields in the
+//! `llm` hash, name indexes (`<prefix>::index:<kind>` sets) so readers need no SCAN for names
+//! this project wrote, and age-trimming of the pipeline time series, which the original lets
+//! grow forever.
 
 pub(crate) mod memory;
 mod redis;
 
-/// The metrics's part of [`crate::storage::Storage`].
+use chrono::{DateTime, Local, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::model::Malformed;
+use crate::snapshot::MetricsSnapshot;
+
+/// A finished pipeline, for `timeseries:pipelines`, `total`, `daily:<date>` and `status:<s>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineCompletionRecord {
+    pub card_id: String,
+    pub duration_seconds: f64,
+    /// Lowercased on write.
+    pub status: String,
+    pub cost: f64,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    /// When it finished (now when `None`).
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// One LLM request, for the `llm`, `llm:<provider>` and `llm:model:<model>` hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmRequestRecord {
+    pub provider: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// Money spent: zero for a cache hit.
+    pub cost: f64,
+    pub cache_hit: bool,
+    pub latency_ms: f64,
+    /// Money a cache hit saved (what the call would have cost).
+    #[serde(default)]
+    pub saved_cost: f64,
+}
+
+/// One code review, for `code_review:<developer>` and `code_review:status:<status>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeReviewRecord {
+    pub developer: String,
+    /// Lowercased on write.
+    pub status: String,
+    pub score: i64,
+    pub critical_issues: i64,
+    pub high_issues: i64,
+}
+
+/// What a metrics read returns: the figures, and whatever could not be parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsRead {
+    pub metrics: MetricsSnapshot,
+    pub malformed: Vec<Malformed>,
+}
+
+/// Statuses whose `status:<status>` counters every reader looks at, besides indexed ones.
+pub const KNOWN_PIPELINE_STATUSES: &[&str] = &["completed", "failed", "cancelled"];
+
+/// The metrics' part of [`crate::storage::Storage`].
 #[async_trait::async_trait]
-pub trait MetricsStore: Send + Sync {}
+pub trait MetricsStore: Send + Sync {
+    async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()>;
+    async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()>;
+    async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()>;
+    /// Totals, the last `days` local days (oldest first, gaps as zeros), the `recent` newest
+    /// completed pipelines, per-provider and per-model breakdowns, code review figures.
+    async fn read_metrics(&self, days: u32, recent: usize) -> crate::Result<MetricsRead>;
+}
+
+/// The local dates of the last `days` days ending at `today`, oldest first.
+pub fn last_days(today: NaiveDate, days: u32) -> Vec<NaiveDate> {
+    (0..days as i64)
+        .rev()
+        .filter_map(|back| today.checked_sub_days(chrono::Days::new(back as u64)))
+        .collect()
+}
+
+/// Today's local date (the original keys daily figures on local time).
+pub fn local_date(at: DateTime<Utc>) -> NaiveDate {
+    at.with_timezone(&Local).date_naive()
+}
+
+/// The time-series member exactly as the original writes it (local naive timestamp).
+pub fn timeseries_member(r: &PipelineCompletionRecord, at: DateTime<Utc>) -> String {
+    let member = serde_json::json!({
+        "card_id": r.card_id,
+        "duration_seconds": r.duration_seconds,
+        "status": r.status.to_lowercase(),
+        "cost": r.cost,
+        "timestamp": crate::model::format_naive(at.with_timezone(&Local).naive_local()),
+        "metadata": r.metadata,
+    });
+    member.to_string()
+}
+
+/// Reads hash fields leniently: integer text, or float text for float fields. Anything else is
+/// reported, and counted as zero.
+pub(crate) struct FieldReader<'a> {
+    pub key: &'a str,
+    pub malformed: &'a mut Vec<Malformed>,
+}
+
+impl FieldReader<'_> {
+    pub fn int(&mut self, fields: &std::collections::HashMap<String, String>, name: &str) -> i64 {
+        match fields.get(name) {
+            None => 0,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(i) => i,
+                Err(_) => {
+                    self.bad(name, v, "an integer");
+                    0
+                }
+            },
+        }
+    }
+
+    pub fn float(&mut self, fields: &std::collections::HashMap<String, String>, name: &str) -> f64 {
+        match fields.get(name) {
+            None => 0.0,
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => f,
+                _ => {
+                    self.bad(name, v, "a number");
+                    0.0
+                }
+            },
+        }
+    }
+
+    fn bad(&mut self, field: &str, value: &str, expected: &str) {
+        let shown: String = value.chars().take(40).collect();
+        self.malformed.push(Malformed {
+            key: self.key.to_owned(),
+            reason: format!("field {field} is {shown:?}, expected {expected}"),
+        });
+    }
+}
+
+/// Parses one time-series member; `None` (and a malformed entry) when it is not the
+/// original's JSON shape.
+pub(crate) fn parse_recent(
+    key: &str,
+    member: &str,
+    malformed: &mut Vec<Malformed>,
+) -> Option<crate::snapshot::RecentPipeline> {
+    #[derive(Deserialize)]
+    struct Member {
+        card_id: String,
+        #[serde(default)]
+        duration_seconds: Option<f64>,
+        #[serde(default)]
+        status: Option<String>,
+        #[serde(default)]
+        cost: Option<f64>,
+        #[serde(default)]
+        timestamp: Option<String>,
+    }
+    match serde_json::from_str::<Member>(member) {
+        Ok(m) => Some(crate::snapshot::RecentPipeline {
+            card_id: m.card_id,
+            duration_seconds: m.duration_seconds.unwrap_or(0.0),
+            status: m.status.unwrap_or_default(),
+            cost: m.cost.unwrap_or(0.0),
+            timestamp: m.timestamp.unwrap_or_default(),
+        }),
+        Err(e) => {
+            malformed.push(Malformed {
+                key: key.to_owned(),
+                reason: format!("time-series member is not valid JSON: {e}"),
+            });
+            None
+        }
+    }
+}
+
+/// Fills the derived figures (averages, hit rate) and sorts the breakdowns.
+pub(crate) fn finish(m: &mut MetricsSnapshot) {
+    let p = &mut m.pipelines;
+    if p.completed > 0 {
+        p.avg_duration = Some(p.total_duration / p.completed as f64);
+        p.avg_cost = Some(p.total_cost / p.completed as f64);
+    }
+    let lookups = m.llm.cache_hits + m.llm.cache_misses;
+    m.llm.hit_rate = (lookups > 0).then(|| m.llm.cache_hits as f64 / lookups as f64);
+    let by_cost = |a: &crate::snapshot::Breakdown, b: &crate::snapshot::Breakdown| {
+        b.cost
+            .total_cmp(&a.cost)
+            .then(b.requests.cmp(&a.requests))
+            .then(a.name.cmp(&b.name))
+    };
+    m.providers.sort_by(by_cost);
+    m.models.sort_by(by_cost);
+    m.code_review
+        .developers
+        .sort_by(|a, b| a.developer.cmp(&b.developer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_days_are_oldest_first() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        let days = last_days(d, 3);
+        assert_eq!(
+            days,
+            vec![
+                NaiveDate::from_ymd_opt(2026, 2, 28).unwrap(),
+                NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+                d
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_reported_not_guessed() {
+        let mut malformed = Vec::new();
+        let fields = [
+            ("a".to_string(), "12".to_string()),
+            ("b".into(), "x".into()),
+        ]
+        .into_iter()
+        .collect();
+        let mut r = FieldReader {
+            key: "k",
+            malformed: &mut malformed,
+        };
+        assert_eq!(r.int(&fields, "a"), 12);
+        assert_eq!(r.int(&fields, "b"), 0);
+        assert_eq!(r.float(&fields, "missing"), 0.0);
+        assert_eq!(malformed.len(), 1);
+        assert!(malformed[0].reason.contains("field b"));
+    }
+}

@@ -1,6 +1,415 @@
-//! (scaffolding) The metrics on Redis.
+//! Metrics on Redis: each `track_*` is one pipeline (one round trip; split per node on
+//! Cluster, where each command is still atomic on its own key), each read two.
 
+use std::collections::HashMap;
+
+use chrono::Utc;
+use redis::Pipeline;
+
+use super::{
+    CodeReviewRecord, FieldReader, KNOWN_PIPELINE_STATUSES, LlmRequestRecord, MetricsRead,
+    PipelineCompletionRecord, finish, last_days, local_date, parse_recent, timeseries_member,
+};
+use crate::keys::validate_name;
+use crate::model::Malformed;
+use crate::snapshot::{Breakdown, DailyFigures, DeveloperReviews, MetricsSnapshot};
 use crate::storage::RedisStorage;
 
+/// Most names a SCAN fallback collects (Python-written providers, models, developers).
+const SCAN_LIMIT: usize = 10_000;
+
+type Fields = HashMap<String, String>;
+
 #[async_trait::async_trait]
-impl super::MetricsStore for RedisStorage {}
+impl super::MetricsStore for RedisStorage {
+    async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()> {
+        validate_name("status", &r.status)?;
+        let k = &self.keys;
+        let m = &self.settings.metrics;
+        let at = r.at.unwrap_or_else(Utc::now);
+        let epoch = at.timestamp_micros() as f64 / 1e6;
+        let status = r.status.to_lowercase();
+        let daily = k.metrics_daily(local_date(at));
+        let oldest = epoch - (m.timeseries_retention_days * 86_400) as f64;
+        let mut p = Pipeline::new();
+        p.zadd(k.metrics_timeseries(), timeseries_member(r, at), epoch)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(k.metrics_timeseries())
+            .arg("-inf")
+            .arg(format!("({oldest}"))
+            .ignore()
+            .hincr(k.metrics_total(), "pipelines_completed", 1)
+            .ignore()
+            .hincr(k.metrics_total(), "total_cost", r.cost)
+            .ignore()
+            .hincr(k.metrics_total(), "total_duration", r.duration_seconds)
+            .ignore()
+            .hincr(&daily, "completions", 1)
+            .ignore()
+            .hincr(&daily, "cost", r.cost)
+            .ignore()
+            .hincr(&daily, "duration", r.duration_seconds)
+            .ignore()
+            .expire(&daily, m.daily_ttl_seconds as i64)
+            .ignore()
+            .incr(k.metrics_status(&status), 1)
+            .ignore()
+            .sadd(k.metrics_index("statuses"), &status)
+            .ignore();
+        self.redis.query_pipe::<()>(&p).await
+    }
+
+    async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()> {
+        validate_name("provider", &r.provider)?;
+        validate_name("model", &r.model)?;
+        let k = &self.keys;
+        let llm = k.metrics_llm();
+        let provider = k.metrics_llm_provider(&r.provider);
+        let model = k.metrics_llm_model(&r.model);
+        let mut p = Pipeline::new();
+        p.hincr(&llm, "total_requests", 1)
+            .ignore()
+            .hincr(&llm, "prompt_tokens", r.prompt_tokens)
+            .ignore()
+            .hincr(&llm, "completion_tokens", r.completion_tokens)
+            .ignore()
+            .hincr(
+                &llm,
+                if r.cache_hit {
+                    "cache_hits"
+                } else {
+                    "cache_misses"
+                },
+                1,
+            )
+            .ignore()
+            .hincr(&llm, "total_cost", r.cost)
+            .ignore()
+            .hincr(&llm, "saved_cost", r.saved_cost)
+            .ignore()
+            .hincr(&llm, "latency_ms_total", r.latency_ms)
+            .ignore()
+            .hincr(&provider, "requests", 1)
+            .ignore()
+            .hincr(&provider, "cost", r.cost)
+            .ignore()
+            .hincr(&model, "requests", 1)
+            .ignore()
+            .hincr(&model, "cost", r.cost)
+            .ignore()
+            .sadd(k.metrics_index("providers"), &r.provider)
+            .ignore()
+            .sadd(k.metrics_index("models"), &r.model)
+            .ignore();
+        self.redis.query_pipe::<()>(&p).await
+    }
+
+    async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()> {
+        validate_name("developer", &r.developer)?;
+        validate_name("status", &r.status)?;
+        let k = &self.keys;
+        let dev = k.metrics_code_review(&r.developer);
+        let status = r.status.to_lowercase();
+        let mut p = Pipeline::new();
+        p.hincr(&dev, "total_reviews", 1)
+            .ignore()
+            .hincr(&dev, "total_score", r.score)
+            .ignore()
+            .hincr(&dev, "critical_issues", r.critical_issues)
+            .ignore()
+            .hincr(&dev, "high_issues", r.high_issues)
+            .ignore()
+            .incr(k.metrics_code_review_status(&status), 1)
+            .ignore()
+            .sadd(k.metrics_index("developers"), &r.developer)
+            .ignore()
+            .sadd(k.metrics_index("review_statuses"), &status)
+            .ignore();
+        self.redis.query_pipe::<()>(&p).await
+    }
+
+    async fn read_metrics(&self, days: u32, recent: usize) -> crate::Result<MetricsRead> {
+        let k = &self.keys;
+        let dates = last_days(local_date(Utc::now()), days);
+
+        // Round trip 1: the fixed keys and the name indexes. Errors (a key of the wrong
+        // type) come back per reply, so one bad key cannot hide the rest.
+        let mut malformed = Vec::new();
+        let mut p = Pipeline::new();
+        p.ignore_errors()
+            .hgetall(k.metrics_total())
+            .hgetall(k.metrics_llm())
+            .smembers(k.metrics_index("statuses"))
+            .smembers(k.metrics_index("providers"))
+            .smembers(k.metrics_index("models"))
+            .smembers(k.metrics_index("developers"))
+            .smembers(k.metrics_index("review_statuses"))
+            .zrevrange(k.metrics_timeseries(), 0, recent as isize - 1);
+        for d in &dates {
+            p.hgetall(k.metrics_daily(*d));
+        }
+        let values: Vec<redis::Value> = self.redis.query_pipe(&p).await?;
+        let mut values = values.into_iter();
+        let mut next = |key: String| Reply {
+            key,
+            value: values.next().unwrap_or(redis::Value::Nil),
+        };
+        let total = next(k.metrics_total()).hash(&mut malformed);
+        let llm = next(k.metrics_llm()).hash(&mut malformed);
+        let statuses = next(k.metrics_index("statuses")).strings(&mut malformed);
+        let mut providers = next(k.metrics_index("providers")).strings(&mut malformed);
+        let mut models = next(k.metrics_index("models")).strings(&mut malformed);
+        let mut developers = next(k.metrics_index("developers")).strings(&mut malformed);
+        let mut review_statuses = next(k.metrics_index("review_statuses")).strings(&mut malformed);
+        let ts = next(k.metrics_timeseries()).strings(&mut malformed);
+        let daily: Vec<Fields> = dates
+            .iter()
+            .map(|d| next(k.metrics_daily(*d)).hash(&mut malformed))
+            .collect();
+
+        let mut out = MetricsRead::default();
+        let m: &mut MetricsSnapshot = &mut out.metrics;
+        {
+            let key = k.metrics_total();
+            let mut f = FieldReader {
+                key: &key,
+                malformed: &mut malformed,
+            };
+            m.pipelines.completed = f.int(&total, "pipelines_completed");
+            m.pipelines.total_cost = f.float(&total, "total_cost");
+            m.pipelines.total_duration = f.float(&total, "total_duration");
+        }
+        {
+            let key = k.metrics_llm();
+            let mut f = FieldReader {
+                key: &key,
+                malformed: &mut malformed,
+            };
+            m.llm.total_requests = f.int(&llm, "total_requests");
+            m.llm.prompt_tokens = f.int(&llm, "prompt_tokens");
+            m.llm.completion_tokens = f.int(&llm, "completion_tokens");
+            m.llm.cache_hits = f.int(&llm, "cache_hits");
+            m.llm.cache_misses = f.int(&llm, "cache_misses");
+            m.llm.total_cost = f.float(&llm, "total_cost");
+            m.llm.saved_cost = f.float(&llm, "saved_cost");
+            m.llm.latency_ms_total = f.float(&llm, "latency_ms_total");
+        }
+        for (date, fields) in dates.iter().zip(daily) {
+            let key = k.metrics_daily(*date);
+            let mut f = FieldReader {
+                key: &key,
+                malformed: &mut malformed,
+            };
+            m.daily.push(DailyFigures {
+                date: *date,
+                completions: f.int(&fields, "completions"),
+                cost: f.float(&fields, "cost"),
+                duration: f.float(&fields, "duration"),
+            });
+        }
+        let ts_key = k.metrics_timeseries();
+        m.recent = ts
+            .iter()
+            .filter_map(|member| parse_recent(&ts_key, member, &mut malformed))
+            .collect();
+
+        // Python writers keep no name index: find their names by SCAN, only when needed.
+        if providers.is_empty() && models.is_empty() && m.llm.total_requests > 0 {
+            let found = self
+                .redis
+                .scan_match(&k.metrics_llm_scan_pattern(), Some("hash"), SCAN_LIMIT)
+                .await?;
+            let model_prefix = k.metrics_llm_model("");
+            let llm_prefix = k.metrics_llm_provider("");
+            for key in found {
+                if let Some(name) = key.strip_prefix(&model_prefix) {
+                    models.push(name.to_owned());
+                } else if let Some(name) = key.strip_prefix(&llm_prefix) {
+                    providers.push(name.to_owned());
+                }
+            }
+        }
+        if developers.is_empty() && review_statuses.is_empty() {
+            let found = self
+                .redis
+                .scan_match(&k.metrics_code_review_scan_pattern(), None, SCAN_LIMIT)
+                .await?;
+            let status_prefix = k.metrics_code_review_status("");
+            let dev_prefix = k.metrics_code_review("");
+            for key in found {
+                if let Some(s) = key.strip_prefix(&status_prefix) {
+                    review_statuses.push(s.to_owned());
+                } else if let Some(d) = key.strip_prefix(&dev_prefix) {
+                    developers.push(d.to_owned());
+                }
+            }
+        }
+        let mut all_statuses: Vec<String> = KNOWN_PIPELINE_STATUSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        all_statuses.extend(statuses);
+        all_statuses.sort();
+        all_statuses.dedup();
+        let mut all_review_statuses = review_statuses;
+        all_review_statuses.sort();
+        all_review_statuses.dedup();
+        providers.sort();
+        providers.dedup();
+        models.sort();
+        models.dedup();
+        developers.sort();
+        developers.dedup();
+
+        // Round trip 2: the named keys.
+        let mut p = Pipeline::new();
+        for s in &all_statuses {
+            p.get(k.metrics_status(s));
+        }
+        for s in &all_review_statuses {
+            p.get(k.metrics_code_review_status(s));
+        }
+        for name in &providers {
+            p.hgetall(k.metrics_llm_provider(name));
+        }
+        for name in &models {
+            p.hgetall(k.metrics_llm_model(name));
+        }
+        for name in &developers {
+            p.hgetall(k.metrics_code_review(name));
+        }
+        p.ignore_errors();
+        let values: Vec<redis::Value> = if p.is_empty() {
+            Vec::new()
+        } else {
+            self.redis.query_pipe(&p).await?
+        };
+        let mut values = values.into_iter();
+        let mut next = |key: String| Reply {
+            key,
+            value: values.next().unwrap_or(redis::Value::Nil),
+        };
+        for s in &all_statuses {
+            let n = next(k.metrics_status(s)).counter(&mut malformed);
+            if n != 0 {
+                m.pipelines.by_status.insert(s.clone(), n);
+            }
+        }
+        for s in &all_review_statuses {
+            let n = next(k.metrics_code_review_status(s)).counter(&mut malformed);
+            if n != 0 {
+                m.code_review.by_status.insert(s.clone(), n);
+            }
+        }
+        for (names, out, key_of) in [
+            (
+                &providers,
+                &mut m.providers,
+                &(|n: &str| k.metrics_llm_provider(n)) as &dyn Fn(&str) -> String,
+            ),
+            (&models, &mut m.models, &|n: &str| k.metrics_llm_model(n)),
+        ] {
+            for name in names {
+                let key = key_of(name);
+                let fields = next(key.clone()).hash(&mut malformed);
+                let mut f = FieldReader {
+                    key: &key,
+                    malformed: &mut malformed,
+                };
+                out.push(Breakdown {
+                    name: name.clone(),
+                    requests: f.int(&fields, "requests"),
+                    cost: f.float(&fields, "cost"),
+                });
+            }
+        }
+        for name in &developers {
+            let key = k.metrics_code_review(name);
+            let fields = next(key.clone()).hash(&mut malformed);
+            let mut f = FieldReader {
+                key: &key,
+                malformed: &mut malformed,
+            };
+            m.code_review.developers.push(DeveloperReviews {
+                developer: name.clone(),
+                total_reviews: f.int(&fields, "total_reviews"),
+                total_score: f.int(&fields, "total_score"),
+                critical_issues: f.int(&fields, "critical_issues"),
+                high_issues: f.int(&fields, "high_issues"),
+            });
+        }
+        finish(m);
+        out.malformed = malformed;
+        Ok(out)
+    }
+}
+
+/// One pipelined reply with the key it belongs to, converted leniently: a reply of the wrong
+/// type or encoding becomes a [`Malformed`] entry and an empty value.
+struct Reply {
+    key: String,
+    value: redis::Value,
+}
+
+impl Reply {
+    fn convert<T: redis::FromRedisValue + Default>(
+        self,
+        what: &str,
+        malformed: &mut Vec<Malformed>,
+    ) -> T {
+        if matches!(self.value, redis::Value::Nil) {
+            return T::default();
+        }
+        let reason = match &self.value {
+            redis::Value::ServerError(e) => {
+                format!("cannot read as {what}: {}", e.details().unwrap_or(e.code()))
+            }
+            _ => format!("not {what} (or not UTF-8)"),
+        };
+        match redis::from_redis_value(self.value) {
+            Ok(v) => v,
+            Err(_) => {
+                malformed.push(Malformed {
+                    key: self.key,
+                    reason,
+                });
+                T::default()
+            }
+        }
+    }
+
+    /// A hash; a field or value that is not UTF-8 is kept lossily converted (so that the
+    /// number parser reports it) instead of losing the whole hash.
+    fn hash(self, malformed: &mut Vec<Malformed>) -> Fields {
+        let raw: HashMap<Vec<u8>, Vec<u8>> = self.convert("a hash", malformed);
+        raw.into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(&k).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn strings(self, malformed: &mut Vec<Malformed>) -> Vec<String> {
+        self.convert("a set of strings", malformed)
+    }
+
+    fn counter(self, malformed: &mut Vec<Malformed>) -> i64 {
+        let key = self.key.clone();
+        let text: Option<String> = self.convert("a counter", malformed);
+        match text.map(|t| t.trim().parse::<i64>()) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                malformed.push(Malformed {
+                    key,
+                    reason: "counter is not an integer".into(),
+                });
+                0
+            }
+        }
+    }
+}

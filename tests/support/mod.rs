@@ -56,7 +56,9 @@ fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
     let cert = dir.join("cert.pem");
     let key = dir.join("key.pem");
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -71,7 +73,10 @@ fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
         .stderr(Stdio::null())
         .status()
         .expect("run openssl");
-    assert!(status.success(), "openssl failed to make a test certificate");
+    assert!(
+        status.success(),
+        "openssl failed to make a test certificate"
+    );
     (cert, key)
 }
 
@@ -192,8 +197,8 @@ impl RedisServer {
     /// A synchronous raw connection for seeding and inspecting data exactly as another
     /// process (e.g. the Python original) would.
     pub fn raw(&self) -> redis::Connection {
-        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url().as_str())
-            .expect("test url");
+        let mut info =
+            redis::IntoConnectionInfo::into_connection_info(self.url().as_str()).expect("test url");
         if let Some(p) = &self.options.password {
             let r = info.redis_settings().clone().set_password(p);
             info = info.set_redis_settings(r);

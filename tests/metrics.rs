@@ -1,0 +1,281 @@
+//! Metrics against a real Redis (standalone and Cluster) and the memory backend: the same
+//! behaviour on all three, Python's key layout and field types, and Python-written data read
+//! back correctly.
+
+mod support;
+
+use std::sync::Arc;
+
+use artemis::metrics::{
+    CodeReviewRecord, LlmRequestRecord, MetricsStore, PipelineCompletionRecord,
+};
+use artemis::storage::{self, Storage};
+use redis::Commands;
+use support::{RedisCluster, RedisServer};
+
+fn completion(card: &str, status: &str, cost: f64, duration: f64) -> PipelineCompletionRecord {
+    PipelineCompletionRecord {
+        card_id: card.into(),
+        duration_seconds: duration,
+        status: status.into(),
+        cost,
+        metadata: serde_json::Map::new(),
+        at: None,
+    }
+}
+
+fn llm(provider: &str, model: &str, hit: bool, cost: f64) -> LlmRequestRecord {
+    LlmRequestRecord {
+        provider: provider.into(),
+        model: model.into(),
+        prompt_tokens: 100,
+        completion_tokens: 50,
+        cost: if hit { 0.0 } else { cost },
+        cache_hit: hit,
+        latency_ms: 20.0,
+        saved_cost: if hit { cost } else { 0.0 },
+    }
+}
+
+/// The behaviour every backend must show.
+async fn exercise(store: Arc<dyn Storage>) {
+    store
+        .track_pipeline_completion(&completion("c1", "COMPLETED", 0.5, 10.0))
+        .await
+        .unwrap();
+    store
+        .track_pipeline_completion(&completion("c2", "failed", 0.25, 30.0))
+        .await
+        .unwrap();
+    store
+        .track_llm_request(&llm("openai", "gpt-4o", false, 0.02))
+        .await
+        .unwrap();
+    store
+        .track_llm_request(&llm("openai", "gpt-4o", true, 0.02))
+        .await
+        .unwrap();
+    store
+        .track_llm_request(&llm("anthropic", "claude-sonnet-4-5", false, 0.05))
+        .await
+        .unwrap();
+    store
+        .track_code_review(&CodeReviewRecord {
+            developer: "dev-a".into(),
+            status: "PASS".into(),
+            score: 85,
+            critical_issues: 0,
+            high_issues: 2,
+        })
+        .await
+        .unwrap();
+
+    let read = store.read_metrics(7, 10).await.unwrap();
+    assert!(read.malformed.is_empty(), "{:?}", read.malformed);
+    let m = read.metrics;
+    assert_eq!(m.pipelines.completed, 2);
+    assert!((m.pipelines.total_cost - 0.75).abs() < 1e-9);
+    assert_eq!(m.pipelines.avg_duration, Some(20.0));
+    assert_eq!(m.pipelines.by_status.get("completed"), Some(&1));
+    assert_eq!(m.pipelines.by_status.get("failed"), Some(&1));
+    assert_eq!(m.llm.total_requests, 3);
+    assert_eq!(m.llm.cache_hits, 1);
+    assert_eq!(m.llm.cache_misses, 2);
+    assert_eq!(m.llm.prompt_tokens, 300);
+    assert!((m.llm.hit_rate.unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert!((m.llm.saved_cost - 0.02).abs() < 1e-9);
+    assert!((m.llm.total_cost - 0.07).abs() < 1e-9);
+    assert_eq!(m.providers[0].name, "anthropic");
+    assert_eq!(m.providers[1].requests, 2);
+    assert_eq!(m.models.len(), 2);
+    assert_eq!(m.daily.len(), 7);
+    let today = m.daily.last().unwrap();
+    assert_eq!(today.completions, 2);
+    assert!(m.daily[..6].iter().all(|d| d.completions == 0));
+    assert_eq!(m.recent.len(), 2);
+    assert_eq!(m.recent[0].card_id, "c2", "newest first");
+    assert_eq!(m.code_review.developers[0].total_score, 85);
+    assert_eq!(m.code_review.by_status.get("pass"), Some(&1));
+
+    // Names that cannot go into a key are refused with a clear error.
+    let err = store
+        .track_llm_request(&llm("open\u{1b}ai", "m", false, 0.0))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("control characters"), "{err}");
+}
+
+#[tokio::test]
+async fn memory_backend_behaves() {
+    exercise(storage::open_memory(Default::default())).await;
+}
+
+#[tokio::test]
+async fn redis_backend_behaves_and_writes_python_layout() {
+    let server = RedisServer::start();
+    let store = storage::open_redis(server.settings()).await.unwrap();
+    exercise(store).await;
+
+    let mut raw = server.raw();
+    // Integer fields were written by HINCRBY: Python's int() parses them.
+    let total: std::collections::HashMap<String, String> =
+        raw.hgetall("artemis:metrics:total").unwrap();
+    assert_eq!(total["pipelines_completed"], "2");
+    assert_eq!(total["total_cost"].parse::<f64>().unwrap(), 0.75);
+    let llm: std::collections::HashMap<String, String> =
+        raw.hgetall("artemis:metrics:llm").unwrap();
+    for f in [
+        "total_requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "cache_hits",
+        "cache_misses",
+    ] {
+        llm[f]
+            .parse::<i64>()
+            .unwrap_or_else(|_| panic!("{f} = {:?}", llm[f]));
+    }
+    let status: String = raw.get("artemis:metrics:status:completed").unwrap();
+    assert_eq!(status, "1");
+    let by_model: String = raw
+        .hget("artemis:metrics:llm:model:gpt-4o", "requests")
+        .unwrap();
+    assert_eq!(by_model, "2");
+    let review: String = raw
+        .hget("artemis:metrics:code_review:dev-a", "high_issues")
+        .unwrap();
+    assert_eq!(review, "2");
+    // The daily key carries the 30-day TTL, on the local date.
+    let today = chrono::Local::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    let ttl: i64 = raw.ttl(format!("artemis:metrics:daily:{today}")).unwrap();
+    assert!(ttl > 2_591_000 && ttl <= 2_592_000, "ttl {ttl}");
+    // Time-series members are the original's JSON with a naive local timestamp.
+    let members: Vec<String> = raw
+        .zrange("artemis:metrics:timeseries:pipelines", 0, -1)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&members[0]).unwrap();
+    for f in [
+        "card_id",
+        "duration_seconds",
+        "status",
+        "cost",
+        "timestamp",
+        "metadata",
+    ] {
+        assert!(v.get(f).is_some(), "member lacks {f}: {v}");
+    }
+    let ts = v["timestamp"].as_str().unwrap();
+    assert!(!ts.ends_with('Z') && !ts.contains('+'), "{ts}");
+}
+
+#[tokio::test]
+async fn redis_cluster_behaves() {
+    let cluster = RedisCluster::start();
+    let store = storage::open_redis(cluster.settings()).await.unwrap();
+    assert_eq!(store.backend(), "cluster");
+    exercise(store).await;
+}
+
+#[tokio::test]
+async fn python_written_metrics_are_read() {
+    let server = RedisServer::start();
+    let mut raw = server.raw();
+    let today = chrono::Local::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    // Exactly what the Python original writes (no name indexes, no extension fields).
+    let _: () = redis::pipe()
+        .hincr("artemis:metrics:total", "pipelines_completed", 3)
+        .hincr("artemis:metrics:total", "total_cost", 1.5)
+        .hincr("artemis:metrics:total", "total_duration", 90.0)
+        .hincr(format!("artemis:metrics:daily:{today}"), "completions", 3)
+        .hincr(format!("artemis:metrics:daily:{today}"), "cost", 1.5)
+        .incr("artemis:metrics:status:completed", 3)
+        .hincr("artemis:metrics:llm", "total_requests", 4)
+        .hincr("artemis:metrics:llm", "cache_hits", 1)
+        .hincr("artemis:metrics:llm", "cache_misses", 3)
+        .hincr("artemis:metrics:llm", "total_cost", 0.4)
+        .hincr("artemis:metrics:llm:openai", "requests", 4)
+        .hincr("artemis:metrics:llm:openai", "cost", 0.4)
+        .hincr("artemis:metrics:llm:model:gpt-4o", "requests", 4)
+        .hincr("artemis:metrics:code_review:alice", "total_reviews", 2)
+        .incr("artemis:metrics:code_review:status:pass", 2)
+        .zadd(
+            "artemis:metrics:timeseries:pipelines",
+            r#"{"card_id": "py-1", "duration_seconds": 30.0, "status": "completed", "cost": 0.5, "timestamp": "2026-11-25T10:00:00.123456", "metadata": {}}"#,
+            1.0,
+        )
+        .zadd("artemis:metrics:timeseries:pipelines", "not json", 2.0)
+        .query(&mut raw)
+        .unwrap();
+    let store = storage::open_redis(server.settings()).await.unwrap();
+    let read = store.read_metrics(30, 10).await.unwrap();
+    let m = &read.metrics;
+    assert_eq!(m.pipelines.completed, 3);
+    assert_eq!(m.pipelines.avg_cost, Some(0.5));
+    assert_eq!(m.pipelines.by_status.get("completed"), Some(&3));
+    assert_eq!(m.llm.hit_rate, Some(0.25));
+    assert_eq!(m.providers.len(), 1);
+    assert_eq!(m.providers[0].name, "openai");
+    assert_eq!(m.models[0].name, "gpt-4o");
+    assert_eq!(m.daily.last().unwrap().completions, 3);
+    assert_eq!(m.code_review.developers[0].developer, "alice");
+    assert_eq!(m.code_review.by_status.get("pass"), Some(&2));
+    // The invalid member is skipped and reported, the valid one kept.
+    assert_eq!(m.recent.len(), 1);
+    assert_eq!(m.recent[0].card_id, "py-1");
+    assert_eq!(read.malformed.len(), 1, "{:?}", read.malformed);
+}
+
+#[tokio::test]
+async fn wrong_types_and_garbage_are_reported_not_fatal() {
+    let server = RedisServer::start();
+    let mut raw = server.raw();
+    let _: () = redis::pipe()
+        .set("artemis:metrics:total", "a string, not a hash")
+        .hset("artemis:metrics:llm", "total_requests", "lots")
+        .hset("artemis:metrics:llm", "cache_hits", "2")
+        .set("artemis:metrics:status:completed", "x")
+        .query(&mut raw)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("artemis:metrics:llm")
+        .arg("completion_tokens")
+        .arg(&b"\xff\xfe"[..])
+        .query(&mut raw)
+        .unwrap();
+    let store = storage::open_redis(server.settings()).await.unwrap();
+    let read = store.read_metrics(3, 5).await.unwrap();
+    assert_eq!(read.metrics.llm.cache_hits, 2);
+    let keys: Vec<&str> = read.malformed.iter().map(|m| m.key.as_str()).collect();
+    assert!(keys.contains(&"artemis:metrics:total"), "{keys:?}");
+    assert!(keys.contains(&"artemis:metrics:llm"), "{keys:?}");
+    assert!(
+        keys.contains(&"artemis:metrics:status:completed"),
+        "{keys:?}"
+    );
+}
+
+#[tokio::test]
+async fn time_series_is_trimmed_by_age() {
+    let server = RedisServer::start();
+    let mut settings = server.settings();
+    settings.metrics.timeseries_retention_days = 1;
+    let store = storage::open_redis(settings).await.unwrap();
+    let mut old = completion("old", "completed", 0.0, 1.0);
+    old.at = Some(chrono::Utc::now() - chrono::Duration::days(3));
+    store.track_pipeline_completion(&old).await.unwrap();
+    store
+        .track_pipeline_completion(&completion("new", "completed", 0.0, 1.0))
+        .await
+        .unwrap();
+    let mut raw = server.raw();
+    let n: i64 = raw.zcard("artemis:metrics:timeseries:pipelines").unwrap();
+    assert_eq!(n, 1);
+    let read = store.read_metrics(1, 10).await.unwrap();
+    assert_eq!(read.metrics.recent[0].card_id, "new");
+}
