@@ -144,6 +144,11 @@ pub struct TrackerSettings {
     pub history_max_events: u64,
     /// Writes kept in process while Redis is unreachable, replayed in order when it returns.
     pub outage_buffer: usize,
+    /// Also find cards written by the Python original (which keeps no index) with SCAN.
+    pub scan_python_cards: bool,
+    /// How long a SCAN for Python-written cards is reused before the next one, seconds
+    /// (0: scan on every read). Cards this project writes are always found through the index.
+    pub scan_interval_seconds: u64,
 }
 
 impl Default for TrackerSettings {
@@ -152,6 +157,8 @@ impl Default for TrackerSettings {
             ttl_seconds: 86_400,
             history_max_events: 1_000,
             outage_buffer: 10_000,
+            scan_python_cards: true,
+            scan_interval_seconds: 30,
         }
     }
 }

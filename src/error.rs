@@ -34,6 +34,9 @@ pub enum Error {
     Malformed(Malformed),
     #[error("configuration error: {0}")]
     Config(String),
+    /// An argument the caller passed is out of range (e.g. a final status that is not final).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 impl Error {

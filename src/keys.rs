@@ -196,6 +196,22 @@ impl KeySpace {
         Some(rest)
     }
 
+    /// If `key` is a stage document key, its card id and stage name (split at the first
+    /// `:stage:`, which card ids this project writes cannot contain).
+    pub fn card_and_stage_of_stage_key<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str)> {
+        let rest = key
+            .strip_prefix(&self.prefixes.pipeline)?
+            .strip_prefix(':')?;
+        if rest.starts_with(':') {
+            return None;
+        }
+        let (card, stage) = rest.split_once(":stage:")?;
+        if card.is_empty() || stage.is_empty() {
+            return None;
+        }
+        Some((card, stage))
+    }
+
     /// `artemis:pipeline:events:<card_id>`: the pub/sub channel of one card.
     pub fn events_channel(&self, card_id: &str) -> String {
         format!("{}:events:{card_id}", self.prefixes.pipeline)
@@ -390,6 +406,11 @@ mod tests {
             None
         );
         assert_eq!(k.card_id_of_pipeline_key("artemis:pipeline::index"), None);
+        assert_eq!(
+            k.card_and_stage_of_stage_key("artemis:pipeline:c1:stage:dev:x"),
+            Some(("c1", "dev:x"))
+        );
+        assert_eq!(k.card_and_stage_of_stage_key("artemis:pipeline:c1"), None);
         assert_eq!(
             k.card_id_of_channel("artemis:pipeline:events:c1"),
             Some("c1")

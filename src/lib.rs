@@ -5,9 +5,11 @@
 //! Module map (see `docs/ARCHITECTURE.md`):
 //! - [`config`]: layered settings; [`keys`]: every Redis key name; [`connection`]: the Redis
 //!   handle; [`storage`]: the one interface the four jobs use, over Redis or memory;
-//! - the four jobs: [`tracker`], [`metrics`], [`cache`], [`limiter`];
+//! - the four jobs: [`tracker`], [`metrics`], [`cache`], [`limiter`]; [`buffer`]: the outage
+//!   buffer their writes go through while Redis is away;
 //! - [`model`]: the Python wire documents; [`snapshot`]: what the dashboard shows.
 
+pub mod buffer;
 pub mod cache;
 pub mod check;
 pub mod cli;

@@ -1,9 +1,8 @@
 //! The one picture of the whole system that both faces render: the TUI draws it, `--once`
 //! prints it as text or JSON (schema in `schema/snapshot.schema.json`).
 //!
-//! It is plain owned data, read in a bounded number of round trips by
-//! [`crate::storage::Storage::snapshot`], so a background task can build it and hand it to the UI
-//! in one message.
+//! It is plain owned data, read in a bounded number of round trips by [`read_snapshot`], so a
+//! background task can build it and hand it to the UI in one message.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,6 +10,40 @@ use std::collections::BTreeMap;
 
 use crate::connection::ConnState;
 use crate::model::{Malformed, PipelineDoc, StageDoc};
+
+/// Reads everything the dashboard shows: the cards (with their stages) and the metrics, read
+/// concurrently, each in a fixed number of pipelined round trips whatever the number of cards.
+///
+/// When Redis is unreachable this is an error (the caller shows the outage), never an empty
+/// snapshot that would look like real data. Documents that do not parse are listed in
+/// [`Snapshot::malformed`] instead. Rate-limit headroom stays empty until the limiter
+/// registers its limits.
+pub async fn read_snapshot(
+    storage: &dyn crate::storage::Storage,
+    now: DateTime<Utc>,
+) -> crate::Result<Snapshot> {
+    let m = &storage.settings().metrics;
+    let recent = usize::try_from(m.snapshot_recent).unwrap_or(usize::MAX);
+    let (cards, metrics) = futures::try_join!(
+        storage.read_cards(now),
+        storage.read_metrics(m.snapshot_days, recent)
+    )?;
+    let mut malformed = cards.malformed;
+    malformed.extend(metrics.malformed);
+    let connection = storage.connection().borrow().clone();
+    Ok(Snapshot {
+        taken_at: now,
+        source: SourceInfo {
+            backend: storage.backend().to_owned(),
+            endpoint: storage.endpoint(),
+        },
+        connection,
+        cards: cards.cards,
+        metrics: metrics.metrics,
+        limits: Vec::new(),
+        malformed,
+    })
+}
 
 /// Everything the dashboard shows at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

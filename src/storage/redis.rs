@@ -15,6 +15,8 @@ pub struct RedisStorage {
     pub(crate) redis: Redis,
     pub(crate) keys: KeySpace,
     pub(crate) settings: std::sync::Arc<Settings>,
+    /// The tracker's cached SCAN for Python-written cards.
+    pub(crate) tracker: std::sync::Arc<crate::tracker::TrackerCache>,
 }
 
 impl RedisStorage {
@@ -35,6 +37,7 @@ impl RedisStorage {
             redis,
             keys: KeySpace::new(settings.prefixes.clone()),
             settings: std::sync::Arc::new(settings),
+            tracker: Default::default(),
         }
     }
 

@@ -1,8 +1,652 @@
-//! (scaffolding) The tracker job. Filled in by its issue.
+//! The pipeline tracker: where each card's pipeline stands, in the Python original's documents
+//! and pub/sub events (`shared/PROTOCOL.md` A), so Python and this crate can drive and read the
+//! same cards.
+//!
+//! What it fixes while staying readable by Python:
+//! - every write is one atomic step (a Lua script on Redis, one lock in memory), so parallel
+//!   workers updating stages of one card lose nothing;
+//! - `completed_stages` counts *distinct* stages reported completed since the pipeline started
+//!   (a repeated or late `completed` report counts once) and never exceeds `total_stages`;
+//! - card ids are validated ([`crate::keys::validate_card_id`]) and glob-escaped wherever they
+//!   go into a pattern, so one card can never read or match another's keys.
+//!
+//! Extensions (PROTOCOL B, ignored and preserved by Python): the card index
+//! ([`crate::keys::KeySpace::pipeline_index`]), a capped per-card event history stream
+//! ([`crate::keys::KeySpace::event_history`]), and two fields in the pipeline document:
+//! `_stages` (stage names in first-reported order, so stages read back in stage order without
+//! SCAN) and `_completed` (the stages already counted in `completed_stages`).
+//!
+//! [`Tracker`] is the handle pipelines use: it validates, stamps the time, and sends every
+//! write through the [`OutageBuffer`] so that a Redis outage never fails or stalls a pipeline.
 
 pub(crate) mod memory;
 mod redis;
 
-/// The tracker's part of [`crate::storage::Storage`].
+pub(crate) use self::redis::TrackerCache;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::buffer::{OutageBuffer, Replay, WriteOutcome};
+use crate::error::{Error, Result};
+use crate::keys::{validate_card_id, validate_name};
+use crate::model::{
+    Malformed, PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus, format_naive,
+};
+use crate::snapshot::CardSnapshot;
+use crate::storage::Storage;
+
+/// Largest pipeline or stage document a reader accepts; anything bigger is reported as
+/// malformed instead of being parsed and shown.
+pub const MAX_DOC_BYTES: usize = 1 << 20;
+
+/// A pipeline starts: written as `status: running`, no stage completed yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineStart {
+    pub card_id: String,
+    pub total_stages: u32,
+    /// Free-form, e.g. `title` and `priority`; stored and returned exactly as given.
+    pub metadata: Map<String, Value>,
+    /// When it started (the document's `start_time`).
+    pub at: DateTime<Utc>,
+}
+
+/// A stage reports its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageReport {
+    pub card_id: String,
+    pub stage_name: String,
+    pub status: StageStatus,
+    /// 0-100.
+    pub progress_percent: Option<u8>,
+    pub message: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub at: DateTime<Utc>,
+}
+
+/// A pipeline ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineCompletion {
+    pub card_id: String,
+    /// `completed`, `failed` or `cancelled`.
+    pub status: PipelineStatus,
+    pub message: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl PipelineStart {
+    pub fn validate(&self) -> Result<()> {
+        validate_card_id(&self.card_id)?;
+        Ok(())
+    }
+}
+
+impl StageReport {
+    pub fn validate(&self) -> Result<()> {
+        validate_card_id(&self.card_id)?;
+        validate_name("stage name", &self.stage_name)?;
+        if let Some(p) = self.progress_percent
+            && p > 100
+        {
+            return Err(Error::InvalidInput(format!(
+                "progress_percent {p} of stage {:?} is above 100",
+                self.stage_name.escape_debug().take(80).collect::<String>()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl PipelineCompletion {
+    pub fn validate(&self) -> Result<()> {
+        validate_card_id(&self.card_id)?;
+        if !self.status.is_final() {
+            return Err(Error::InvalidInput(format!(
+                "a pipeline completes as completed, failed or cancelled, not {}",
+                self.status
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a stage update says, for [`Tracker::update_stage`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageUpdate {
+    pub status: StageStatus,
+    pub progress_percent: Option<u8>,
+    pub message: Option<String>,
+    pub metadata: Map<String, Value>,
+}
+
+impl StageUpdate {
+    pub fn new(status: StageStatus) -> Self {
+        Self {
+            status,
+            progress_percent: None,
+            message: None,
+            metadata: Map::new(),
+        }
+    }
+
+    pub fn progress(mut self, percent: u8) -> Self {
+        self.progress_percent = Some(percent);
+        self
+    }
+
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub fn metadata(mut self, metadata: Map<String, Value>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// Cards read together, and whatever could not be parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CardsRead {
+    /// Newest start first.
+    pub cards: Vec<CardSnapshot>,
+    pub malformed: Vec<Malformed>,
+}
+
+/// One entry of a card's event history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    /// The stream entry id (`<ms>-<seq>`); pass it as `after` to read only newer events.
+    pub id: String,
+    pub event: std::result::Result<PipelineEvent, Malformed>,
+}
+
+/// Live events: a payload that is not a Python event shape comes as `Err`. The stream ends
+/// when the connection is lost; re-read the card (or its history) and subscribe again. One
+/// card's events arrive in the order they were written; on Cluster, events of cards held by
+/// different nodes may interleave in another order.
+pub type EventStream = BoxStream<'static, std::result::Result<PipelineEvent, Malformed>>;
+
+/// The tracker's part of [`crate::storage::Storage`]. Writes do not buffer: use [`Tracker`].
 #[async_trait::async_trait]
-pub trait TrackerStore: Send + Sync {}
+pub trait TrackerStore: Send + Sync {
+    /// Writes a fresh pipeline document (replacing any earlier run of the card), appends and
+    /// publishes `pipeline_started`.
+    async fn start_pipeline(&self, start: &PipelineStart) -> Result<()>;
+    /// Writes the stage document and, atomically, the pipeline document's `current_stage` and
+    /// `completed_stages`; appends and publishes `stage_updated`. A card without a pipeline
+    /// document gets its stage document and event only, as in the original.
+    async fn update_stage(&self, report: &StageReport) -> Result<()>;
+    /// Sets the final status, `end_time` and `duration_seconds`; appends and publishes
+    /// `pipeline_completed`.
+    async fn complete_pipeline(&self, completion: &PipelineCompletion) -> Result<()>;
+    /// One card with its stages in stage order; `None` when it has no pipeline document.
+    /// A malformed pipeline document is an [`Error::Malformed`]; malformed stage documents
+    /// are left out (and logged).
+    async fn get_card(&self, card_id: &str) -> Result<Option<CardSnapshot>>;
+    /// Ids of the live cards: the index first (most recently written first), then cards only
+    /// a SCAN finds (written by Python).
+    async fn list_cards(&self) -> Result<Vec<String>>;
+    /// Every live card with its stages, in a bounded number of round trips (the dashboard's
+    /// read). `now` decides which index entries are still live.
+    async fn read_cards(&self, now: DateTime<Utc>) -> Result<CardsRead>;
+    /// A card's recorded events, oldest first: the last `limit` ones, or the first `limit`
+    /// after the entry `after`.
+    async fn history(
+        &self,
+        card_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>>;
+    /// Live events of one card (`Some`) or of every card (`None`).
+    async fn subscribe(&self, card_id: Option<&str>) -> Result<EventStream>;
+}
+
+// ---- Wire documents shared by both backends ----
+
+/// The pipeline document of a fresh start, with empty extension lists.
+pub(crate) fn start_doc(s: &PipelineStart) -> Value {
+    let mut doc = Map::new();
+    doc.insert("card_id".into(), Value::String(s.card_id.clone()));
+    doc.insert("status".into(), "running".into());
+    doc.insert("total_stages".into(), s.total_stages.into());
+    doc.insert("completed_stages".into(), 0.into());
+    doc.insert("current_stage".into(), Value::Null);
+    doc.insert("start_time".into(), format_naive(s.at.naive_utc()).into());
+    doc.insert("end_time".into(), Value::Null);
+    doc.insert("metadata".into(), Value::Object(s.metadata.clone()));
+    doc.insert("_stages".into(), Value::Array(Vec::new()));
+    doc.insert("_completed".into(), Value::Array(Vec::new()));
+    Value::Object(doc)
+}
+
+pub(crate) fn started_event(s: &PipelineStart) -> PipelineEvent {
+    PipelineEvent::PipelineStarted {
+        card_id: s.card_id.clone(),
+        total_stages: s.total_stages.into(),
+        timestamp: format_naive(s.at.naive_utc()),
+    }
+}
+
+pub(crate) fn stage_doc(r: &StageReport) -> StageDoc {
+    StageDoc {
+        stage_name: r.stage_name.clone(),
+        status: r.status,
+        progress_percent: r.progress_percent.map(i64::from),
+        message: r.message.clone(),
+        timestamp: format_naive(r.at.naive_utc()),
+        metadata: r.metadata.clone(),
+    }
+}
+
+pub(crate) fn stage_event(r: &StageReport) -> PipelineEvent {
+    PipelineEvent::StageUpdated {
+        card_id: r.card_id.clone(),
+        stage_name: r.stage_name.clone(),
+        status: r.status,
+        progress_percent: r.progress_percent.map(i64::from),
+        message: r.message.clone(),
+        timestamp: format_naive(r.at.naive_utc()),
+    }
+}
+
+/// Serializes a wire value; these types always serialize, the fallback only keeps a bug from
+/// becoming a panic in a pipeline.
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Microseconds from the document's `start_time` to `end`, if the start time parses.
+pub(crate) fn duration_micros(start_time: &str, end: DateTime<Utc>) -> Option<i64> {
+    let start = crate::model::parse_timestamp(start_time)?;
+    end.naive_utc()
+        .signed_duration_since(start)
+        .num_microseconds()
+}
+
+// ---- Reading documents, shared by both backends ----
+
+/// Parses one stored document, refusing oversized ones before parsing.
+pub(crate) fn parse_doc_value(key: &str, raw: &[u8]) -> std::result::Result<Value, Malformed> {
+    if raw.len() > MAX_DOC_BYTES {
+        return Err(Malformed {
+            key: key.to_owned(),
+            reason: format!(
+                "document is {} bytes, over the {} byte limit",
+                raw.len(),
+                MAX_DOC_BYTES
+            ),
+        });
+    }
+    crate::model::parse_json::<Value>(key, raw)
+}
+
+/// A parsed pipeline document with the extension fields a reader uses.
+#[derive(Debug, Clone)]
+pub(crate) struct ParsedDoc {
+    pub doc: PipelineDoc,
+    /// `_stages`, when the document has it (written by this crate).
+    pub stage_order: Option<Vec<String>>,
+}
+
+pub(crate) fn parse_pipeline(
+    key: &str,
+    value: &Value,
+) -> std::result::Result<ParsedDoc, Malformed> {
+    use serde::Deserialize;
+    let doc = PipelineDoc::deserialize(value).map_err(|e| Malformed {
+        key: key.to_owned(),
+        reason: format!("not a pipeline document: {e}"),
+    })?;
+    let stage_order = value.get("_stages").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    Ok(ParsedDoc { doc, stage_order })
+}
+
+pub(crate) fn parse_stage(key: &str, raw: &[u8]) -> std::result::Result<StageDoc, Malformed> {
+    use serde::Deserialize;
+    let value = parse_doc_value(key, raw)?;
+    StageDoc::deserialize(&value).map_err(|e| Malformed {
+        key: key.to_owned(),
+        reason: format!("not a stage document: {e}"),
+    })
+}
+
+/// The stage names to fetch for a card: its recorded order, then names found otherwise
+/// (SCAN, `current_stage`) that the order lacks.
+pub(crate) fn stage_names(parsed: &ParsedDoc, found: Option<&BTreeSet<String>>) -> Vec<String> {
+    let mut names: Vec<String> = parsed.stage_order.clone().unwrap_or_default();
+    let mut seen: BTreeSet<String> = names.iter().cloned().collect();
+    let extra = found
+        .into_iter()
+        .flatten()
+        .cloned()
+        .chain(parsed.doc.current_stage.clone());
+    for name in extra {
+        if seen.insert(name.clone()) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Builds a card from its document and fetched stage documents: recorded order first, the rest
+/// (Python-written stages) by last update time, then name.
+pub(crate) fn assemble_card(
+    parsed: ParsedDoc,
+    mut stages: HashMap<String, StageDoc>,
+) -> CardSnapshot {
+    let mut ordered = Vec::with_capacity(stages.len());
+    for name in parsed.stage_order.iter().flatten() {
+        if let Some(s) = stages.remove(name) {
+            ordered.push(s);
+        }
+    }
+    let mut rest: Vec<StageDoc> = stages.into_values().collect();
+    rest.sort_by(|a, b| {
+        let ta = crate::model::parse_timestamp(&a.timestamp);
+        let tb = crate::model::parse_timestamp(&b.timestamp);
+        ta.cmp(&tb).then_with(|| a.stage_name.cmp(&b.stage_name))
+    });
+    ordered.extend(rest);
+    let cost_usd = ["cost_usd", "cost"]
+        .iter()
+        .find_map(|k| parsed.doc.metadata.get(*k).and_then(Value::as_f64));
+    CardSnapshot {
+        pipeline: parsed.doc,
+        stages: ordered,
+        cost_usd,
+    }
+}
+
+/// Newest start first; unparsable start times last, then by card id.
+pub(crate) fn sort_cards(cards: &mut [CardSnapshot]) {
+    cards.sort_by(|a, b| {
+        let ta = crate::model::parse_timestamp(&a.pipeline.start_time);
+        let tb = crate::model::parse_timestamp(&b.pipeline.start_time);
+        tb.cmp(&ta)
+            .then_with(|| a.pipeline.card_id.cmp(&b.pipeline.card_id))
+    });
+}
+
+/// Parses an event payload (pub/sub message or history entry).
+pub(crate) fn parse_event(
+    source: &str,
+    raw: &[u8],
+) -> std::result::Result<PipelineEvent, Malformed> {
+    if raw.len() > MAX_DOC_BYTES {
+        return Err(Malformed {
+            key: source.to_owned(),
+            reason: format!("event is {} bytes, over the limit", raw.len()),
+        });
+    }
+    crate::model::parse_json(source, raw)
+}
+
+// ---- Replays: the writes the outage buffer keeps ----
+
+#[async_trait::async_trait]
+impl Replay for PipelineStart {
+    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
+        storage.start_pipeline(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for StageReport {
+    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
+        storage.update_stage(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for PipelineCompletion {
+    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
+        storage.complete_pipeline(self).await
+    }
+}
+
+// ---- The handle ----
+
+/// What pipelines use to report progress. Cheap to clone.
+///
+/// Writes return once stored, or once kept in the outage buffer when Redis is unreachable
+/// (never later than the command timeout); they fail only for invalid input or an error
+/// Redis itself reports (e.g. a permission error). Times are taken when the call is made, so a
+/// write replayed after an outage still carries its real time.
+#[derive(Clone)]
+pub struct Tracker {
+    storage: Arc<dyn Storage>,
+    buffer: OutageBuffer,
+}
+
+impl fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tracker")
+            .field("backend", &self.storage.backend())
+            .field("buffer", &self.buffer.stats())
+            .finish()
+    }
+}
+
+impl Tracker {
+    /// A tracker with its own outage buffer (`tracker.outage_buffer` writes).
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        let buffer = OutageBuffer::new(storage.clone(), storage.settings().tracker.outage_buffer);
+        Self { storage, buffer }
+    }
+
+    /// A tracker sharing `buffer` (e.g. with the metrics handle, so that all of a process's
+    /// writes replay in the order they were made).
+    pub fn with_buffer(storage: Arc<dyn Storage>, buffer: OutageBuffer) -> Self {
+        Self { storage, buffer }
+    }
+
+    pub fn buffer(&self) -> &OutageBuffer {
+        &self.buffer
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub async fn start_pipeline(
+        &self,
+        card_id: &str,
+        total_stages: u32,
+        metadata: Map<String, Value>,
+    ) -> Result<WriteOutcome> {
+        let op = PipelineStart {
+            card_id: card_id.to_owned(),
+            total_stages,
+            metadata,
+            at: Utc::now(),
+        };
+        op.validate()?;
+        self.buffer.submit(Arc::new(op)).await
+    }
+
+    pub async fn update_stage(
+        &self,
+        card_id: &str,
+        stage_name: &str,
+        update: StageUpdate,
+    ) -> Result<WriteOutcome> {
+        let op = StageReport {
+            card_id: card_id.to_owned(),
+            stage_name: stage_name.to_owned(),
+            status: update.status,
+            progress_percent: update.progress_percent,
+            message: update.message,
+            metadata: update.metadata,
+            at: Utc::now(),
+        };
+        op.validate()?;
+        self.buffer.submit(Arc::new(op)).await
+    }
+
+    pub async fn complete_pipeline(
+        &self,
+        card_id: &str,
+        status: PipelineStatus,
+        message: Option<&str>,
+    ) -> Result<WriteOutcome> {
+        let op = PipelineCompletion {
+            card_id: card_id.to_owned(),
+            status,
+            message: message.map(str::to_owned),
+            at: Utc::now(),
+        };
+        op.validate()?;
+        self.buffer.submit(Arc::new(op)).await
+    }
+
+    /// See [`TrackerStore::get_card`].
+    pub async fn get_card(&self, card_id: &str) -> Result<Option<CardSnapshot>> {
+        self.storage.get_card(card_id).await
+    }
+
+    /// See [`TrackerStore::list_cards`].
+    pub async fn list_cards(&self) -> Result<Vec<String>> {
+        self.storage.list_cards().await
+    }
+
+    /// See [`TrackerStore::history`].
+    pub async fn history(
+        &self,
+        card_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>> {
+        self.storage.history(card_id, after, limit).await
+    }
+
+    /// Live events of one card.
+    pub async fn subscribe_card(&self, card_id: &str) -> Result<EventStream> {
+        self.storage.subscribe(Some(card_id)).await
+    }
+
+    /// Live events of every card.
+    pub async fn subscribe_all(&self) -> Result<EventStream> {
+        self.storage.subscribe(None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-02T03:04:05.5Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn start_doc_is_the_python_shape() {
+        let doc = start_doc(&PipelineStart {
+            card_id: "c1".into(),
+            total_stages: 3,
+            metadata: serde_json::json!({"title": "T"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            at: at(),
+        });
+        assert_eq!(doc["status"], "running");
+        assert_eq!(doc["start_time"], "2026-01-02T03:04:05.500000");
+        assert_eq!(doc["current_stage"], Value::Null);
+        assert_eq!(doc["end_time"], Value::Null);
+        assert_eq!(doc["completed_stages"], 0);
+        let parsed = parse_pipeline("k", &doc).unwrap();
+        assert_eq!(parsed.doc.total_stages, 3);
+        assert_eq!(parsed.stage_order, Some(vec![]));
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_a_reason() {
+        let r = StageReport {
+            card_id: "c".into(),
+            stage_name: "s".into(),
+            status: StageStatus::Running,
+            progress_percent: Some(101),
+            message: None,
+            metadata: Map::new(),
+            at: at(),
+        };
+        assert!(r.validate().unwrap_err().to_string().contains("above 100"));
+        let c = PipelineCompletion {
+            card_id: "c".into(),
+            status: PipelineStatus::Running,
+            message: None,
+            at: at(),
+        };
+        assert!(c.validate().is_err());
+        let s = PipelineStart {
+            card_id: "a:stage:b".into(),
+            total_stages: 1,
+            metadata: Map::new(),
+            at: at(),
+        };
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn oversized_and_broken_documents_are_malformed() {
+        let big = vec![b' '; MAX_DOC_BYTES + 1];
+        assert!(
+            parse_doc_value("k", &big)
+                .unwrap_err()
+                .reason
+                .contains("limit")
+        );
+        assert!(parse_doc_value("k", b"\xff\xfe").is_err());
+        let wrong = serde_json::json!({"card_id": 1});
+        assert!(parse_pipeline("k", &wrong).is_err());
+        assert!(parse_stage("k", b"{\"stage_name\": \"x\"}").is_err());
+    }
+
+    #[test]
+    fn stages_keep_their_recorded_order() {
+        let mut doc = start_doc(&PipelineStart {
+            card_id: "c".into(),
+            total_stages: 3,
+            metadata: Map::new(),
+            at: at(),
+        });
+        doc["_stages"] = serde_json::json!(["b", "a"]);
+        doc["current_stage"] = "z".into();
+        let parsed = parse_pipeline("k", &doc).unwrap();
+        let found: BTreeSet<String> = ["py".to_string()].into();
+        assert_eq!(stage_names(&parsed, Some(&found)), ["b", "a", "py", "z"]);
+        let mk = |name: &str, ts: &str| StageDoc {
+            stage_name: name.into(),
+            status: StageStatus::Completed,
+            progress_percent: None,
+            message: None,
+            timestamp: ts.into(),
+            metadata: Map::new(),
+        };
+        let stages = [
+            ("a", mk("a", "2026-01-01T00:00:03")),
+            ("b", mk("b", "2026-01-01T00:00:09")),
+            ("py", mk("py", "2026-01-01T00:00:02")),
+            ("z", mk("z", "2026-01-01T00:00:01")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let card = assemble_card(parsed, stages);
+        let names: Vec<_> = card.stages.iter().map(|s| s.stage_name.as_str()).collect();
+        assert_eq!(names, ["b", "a", "z", "py"]);
+    }
+}

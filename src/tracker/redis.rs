@@ -1,6 +1,608 @@
-//! (scaffolding) The tracker on Redis.
+//! The tracker on Redis.
+//!
+//! Every write is one call of `scripts/tracker.lua`, which does the read-modify-write of the
+//! pipeline document, appends the event to the card's history stream and publishes it, all
+//! atomically. On a standalone server the same script also writes the stage document and the
+//! card index: one command, one round trip. On Cluster a script may only touch one slot (the
+//! document and its history share it by construction, see [`crate::keys::slot_tag`]), so the
+//! stage document and the index go in a pipeline sent at the same time as the script: still
+//! one round-trip time.
+//!
+//! Scripts are sent as EVALSHA; a server that lost its script cache (restart, failover, SCRIPT
+//! FLUSH) answers NOSCRIPT, and the call is repeated at once as EVAL, which caches it again.
+//!
+//! Reads are pipelined: the dashboard's [`TrackerStore::read_cards`] costs three round trips
+//! whatever the number of cards (index, documents, stage documents; MGETs of at most
+//! [`MGET_CHUNK`] keys), plus a SCAN for Python-written cards at most every
+//! `tracker.scan_interval_seconds`.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use redis::{Cmd, Pipeline, Value};
+
+use super::{
+    CardsRead, EventStream, HistoryEntry, ParsedDoc, PipelineCompletion, PipelineStart,
+    StageReport, TrackerStore, assemble_card, parse_doc_value, parse_event, parse_pipeline,
+    parse_stage, sort_cards, stage_doc, stage_event, stage_names, start_doc, started_event,
+    to_json,
+};
+use crate::error::{Error, Result};
+use crate::model::{Malformed, format_naive};
+use crate::snapshot::CardSnapshot;
 use crate::storage::RedisStorage;
 
+const SCRIPT_SOURCE: &str = include_str!("scripts/tracker.lua");
+static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT_SOURCE));
+
+/// Keys per MGET in reads.
+pub const MGET_CHUNK: usize = 1000;
+/// Most keys one SCAN for Python-written cards collects.
+const SCAN_LIMIT: usize = 1_000_000;
+
+/// What a SCAN found that the index does not list: Python-written cards and stage names.
+#[derive(Debug, Default)]
+struct Discovered {
+    cards: BTreeSet<String>,
+    stages: HashMap<String, BTreeSet<String>>,
+}
+
+/// The tracker's state inside [`RedisStorage`]: the last SCAN for Python-written cards, reused
+/// for `tracker.scan_interval_seconds`.
+#[derive(Default)]
+pub(crate) struct TrackerCache {
+    discovered: tokio::sync::Mutex<Option<(Instant, Arc<Discovered>)>>,
+}
+
+impl std::fmt::Debug for TrackerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackerCache").finish_non_exhaustive()
+    }
+}
+
+/// A script reply code: 1 written, 0 no pipeline document, -1 document left alone (not a JSON
+/// object).
+fn reply_code(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Array(items) => items.first().and_then(reply_code),
+        _ => None,
+    }
+}
+
+fn server_error(values: &[Value]) -> Option<Error> {
+    values.iter().find_map(|v| match v {
+        Value::ServerError(e) => Some(Error::Redis(format!(
+            "{} {}",
+            e.code(),
+            e.details().unwrap_or("")
+        ))),
+        _ => None,
+    })
+}
+
+impl RedisStorage {
+    /// Runs one tracker script step. `stage` is the stage key and document of an update.
+    async fn tracker_step(
+        &self,
+        op: &str,
+        card_id: &str,
+        at: DateTime<Utc>,
+        op_args: Vec<String>,
+        stage: Option<(String, String)>,
+    ) -> Result<Value> {
+        let k = &self.keys;
+        let t = &self.settings.tracker;
+        let ttl = t.ttl_seconds;
+        let score = at.timestamp_micros() as f64 / 1e6;
+        let mut args = vec![
+            op.to_owned(),
+            ttl.to_string(),
+            t.history_max_events.to_string(),
+            k.events_channel(card_id),
+            card_id.to_owned(),
+            format!("{score:.6}"),
+        ];
+        args.extend(op_args);
+        let mut keys = vec![k.pipeline(card_id), k.event_history(card_id)];
+        if !self.redis.is_cluster() {
+            keys.push(k.pipeline_index());
+            if let Some((stage_key, stage_doc)) = stage {
+                keys.push(stage_key);
+                args.push(stage_doc);
+            }
+            return self.eval_tracker(keys, args).await;
+        }
+        let mut side = Pipeline::new();
+        side.ignore_errors();
+        if let Some((stage_key, stage_doc)) = stage {
+            side.cmd("SET")
+                .arg(stage_key)
+                .arg(stage_doc)
+                .arg("EX")
+                .arg(ttl);
+        }
+        side.cmd("ZADD")
+            .arg(k.pipeline_index())
+            .arg(score)
+            .arg(card_id);
+        if op == "start" {
+            side.cmd("ZREMRANGEBYSCORE")
+                .arg(k.pipeline_index())
+                .arg("-inf")
+                .arg(format!("({}", score - ttl as f64));
+        }
+        side.cmd("EXPIRE").arg(k.pipeline_index()).arg(ttl);
+        let (reply, side_values) = futures::try_join!(
+            self.eval_tracker(keys, args),
+            self.redis.query_pipe::<Vec<Value>>(&side)
+        )?;
+        if let Some(e) = server_error(&side_values) {
+            return Err(e);
+        }
+        Ok(reply)
+    }
+
+    /// EVALSHA, falling back to EVAL (which re-caches the script) on NOSCRIPT, within one
+    /// command timeout.
+    async fn eval_tracker(&self, keys: Vec<String>, args: Vec<String>) -> Result<Value> {
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(SCRIPT.get_hash())
+            .arg(keys.len())
+            .arg(&keys)
+            .arg(&args);
+        self.redis
+            .run(|mut c| async move {
+                match evalsha.query_async::<Value>(&mut c).await {
+                    Err(e) if e.code() == Some("NOSCRIPT") => {
+                        tracing::debug!("tracker script not cached on the server; sending it");
+                        let mut eval = redis::cmd("EVAL");
+                        eval.arg(SCRIPT_SOURCE)
+                            .arg(keys.len())
+                            .arg(&keys)
+                            .arg(&args);
+                        eval.query_async::<Value>(&mut c).await
+                    }
+                    other => other,
+                }
+            })
+            .await
+    }
+
+    fn report_code(&self, op: &str, card_id: &str, reply: &Value) {
+        match reply_code(reply) {
+            Some(1) => {}
+            Some(0) => tracing::debug!(
+                card_id = %card_id.escape_debug(),
+                op,
+                "no pipeline document for this card; event recorded, document not created"
+            ),
+            Some(-1) => tracing::warn!(
+                card_id = %card_id.escape_debug(),
+                op,
+                "the card's pipeline document is not a JSON object; left unchanged"
+            ),
+            _ => tracing::warn!(op, "unexpected reply from the tracker script"),
+        }
+    }
+
+    /// MGET of any number of keys in one round trip (per node on Cluster, where the driver
+    /// splits each MGET per slot and all of them are in flight at once).
+    async fn mget(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.redis.is_cluster() {
+            let cmds: Vec<Cmd> = keys
+                .chunks(MGET_CHUNK)
+                .map(|chunk| {
+                    let mut c = redis::cmd("MGET");
+                    c.arg(chunk);
+                    c
+                })
+                .collect();
+            let parts = futures::future::try_join_all(
+                cmds.iter()
+                    .map(|c| self.redis.query::<Vec<Option<Vec<u8>>>>(c)),
+            )
+            .await?;
+            return Ok(parts.into_iter().flatten().collect());
+        }
+        let mut p = Pipeline::new();
+        for chunk in keys.chunks(MGET_CHUNK) {
+            p.cmd("MGET").arg(chunk);
+        }
+        let parts: Vec<Vec<Option<Vec<u8>>>> = self.redis.query_pipe(&p).await?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// Python-written cards and stage names, from a SCAN at most every
+    /// `tracker.scan_interval_seconds` (`None` when the fallback is turned off).
+    async fn discovered(&self) -> Result<Option<Arc<Discovered>>> {
+        let t = &self.settings.tracker;
+        if !t.scan_python_cards {
+            return Ok(None);
+        }
+        let mut cached = self.tracker.discovered.lock().await;
+        if let Some((at, d)) = &*cached
+            && at.elapsed().as_secs() < t.scan_interval_seconds
+        {
+            return Ok(Some(d.clone()));
+        }
+        let keys = self
+            .redis
+            .scan_match(
+                &self.keys.pipeline_scan_pattern(),
+                Some("string"),
+                SCAN_LIMIT,
+            )
+            .await?;
+        if keys.len() >= SCAN_LIMIT {
+            tracing::warn!(
+                limit = SCAN_LIMIT,
+                "SCAN for Python-written cards stopped at its limit; some cards may be missing"
+            );
+        }
+        let mut d = Discovered::default();
+        for key in &keys {
+            if let Some(card) = self.keys.card_id_of_pipeline_key(key) {
+                d.cards.insert(card.to_owned());
+            } else if let Some((card, stage)) = self.keys.card_and_stage_of_stage_key(key) {
+                d.stages
+                    .entry(card.to_owned())
+                    .or_default()
+                    .insert(stage.to_owned());
+            }
+        }
+        let d = Arc::new(d);
+        *cached = Some((Instant::now(), d.clone()));
+        Ok(Some(d))
+    }
+
+    /// Fetches and parses the stage documents of parsed cards, then builds the cards.
+    async fn fetch_stages(
+        &self,
+        parsed: Vec<(String, ParsedDoc)>,
+        found: Option<&Discovered>,
+        malformed: &mut Vec<Malformed>,
+    ) -> Result<Vec<CardSnapshot>> {
+        let mut wanted: Vec<(usize, String, String)> = Vec::new();
+        for (i, (card_id, p)) in parsed.iter().enumerate() {
+            let hints = found.and_then(|d| d.stages.get(card_id));
+            for name in stage_names(p, hints) {
+                let key = self.keys.stage(card_id, &name);
+                wanted.push((i, name, key));
+            }
+        }
+        let keys: Vec<String> = wanted.iter().map(|(_, _, k)| k.clone()).collect();
+        let raws = self.mget(&keys).await?;
+        let mut stages: Vec<HashMap<String, crate::model::StageDoc>> =
+            vec![HashMap::new(); parsed.len()];
+        for ((i, name, key), raw) in wanted.into_iter().zip(raws) {
+            let Some(raw) = raw else { continue };
+            match parse_stage(&key, &raw) {
+                Ok(s) => {
+                    stages[i].insert(name, s);
+                }
+                Err(m) => malformed.push(m),
+            }
+        }
+        Ok(parsed
+            .into_iter()
+            .zip(stages)
+            .map(|((_, p), s)| assemble_card(p, s))
+            .collect())
+    }
+}
+
+/// Card ids a reader must not look up: they would read another card's stage or an extension
+/// key instead of a pipeline document.
+fn check_readable_card_id(card_id: &str) -> Result<()> {
+    if card_id.is_empty() || card_id.starts_with(':') || card_id.contains(":stage:") {
+        return Err(Error::InvalidInput(format!(
+            "card id {:?} cannot name a pipeline document",
+            card_id.escape_debug().take(80).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// A stream entry id as Redis prints it (`<ms>-<seq>`).
+fn check_stream_id(id: &str) -> Result<()> {
+    let ok = id
+        .split_once('-')
+        .is_some_and(|(a, b)| a.parse::<u64>().is_ok() && b.parse::<u64>().is_ok());
+    if !ok {
+        return Err(Error::InvalidInput(format!(
+            "{:?} is not a history entry id (<ms>-<seq>)",
+            id.escape_debug().take(40).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// Entries of an XRANGE / XREVRANGE reply.
+fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
+    let Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Value::Array(mut parts) = entry else {
+            continue;
+        };
+        if parts.len() != 2 {
+            continue;
+        }
+        let fields = parts.pop();
+        let id = match parts.pop() {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(Value::SimpleString(s)) => s,
+            _ => continue,
+        };
+        let mut payload = None;
+        if let Some(Value::Array(fv)) = fields {
+            let mut it = fv.into_iter();
+            while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                if matches!(&f, Value::BulkString(b) if b == b"event")
+                    && let Value::BulkString(bytes) = v
+                {
+                    payload = Some(bytes);
+                }
+            }
+        }
+        let source = format!("{key} {id}");
+        let event = match payload {
+            Some(bytes) => parse_event(&source, &bytes),
+            None => Err(Malformed {
+                key: source,
+                reason: "history entry has no event field".into(),
+            }),
+        };
+        out.push(HistoryEntry { id, event });
+    }
+    out
+}
+
 #[async_trait::async_trait]
-impl super::TrackerStore for RedisStorage {}
+impl TrackerStore for RedisStorage {
+    async fn start_pipeline(&self, s: &PipelineStart) -> Result<()> {
+        s.validate()?;
+        let args = vec![to_json(&start_doc(s)), to_json(&started_event(s))];
+        let reply = self
+            .tracker_step("start", &s.card_id, s.at, args, None)
+            .await?;
+        self.report_code("start", &s.card_id, &reply);
+        Ok(())
+    }
+
+    async fn update_stage(&self, r: &StageReport) -> Result<()> {
+        r.validate()?;
+        let args = vec![
+            r.stage_name.clone(),
+            to_json(&r.stage_name),
+            r.status.as_str().to_owned(),
+            to_json(&stage_event(r)),
+        ];
+        let stage = (
+            self.keys.stage(&r.card_id, &r.stage_name),
+            to_json(&stage_doc(r)),
+        );
+        let reply = self
+            .tracker_step("stage", &r.card_id, r.at, args, Some(stage))
+            .await?;
+        self.report_code("stage", &r.card_id, &reply);
+        Ok(())
+    }
+
+    async fn complete_pipeline(&self, c: &PipelineCompletion) -> Result<()> {
+        c.validate()?;
+        let ts = format_naive(c.at.naive_utc());
+        let args = vec![
+            c.status.as_str().to_owned(),
+            to_json(&ts),
+            c.at.timestamp_micros().to_string(),
+            to_json(&c.card_id),
+            to_json(&c.message),
+            to_json(&ts),
+        ];
+        let reply = self
+            .tracker_step("complete", &c.card_id, c.at, args, None)
+            .await?;
+        self.report_code("complete", &c.card_id, &reply);
+        Ok(())
+    }
+
+    async fn get_card(&self, card_id: &str) -> Result<Option<CardSnapshot>> {
+        check_readable_card_id(card_id)?;
+        let key = self.keys.pipeline(card_id);
+        let raw: Option<Vec<u8>> = self.redis.query(redis::cmd("GET").arg(&key)).await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let value = parse_doc_value(&key, &raw).map_err(Error::Malformed)?;
+        let parsed = parse_pipeline(&key, &value).map_err(Error::Malformed)?;
+        // A card without `_stages` was started by Python: only SCAN finds its stages.
+        let mut found = Discovered::default();
+        if parsed.stage_order.is_none() && self.settings.tracker.scan_python_cards {
+            let keys = self
+                .redis
+                .scan_match(
+                    &self.keys.stage_scan_pattern(card_id),
+                    Some("string"),
+                    SCAN_LIMIT,
+                )
+                .await?;
+            for k in keys {
+                if let Some((c, stage)) = self.keys.card_and_stage_of_stage_key(&k)
+                    && c == card_id
+                {
+                    found
+                        .stages
+                        .entry(card_id.to_owned())
+                        .or_default()
+                        .insert(stage.to_owned());
+                }
+            }
+        }
+        let mut malformed = Vec::new();
+        let mut cards = self
+            .fetch_stages(
+                vec![(card_id.to_owned(), parsed)],
+                Some(&found),
+                &mut malformed,
+            )
+            .await?;
+        for m in malformed {
+            tracing::warn!(key = %m.key.escape_debug(), reason = %m.reason, "malformed stage document left out");
+        }
+        Ok(cards.pop())
+    }
+
+    async fn list_cards(&self) -> Result<Vec<String>> {
+        let min =
+            Utc::now().timestamp_micros() as f64 / 1e6 - self.settings.tracker.ttl_seconds as f64;
+        let mut zrev = redis::cmd("ZREVRANGEBYSCORE");
+        zrev.arg(self.keys.pipeline_index()).arg("+inf").arg(min);
+        let (mut ids, found): (Vec<String>, _) =
+            futures::try_join!(self.redis.query(&zrev), self.discovered())?;
+        let mut seen: HashSet<String> = ids.iter().cloned().collect();
+        for card in found.iter().flat_map(|d| d.cards.iter()) {
+            if seen.insert(card.clone()) {
+                ids.push(card.clone());
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn read_cards(&self, now: DateTime<Utc>) -> Result<CardsRead> {
+        let min = now.timestamp_micros() as f64 / 1e6 - self.settings.tracker.ttl_seconds as f64;
+        let mut zrange = redis::cmd("ZRANGEBYSCORE");
+        zrange.arg(self.keys.pipeline_index()).arg(min).arg("+inf");
+        let (mut ids, found): (Vec<String>, _) =
+            futures::try_join!(self.redis.query(&zrange), self.discovered())?;
+        let mut seen: HashSet<String> = ids.iter().cloned().collect();
+        for card in found.iter().flat_map(|d| d.cards.iter()) {
+            if seen.insert(card.clone()) {
+                ids.push(card.clone());
+            }
+        }
+        let doc_keys: Vec<String> = ids.iter().map(|id| self.keys.pipeline(id)).collect();
+        let raws = self.mget(&doc_keys).await?;
+        let mut malformed = Vec::new();
+        let mut parsed = Vec::with_capacity(ids.len());
+        for ((id, key), raw) in ids.into_iter().zip(&doc_keys).zip(raws) {
+            // Listed but gone: expired since the index entry was written.
+            let Some(raw) = raw else { continue };
+            match parse_doc_value(key, &raw).and_then(|v| parse_pipeline(key, &v)) {
+                Ok(p) => parsed.push((id, p)),
+                Err(m) => malformed.push(m),
+            }
+        }
+        let mut cards = self
+            .fetch_stages(parsed, found.as_deref(), &mut malformed)
+            .await?;
+        sort_cards(&mut cards);
+        Ok(CardsRead { cards, malformed })
+    }
+
+    async fn history(
+        &self,
+        card_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>> {
+        check_readable_card_id(card_id)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.keys.event_history(card_id);
+        let mut entries = match after {
+            Some(id) => {
+                check_stream_id(id)?;
+                let mut c = redis::cmd("XRANGE");
+                c.arg(&key)
+                    .arg(format!("({id}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit);
+                parse_stream_reply(&key, self.redis.query(&c).await?)
+            }
+            None => {
+                let mut c = redis::cmd("XREVRANGE");
+                c.arg(&key).arg("+").arg("-").arg("COUNT").arg(limit);
+                let mut e = parse_stream_reply(&key, self.redis.query(&c).await?);
+                e.reverse();
+                e
+            }
+        };
+        entries.truncate(limit);
+        Ok(entries)
+    }
+
+    async fn subscribe(&self, card_id: Option<&str>) -> Result<EventStream> {
+        let mut pubsub = self.redis.pubsub().await?;
+        let subscribed = match card_id {
+            Some(card) => {
+                check_readable_card_id(card)?;
+                pubsub.subscribe(self.keys.events_channel(card)).await
+            }
+            None => pubsub.psubscribe(self.keys.events_channel_pattern()).await,
+        };
+        subscribed.map_err(|e| self.redis.classify(e))?;
+        let stream = pubsub
+            .into_on_message()
+            .map(|msg| parse_event(msg.get_channel_name(), msg.get_payload_bytes()));
+        Ok(stream.boxed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_refuses_ids_that_name_other_keys() {
+        assert!(check_readable_card_id("a:stage:b").is_err());
+        assert!(check_readable_card_id(":index").is_err());
+        assert!(check_readable_card_id("py{thing}").is_ok());
+        assert!(check_stream_id("1-0").is_ok());
+        assert!(check_stream_id("1-0 +").is_err());
+    }
+
+    #[test]
+    fn stream_replies_parse_and_report_bad_entries() {
+        let entry = |id: &str, field: &str, payload: &str| {
+            Value::Array(vec![
+                Value::BulkString(id.as_bytes().to_vec()),
+                Value::Array(vec![
+                    Value::BulkString(field.as_bytes().to_vec()),
+                    Value::BulkString(payload.as_bytes().to_vec()),
+                ]),
+            ])
+        };
+        let reply = Value::Array(vec![
+            entry(
+                "1-0",
+                "event",
+                r#"{"event":"pipeline_started","card_id":"c","total_stages":2,"timestamp":"2026-01-01T00:00:00"}"#,
+            ),
+            entry("2-0", "event", "not json"),
+            entry("3-0", "other", "{}"),
+        ]);
+        let got = parse_stream_reply("h", reply);
+        assert_eq!(got.len(), 3);
+        assert!(got[0].event.is_ok());
+        assert!(got[1].event.is_err());
+        assert!(
+            got[2]
+                .event
+                .as_ref()
+                .unwrap_err()
+                .reason
+                .contains("no event")
+        );
+    }
+}
