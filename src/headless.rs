@@ -79,7 +79,7 @@ impl Default for HeadlessOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum HeadlessError {
     /// Redis could not be reached (connect failed, or the connection is down).
-    #[error("cannot reach Redis at {endpoint}: {reason}")]
+    #[error("{reason}")]
     Unreachable { endpoint: String, reason: String },
     /// Redis answered but the read failed (permissions, unexpected reply).
     #[error("reading from {endpoint} failed: {reason}")]
@@ -139,8 +139,8 @@ pub async fn run_feed(
             let reason = text::sanitize(&e.to_string()).into_owned();
             if e.is_outage() {
                 HeadlessError::Unreachable {
+                    reason: outage_reason(&e, &endpoint),
                     endpoint: endpoint.clone(),
-                    reason,
                 }
             } else {
                 HeadlessError::Read {
@@ -168,6 +168,20 @@ pub async fn run_feed(
         out.flush()?;
     }
     Ok(())
+}
+
+/// One line saying why Redis cannot be reached, naming the endpoint once.
+fn outage_reason(e: &crate::Error, endpoint: &str) -> String {
+    let line = match e {
+        crate::Error::Unavailable { detail, .. } if detail.starts_with("cannot reach") => {
+            detail.clone()
+        }
+        crate::Error::Unavailable { detail, .. } => {
+            format!("cannot reach Redis at {endpoint}: {detail}")
+        }
+        other => other.to_string(),
+    };
+    text::sanitize(&line).into_owned()
 }
 
 /// A lazily connecting backend starts in `Connecting`: give its first attempt the connect

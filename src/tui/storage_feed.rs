@@ -1,4 +1,6 @@
-//! The real [`Feed`]: the dashboard's reads over a [`Storage`] (Redis or memory).
+//! The real [`Feed`]: the dashboard's reads over a [`Storage`] (Redis or memory), all
+//! read-only: a snapshot read, a PSUBSCRIBE to every card's events channel, and a card's
+//! history stream.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use crate::model::PipelineEvent;
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
 
-use super::source::{Feed, FeedEvents};
+use super::source::{Feed, FeedEvents, HISTORY_LIMIT};
 
 /// Reads the dashboard's data from a [`Storage`], read-only.
 pub struct StorageFeed {
@@ -33,20 +35,22 @@ impl Feed for StorageFeed {
         self.storage.connection()
     }
 
-    async fn snapshot(&self, _now: DateTime<Utc>) -> crate::Result<Snapshot> {
-        // Wired to the tracker's snapshot read once it lands on main.
-        Err(crate::Error::Config(
-            "snapshot reading is not in this build yet".into(),
-        ))
+    async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot> {
+        crate::snapshot::read_snapshot(&*self.storage, now).await
     }
 
     async fn subscribe(&self) -> crate::Result<FeedEvents> {
-        Err(crate::Error::Config(
-            "event subscription is not in this build yet".into(),
-        ))
+        self.storage.subscribe(None).await
     }
 
-    async fn history(&self, _card_id: &str) -> crate::Result<Option<Vec<PipelineEvent>>> {
-        Ok(None)
+    async fn history(&self, card_id: &str) -> crate::Result<Option<Vec<PipelineEvent>>> {
+        let entries = self.storage.history(card_id, None, HISTORY_LIMIT).await?;
+        if entries.is_empty() {
+            // Python writers keep no history: the drilldown shows the events seen live.
+            return Ok(None);
+        }
+        Ok(Some(
+            entries.into_iter().filter_map(|e| e.event.ok()).collect(),
+        ))
     }
 }

@@ -78,7 +78,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
                 .data(data)
                 .max(100)
                 .style(t.chart)
-                .absent_value_symbol("·")
+                .absent_value_symbol(" ")
                 .absent_value_style(t.dim),
             spark,
         );

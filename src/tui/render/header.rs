@@ -57,7 +57,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     }
     if let Some(s) = app.shown() {
         spans.push(sep.clone());
-        spans.push(Span::styled(format!("{} cards", s.cards.len()), t.text));
+        let n = s.cards.len();
+        let noun = if n == 1 { "card" } else { "cards" };
+        spans.push(Span::styled(format!("{n} {noun}"), t.text));
         if !s.malformed.is_empty() {
             spans.push(Span::styled(
                 format!(" · {} malformed", s.malformed.len()),
