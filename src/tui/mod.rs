@@ -24,7 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crossterm::event::{DisableMouseCapture, EnableMouseCapture, Event, EventStream};
+use crossterm::event::{
+    DisableMouseCapture, EnableMouseCapture, Event, EventStream, MouseEventKind,
+};
 use crossterm::terminal::{
     BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
     disable_raw_mode, enable_raw_mode,
@@ -104,6 +106,12 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
                         }
                     }
                     Some(Ok(Event::Resize(..))) => app.dirty = true,
+                    // Only with `dashboard.mouse = true`: the wheel scrolls.
+                    Some(Ok(Event::Mouse(m))) => match m.kind {
+                        MouseEventKind::ScrollDown => { app.perform(keymap::Action::Down); }
+                        MouseEventKind::ScrollUp => { app.perform(keymap::Action::Up); }
+                        _ => {}
+                    },
                     Some(Ok(_)) => {}
                     // stdin is gone (terminal closed): nothing more can be read.
                     Some(Err(_)) | None => break,
