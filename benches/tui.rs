@@ -192,6 +192,23 @@ impl Drop for Tmux {
     }
 }
 
+/// Waits until the dashboard's header counts `n` cards. Python-written cards are found by a
+/// SCAN that the tracker repeats only every `tracker.scan_interval_seconds` (30 s by default),
+/// so this can take that long.
+fn wait_for_cards(tmux: &Tmux, n: usize) {
+    let want = format!("│ {n} cards");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if tmux.cmd(&["capture-pane", "-p", "-t", "b"]).contains(&want) {
+            // One more poll so that the measurement starts in the steady state.
+            std::thread::sleep(Duration::from_secs(2));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("the dashboard never showed {n} cards");
+}
+
 /// CPU % of the dashboard and of redis-server over `secs` seconds, while `during` runs.
 fn cpu_window(
     pid: u32,
@@ -233,14 +250,7 @@ fn live() {
     ]);
     std::thread::sleep(Duration::from_secs(2));
     let shell = tmux.cmd(&["display", "-p", "-t", "b", "#{pane_pid}"]);
-    let out = Command::new("pgrep")
-        .args(["-P", shell.trim()])
-        .output()
-        .unwrap();
-    let pid: u32 = String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("the dashboard's pid");
+    let pid = child_of(shell.trim().parse().unwrap()).expect("the dashboard's pid");
     let idle = |label: &str, runs: usize| {
         let mut d = Vec::new();
         let mut r = Vec::new();
@@ -263,7 +273,7 @@ fn live() {
     idle("idle, 0 cards", 3);
 
     seed(&server, 0, 1_000);
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for_cards(&tmux, 1_000);
     let (rss1k, _) = rss_mib(pid);
     idle("idle, 1,000 cards", 3);
 
@@ -306,7 +316,7 @@ fn live() {
     );
 
     seed(&server, 1_000, 10_000);
-    std::thread::sleep(Duration::from_secs(5));
+    wait_for_cards(&tmux, 10_000);
     let (rss10k, hwm10k) = rss_mib(pid);
     idle("idle, 10,000 cards (each poll reads all of them)", 3);
     println!();
@@ -319,6 +329,35 @@ fn live() {
         "| 10,000 | {rss10k:.1} (peak {hwm10k:.1}) | {:.1} |",
         rss10k / rss0
     );
+}
+
+/// The one child process of `ppid` (read from /proc, no external tool needed).
+fn child_of(ppid: u32) -> Option<u32> {
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(ppid)
+        {
+            found = Some(pid);
+        }
+    }
+    found
 }
 
 fn main() {

@@ -187,18 +187,44 @@ fn sigterm_restores_the_terminal() {
     ]);
     tmux.wait_for("the card", |s| s.contains("card-pty-1"));
     let shell = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_pid}"]);
-    let out = Command::new("pgrep")
-        .args(["-P", shell.trim(), "-f", "artemis-top"])
-        .output()
+    let pid = child_of(shell.trim().parse().unwrap()).expect("the dashboard process");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "artemis-top");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
         .unwrap();
-    let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(
-        !pid.is_empty() && !pid.contains('\n'),
-        "one dashboard process: {pid:?}"
-    );
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=0"), "{s}");
     assert_restored(&tmux, &stty);
+}
+
+/// The one child process of `ppid` (read from /proc, no external tool needed).
+fn child_of(ppid: u32) -> Option<u32> {
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(ppid)
+        {
+            found = Some(pid);
+        }
+    }
+    found
 }

@@ -33,6 +33,21 @@ async fn next_matching(
     }
 }
 
+/// Waits for a snapshot and a (re)subscription, in whichever order they come.
+async fn both(rx: &mut mpsc::Receiver<Message>, what: &str) {
+    let (mut snap, mut sub) = (false, false);
+    while !(snap && sub) {
+        match next_matching(rx, what, |m| {
+            matches!(m, Message::Snapshot(_) | Message::Subscribed(true))
+        })
+        .await
+        {
+            Message::Snapshot(_) => snap = true,
+            _ => sub = true,
+        }
+    }
+}
+
 fn publish(server: &RedisServer, card: &str, pct: i64) {
     let payload = format!(
         r#"{{"event": "stage_updated", "card_id": "{card}", "stage_name": "build", "status": "running", "progress_percent": {pct}, "message": null, "timestamp": "2025-10-22T20:30:44"}}"#
@@ -55,14 +70,7 @@ async fn sources_deliver_and_recover_after_a_redis_restart() {
     // A long poll interval: every snapshot after the first must come from a reconnect or `r`.
     let _sources = source::spawn(feed, Duration::from_secs(3600), tx, cmd_rx);
 
-    next_matching(&mut rx, "the first snapshot", |m| {
-        matches!(m, Message::Snapshot(_))
-    })
-    .await;
-    next_matching(&mut rx, "the subscription", |m| {
-        matches!(m, Message::Subscribed(true))
-    })
-    .await;
+    both(&mut rx, "the first snapshot and the subscription").await;
     publish(&server, "card-live", 10);
     let m = next_matching(&mut rx, "a live event", |m| matches!(m, Message::Event(_))).await;
     let Message::Event(e) = m else { unreachable!() };
@@ -103,29 +111,31 @@ async fn sources_deliver_and_recover_after_a_redis_restart() {
     let events = result.unwrap().expect("the tracker keeps a history stream");
     assert!(!events.is_empty());
 
-    // Redis dies: the outage is reported.
+    // Redis dies: the subscription ends, the read that follows at once fails, and the outage
+    // is reported (the dashboard's banner).
     server.kill();
+    next_matching(&mut rx, "the lost subscription", |m| {
+        matches!(m, Message::Subscribed(false))
+    })
+    .await;
     next_matching(&mut rx, "the outage", |m| {
         matches!(
             m,
             Message::Connection(ConnState::Reconnecting { .. } | ConnState::Unreachable { .. })
-                | Message::Subscribed(false)
         )
     })
     .await;
-    // It comes back: reconnect, read at once, subscribe again — all without a key press.
+    // It comes back: reconnect, read at once, subscribe again — all without a key press and
+    // long before the (one-hour) poll interval.
     server.start_again();
     next_matching(&mut rx, "the reconnect", |m| {
         matches!(m, Message::Connection(ConnState::Connected { .. }))
     })
     .await;
-    next_matching(&mut rx, "the snapshot after reconnecting", |m| {
-        matches!(m, Message::Snapshot(_))
-    })
-    .await;
-    next_matching(&mut rx, "the new subscription", |m| {
-        matches!(m, Message::Subscribed(true))
-    })
+    both(
+        &mut rx,
+        "a snapshot and a new subscription after reconnecting",
+    )
     .await;
     publish(&server, "card-after", 50);
     let m = next_matching(

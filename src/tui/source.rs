@@ -83,6 +83,7 @@ pub fn spawn(
         tasks.push(tokio::spawn(async move {
             let first = conn.borrow_and_update().clone();
             let mut was_up = first.is_up();
+            let mut ever_up = was_up;
             if tx.send(Message::Connection(first)).await.is_err() {
                 return;
             }
@@ -94,7 +95,12 @@ pub fn spawn(
                 }
                 if up && !was_up {
                     poll_now.notify_one();
-                    resubscribe.notify_one();
+                    // The first connect needs no new subscription: the subscriber opens its
+                    // own connection and is either subscribed already or retrying.
+                    if ever_up {
+                        resubscribe.notify_one();
+                    }
+                    ever_up = true;
                 }
                 was_up = up;
             }
@@ -130,12 +136,19 @@ pub fn spawn(
         let feed = feed.clone();
         let tx = tx.clone();
         let resubscribe = resubscribe.clone();
+        let poll_now = poll_now.clone();
         tasks.push(tokio::spawn(async move {
+            let mut lost_once = false;
             loop {
                 match feed.subscribe().await {
                     Ok(mut events) => {
                         if tx.send(Message::Subscribed(true)).await.is_err() {
                             return;
+                        }
+                        // Events published while unsubscribed are lost (pub/sub is
+                        // at-most-once): a fresh read covers them.
+                        if lost_once {
+                            poll_now.notify_one();
                         }
                         loop {
                             tokio::select! {
@@ -157,9 +170,13 @@ pub fn spawn(
                                 _ = resubscribe.notified() => break,
                             }
                         }
+                        lost_once = true;
                         if tx.send(Message::Subscribed(false)).await.is_err() {
                             return;
                         }
+                        // A lost subscription usually means a lost server: a read now
+                        // either succeeds or makes the connection notice and reconnect.
+                        poll_now.notify_one();
                     }
                     Err(_) => {
                         if tx.is_closed() {
