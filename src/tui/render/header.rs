@@ -15,12 +15,8 @@ pub fn conn_label(c: &ConnState) -> (String, bool) {
         ConnState::Connecting => ("◌ connecting".into(), false),
         ConnState::Connected { .. } => ("● connected".into(), true),
         ConnState::InProcess => ("● in-process".into(), true),
-        ConnState::Reconnecting { attempts, .. } => {
-            (format!("↻ reconnecting (try {})", attempts + 1), false)
-        }
-        ConnState::Unreachable { attempts, .. } => {
-            (format!("✖ unreachable (try {})", attempts + 1), false)
-        }
+        ConnState::Reconnecting { .. } => ("↻ reconnecting".into(), false),
+        ConnState::Unreachable { .. } => ("✖ unreachable".into(), false),
     }
 }
 
