@@ -1,7 +1,7 @@
 //! The real binary in a real terminal (tmux): it shows Python-written cards from a real
 //! Redis, drills into one with Enter, goes back with Esc, survives a resize to a tiny window,
 //! quits with `q` — and leaves the terminal as it found it (main screen, cursor shown,
-//! canonical mode and echo back on). The same after SIGTERM.
+//! canonical mode and echo back on). The same after SIGTERM and SIGHUP.
 
 mod support;
 
@@ -167,13 +167,12 @@ fn drill_into_a_card_and_quit_restores_the_terminal() {
     assert_restored(&tmux, &stty);
 }
 
-#[test]
-fn sigterm_restores_the_terminal() {
+fn signal_restores_the_terminal(signal: &str) {
     let server = RedisServer::start();
     seed(&server);
     let dir = tempfile::tempdir().unwrap();
     let (line, stty) = script(&server, dir.path());
-    let tmux = Tmux::new("term");
+    let tmux = Tmux::new(signal);
     tmux.cmd(&[
         "new-session",
         "-d",
@@ -191,13 +190,23 @@ fn sigterm_restores_the_terminal() {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "artemis-top");
     let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=0"), "{s}");
     assert_restored(&tmux, &stty);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    signal_restores_the_terminal("TERM");
+}
+
+#[test]
+fn sighup_restores_the_terminal() {
+    signal_restores_the_terminal("HUP");
 }
 
 /// The one child process of `ppid` (read from /proc, no external tool needed).
