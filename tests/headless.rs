@@ -226,13 +226,13 @@ async fn count_prints_json_lines_an_interval_apart() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3);
-    let mut last = String::new();
+    let mut last: Option<chrono::DateTime<chrono::Utc>> = None;
     for l in lines {
         let v: Value = serde_json::from_str(l).unwrap();
         assert_valid(&v);
-        let t = v["taken_at"].as_str().unwrap().to_owned();
-        assert!(t > last, "snapshots are successive");
-        last = t;
+        let t: chrono::DateTime<chrono::Utc> = v["taken_at"].as_str().unwrap().parse().unwrap();
+        assert!(last.is_none_or(|p| t > p), "snapshots are successive");
+        last = Some(t);
     }
 }
 

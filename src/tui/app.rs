@@ -28,9 +28,11 @@ pub const HISTORY_SAMPLES: usize = 600;
 pub const EVENTS_PER_CARD: usize = 200;
 /// Cards whose live events are tracked at once; beyond it new cards' events are counted only.
 pub const TRACKED_CARDS: usize = 20_000;
-/// Cards that live events may add between two snapshots (a storm of unknown ids cannot grow
-/// the table without bound).
+/// Cards that live events may add before a snapshot lists them (a storm of unknown ids cannot
+/// grow the table without bound).
 pub const CARDS_FROM_EVENTS: usize = 5_000;
+/// How long a card known only from its start event stays without appearing in a snapshot.
+pub const EVENT_CARD_GRACE_SECS: i64 = 60;
 /// Seconds over which the events-per-second figure is averaged.
 pub const RATE_WINDOW_SECS: i64 = 5;
 
@@ -253,7 +255,11 @@ pub struct App {
     rows: Vec<Row>,
     rows_stale: bool,
     card_index: HashMap<String, usize>,
-    cards_from_events: usize,
+    /// Cards added by a start event and not yet seen in a snapshot, with when they came.
+    /// A reader may find a new card only later (the tracker finds Python-written cards by a
+    /// SCAN it repeats every `tracker.scan_interval_seconds`); such a card stays on screen
+    /// for [`EVENT_CARD_GRACE_SECS`] instead of vanishing at the next poll.
+    from_events: HashMap<String, DateTime<Utc>>,
     pub conn: ConnState,
     pub subscribed: bool,
     /// The last failed read, while no later read succeeded.
@@ -302,7 +308,7 @@ impl App {
             rows: Vec::new(),
             rows_stale: true,
             card_index: HashMap::new(),
-            cards_from_events: 0,
+            from_events: HashMap::new(),
             conn: ConnState::Connecting,
             subscribed: false,
             read_error: None,
@@ -402,16 +408,41 @@ impl App {
         }
     }
 
-    fn apply_snapshot(&mut self, snap: Snapshot) {
+    fn apply_snapshot(&mut self, mut snap: Snapshot) {
         self.read_error = None;
         self.history.record(&snap);
+        // Carry over cards that only events have shown so far, within their grace period.
+        if !self.from_events.is_empty() {
+            let listed: std::collections::HashSet<&str> = snap
+                .cards
+                .iter()
+                .map(|c| c.pipeline.card_id.as_str())
+                .collect();
+            let now = self.now;
+            let mut keep = Vec::new();
+            self.from_events.retain(|id, since| {
+                let wait = !listed.contains(id.as_str())
+                    && (now - *since).num_seconds() < EVENT_CARD_GRACE_SECS;
+                if wait {
+                    keep.push(id.clone());
+                }
+                wait
+            });
+            if let Some(old) = &self.live {
+                snap.cards.extend(
+                    old.cards
+                        .iter()
+                        .filter(|c| keep.contains(&c.pipeline.card_id))
+                        .cloned(),
+                );
+            }
+        }
         self.card_index = snap
             .cards
             .iter()
             .enumerate()
             .map(|(i, c)| (c.pipeline.card_id.clone(), i))
             .collect();
-        self.cards_from_events = 0;
         let open = match &mut self.view {
             View::Card(v) => {
                 if let Some(c) = snap.cards.iter().find(|c| c.pipeline.card_id == v.card_id) {
@@ -465,10 +496,10 @@ impl App {
                 else {
                     return; // the next snapshot brings the card with its documents
                 };
-                if self.cards_from_events >= CARDS_FROM_EVENTS {
+                if self.from_events.len() >= CARDS_FROM_EVENTS {
                     return;
                 }
-                self.cards_from_events += 1;
+                self.from_events.insert(id.clone(), self.now);
                 snap.cards.push(CardSnapshot {
                     pipeline: PipelineDoc {
                         card_id: id.clone(),
