@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod headless;
 pub mod keys;
 pub mod limiter;
 pub mod metrics;
@@ -23,5 +24,6 @@ pub mod model;
 pub mod snapshot;
 pub mod storage;
 pub mod tracker;
+pub mod tui;
 
 pub use error::{Error, Result};

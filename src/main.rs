@@ -43,10 +43,48 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            None => {
-                eprintln!("artemis-top: the dashboard is not built yet; try `artemis-top check`");
-                ExitCode::FAILURE
-            }
+            None => dashboard(&cli, settings).await,
         }
     })
+}
+
+/// The dashboard, or its headless report when asked for or when stdout is not a terminal.
+async fn dashboard(cli: &Cli, settings: config::Settings) -> ExitCode {
+    let storage = if cli.demo {
+        artemis::storage::open_memory(settings.clone())
+    } else {
+        match artemis::storage::open_redis_lazy(settings.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("artemis-top: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    if artemis::tui::should_run_headless(cli.once) {
+        let opts = artemis::headless::HeadlessOptions {
+            format: match cli.format {
+                artemis::cli::Format::Text => artemis::headless::Format::Text,
+                artemis::cli::Format::Json => artemis::headless::Format::Json,
+            },
+            count: cli.count.unwrap_or(1),
+            interval: std::time::Duration::from_secs_f64(settings.dashboard.poll_interval),
+        };
+        let mut out = std::io::stdout();
+        return match artemis::headless::run(storage, &settings, opts, &mut out).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("artemis-top: {e}");
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            }
+        };
+    }
+    match artemis::tui::run(storage, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("artemis-top: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

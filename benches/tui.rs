@@ -1,0 +1,376 @@
+//! Dashboard benchmark (`cargo bench --bench tui`): what a frame costs, and what the real
+//! binary costs in CPU and memory while it watches a real Redis.
+//!
+//! 1. Frame build time (ratatui `TestBackend`, 160x48) with 1,000 and 10,000 cards, against
+//!    the same frame with no cards as the baseline: steady redraw, redraw after a new
+//!    snapshot (filter + sort again), and redraw after one live event.
+//! 2. The release binary in tmux against its own `redis-server`: CPU while idle and while
+//!    1,000 events/s are published, with the Redis server's own CPU in the same window as the
+//!    baseline; resident memory with 0, 1,000 and 10,000 cards.
+//!
+//! Medians of several runs; every figure is printed with the ratio to its baseline.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+#[path = "../tests/tui_fixtures/mod.rs"]
+mod tui_fixtures;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use artemis::model::{PipelineEvent, StageStatus};
+use artemis::tui::message::Message;
+use artemis::tui::render;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+// ---------------------------------------------------------------- frames
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Steady,
+    AfterSnapshot,
+    AfterEvent,
+}
+
+/// Median microseconds per frame over `runs` runs of `frames` frames.
+fn frame_us(cards: usize, mode: Mode) -> f64 {
+    let snap = tui_fixtures::many_cards(cards);
+    let mut app = tui_fixtures::app();
+    app.apply(Message::Snapshot(Box::new(snap.clone())));
+    let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    let frames = if cards >= 10_000 { 30 } else { 100 };
+    for _ in 0..10 {
+        term.draw(|f| render::draw(f, &mut app)).unwrap();
+    }
+    let mut runs = Vec::new();
+    for _ in 0..7 {
+        let mut total = Duration::ZERO;
+        for i in 0..frames {
+            // Preparing the input is not part of the frame.
+            let msg = match mode {
+                Mode::Steady => None,
+                Mode::AfterSnapshot => Some(Message::Snapshot(Box::new(snap.clone()))),
+                Mode::AfterEvent => Some(Message::Event(PipelineEvent::StageUpdated {
+                    card_id: format!("card-{:06}", i % cards.max(1)),
+                    stage_name: "development".into(),
+                    status: StageStatus::Running,
+                    progress_percent: Some((i % 100) as i64),
+                    message: None,
+                    timestamp: "2025-10-22T20:30:44".into(),
+                })),
+            };
+            let t = Instant::now();
+            if let Some(m) = msg {
+                app.apply(m);
+            }
+            term.draw(|f| render::draw(f, &mut app)).unwrap();
+            total += t.elapsed();
+        }
+        runs.push(total.as_secs_f64() * 1e6 / frames as f64);
+    }
+    median(runs)
+}
+
+fn frames() {
+    println!("## Frame build time (160x48, TestBackend, median of 7 runs)\n");
+    println!("| cards | mode | µs/frame | × baseline (0 cards, same mode) |");
+    println!("|---:|---|---:|---:|");
+    for (mode, name) in [
+        (Mode::Steady, "steady redraw"),
+        (Mode::AfterSnapshot, "new snapshot + redraw"),
+        (Mode::AfterEvent, "live event + redraw"),
+    ] {
+        let base = frame_us(0, mode);
+        println!("| 0 | {name} | {base:.0} | 1.0 |");
+        for n in [1_000, 10_000] {
+            let us = frame_us(n, mode);
+            println!("| {n} | {name} | {us:.0} | {:.1} |", us / base);
+        }
+    }
+    println!();
+}
+
+// ---------------------------------------------------------------- live binary
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process is alive");
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(100.0)
+}
+
+/// (VmRSS, VmHWM) in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn redis_cpu(server: &support::RedisServer) -> f64 {
+    let info = server.cli(&["INFO", "cpu"]);
+    let get = |k: &str| {
+        info.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    get("used_cpu_user:") + get("used_cpu_sys:")
+}
+
+fn seed(server: &support::RedisServer, from: usize, to: usize) {
+    let mut c = server.raw();
+    let now = chrono::Utc::now().naive_utc();
+    for chunk in (from..to).collect::<Vec<_>>().chunks(500) {
+        let mut p = redis::pipe();
+        for &i in chunk {
+            let start = artemis::model::format_naive(now - chrono::Duration::seconds(i as i64));
+            p.cmd("SET")
+                .arg(format!("artemis:pipeline:bench-{i:05}"))
+                .arg(format!(
+                    r#"{{"card_id": "bench-{i:05}", "status": "running", "total_stages": 4, "completed_stages": 1, "current_stage": "dev", "start_time": "{start}", "end_time": null, "metadata": {{"title": "Benchmark card {i}"}}}}"#
+                ))
+                .arg("EX")
+                .arg(86_400)
+                .ignore();
+            p.cmd("SET")
+                .arg(format!("artemis:pipeline:bench-{i:05}:stage:dev"))
+                .arg(format!(
+                    r#"{{"stage_name": "dev", "status": "running", "progress_percent": 40, "message": null, "timestamp": "{start}", "metadata": {{}}}}"#
+                ))
+                .arg("EX")
+                .arg(86_400)
+                .ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+}
+
+struct Tmux(String);
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.cmd(&["kill-server"]);
+    }
+}
+
+/// Waits until the dashboard's header counts `n` cards. Python-written cards are found by a
+/// SCAN that the tracker repeats only every `tracker.scan_interval_seconds` (30 s by default),
+/// so this can take that long.
+fn wait_for_cards(tmux: &Tmux, n: usize) {
+    let want = format!("│ {n} cards");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if tmux.cmd(&["capture-pane", "-p", "-t", "b"]).contains(&want) {
+            // One more poll so that the measurement starts in the steady state.
+            std::thread::sleep(Duration::from_secs(2));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("the dashboard never showed {n} cards");
+}
+
+/// CPU % of the dashboard and of redis-server over `secs` seconds, while `during` runs.
+fn cpu_window(
+    pid: u32,
+    server: &support::RedisServer,
+    secs: f64,
+    during: &mut dyn FnMut(Instant, Duration),
+) -> (f64, f64) {
+    let (d0, r0, t0) = (cpu_secs(pid), redis_cpu(server), Instant::now());
+    during(t0, Duration::from_secs_f64(secs));
+    let rest = Duration::from_secs_f64(secs).saturating_sub(t0.elapsed());
+    std::thread::sleep(rest);
+    let wall = t0.elapsed().as_secs_f64();
+    (
+        (cpu_secs(pid) - d0) / wall * 100.0,
+        (redis_cpu(server) - r0) / wall * 100.0,
+    )
+}
+
+fn live() {
+    let server = support::RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let tmux = Tmux(format!("artemis-bench-{}", std::process::id()));
+    let line = format!(
+        "env -i HOME={} PATH=/usr/bin:/bin TERM=xterm-256color {} --redis-url {}; sleep 600",
+        home.path().display(),
+        env!("CARGO_BIN_EXE_artemis-top"),
+        server.url()
+    );
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "b",
+        "-x",
+        "160",
+        "-y",
+        "48",
+        &line,
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    let shell = tmux.cmd(&["display", "-p", "-t", "b", "#{pane_pid}"]);
+    let pid = child_of(shell.trim().parse().unwrap()).expect("the dashboard's pid");
+    let idle = |label: &str, runs: usize| {
+        let mut d = Vec::new();
+        let mut r = Vec::new();
+        for _ in 0..runs {
+            let (a, b) = cpu_window(pid, &server, 5.0, &mut |_, _| {});
+            d.push(a);
+            r.push(b);
+        }
+        let (d, r) = (median(d), median(r));
+        println!(
+            "| {label} | {d:.2}% | {r:.2}% | {:.2} |",
+            if r > 0.0 { d / r } else { f64::NAN }
+        );
+    };
+
+    println!("## The release binary in tmux (160x48), poll interval 1 s, median of 3 × 5 s\n");
+    println!("| situation | artemis-top CPU | redis-server CPU (baseline) | ratio |");
+    println!("|---|---:|---:|---:|");
+    let (rss0, _) = rss_mib(pid);
+    idle("idle, 0 cards", 3);
+
+    seed(&server, 0, 1_000);
+    wait_for_cards(&tmux, 1_000);
+    let (rss1k, _) = rss_mib(pid);
+    idle("idle, 1,000 cards", 3);
+
+    // 1,000 events/s: 10 events every 10 ms, paced against the clock.
+    let mut publisher = server.raw();
+    let mut storm = |t0: Instant, length: Duration| {
+        let mut sent = 0u64;
+        while t0.elapsed() < length {
+            let due = (t0.elapsed().as_secs_f64() * 1000.0) as u64;
+            if sent < due {
+                let mut p = redis::pipe();
+                for k in sent..due.min(sent + 50) {
+                    let card = k % 1_000;
+                    p.cmd("PUBLISH")
+                        .arg(format!("artemis:pipeline:events:bench-{card:05}"))
+                        .arg(format!(
+                            r#"{{"event": "stage_updated", "card_id": "bench-{card:05}", "stage_name": "dev", "status": "running", "progress_percent": {}, "message": null, "timestamp": "2025-10-22T20:30:44"}}"#,
+                            k % 100
+                        ))
+                        .ignore();
+                }
+                let _: () = p.query(&mut publisher).unwrap();
+                sent = due.min(sent + 50);
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    };
+    let mut d = Vec::new();
+    let mut r = Vec::new();
+    for _ in 0..3 {
+        let (a, b) = cpu_window(pid, &server, 5.0, &mut storm);
+        d.push(a);
+        r.push(b);
+    }
+    let (dm, rm) = (median(d), median(r));
+    println!(
+        "| 1,000 events/s, 1,000 cards | {dm:.2}% | {rm:.2}% | {:.2} |",
+        dm / rm
+    );
+
+    seed(&server, 1_000, 10_000);
+    wait_for_cards(&tmux, 10_000);
+    let (rss10k, hwm10k) = rss_mib(pid);
+    idle("idle, 10,000 cards (each poll reads all of them)", 3);
+    println!();
+    println!("## Memory of the release binary (VmRSS)\n");
+    println!("| cards | RSS MiB | × baseline (0 cards) |");
+    println!("|---:|---:|---:|");
+    println!("| 0 | {rss0:.1} | 1.0 |");
+    println!("| 1,000 | {rss1k:.1} | {:.1} |", rss1k / rss0);
+    println!(
+        "| 10,000 | {rss10k:.1} (peak {hwm10k:.1}) | {:.1} |",
+        rss10k / rss0
+    );
+}
+
+/// The one child process of `ppid` (read from /proc, no external tool needed).
+fn child_of(ppid: u32) -> Option<u32> {
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(ppid)
+        {
+            found = Some(pid);
+        }
+    }
+    found
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument limits what runs.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
+    if want("frames") {
+        frames();
+    }
+    if want("live") {
+        live();
+    }
+}

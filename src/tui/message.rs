@@ -1,0 +1,41 @@
+//! What flows between the background tasks and the UI task.
+//!
+//! Data moves one way: Redis → source tasks → [`Message`] → app state → view. Tasks own
+//! nothing the UI reads, and the UI never waits on Redis; it asks for work with a
+//! [`Command`] and gets the answer later as a message.
+
+use crate::connection::ConnState;
+use crate::model::{Malformed, PipelineEvent};
+use crate::snapshot::Snapshot;
+
+/// From the source tasks to the UI.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// A complete, fresh read of everything: the truth, replacing what events patched in.
+    Snapshot(Box<Snapshot>),
+    /// A live pipeline event from pub/sub: patches the displayed card until the next snapshot.
+    Event(PipelineEvent),
+    /// The connection state changed.
+    Connection(ConnState),
+    /// A snapshot read failed; the previous data stays on screen, marked as old.
+    ReadFailed(String),
+    /// A card's stored event history, for the drilldown. `Ok(None)`: the writer keeps no
+    /// history for this card (Python-written data), so only events seen live are shown.
+    History {
+        card_id: String,
+        result: Result<Option<Vec<PipelineEvent>>, String>,
+    },
+    /// A payload on an events channel that is not a pipeline event.
+    BadEvent(Malformed),
+    /// The live event subscription is (re)established (`true`) or lost (`false`).
+    Subscribed(bool),
+}
+
+/// From the UI to the source tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Read a snapshot now instead of at the next poll.
+    Refresh,
+    /// Fetch a card's event history.
+    LoadHistory(String),
+}

@@ -1,0 +1,136 @@
+//! The rate-limit panel: per limiter key, requests (and tokens) used of the limit in the
+//! current window, coloured by the headroom left.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::tui::app::App;
+use crate::tui::{format, text};
+
+pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+    let t = &app.theme;
+    let block = super::panel(app, " Rate limits ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(snap) = app.shown() else {
+        return;
+    };
+    let w = inner.width as usize;
+    if snap.limits.is_empty() {
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from(Span::styled("no limits registered", t.dim)),
+                Line::from(Span::styled(
+                    text::fit("(writers register theirs on first use)", w),
+                    t.dim,
+                )),
+            ]),
+            inner,
+        );
+        return;
+    }
+    let mut lines = Vec::new();
+    let per_limit = 2usize;
+    let room = inner.height as usize / per_limit;
+    let shown = snap.limits.len().min(room.max(1));
+    // The keys closest to their limit first: that is what the panel is for.
+    let mut sorted: Vec<_> = snap.limits.iter().collect();
+    sorted.sort_by(|a, b| pressure(b).total_cmp(&pressure(a)).then(a.key.cmp(&b.key)));
+    for l in sorted.into_iter().take(shown) {
+        let window = format!(" per {}", window_label(l.window_seconds));
+        let name = text::fit(
+            &format!("{}:{}", l.resource, l.identifier),
+            w.saturating_sub(window.chars().count()),
+        );
+        lines.push(Line::from(vec![
+            Span::styled(name, t.text),
+            Span::styled(window, t.dim),
+        ]));
+        let used = ratio(l.requests_used, l.requests_limit);
+        let req = format!(
+            " {}/{}",
+            format::count(l.requests_used),
+            format::count(l.requests_limit)
+        );
+        let mut spans = vec![Span::styled("req ", t.dim)];
+        // Tokens in full when they fit, else as a share of the limit.
+        let tok = match (l.tokens_used, l.tokens_limit) {
+            (Some(u), Some(lim)) => {
+                let r = ratio(u, lim);
+                let full = format!(" tok {}/{}", format::count(u), format::count(lim));
+                let short = format!(" tok {:.0}%", r * 100.0);
+                let room = w.saturating_sub(4 + req.chars().count() + 3);
+                Some((
+                    r,
+                    if full.chars().count() <= room {
+                        full
+                    } else {
+                        short
+                    },
+                ))
+            }
+            _ => None,
+        };
+        let tok_w = tok.as_ref().map_or(0, |(_, s)| s.chars().count());
+        let bar_w = w.saturating_sub(4 + req.chars().count() + tok_w).min(12);
+        if bar_w >= 3 {
+            spans.push(Span::styled(
+                super::bar(used, bar_w),
+                super::headroom_style(app, used),
+            ));
+        }
+        spans.push(Span::styled(req, super::headroom_style(app, used)));
+        if let Some((r, s)) = tok {
+            spans.push(Span::styled(s, super::headroom_style(app, r)));
+        }
+        lines.push(Line::from(spans));
+    }
+    if shown < snap.limits.len() {
+        lines.pop();
+        lines.pop();
+        lines.push(Line::from(Span::styled(
+            format!("+{} more (see --once)", snap.limits.len() - shown + 1),
+            t.dim,
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn ratio(used: u64, limit: u64) -> f64 {
+    if limit == 0 {
+        1.0
+    } else {
+        used as f64 / limit as f64
+    }
+}
+
+fn pressure(l: &crate::snapshot::LimitSnapshot) -> f64 {
+    let req = ratio(l.requests_used, l.requests_limit);
+    match (l.tokens_used, l.tokens_limit) {
+        (Some(u), Some(lim)) => req.max(ratio(u, lim)),
+        _ => req,
+    }
+}
+
+/// `60s`, `5m`, `1h30m`: a window length as people say it.
+fn window_label(secs: f64) -> String {
+    if !secs.is_finite() || secs <= 0.0 {
+        return "-".into();
+    }
+    let s = secs.round() as u64;
+    if (secs - s as f64).abs() > 1e-9 {
+        return format!("{secs:.1}s");
+    }
+    if s < 120 {
+        return format!("{s}s");
+    }
+    if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format::duration(secs)
+    }
+}

@@ -1,0 +1,389 @@
+//! Fixed dashboard data for the render, key and headless tests and the benchmark: a handful
+//! of cards covering every status, hostile text (escape sequences, wide characters, emoji), a
+//! malformed document, rate limits at every headroom level, and 30 days of costs; plus a
+//! generator for thousands of cards. All times are fixed so rendered frames never change.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde_json::{Map, Value, json};
+
+use artemis::connection::ConnState;
+use artemis::model::{
+    Malformed, PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus,
+};
+use artemis::snapshot::{
+    Breakdown, CardSnapshot, DailyFigures, LimitSnapshot, LlmTotals, MetricsSnapshot,
+    PipelineTotals, RecentPipeline, Snapshot, SourceInfo,
+};
+use artemis::tui::app::App;
+use artemis::tui::keymap::KeyMap;
+use artemis::tui::message::Message;
+use artemis::tui::theme::Theme;
+
+pub const ENDPOINT: &str = "redis://127.0.0.1:6379/0";
+
+/// The injected clock: every fixture is relative to it.
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 10, 22, 20, 30, 45).unwrap()
+}
+
+fn ts(secs_before_now: i64) -> String {
+    artemis::model::format_naive((now() - Duration::seconds(secs_before_now)).naive_utc())
+}
+
+fn meta(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn stage(
+    name: &str,
+    status: StageStatus,
+    pct: Option<i64>,
+    msg: Option<&str>,
+    ago: i64,
+) -> StageDoc {
+    StageDoc {
+        stage_name: name.into(),
+        status,
+        progress_percent: pct,
+        message: msg.map(Into::into),
+        timestamp: ts(ago),
+        metadata: Map::new(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn card(
+    id: &str,
+    title: Option<&str>,
+    status: PipelineStatus,
+    total: i64,
+    done: i64,
+    current: Option<&str>,
+    started_ago: i64,
+    ended_ago: Option<i64>,
+    stages: Vec<StageDoc>,
+    cost: Option<f64>,
+) -> CardSnapshot {
+    let mut m = Map::new();
+    if let Some(t) = title {
+        m.insert("title".into(), json!(t));
+    }
+    m.insert("priority".into(), json!("high"));
+    CardSnapshot {
+        pipeline: PipelineDoc {
+            card_id: id.into(),
+            status,
+            total_stages: total,
+            completed_stages: done,
+            current_stage: current.map(Into::into),
+            start_time: ts(started_ago),
+            end_time: ended_ago.map(ts),
+            metadata: m,
+            duration_seconds: ended_ago.map(|e| (started_ago - e) as f64 + 0.5),
+        },
+        stages,
+        cost_usd: cost,
+    }
+}
+
+pub fn cards() -> Vec<CardSnapshot> {
+    use StageStatus::*;
+    vec![
+        card(
+            "card-101",
+            Some("Add OAuth login"),
+            PipelineStatus::Running,
+            8,
+            3,
+            Some("development"),
+            252,
+            None,
+            vec![
+                stage("planning", Completed, Some(100), Some("plan ready"), 240),
+                stage("design", Completed, Some(100), None, 200),
+                stage("review", Completed, Some(100), Some("approved"), 150),
+                stage("development", Running, Some(45), Some("writing tests"), 5),
+            ],
+            Some(0.42),
+        ),
+        card(
+            "card-102",
+            Some("日本語のタイトル 🚀 with a long emoji title 🎉🎉🎉"),
+            PipelineStatus::Completed,
+            3,
+            3,
+            Some("deploy"),
+            4000,
+            Some(3700),
+            vec![
+                stage("build", Completed, Some(100), None, 3900),
+                stage("test", Completed, Some(100), None, 3800),
+                stage("deploy", Completed, Some(100), Some("shipped"), 3700),
+            ],
+            Some(1.23),
+        ),
+        card(
+            "card-103\u{1b}[2J",
+            Some("\u{1b}[31mEVIL\u{1b}[0m title\u{7} with\nnewline"),
+            PipelineStatus::Failed,
+            4,
+            1,
+            Some("testing"),
+            900,
+            Some(600),
+            vec![
+                stage("build", Completed, Some(100), None, 800),
+                stage(
+                    "testing",
+                    Failed,
+                    Some(60),
+                    Some("\u{1b}]0;pwned\u{7}3 tests failed"),
+                    600,
+                ),
+            ],
+            None,
+        ),
+        card(
+            "card-104",
+            None,
+            PipelineStatus::Queued,
+            5,
+            0,
+            None,
+            30,
+            None,
+            vec![],
+            None,
+        ),
+        card(
+            "card-105",
+            Some("Cancelled experiment"),
+            PipelineStatus::Cancelled,
+            6,
+            2,
+            Some("research"),
+            7200,
+            Some(7000),
+            vec![],
+            Some(0.05),
+        ),
+    ]
+}
+
+pub fn metrics() -> MetricsSnapshot {
+    let start = NaiveDate::from_ymd_opt(2025, 9, 23).unwrap();
+    let daily = (0..30)
+        .map(|i| DailyFigures {
+            date: start + Duration::days(i),
+            completions: i % 5,
+            cost: ((i * 37) % 11) as f64 * 0.45,
+            duration: 100.0,
+        })
+        .collect();
+    MetricsSnapshot {
+        pipelines: PipelineTotals {
+            completed: 45,
+            total_cost: 20.5,
+            total_duration: 9000.0,
+            avg_duration: Some(200.0),
+            avg_cost: Some(0.4556),
+            by_status: [("completed".to_string(), 40), ("failed".to_string(), 5)]
+                .into_iter()
+                .collect(),
+        },
+        llm: LlmTotals {
+            total_requests: 166,
+            prompt_tokens: 120_000,
+            completion_tokens: 45_000,
+            cache_hits: 120,
+            cache_misses: 46,
+            total_cost: 12.34,
+            hit_rate: Some(120.0 / 166.0),
+            saved_cost: 3.21,
+            latency_ms_total: 50_000.0,
+        },
+        providers: vec![
+            Breakdown {
+                name: "openai".into(),
+                requests: 120,
+                cost: 9.5,
+            },
+            Breakdown {
+                name: "anthropic".into(),
+                requests: 46,
+                cost: 2.84,
+            },
+        ],
+        models: vec![
+            Breakdown {
+                name: "gpt-4o".into(),
+                requests: 100,
+                cost: 8.9,
+            },
+            Breakdown {
+                name: "claude-sonnet-4-5".into(),
+                requests: 46,
+                cost: 2.84,
+            },
+            Breakdown {
+                name: "gpt-4o-mini".into(),
+                requests: 20,
+                cost: 0.6,
+            },
+        ],
+        daily,
+        recent: vec![RecentPipeline {
+            card_id: "card-102".into(),
+            duration_seconds: 300.5,
+            status: "completed".into(),
+            cost: 1.23,
+            timestamp: "2025-10-22T21:28:45".into(),
+        }],
+        code_review: Default::default(),
+    }
+}
+
+pub fn limits() -> Vec<LimitSnapshot> {
+    vec![
+        LimitSnapshot {
+            key: "artemis:ratelimit:openai:openai:gpt-4o:default".into(),
+            resource: "openai:gpt-4o".into(),
+            identifier: "default".into(),
+            window_seconds: 60.0,
+            requests_used: 45,
+            requests_limit: 100,
+            tokens_used: Some(12_000),
+            tokens_limit: Some(40_000),
+        },
+        LimitSnapshot {
+            key: "artemis:ratelimit:anthropic:anthropic:claude-sonnet-4-5:default".into(),
+            resource: "anthropic:claude-sonnet-4-5".into(),
+            identifier: "default".into(),
+            window_seconds: 60.0,
+            requests_used: 46,
+            requests_limit: 50,
+            tokens_used: None,
+            tokens_limit: None,
+        },
+        LimitSnapshot {
+            key: "artemis:ratelimit:openai:openai:gpt-4o-mini:default".into(),
+            resource: "openai:gpt-4o-mini".into(),
+            identifier: "default".into(),
+            window_seconds: 60.0,
+            requests_used: 10,
+            requests_limit: 300,
+            tokens_used: None,
+            tokens_limit: None,
+        },
+    ]
+}
+
+pub fn connected() -> ConnState {
+    ConnState::Connected {
+        since: now() - Duration::seconds(3600),
+    }
+}
+
+/// The standard snapshot, taken `age_ms` before [`now`], with LLM counters shifted by `step`
+/// (successive polls).
+pub fn snapshot_at(age_ms: i64, step: i64) -> Snapshot {
+    let mut m = metrics();
+    m.llm.cache_hits += step * 3 + step % 3;
+    m.llm.cache_misses += step;
+    m.llm.total_cost += step as f64 * 0.05;
+    Snapshot {
+        taken_at: now() - Duration::milliseconds(age_ms),
+        source: SourceInfo {
+            backend: "redis".into(),
+            endpoint: ENDPOINT.into(),
+        },
+        connection: connected(),
+        cards: cards(),
+        metrics: m,
+        limits: limits(),
+        malformed: vec![Malformed {
+            key: "artemis:pipeline:card-bad".into(),
+            reason: "invalid JSON: expected value at line 1 column 1".into(),
+        }],
+    }
+}
+
+pub fn snapshot() -> Snapshot {
+    snapshot_at(400, 0)
+}
+
+/// `n` generated cards (for the benchmark and scrolling tests).
+pub fn many_cards(n: usize) -> Snapshot {
+    let mut s = snapshot();
+    s.cards = (0..n)
+        .map(|i| {
+            let mut c = cards()[i % 2].clone();
+            c.pipeline.card_id = format!("card-{i:06}");
+            c.pipeline
+                .metadata
+                .insert("title".into(), json!(format!("Generated card number {i}")));
+            c.pipeline.start_time = ts((i as i64) * 7);
+            c
+        })
+        .collect();
+    s
+}
+
+/// Live events of card-101 as the tracker publishes them.
+pub fn events_101() -> Vec<PipelineEvent> {
+    let e =
+        |name: &str, status: StageStatus, pct: Option<i64>, ago: i64| PipelineEvent::StageUpdated {
+            card_id: "card-101".into(),
+            stage_name: name.into(),
+            status,
+            progress_percent: pct,
+            message: None,
+            timestamp: ts(ago),
+        };
+    vec![
+        PipelineEvent::PipelineStarted {
+            card_id: "card-101".into(),
+            total_stages: 8,
+            timestamp: ts(252),
+        },
+        e("planning", StageStatus::Running, Some(0), 250),
+        e("planning", StageStatus::Completed, Some(100), 240),
+        e("design", StageStatus::Running, None, 239),
+        e("design", StageStatus::Completed, Some(100), 200),
+        e("review", StageStatus::Running, None, 199),
+        e("review", StageStatus::Completed, Some(100), 150),
+        e("development", StageStatus::Running, Some(10), 149),
+        PipelineEvent::StageUpdated {
+            card_id: "card-101".into(),
+            stage_name: "development".into(),
+            status: StageStatus::Running,
+            progress_percent: Some(45),
+            message: Some("writing tests".into()),
+            timestamp: ts(5),
+        },
+    ]
+}
+
+/// An app in the state a user sees after a few polls: connected, subscribed, with history.
+pub fn app() -> App {
+    app_with(Theme::dark(), false)
+}
+
+pub fn app_with(theme: Theme, no_color: bool) -> App {
+    let mut app = App::new(KeyMap::default(), theme, no_color, ENDPOINT.into());
+    app.now = now();
+    app.apply(Message::Connection(connected()));
+    app.apply(Message::Subscribed(true));
+    for step in 0..12 {
+        // One poll a second, the last one 400 ms ago.
+        app.apply(Message::Snapshot(Box::new(snapshot_at(
+            400 + (11 - step) * 1000,
+            step,
+        ))));
+    }
+    app
+}

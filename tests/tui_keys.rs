@@ -1,0 +1,396 @@
+//! Key presses fed to the app, with assertions on its state: drilldown in and out, filter,
+//! sort, freeze, help, themes, navigation, refresh, quitting, and rebound keys. No terminal
+//! is involved: the app is plain state that the run loop drives the same way.
+
+mod tui_fixtures;
+
+use std::collections::BTreeMap;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use artemis::model::{PipelineEvent, PipelineStatus, StageStatus};
+use artemis::tui::app::{App, Row, SortKey, View};
+use artemis::tui::keymap::KeyMap;
+use artemis::tui::message::{Command, Message};
+use artemis::tui::theme::Theme;
+
+use tui_fixtures as fx;
+
+fn ch(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+fn k(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &str) -> Vec<Command> {
+    keys.chars().flat_map(|c| app.handle_key(ch(c))).collect()
+}
+
+fn ids(app: &mut App) -> Vec<String> {
+    let rows = app.rows().to_vec();
+    let snap = app.shown().unwrap();
+    rows.iter()
+        .filter_map(|r| match r {
+            Row::Card(i) => Some(snap.cards[*i].pipeline.card_id.clone()),
+            Row::Malformed(_) => None,
+        })
+        .collect()
+}
+
+fn selected_id(app: &mut App) -> Option<String> {
+    app.selected_card().map(|c| c.pipeline.card_id.clone())
+}
+
+#[test]
+fn enter_opens_the_selected_card_and_esc_goes_back() {
+    let mut app = fx::app();
+    press(&mut app, "j");
+    assert_eq!(selected_id(&mut app).as_deref(), Some("card-101"));
+    let cmds = app.handle_key(k(KeyCode::Enter));
+    assert_eq!(cmds, vec![Command::LoadHistory("card-101".into())]);
+    assert!(matches!(&app.view, View::Card(v) if v.card_id == "card-101"));
+    // History arriving for another card (a stale answer) is ignored.
+    app.apply(Message::History {
+        card_id: "card-999".into(),
+        result: Ok(Some(vec![])),
+    });
+    assert!(app.card_history.is_none());
+    app.apply(Message::History {
+        card_id: "card-101".into(),
+        result: Ok(Some(fx::events_101())),
+    });
+    let (events, stored) = app.open_card_events();
+    assert!(stored);
+    assert_eq!(events.len(), 9);
+    assert_eq!(
+        events[0].timestamp(),
+        fx::events_101()[8].timestamp(),
+        "newest first"
+    );
+    // Enter does nothing inside a card; Esc goes back and keeps the selection.
+    assert!(app.handle_key(k(KeyCode::Enter)).is_empty());
+    app.handle_key(k(KeyCode::Esc));
+    assert_eq!(app.view, View::Overview);
+    assert!(app.card_history.is_none());
+    assert_eq!(selected_id(&mut app).as_deref(), Some("card-101"));
+}
+
+#[test]
+fn live_events_and_history_merge_without_duplicates() {
+    let mut app = fx::app();
+    press(&mut app, "j");
+    app.handle_key(k(KeyCode::Enter));
+    let evs = fx::events_101();
+    for e in &evs[..5] {
+        app.apply(Message::Event(e.clone()));
+    }
+    app.apply(Message::History {
+        card_id: "card-101".into(),
+        result: Ok(Some(evs[..7].to_vec())),
+    });
+    for e in &evs[5..] {
+        app.apply(Message::Event(e.clone()));
+    }
+    assert_eq!(app.open_card_events().0.len(), evs.len());
+}
+
+#[test]
+fn filter_matches_id_and_title_and_esc_clears_it() {
+    let mut app = fx::app();
+    press(&mut app, "/oauth");
+    assert!(app.filter_editing);
+    assert_eq!(ids(&mut app), vec!["card-101"]);
+    app.handle_key(k(KeyCode::Enter));
+    assert!(!app.filter_editing);
+    assert_eq!(app.filter, "oauth");
+    // Keys are actions again once the filter is kept: `s` sorts instead of typing.
+    press(&mut app, "s");
+    assert_eq!(app.filter, "oauth");
+    assert_eq!(app.sort, SortKey::Id);
+    // By id, case-insensitively; Backspace edits.
+    press(&mut app, "/");
+    for _ in 0..5 {
+        app.handle_key(k(KeyCode::Backspace));
+    }
+    press(&mut app, "CARD-10");
+    assert_eq!(app.filter, "CARD-10");
+    assert_eq!(ids(&mut app).len(), 5);
+    app.handle_key(k(KeyCode::Esc));
+    assert!(app.filter.is_empty() && !app.filter_editing);
+    // Esc in the overview clears a kept filter too.
+    press(&mut app, "/nothing-matches");
+    app.handle_key(k(KeyCode::Enter));
+    assert!(ids(&mut app).is_empty());
+    assert!(app.selected_card().is_none());
+    assert!(
+        app.handle_key(k(KeyCode::Enter)).is_empty(),
+        "nothing to open"
+    );
+    app.handle_key(k(KeyCode::Esc));
+    assert_eq!(ids(&mut app).len(), 5);
+}
+
+#[test]
+fn s_cycles_sort_columns_and_capital_s_reverses() {
+    let mut app = fx::app();
+    assert_eq!(app.sort, SortKey::Started);
+    assert_eq!(ids(&mut app)[0], "card-104", "newest start first");
+    press(&mut app, "s");
+    assert_eq!(app.sort, SortKey::Id);
+    assert_eq!(ids(&mut app)[0], "card-101");
+    press(&mut app, "S");
+    assert!(app.reverse);
+    assert_eq!(ids(&mut app)[0], "card-105");
+    press(&mut app, "s");
+    assert_eq!(app.sort, SortKey::Status);
+    assert!(!app.reverse);
+    assert!(ids(&mut app)[0].starts_with("card-103"), "failed first");
+    press(&mut app, "s");
+    assert_eq!(app.sort, SortKey::Progress);
+    assert_eq!(ids(&mut app)[0], "card-102", "completed 3/3 first");
+    press(&mut app, "s");
+    assert_eq!(app.sort, SortKey::Elapsed);
+    press(&mut app, "s");
+    assert_eq!(app.sort, SortKey::Cost);
+    assert_eq!(ids(&mut app)[0], "card-102", "most expensive first");
+    press(&mut app, "s");
+    assert_eq!(app.sort, SortKey::Started);
+}
+
+#[test]
+fn selection_follows_its_card_when_rows_move() {
+    let mut app = fx::app();
+    press(&mut app, "jj");
+    let id = selected_id(&mut app).unwrap();
+    press(&mut app, "s");
+    assert_eq!(selected_id(&mut app).unwrap(), id);
+}
+
+#[test]
+fn freeze_keeps_collecting_but_shows_the_frozen_copy() {
+    let mut app = fx::app();
+    let before = app.shown().unwrap().clone();
+    press(&mut app, "p");
+    assert!(app.is_frozen());
+    let mut newer = fx::snapshot_at(0, 20);
+    newer.cards.retain(|c| c.pipeline.card_id != "card-105");
+    app.apply(Message::Snapshot(Box::new(newer.clone())));
+    app.apply(Message::Event(PipelineEvent::PipelineCompleted {
+        card_id: "card-101".into(),
+        status: PipelineStatus::Completed,
+        duration_seconds: Some(300.0),
+        message: None,
+        timestamp: "2025-10-22T20:30:44".into(),
+    }));
+    assert_eq!(app.shown(), Some(&before), "the screen does not move");
+    assert_eq!(
+        app.live.as_ref().unwrap().cards.len(),
+        4,
+        "but data keeps coming"
+    );
+    assert_eq!(
+        app.live
+            .as_ref()
+            .unwrap()
+            .cards
+            .iter()
+            .find(|c| c.pipeline.card_id == "card-101")
+            .unwrap()
+            .pipeline
+            .status,
+        PipelineStatus::Completed
+    );
+    // Space is the other freeze key; unfreezing shows the latest data at once.
+    app.handle_key(k(KeyCode::Char(' ')));
+    assert!(!app.is_frozen());
+    assert_eq!(ids(&mut app).len(), 4);
+}
+
+#[test]
+fn help_opens_and_closes_and_swallows_other_keys() {
+    let mut app = fx::app();
+    press(&mut app, "?");
+    assert!(app.help);
+    press(&mut app, "jsp");
+    assert!(app.help);
+    assert_eq!(app.sort, SortKey::Started);
+    assert!(!app.is_frozen());
+    press(&mut app, "?");
+    assert!(!app.help);
+    press(&mut app, "?");
+    app.handle_key(k(KeyCode::Esc));
+    assert!(!app.help);
+    press(&mut app, "?q");
+    assert!(app.quit, "q quits from the popup too");
+}
+
+#[test]
+fn navigation_keys_move_and_clamp() {
+    let mut app = fx::app();
+    app.apply(Message::Snapshot(Box::new(fx::many_cards(100))));
+    app.page = 10;
+    app.handle_key(k(KeyCode::PageDown));
+    assert_eq!(app.selected, 10);
+    app.handle_key(k(KeyCode::Down));
+    assert_eq!(app.selected, 11);
+    app.handle_key(k(KeyCode::Up));
+    press(&mut app, "k");
+    assert_eq!(app.selected, 9);
+    press(&mut app, "G");
+    assert_eq!(app.selected, 100, "last row: the malformed document");
+    press(&mut app, "j");
+    assert_eq!(app.selected, 100);
+    app.handle_key(k(KeyCode::PageUp));
+    assert_eq!(app.selected, 90);
+    press(&mut app, "g");
+    assert_eq!(app.selected, 0);
+    press(&mut app, "k");
+    assert_eq!(app.selected, 0);
+}
+
+#[test]
+fn themes_cycle_unless_no_color() {
+    let mut app = fx::app();
+    press(&mut app, "t");
+    assert_eq!(app.theme.name, "light");
+    press(&mut app, "tt");
+    assert_eq!(app.theme.name, "dark");
+    let mut nc = fx::app_with(Theme::light(), true);
+    assert_eq!(nc.theme.name, "mono");
+    press(&mut nc, "t");
+    assert_eq!(nc.theme.name, "mono");
+    assert!(nc.notices[0].contains("NO_COLOR"));
+}
+
+#[test]
+fn refresh_asks_the_sources_and_quit_keys_quit() {
+    let mut app = fx::app();
+    assert_eq!(press(&mut app, "r"), vec![Command::Refresh]);
+    assert!(!app.quit);
+    app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(app.quit);
+    let mut app = fx::app();
+    // Key releases (kitty keyboard protocol) are not presses.
+    let mut release = ch('q');
+    release.kind = KeyEventKind::Release;
+    app.handle_key(release);
+    assert!(!app.quit);
+    press(&mut app, "q");
+    assert!(app.quit);
+    // Ctrl-C quits even while typing a filter.
+    let mut app = fx::app();
+    press(&mut app, "/q");
+    assert!(!app.quit);
+    app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    assert!(app.quit);
+}
+
+#[test]
+fn rebound_keys_work_and_warnings_are_shown() {
+    let cfg: BTreeMap<String, String> = [("quit", "x"), ("open", "o, Enter"), ("nope", "z")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let km = KeyMap::from_config(&cfg);
+    let mut app = App::new(km, Theme::dark(), false, fx::ENDPOINT.into());
+    assert_eq!(app.notices.len(), 1, "{:?}", app.notices);
+    app.apply(Message::Snapshot(Box::new(fx::snapshot())));
+    press(&mut app, "q");
+    assert!(!app.quit);
+    assert!(app.notices.is_empty(), "a key press dismisses the warning");
+    assert_eq!(
+        app.handle_key(ch('o')),
+        vec![Command::LoadHistory("card-104".into())]
+    );
+    app.handle_key(k(KeyCode::Esc));
+    press(&mut app, "x");
+    assert!(app.quit);
+}
+
+#[test]
+fn live_events_patch_cards_until_the_next_snapshot() {
+    let mut app = fx::app();
+    app.apply(Message::Event(PipelineEvent::StageUpdated {
+        card_id: "card-104".into(),
+        stage_name: "planning".into(),
+        status: StageStatus::Running,
+        progress_percent: Some(20),
+        message: None,
+        timestamp: "2025-10-22T20:30:44".into(),
+    }));
+    let c = app
+        .live
+        .as_ref()
+        .unwrap()
+        .cards
+        .iter()
+        .find(|c| c.pipeline.card_id == "card-104")
+        .unwrap();
+    assert_eq!(c.pipeline.status, PipelineStatus::Running);
+    assert_eq!(c.pipeline.current_stage.as_deref(), Some("planning"));
+    // A new card appears from its start event.
+    app.apply(Message::Event(PipelineEvent::PipelineStarted {
+        card_id: "card-new".into(),
+        total_stages: 3,
+        timestamp: "2025-10-22T20:30:45".into(),
+    }));
+    assert_eq!(ids(&mut app)[0], "card-new");
+    assert_eq!(app.events_total, 2);
+    // Snapshots are the truth, but a reader may list a new card only later (Python cards
+    // are found by a periodic SCAN): within the grace period the card stays.
+    app.apply(Message::Snapshot(Box::new(fx::snapshot())));
+    assert!(ids(&mut app).contains(&"card-new".to_string()));
+    // Past it, a card that no snapshot lists leaves the table with its events.
+    app.now += chrono::Duration::seconds(artemis::tui::app::EVENT_CARD_GRACE_SECS + 1);
+    app.apply(Message::Snapshot(Box::new(fx::snapshot())));
+    assert!(!ids(&mut app).contains(&"card-new".to_string()));
+    assert!(!app.live_events.contains_key("card-new"));
+    assert!(app.live_events.contains_key("card-104"));
+    // A card listed by a snapshot is the snapshot's from then on.
+    app.apply(Message::Event(PipelineEvent::PipelineStarted {
+        card_id: "card-101".into(),
+        total_stages: 8,
+        timestamp: "2025-10-22T20:26:33".into(),
+    }));
+    assert_eq!(ids(&mut app).len(), 5);
+}
+
+#[test]
+fn memory_stays_bounded_under_event_storms() {
+    let mut app = fx::app();
+    for i in 0..30_000 {
+        app.apply(Message::Event(PipelineEvent::PipelineStarted {
+            card_id: format!("storm-{i}"),
+            total_stages: 1,
+            timestamp: "2025-10-22T20:30:45".into(),
+        }));
+    }
+    for i in 0..1_000 {
+        app.apply(Message::Event(PipelineEvent::StageUpdated {
+            card_id: "card-101".into(),
+            stage_name: format!("s{i}"),
+            status: StageStatus::Running,
+            progress_percent: None,
+            message: None,
+            timestamp: "2025-10-22T20:30:45".into(),
+        }));
+    }
+    assert!(app.live_events.len() <= artemis::tui::app::TRACKED_CARDS + 5);
+    assert_eq!(
+        app.live_events["card-101"].len(),
+        artemis::tui::app::EVENTS_PER_CARD
+    );
+    let cards = app.live.as_ref().unwrap().cards.len();
+    assert!(cards <= 5 + artemis::tui::app::CARDS_FROM_EVENTS, "{cards}");
+    app.now += chrono::Duration::seconds(artemis::tui::app::EVENT_CARD_GRACE_SECS + 1);
+    for _ in 0..2_000 {
+        app.apply(Message::Snapshot(Box::new(fx::snapshot())));
+    }
+    assert_eq!(
+        app.history.hit_rate.len(),
+        artemis::tui::app::HISTORY_SAMPLES
+    );
+    assert_eq!(app.live.as_ref().unwrap().cards.len(), 5);
+}

@@ -1,0 +1,239 @@
+//! The real binary in a real terminal (tmux): it shows Python-written cards from a real
+//! Redis, drills into one with Enter, goes back with Esc, survives a resize to a tiny window,
+//! quits with `q` — and leaves the terminal as it found it (main screen, cursor shown,
+//! canonical mode and echo back on). The same after SIGTERM and SIGHUP.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::RedisServer;
+
+/// A tmux server on a private socket, killed (only it) on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Self {
+        Self {
+            socket: format!("artemis-test-{}-{tag}", std::process::id()),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux (is it installed?)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    fn wait_for(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let s = self.screen();
+            if want(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.cmd(&args);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.cmd(&["kill-server"]);
+    }
+}
+
+fn seed(server: &RedisServer) {
+    let now = chrono::Utc::now().naive_utc();
+    let ts = |ago: i64| artemis::model::format_naive(now - chrono::Duration::seconds(ago));
+    let doc = format!(
+        r#"{{"card_id": "card-pty-1", "status": "running", "total_stages": 3, "completed_stages": 1, "current_stage": "build", "start_time": "{}", "end_time": null, "metadata": {{"title": "Terminal test card"}}}}"#,
+        ts(90)
+    );
+    server.cli(&["SET", "artemis:pipeline:card-pty-1", &doc, "EX", "86400"]);
+    let stage = format!(
+        r#"{{"stage_name": "build", "status": "running", "progress_percent": 30, "message": "compiling crates", "timestamp": "{}", "metadata": {{}}}}"#,
+        ts(10)
+    );
+    server.cli(&[
+        "SET",
+        "artemis:pipeline:card-pty-1:stage:build",
+        &stage,
+        "EX",
+        "86400",
+    ]);
+}
+
+/// The shell line tmux runs: the dashboard in a clean environment, then a record of how it
+/// left the terminal.
+fn script(server: &RedisServer, dir: &Path) -> (String, PathBuf) {
+    let stty = dir.join("stty.txt");
+    let line = format!(
+        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --redis-url {url}; \
+         echo EXIT=$?; stty -a > {stty}; sleep 60",
+        home = dir.display(),
+        bin = env!("CARGO_BIN_EXE_artemis-top"),
+        url = server.url(),
+        stty = stty.display(),
+    );
+    (line, stty)
+}
+
+fn assert_restored(tmux: &Tmux, stty: &Path) {
+    let modes = tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on} #{cursor_flag}"]);
+    assert_eq!(
+        modes.trim(),
+        "0 1",
+        "alternate screen left and cursor shown"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !stty.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let modes = std::fs::read_to_string(stty).expect("stty output");
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(words.contains(&flag), "{flag} not restored: {modes}");
+    }
+}
+
+#[test]
+fn drill_into_a_card_and_quit_restores_the_terminal() {
+    let server = RedisServer::start();
+    seed(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let (line, stty) = script(&server, dir.path());
+    let tmux = Tmux::new("quit");
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &line,
+    ]);
+
+    let s = tmux.wait_for("the card", |s| s.contains("card-pty-1"));
+    assert!(s.contains("● connected"), "{s}");
+    assert!(s.contains("Terminal test card"), "{s}");
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the drilldown", |s| s.contains("Stages (1)"));
+    assert!(s.contains("compiling crates"), "{s}");
+    assert!(s.contains("Card card-pty-1 · Terminal test card"), "{s}");
+
+    // Resizing to a tiny window and back never breaks the screen.
+    tmux.cmd(&["resize-window", "-t", "t", "-x", "40", "-y", "10"]);
+    tmux.wait_for("the too-small message", |s| {
+        s.contains("Terminal too small")
+    });
+    tmux.cmd(&["resize-window", "-t", "t", "-x", "100", "-y", "30"]);
+    tmux.wait_for("the drilldown again", |s| s.contains("Stages (1)"));
+
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the overview", |s| s.contains("Cards 1/1"));
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert!(
+        !s.contains("Cards 1/1"),
+        "the dashboard's screen is gone:\n{s}"
+    );
+    assert_restored(&tmux, &stty);
+}
+
+fn signal_restores_the_terminal(signal: &str) {
+    let server = RedisServer::start();
+    seed(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let (line, stty) = script(&server, dir.path());
+    let tmux = Tmux::new(signal);
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &line,
+    ]);
+    tmux.wait_for("the card", |s| s.contains("card-pty-1"));
+    let shell = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_pid}"]);
+    let pid = child_of(shell.trim().parse().unwrap()).expect("the dashboard process");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "artemis-top");
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert_restored(&tmux, &stty);
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    signal_restores_the_terminal("TERM");
+}
+
+#[test]
+fn sighup_restores_the_terminal() {
+    signal_restores_the_terminal("HUP");
+}
+
+/// The one child process of `ppid` (read from /proc, no external tool needed).
+fn child_of(ppid: u32) -> Option<u32> {
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(ppid)
+        {
+            found = Some(pid);
+        }
+    }
+    found
+}

@@ -1,0 +1,148 @@
+//! The dashboard's background tasks against a real Redis: they deliver a snapshot, live
+//! events from PSUBSCRIBE, a card's history, and after Redis dies and comes back they report
+//! the outage, reconnect by themselves, subscribe again and read at once — so events
+//! published after the restart arrive without anyone pressing a key.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use artemis::connection::ConnState;
+use artemis::tui::StorageFeed;
+use artemis::tui::message::{Command, Message};
+use artemis::tui::source;
+use support::RedisServer;
+
+async fn next_matching(
+    rx: &mut mpsc::Receiver<Message>,
+    what: &str,
+    want: impl Fn(&Message) -> bool,
+) -> Message {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some(m)) if want(&m) => return m,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("sources stopped while waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+/// Waits for a snapshot and a (re)subscription, in whichever order they come.
+async fn both(rx: &mut mpsc::Receiver<Message>, what: &str) {
+    let (mut snap, mut sub) = (false, false);
+    while !(snap && sub) {
+        match next_matching(rx, what, |m| {
+            matches!(m, Message::Snapshot(_) | Message::Subscribed(true))
+        })
+        .await
+        {
+            Message::Snapshot(_) => snap = true,
+            _ => sub = true,
+        }
+    }
+}
+
+fn publish(server: &RedisServer, card: &str, pct: i64) {
+    let payload = format!(
+        r#"{{"event": "stage_updated", "card_id": "{card}", "stage_name": "build", "status": "running", "progress_percent": {pct}, "message": null, "timestamp": "2025-10-22T20:30:44"}}"#
+    );
+    server.cli(&[
+        "PUBLISH",
+        &format!("artemis:pipeline:events:{card}"),
+        &payload,
+    ]);
+}
+
+#[tokio::test]
+async fn sources_deliver_and_recover_after_a_redis_restart() {
+    let mut server = RedisServer::start();
+    let settings = server.settings();
+    let storage = artemis::storage::open_redis_lazy(settings.clone()).unwrap();
+    let feed = Arc::new(StorageFeed::new(storage.clone()));
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    // A long poll interval: every snapshot after the first must come from a reconnect or `r`.
+    let _sources = source::spawn(feed, Duration::from_secs(3600), tx, cmd_rx);
+
+    both(&mut rx, "the first snapshot and the subscription").await;
+    publish(&server, "card-live", 10);
+    let m = next_matching(&mut rx, "a live event", |m| matches!(m, Message::Event(_))).await;
+    let Message::Event(e) = m else { unreachable!() };
+    assert_eq!(e.card_id(), "card-live");
+
+    // A payload that is not an event is reported, not dropped silently nor fatal.
+    server.cli(&["PUBLISH", "artemis:pipeline:events:card-live", "garbage"]);
+    next_matching(&mut rx, "the bad event", |m| {
+        matches!(m, Message::BadEvent(_))
+    })
+    .await;
+
+    // `r` reads at once.
+    cmd_tx.send(Command::Refresh).await.unwrap();
+    next_matching(&mut rx, "the refreshed snapshot", |m| {
+        matches!(m, Message::Snapshot(_))
+    })
+    .await;
+
+    // History of a card written by this project's tracker.
+    let tracker = artemis::tracker::Tracker::new(storage.clone());
+    tracker
+        .start_pipeline("card-hist", 2, Default::default())
+        .await
+        .unwrap();
+    cmd_tx
+        .send(Command::LoadHistory("card-hist".into()))
+        .await
+        .unwrap();
+    let m = next_matching(&mut rx, "the history", |m| {
+        matches!(m, Message::History { .. })
+    })
+    .await;
+    let Message::History { card_id, result } = m else {
+        unreachable!()
+    };
+    assert_eq!(card_id, "card-hist");
+    let events = result.unwrap().expect("the tracker keeps a history stream");
+    assert!(!events.is_empty());
+
+    // Redis dies: the subscription ends, the read that follows at once fails, and the outage
+    // is reported (the dashboard's banner).
+    server.kill();
+    next_matching(&mut rx, "the lost subscription", |m| {
+        matches!(m, Message::Subscribed(false))
+    })
+    .await;
+    next_matching(&mut rx, "the outage", |m| {
+        matches!(
+            m,
+            Message::Connection(ConnState::Reconnecting { .. } | ConnState::Unreachable { .. })
+        )
+    })
+    .await;
+    // It comes back: reconnect, read at once, subscribe again — all without a key press and
+    // long before the (one-hour) poll interval.
+    server.start_again();
+    next_matching(&mut rx, "the reconnect", |m| {
+        matches!(m, Message::Connection(ConnState::Connected { .. }))
+    })
+    .await;
+    both(
+        &mut rx,
+        "a snapshot and a new subscription after reconnecting",
+    )
+    .await;
+    publish(&server, "card-after", 50);
+    let m = next_matching(
+        &mut rx,
+        "an event after the restart",
+        |m| matches!(m, Message::Event(e) if e.card_id() == "card-after"),
+    )
+    .await;
+    assert!(matches!(m, Message::Event(_)));
+}
