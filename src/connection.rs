@@ -61,10 +61,12 @@ impl ConnState {
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("<redacted>"));
+            if u.password().is_none() {
+                return u.to_string();
             }
-            u.to_string()
+            let _ = u.set_password(Some("REDACTED"));
+            // The url crate percent-encodes `<` and `>`; write the marker readably.
+            u.to_string().replacen(":REDACTED@", ":<redacted>@", 1)
         }
         // Not a URL: it may still hold a secret, show only what is clearly safe.
         Err(_) => match raw.rsplit_once('@') {

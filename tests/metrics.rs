@@ -6,9 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
-use artemis::metrics::{
-    CodeReviewRecord, LlmRequestRecord, MetricsStore, PipelineCompletionRecord,
-};
+use artemis::metrics::{CodeReviewRecord, LlmRequestRecord, PipelineCompletionRecord};
 use artemis::storage::{self, Storage};
 use redis::Commands;
 use support::{RedisCluster, RedisServer};

@@ -50,33 +50,6 @@ pub(crate) fn entry_weight(member: &str) -> u64 {
 }
 
 impl RedisStorage {
-    /// Runs a script by SHA, sending its source once if the server does not have it.
-    async fn eval_script(
-        &self,
-        script: &'static Script,
-        source: &'static str,
-        keys: &[&str],
-        args: &[String],
-    ) -> crate::Result<Value> {
-        self.redis
-            .run(|mut conn| async move {
-                let mut cmd = redis::cmd("EVALSHA");
-                cmd.arg(script.get_hash())
-                    .arg(keys.len())
-                    .arg(keys)
-                    .arg(args);
-                match cmd.query_async::<Value>(&mut conn).await {
-                    Err(e) if e.code() == Some("NOSCRIPT") => {
-                        let mut cmd = redis::cmd("EVAL");
-                        cmd.arg(source).arg(keys.len()).arg(keys).arg(args);
-                        cmd.query_async(&mut conn).await
-                    }
-                    other => other,
-                }
-            })
-            .await
-    }
-
     /// The server clock in epoch microseconds. A reader whose ACL forbids `TIME` falls back to
     /// its own clock (headroom is then as exact as the clocks agree).
     async fn server_time_us(&self) -> crate::Result<i64> {

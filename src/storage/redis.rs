@@ -49,6 +49,41 @@ impl RedisStorage {
     pub fn keys(&self) -> &KeySpace {
         &self.keys
     }
+
+    /// Runs a script by EVALSHA within one command timeout, sending its source with EVAL
+    /// (which caches it again) when the server answers NOSCRIPT: after a restart, a
+    /// `SCRIPT FLUSH`, or on a Cluster node that has not seen it yet.
+    pub(crate) async fn eval_script<K, A>(
+        &self,
+        script: &redis::Script,
+        source: &'static str,
+        keys: &[K],
+        args: &[A],
+    ) -> crate::Result<redis::Value>
+    where
+        K: redis::ToRedisArgs + Sync,
+        A: redis::ToRedisArgs + Sync,
+    {
+        self.redis
+            .run(|mut conn| async move {
+                let mut evalsha = redis::cmd("EVALSHA");
+                evalsha
+                    .arg(script.get_hash())
+                    .arg(keys.len())
+                    .arg(keys)
+                    .arg(args);
+                match evalsha.query_async::<redis::Value>(&mut conn).await {
+                    Err(e) if e.code() == Some("NOSCRIPT") => {
+                        tracing::debug!("script not cached on the server; sending its source");
+                        let mut eval = redis::cmd("EVAL");
+                        eval.arg(source).arg(keys.len()).arg(keys).arg(args);
+                        eval.query_async(&mut conn).await
+                    }
+                    other => other,
+                }
+            })
+            .await
+    }
 }
 
 impl Storage for RedisStorage {

@@ -108,7 +108,7 @@ impl RedisStorage {
                 keys.push(stage_key);
                 args.push(stage_doc);
             }
-            return self.eval_script(&SCRIPT, SCRIPT_SOURCE, keys, args).await;
+            return self.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args).await;
         }
         // Three single commands on (usually) three slots, all in flight at once: one
         // round-trip time, and each one gets the driver's redirect and retry handling.
@@ -128,47 +128,13 @@ impl RedisStorage {
                 None => Ok(()),
             }
         };
+        let index_keys = [k.pipeline_index()];
         let (reply, (), _) = futures::try_join!(
-            self.eval_script(&SCRIPT, SCRIPT_SOURCE, keys, args),
+            self.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args),
             stage_write,
-            self.eval_script(
-                &INDEX_SCRIPT,
-                INDEX_SCRIPT_SOURCE,
-                vec![k.pipeline_index()],
-                index_args
-            ),
+            self.eval_script(&INDEX_SCRIPT, INDEX_SCRIPT_SOURCE, &index_keys, &index_args),
         )?;
         Ok(reply)
-    }
-
-    /// EVALSHA, falling back to EVAL (which re-caches the script) on NOSCRIPT, within one
-    /// command timeout.
-    async fn eval_script(
-        &self,
-        script: &redis::Script,
-        source: &'static str,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<Value> {
-        let mut evalsha = redis::cmd("EVALSHA");
-        evalsha
-            .arg(script.get_hash())
-            .arg(keys.len())
-            .arg(&keys)
-            .arg(&args);
-        self.redis
-            .run(|mut c| async move {
-                match evalsha.query_async::<Value>(&mut c).await {
-                    Err(e) if e.code() == Some("NOSCRIPT") => {
-                        tracing::debug!("tracker script not cached on the server; sending it");
-                        let mut eval = redis::cmd("EVAL");
-                        eval.arg(source).arg(keys.len()).arg(&keys).arg(&args);
-                        eval.query_async::<Value>(&mut c).await
-                    }
-                    other => other,
-                }
-            })
-            .await
     }
 
     fn report_code(&self, op: &str, card_id: &str, reply: &Value) {

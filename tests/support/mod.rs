@@ -154,9 +154,10 @@ impl RedisServer {
 
     /// Settings that point the library at this server.
     pub fn settings(&self) -> Settings {
-        let mut s = Settings::default();
-        s.redis = self.redis_settings();
-        s
+        Settings {
+            redis: self.redis_settings(),
+            ..Default::default()
+        }
     }
 
     pub fn redis_settings(&self) -> RedisSettings {
@@ -297,16 +298,17 @@ impl RedisCluster {
     }
 
     pub fn settings(&self) -> Settings {
-        let mut s = Settings::default();
-        s.redis = RedisSettings {
-            cluster: true,
-            cluster_nodes: self.seeds(),
-            timeout: 2.0,
-            connect_timeout: 2.0,
-            reconnect_max_backoff: 0.5,
+        Settings {
+            redis: RedisSettings {
+                cluster: true,
+                cluster_nodes: self.seeds(),
+                timeout: 2.0,
+                connect_timeout: 2.0,
+                reconnect_max_backoff: 0.5,
+                ..Default::default()
+            },
             ..Default::default()
-        };
-        s
+        }
     }
 
     /// Kills one master (SIGKILL).
