@@ -62,17 +62,25 @@ pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) => {
             if u.password().is_none() {
+                // `scheme:secret@host` without `//` parses with the secret in the path.
+                if u.cannot_be_a_base() && raw.contains('@') {
+                    return redact_unparsed(raw);
+                }
                 return u.to_string();
             }
             let _ = u.set_password(Some("REDACTED"));
             // The url crate percent-encodes `<` and `>`; write the marker readably.
             u.to_string().replacen(":REDACTED@", ":<redacted>@", 1)
         }
-        // Not a URL: it may still hold a secret, show only what is clearly safe.
-        Err(_) => match raw.rsplit_once('@') {
-            Some((_, host)) => format!("<redacted>@{host}"),
-            None => raw.to_owned(),
-        },
+        Err(_) => redact_unparsed(raw),
+    }
+}
+
+/// Not a URL: it may still hold a secret before an `@`; show only what follows it.
+fn redact_unparsed(raw: &str) -> String {
+    match raw.rsplit_once('@') {
+        Some((_, host)) => format!("<redacted>@{host}"),
+        None => raw.to_owned(),
     }
 }
 
