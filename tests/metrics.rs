@@ -277,3 +277,33 @@ async fn time_series_is_trimmed_by_age() {
     let read = store.read_metrics(1, 10).await.unwrap();
     assert_eq!(read.metrics.recent[0].card_id, "new");
 }
+
+#[tokio::test]
+async fn python_name_scan_is_not_repeated_on_every_read() {
+    let server = RedisServer::start();
+    let mut raw = server.raw();
+    let _: () = redis::pipe()
+        .hincr("artemis:metrics:llm", "total_requests", 1)
+        .hincr("artemis:metrics:llm:openai", "requests", 1)
+        .query(&mut raw)
+        .unwrap();
+    let store = storage::open_redis(server.settings()).await.unwrap();
+    let scans = || -> u64 {
+        let stats = server.cli(&["INFO", "commandstats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_scan:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let first = store.read_metrics(1, 1).await.unwrap();
+    assert_eq!(first.metrics.providers[0].name, "openai");
+    let after_first = scans();
+    assert!(after_first > 0);
+    for _ in 0..5 {
+        let again = store.read_metrics(1, 1).await.unwrap();
+        assert_eq!(again.metrics.providers[0].name, "openai");
+    }
+    assert_eq!(scans(), after_first, "later reads reuse the SCAN");
+}

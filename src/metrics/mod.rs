@@ -11,7 +11,7 @@
 //! grow forever.
 
 pub(crate) mod memory;
-mod redis;
+pub(crate) mod redis;
 
 use chrono::{DateTime, Local, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};

@@ -20,6 +20,71 @@ const SCAN_LIMIT: usize = 10_000;
 
 type Fields = HashMap<String, String>;
 
+/// Names of Python-written metric keys, found by SCAN.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScannedNames {
+    providers: Vec<String>,
+    models: Vec<String>,
+    developers: Vec<String>,
+    review_statuses: Vec<String>,
+}
+
+/// The last SCAN for Python-written metric names and when it ran.
+#[derive(Debug, Default)]
+pub(crate) struct MetricsScanCache {
+    last: std::sync::Mutex<Option<(std::time::Instant, ScannedNames)>>,
+}
+
+impl RedisStorage {
+    async fn scanned_metric_names(&self) -> crate::Result<ScannedNames> {
+        let interval = self.settings.tracker.scan_interval_seconds;
+        if let Some((at, names)) = &*self
+            .metrics_scan
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            && at.elapsed().as_secs() < interval
+        {
+            return Ok(names.clone());
+        }
+        let k = &self.keys;
+        let mut names = ScannedNames::default();
+        let found = self
+            .redis
+            .scan_match(&k.metrics_llm_scan_pattern(), Some("hash"), SCAN_LIMIT)
+            .await?;
+        let model_prefix = k.metrics_llm_model("");
+        let llm_prefix = k.metrics_llm_provider("");
+        for key in found {
+            if let Some(name) = key.strip_prefix(&model_prefix) {
+                names.models.push(name.to_owned());
+            } else if let Some(name) = key.strip_prefix(&llm_prefix) {
+                names.providers.push(name.to_owned());
+            }
+        }
+        let found = self
+            .redis
+            .scan_match(&k.metrics_code_review_scan_pattern(), None, SCAN_LIMIT)
+            .await?;
+        let status_prefix = k.metrics_code_review_status("");
+        let dev_prefix = k.metrics_code_review("");
+        for key in found {
+            if let Some(s) = key.strip_prefix(&status_prefix) {
+                names.review_statuses.push(s.to_owned());
+            } else if let Some(d) = key.strip_prefix(&dev_prefix) {
+                names.developers.push(d.to_owned());
+            }
+        }
+        *self
+            .metrics_scan
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), names.clone()));
+        Ok(names)
+    }
+}
+
 #[async_trait::async_trait]
 impl super::MetricsStore for RedisStorage {
     async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()> {
@@ -214,35 +279,20 @@ impl super::MetricsStore for RedisStorage {
             .filter_map(|member| parse_recent(&ts_key, member, &mut malformed))
             .collect();
 
-        // Python writers keep no name index: find their names by SCAN, only when needed.
-        if providers.is_empty() && models.is_empty() && m.llm.total_requests > 0 {
-            let found = self
-                .redis
-                .scan_match(&k.metrics_llm_scan_pattern(), Some("hash"), SCAN_LIMIT)
-                .await?;
-            let model_prefix = k.metrics_llm_model("");
-            let llm_prefix = k.metrics_llm_provider("");
-            for key in found {
-                if let Some(name) = key.strip_prefix(&model_prefix) {
-                    models.push(name.to_owned());
-                } else if let Some(name) = key.strip_prefix(&llm_prefix) {
-                    providers.push(name.to_owned());
-                }
+        // Python writers keep no name index: find their names by SCAN, only when needed,
+        // and at most once per `tracker.scan_interval_seconds` so that a dashboard polling
+        // every second does not walk the keyspace every second.
+        let need_llm = providers.is_empty() && models.is_empty() && m.llm.total_requests > 0;
+        let need_reviews = developers.is_empty() && review_statuses.is_empty();
+        if need_llm || need_reviews {
+            let scanned = self.scanned_metric_names().await?;
+            if need_llm {
+                providers.extend(scanned.providers);
+                models.extend(scanned.models);
             }
-        }
-        if developers.is_empty() && review_statuses.is_empty() {
-            let found = self
-                .redis
-                .scan_match(&k.metrics_code_review_scan_pattern(), None, SCAN_LIMIT)
-                .await?;
-            let status_prefix = k.metrics_code_review_status("");
-            let dev_prefix = k.metrics_code_review("");
-            for key in found {
-                if let Some(s) = key.strip_prefix(&status_prefix) {
-                    review_statuses.push(s.to_owned());
-                } else if let Some(d) = key.strip_prefix(&dev_prefix) {
-                    developers.push(d.to_owned());
-                }
+            if need_reviews {
+                developers.extend(scanned.developers);
+                review_statuses.extend(scanned.review_statuses);
             }
         }
         let mut all_statuses: Vec<String> = KNOWN_PIPELINE_STATUSES

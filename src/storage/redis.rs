@@ -17,6 +17,8 @@ pub struct RedisStorage {
     pub(crate) settings: std::sync::Arc<Settings>,
     /// The tracker's cached SCAN for Python-written cards.
     pub(crate) tracker: std::sync::Arc<crate::tracker::TrackerCache>,
+    /// The metrics' cached SCAN for Python-written names.
+    pub(crate) metrics_scan: std::sync::Arc<crate::metrics::redis::MetricsScanCache>,
 }
 
 impl RedisStorage {
@@ -38,6 +40,7 @@ impl RedisStorage {
             keys: KeySpace::new(settings.prefixes.clone()),
             settings: std::sync::Arc::new(settings),
             tracker: Default::default(),
+            metrics_scan: Default::default(),
         }
     }
 
