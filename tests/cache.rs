@@ -19,6 +19,7 @@ use artemis::cache::{
     LlmResponse, Lookup, Message, Source, Usage,
 };
 use artemis::config::Settings;
+use artemis::metrics::MetricsStore;
 use artemis::storage::{self, Storage};
 use redis::Commands;
 use support::{RedisCluster, RedisServer};
@@ -801,7 +802,16 @@ async fn redis_killed_mid_run_is_invisible_to_callers() {
     assert_eq!(fake.calls(), 6);
     assert!(c.stats().errors >= 5);
     c.flush_metrics().await;
-    assert!(c.stats().metrics_failed >= 5, "metrics failed quietly");
+    assert_eq!(
+        c.stats().metrics_failed,
+        0,
+        "outage records are kept, not failed"
+    );
+    assert!(
+        c.metrics().buffer().stats().pending >= 5,
+        "the outage's request records wait in the buffer: {:?}",
+        c.metrics().buffer().stats()
+    );
 
     server.start_again();
     let mut state = storage.connection();
@@ -809,6 +819,17 @@ async fn redis_killed_mid_run_is_invisible_to_callers() {
         .await
         .expect("reconnects by itself")
         .unwrap();
+    assert!(
+        c.metrics()
+            .buffer()
+            .wait_drained(Duration::from_secs(15))
+            .await,
+        "buffered records replay once Redis is back"
+    );
+    // The restarted server is empty, so what it holds is exactly what the outage recorded.
+    let read = storage.read_metrics(1, 0).await.unwrap();
+    assert_eq!(read.metrics.llm.total_requests, 5, "{:?}", read.metrics.llm);
+    assert_eq!(read.metrics.llm.cache_misses, 5);
     // The restarted server is empty: one miss refills it, then hits again.
     assert_eq!(
         c.complete_with(&q, &plain()).await.unwrap().source,

@@ -307,3 +307,103 @@ async fn python_name_scan_is_not_repeated_on_every_read() {
     }
     assert_eq!(scans(), after_first, "later reads reuse the SCAN");
 }
+
+/// Metrics written through the handle during an outage land afterwards, in the order they were
+/// made together with the tracker writes sharing the buffer, with the day they happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handle_writes_during_an_outage_land_when_redis_returns() {
+    use artemis::buffer::{OutageBuffer, WriteOutcome};
+    use artemis::metrics::Metrics;
+    use artemis::model::PipelineStatus;
+    use artemis::tracker::Tracker;
+
+    let mut server = RedisServer::start();
+    let store = storage::open_redis(server.settings()).await.unwrap();
+    let buffer = OutageBuffer::new(store.clone(), 100);
+    let tracker = Tracker::with_buffer(store.clone(), buffer.clone());
+    let metrics = Metrics::with_buffer(store.clone(), buffer.clone());
+    assert_eq!(
+        metrics
+            .track_llm_request(llm("openai", "gpt-4o", false, 0.5))
+            .await
+            .unwrap(),
+        WriteOutcome::Written
+    );
+
+    server.kill();
+    let started = std::time::Instant::now();
+    tracker
+        .start_pipeline("outage-card", 1, serde_json::Map::new())
+        .await
+        .unwrap();
+    for hit in [false, true, true] {
+        let outcome = metrics
+            .track_llm_request(llm("openai", "gpt-4o", hit, 0.25))
+            .await
+            .unwrap();
+        assert_eq!(outcome, WriteOutcome::Buffered);
+    }
+    metrics
+        .track_code_review(CodeReviewRecord {
+            developer: "dev-a".into(),
+            status: "PASS".into(),
+            score: 90,
+            critical_issues: 0,
+            high_issues: 1,
+        })
+        .await
+        .unwrap();
+    tracker
+        .complete_pipeline("outage-card", PipelineStatus::Completed, None)
+        .await
+        .unwrap();
+    let written_at = chrono::Utc::now();
+    metrics
+        .track_pipeline_completion(completion("outage-card", "completed", 0.25, 3.0))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "outage writes do not stall: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(buffer.stats().pending, 7);
+    // Invalid input is refused at once, not buffered to fail later.
+    let mut bad = llm("openai", "gpt-4o", false, f64::NAN);
+    assert!(metrics.track_llm_request(bad.clone()).await.is_err());
+    bad.cost = 0.0;
+    bad.model = "bad\u{1b}[31m".into();
+    assert!(metrics.track_llm_request(bad).await.is_err());
+    assert_eq!(buffer.stats().pending, 7);
+
+    server.start_again();
+    assert!(
+        buffer
+            .wait_drained(std::time::Duration::from_secs(20))
+            .await
+    );
+    let stats = buffer.stats();
+    assert_eq!((stats.replayed, stats.dropped, stats.failed), (7, 0, 0));
+
+    // The restarted server is empty: everything in it came from the buffer.
+    let read = metrics.read(1, 10).await.unwrap();
+    let m = &read.metrics;
+    assert_eq!(m.llm.total_requests, 3);
+    assert_eq!((m.llm.cache_hits, m.llm.cache_misses), (2, 1));
+    assert!((m.llm.total_cost - 0.25).abs() < 1e-9);
+    assert!((m.llm.saved_cost - 0.5).abs() < 1e-9);
+    assert_eq!(m.pipelines.completed, 1);
+    assert_eq!(m.code_review.developers.len(), 1);
+    assert_eq!(m.code_review.developers[0].total_reviews, 1);
+    assert_eq!(m.recent.len(), 1);
+    assert_eq!(m.recent[0].card_id, "outage-card");
+    // The time-series score is when the completion was made, not when it was replayed.
+    let mut raw = server.raw();
+    let scored: Vec<(String, f64)> = raw
+        .zrange_withscores("artemis:metrics:timeseries:pipelines", 0, -1)
+        .unwrap();
+    assert_eq!(scored.len(), 1);
+    let lag = written_at.timestamp() as f64 - scored[0].1;
+    assert!((-1.0..=2.0).contains(&lag), "score lag {lag}");
+    assert!(tracker.get_card("outage-card").await.unwrap().is_some());
+}

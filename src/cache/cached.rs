@@ -275,7 +275,7 @@ impl<C: LlmClient> CachedClient<C> {
             ))
         });
         Ok(Self {
-            recorder: Recorder::new(storage.clone()),
+            recorder: Recorder::new(crate::metrics::Metrics::new(storage.clone())),
             keys: KeySpace::new(storage.settings().prefixes.clone()),
             inner,
             storage,
@@ -285,6 +285,18 @@ impl<C: LlmClient> CachedClient<C> {
             tier,
             stats: Mutex::default(),
         })
+    }
+
+    /// Records request metrics through `metrics` (e.g. one sharing the tracker's outage
+    /// buffer) instead of a handle of its own. Call before the first request.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.recorder = Recorder::new(metrics);
+        self
+    }
+
+    /// The handle request metrics are recorded through.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.recorder.metrics()
     }
 
     /// Replaces the price table.

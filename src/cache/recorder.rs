@@ -4,15 +4,17 @@
 //! Records go through a bounded queue to one background writer, which writes whatever has
 //! queued up concurrently (one pipeline each, multiplexed on the shared connection). When the
 //! queue is full (Redis slow or down for long) records are dropped and counted, not buffered
-//! without bound.
+//! without bound. Writes go through a [`Metrics`] handle, so records made while Redis is away
+//! wait in its outage buffer (shared with the tracker when the caller wires it so) and land
+//! when Redis returns.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::metrics::LlmRequestRecord;
-use crate::storage::Storage;
+use crate::buffer::WriteOutcome;
+use crate::metrics::{LlmRequestRecord, Metrics};
 
 /// Records waiting for the writer at most.
 const QUEUE: usize = 8192;
@@ -31,15 +33,15 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct Recorder {
-    storage: Arc<dyn Storage>,
+    metrics: Metrics,
     tx: OnceLock<Option<mpsc::Sender<Msg>>>,
     pub counters: Arc<Counters>,
 }
 
 impl Recorder {
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
+    pub fn new(metrics: Metrics) -> Self {
         Self {
-            storage,
+            metrics,
             tx: OnceLock::new(),
             counters: Arc::default(),
         }
@@ -54,7 +56,7 @@ impl Recorder {
                     return None;
                 };
                 let (tx, rx) = mpsc::channel(QUEUE);
-                rt.spawn(write_loop(self.storage.clone(), rx, self.counters.clone()));
+                rt.spawn(write_loop(self.metrics.clone(), rx, self.counters.clone()));
                 Some(tx)
             })
             .as_ref()
@@ -71,7 +73,8 @@ impl Recorder {
         }
     }
 
-    /// Waits until every record queued so far has been written (or has failed).
+    /// Waits until every record queued so far has been written, buffered for after an outage,
+    /// or has failed.
     pub async fn flush(&self) {
         let Some(tx) = self.tx.get().and_then(Option::as_ref) else {
             return;
@@ -81,13 +84,13 @@ impl Recorder {
             let _ = wait.await;
         }
     }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
 }
 
-async fn write_loop(
-    storage: Arc<dyn Storage>,
-    mut rx: mpsc::Receiver<Msg>,
-    counters: Arc<Counters>,
-) {
+async fn write_loop(metrics: Metrics, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut flushes = Vec::new();
@@ -99,13 +102,18 @@ async fn write_loop(
             }
         }
         let results =
-            futures::future::join_all(records.iter().map(|r| storage.track_llm_request(r))).await;
-        for e in results.into_iter().filter_map(Result::err) {
-            counters.failed.fetch_add(1, Ordering::Relaxed);
-            if e.is_outage() {
-                tracing::debug!("cache metrics not written (Redis unavailable): {e}");
-            } else {
-                tracing::warn!("cache metrics not written: {e}");
+            futures::future::join_all(records.into_iter().map(|r| metrics.track_llm_request(r)))
+                .await;
+        for result in results {
+            match result {
+                Ok(WriteOutcome::Written | WriteOutcome::Buffered) => {}
+                Ok(WriteOutcome::Dropped) => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("cache metrics not written: {e}");
+                }
             }
         }
         for done in flushes {

@@ -10,12 +10,15 @@
 //! this project wrote, and age-trimming of the pipeline time series, which the original lets
 //! grow forever.
 
+mod handle;
 pub(crate) mod memory;
 pub(crate) mod redis;
 
 use chrono::{DateTime, Local, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+pub use handle::Metrics;
 
 use crate::model::Malformed;
 use crate::snapshot::MetricsSnapshot;

@@ -1,0 +1,130 @@
+//! The handle pipelines record metrics through. Like the tracker's, its writes go through the
+//! outage buffer: a `track_*` call never fails or stalls a pipeline because Redis is away, and
+//! what it recorded during an outage lands, in order, once Redis returns.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::{CodeReviewRecord, LlmRequestRecord, MetricsRead, PipelineCompletionRecord};
+use crate::buffer::{OutageBuffer, Replay, WriteOutcome};
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+#[async_trait::async_trait]
+impl Replay for PipelineCompletionRecord {
+    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
+        storage.track_pipeline_completion(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for LlmRequestRecord {
+    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
+        storage.track_llm_request(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for CodeReviewRecord {
+    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
+        storage.track_code_review(self).await
+    }
+}
+
+/// Records pipeline completions, LLM requests and code reviews. Cheap to clone.
+///
+/// Writes return once stored, or once kept in the outage buffer when Redis is unreachable
+/// (never later than the command timeout); they fail only for invalid input or an error Redis
+/// itself reports (e.g. a permission error).
+#[derive(Clone)]
+pub struct Metrics {
+    storage: Arc<dyn Storage>,
+    buffer: OutageBuffer,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("backend", &self.storage.backend())
+            .field("buffer", &self.buffer.stats())
+            .finish()
+    }
+}
+
+impl Metrics {
+    /// A metrics handle with its own outage buffer (`tracker.outage_buffer` writes).
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        let buffer = OutageBuffer::new(storage.clone(), storage.settings().tracker.outage_buffer);
+        Self { storage, buffer }
+    }
+
+    /// A metrics handle sharing `buffer` (e.g. with a [`crate::tracker::Tracker`], so that all
+    /// of a process's writes replay in the order they were made).
+    pub fn with_buffer(storage: Arc<dyn Storage>, buffer: OutageBuffer) -> Self {
+        Self { storage, buffer }
+    }
+
+    pub fn buffer(&self) -> &OutageBuffer {
+        &self.buffer
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Records a finished pipeline. Its time is taken now when the record has none, so a
+    /// completion replayed after an outage still lands on the day (and time-series score) it
+    /// happened.
+    pub async fn track_pipeline_completion(
+        &self,
+        mut record: PipelineCompletionRecord,
+    ) -> Result<WriteOutcome> {
+        check_name("status", &record.status)?;
+        check_number("duration_seconds", record.duration_seconds)?;
+        check_number("cost", record.cost)?;
+        record.at.get_or_insert_with(Utc::now);
+        self.buffer.submit(Arc::new(record)).await
+    }
+
+    /// Records one LLM request.
+    pub async fn track_llm_request(&self, record: LlmRequestRecord) -> Result<WriteOutcome> {
+        check_name("provider", &record.provider)?;
+        check_name("model", &record.model)?;
+        check_number("cost", record.cost)?;
+        check_number("latency_ms", record.latency_ms)?;
+        check_number("saved_cost", record.saved_cost)?;
+        self.buffer.submit(Arc::new(record)).await
+    }
+
+    /// Records one code review.
+    pub async fn track_code_review(&self, record: CodeReviewRecord) -> Result<WriteOutcome> {
+        check_name("developer", &record.developer)?;
+        check_name("status", &record.status)?;
+        self.buffer.submit(Arc::new(record)).await
+    }
+
+    /// See [`super::MetricsStore::read_metrics`]. Fails with [`Error::Unavailable`] while
+    /// Redis is unreachable rather than returning zeros that look real.
+    pub async fn read(&self, days: u32, recent: usize) -> Result<MetricsRead> {
+        self.storage.read_metrics(days, recent).await
+    }
+}
+
+/// Names become key segments: reject what would make a key ambiguous or unreadable before it
+/// is buffered, since a write that can never succeed must not wait in the buffer.
+fn check_name(what: &'static str, value: &str) -> Result<()> {
+    Ok(crate::keys::validate_name(what, value)?)
+}
+
+/// NaN or infinite figures would corrupt the float counters for every later reader.
+fn check_number(what: &str, value: f64) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "{what} must be a finite number, got {value}"
+        )))
+    }
+}
