@@ -19,7 +19,6 @@ use artemis::cache::{
     LlmResponse, Lookup, Message, Source, Usage,
 };
 use artemis::config::Settings;
-use artemis::metrics::MetricsStore;
 use artemis::storage::{self, Storage};
 use redis::Commands;
 use support::{RedisCluster, RedisServer};
