@@ -24,12 +24,14 @@ pub async fn read_snapshot(
 ) -> crate::Result<Snapshot> {
     let m = &storage.settings().metrics;
     let recent = usize::try_from(m.snapshot_recent).unwrap_or(usize::MAX);
-    let (cards, metrics) = futures::try_join!(
+    let (cards, metrics, limits) = futures::try_join!(
         storage.read_cards(now),
-        storage.read_metrics(m.snapshot_days, recent)
+        storage.read_metrics(m.snapshot_days, recent),
+        storage.read_limits()
     )?;
     let mut malformed = cards.malformed;
     malformed.extend(metrics.malformed);
+    malformed.extend(limits.malformed);
     let connection = storage.connection().borrow().clone();
     Ok(Snapshot {
         taken_at: now,
@@ -40,7 +42,7 @@ pub async fn read_snapshot(
         connection,
         cards: cards.cards,
         metrics: metrics.metrics,
-        limits: Vec::new(),
+        limits: limits.limits,
         malformed,
     })
 }

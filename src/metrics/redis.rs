@@ -415,7 +415,7 @@ impl Reply {
             redis::Value::ServerError(e) => {
                 format!("cannot read as {what}: {}", e.details().unwrap_or(e.code()))
             }
-            _ => format!("not {what} (or not UTF-8)"),
+            _ => format!("not {what}"),
         };
         match redis::from_redis_value(self.value) {
             Ok(v) => v,
@@ -443,8 +443,26 @@ impl Reply {
             .collect()
     }
 
+    /// Set or sorted-set members; one that is not UTF-8 is reported and left out, the rest
+    /// kept.
     fn strings(self, malformed: &mut Vec<Malformed>) -> Vec<String> {
-        self.convert("a set of strings", malformed)
+        let key = self.key.clone();
+        let raw: Vec<Vec<u8>> = self.convert("a set of strings", malformed);
+        raw.into_iter()
+            .filter_map(|member| match String::from_utf8(member) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    malformed.push(Malformed {
+                        key: key.clone(),
+                        reason: format!(
+                            "member {:?} is not UTF-8",
+                            String::from_utf8_lossy(e.as_bytes())
+                        ),
+                    });
+                    None
+                }
+            })
+            .collect()
     }
 
     fn counter(self, malformed: &mut Vec<Malformed>) -> i64 {
