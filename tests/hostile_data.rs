@@ -351,6 +351,38 @@ fn dashboard_survives_planted_garbage() {
     // The escape sequences did not act: the window title is unchanged and nothing was cleared.
     let title = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_title}"]);
     assert!(!title.contains("pwned"), "title changed to {title:?}");
+    // Hostile pub/sub events: not JSON, not UTF-8, escape sequences, 10 MB, wrong shapes.
+    let mut c = server.raw();
+    let big = format!(
+        r#"{{"event_type": "stage_updated", "card_id": "good-card", "message": "{}"}}"#,
+        "x".repeat(TEN_MB)
+    );
+    let payloads: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        b"\xff\xfe\x00".to_vec(),
+        b"\x1b[2J\x1b]0;pwned\x07".to_vec(),
+        br#"{"event_type": 42, "card_id": ["x"]}"#.to_vec(),
+        br#"{"event_type": "pipeline_started", "card_id": "ev\u001b[2Jil", "data": {}}"#.to_vec(),
+        big.into_bytes(),
+    ];
+    for channel in [
+        "artemis:pipeline:events:good-card",
+        "artemis:pipeline:events:nope",
+    ] {
+        for p in &payloads {
+            let _: () = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(p)
+                .query(&mut c)
+                .unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let title = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_title}"]);
+    assert!(!title.contains("pwned"), "title changed to {title:?}");
+    tmux.wait_for("the good card after the events", |s| {
+        s.contains("good-card")
+    });
     // Walk every row and drill into each card, including the hostile and the huge ones.
     // (Escape and the next key are sent apart, or the terminal reads them as Alt+key.)
     for _ in 0..20 {
