@@ -687,7 +687,7 @@ fn cmd_slot(cmd: &Cmd) -> Option<Slot> {
 
 /// Masters that are not failed, from `CLUSTER NODES` output
 /// (`<id> <ip:port@cport[,host]> <flags> …`).
-fn parse_cluster_masters(nodes: &str) -> Vec<(String, u16)> {
+pub(crate) fn parse_cluster_masters(nodes: &str) -> Vec<(String, u16)> {
     nodes
         .lines()
         .filter_map(|line| {

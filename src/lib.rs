@@ -16,9 +16,13 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headless;
 pub mod keys;
 pub mod limiter;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod snapshot;

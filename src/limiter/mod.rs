@@ -22,7 +22,7 @@
 mod handle;
 pub(crate) mod memory;
 mod presets;
-mod redis;
+pub(crate) mod redis;
 
 use std::time::Duration;
 

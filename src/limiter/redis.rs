@@ -86,7 +86,7 @@ impl RedisStorage {
 /// Decodes the three replies of [`RedisStorage::push_usage_reads`]: the requests in the
 /// window, and the running token sum minus the entries that have left the window but have not
 /// been pruned yet (the check script prunes; a reader must not write).
-fn decode_usage(replies: &[Value], now_us: i64) -> crate::Result<Usage> {
+pub(crate) fn decode_usage(replies: &[Value], now_us: i64) -> crate::Result<Usage> {
     let bad = |what: &str| Error::Redis(format!("unexpected reply to the limiter's {what}"));
     let [count, sum, expired] = replies else {
         return Err(bad("headroom read"));

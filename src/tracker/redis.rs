@@ -351,12 +351,12 @@ impl RedisStorage {
 
 /// Which master serves which slots, from `CLUSTER SLOTS`.
 #[derive(Debug, Default)]
-struct SlotMap {
+pub(crate) struct SlotMap {
     ranges: Vec<(u16, u16, (String, u16))>,
 }
 
 impl SlotMap {
-    fn parse(reply: Value) -> Self {
+    pub(crate) fn parse(reply: Value) -> Self {
         let mut ranges = Vec::new();
         let Value::Array(entries) = reply else {
             return Self { ranges };
@@ -426,7 +426,7 @@ fn check_stream_id(id: &str) -> Result<()> {
 }
 
 /// Entries of an XRANGE / XREVRANGE reply.
-fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
+pub(crate) fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
     let Value::Array(entries) = reply else {
         return Vec::new();
     };
