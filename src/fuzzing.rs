@@ -106,7 +106,7 @@ mod tests {
             any::<f64>().prop_map(Value::Double),
             any::<bool>().prop_map(Value::Boolean),
             proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::BulkString),
-            "[ -~\u{1b}\u{80}-\u{ff}]{0,30}".prop_map(|s| Value::SimpleString(s)),
+            "[ -~\u{1b}\u{80}-\u{ff}]{0,30}".prop_map(Value::SimpleString),
             interesting_text().prop_map(|s| Value::BulkString(s.into_bytes())),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
