@@ -12,6 +12,7 @@
 pub mod app;
 pub mod format;
 pub mod keymap;
+mod loop_stats;
 pub mod message;
 pub mod render;
 pub mod source;
@@ -76,6 +77,7 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
     let mut keys = EventStream::new();
     let frame_gap = Duration::from_secs_f64(1.0 / f64::from(dash.max_fps.clamp(1, 240)));
     let mut last_frame: Option<Instant> = None;
+    let mut stats = loop_stats::LoopStats::new();
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -87,7 +89,9 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
             if app.dirty {
                 let ready = last_frame.is_none_or(|t| t.elapsed() >= frame_gap);
                 if ready {
+                    let started = std::time::Instant::now();
                     draw(&mut terminal, &mut app)?;
+                    stats.draw(started.elapsed());
                     app.dirty = false;
                     last_frame = Some(Instant::now());
                 } else if let Some(t) = last_frame {
@@ -117,6 +121,7 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
                     Some(Err(_)) | None => break,
                 },
                 Some(msg) = rx.recv() => {
+                    let started = std::time::Instant::now();
                     app.now = chrono::Utc::now();
                     app.apply(msg);
                     let mut n = 1;
@@ -126,6 +131,7 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
                             Err(_) => break,
                         }
                     }
+                    stats.apply(n as u64, started.elapsed());
                 }
                 _ = async { tokio::time::sleep_until(next_frame.unwrap_or_else(Instant::now)).await },
                     if next_frame.is_some() => {}
