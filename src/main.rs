@@ -94,14 +94,15 @@ async fn simulate(demo: bool, args: SimulateArgs, settings: config::Settings) ->
         }
     };
     let (stop, signal) = stop_pair();
+    // Watched from before the first card starts, so Ctrl-C never kills a half-written run.
+    let (Ok(mut int), Ok(mut term)) = (
+        signal::unix::signal(signal::unix::SignalKind::interrupt()),
+        signal::unix::signal(signal::unix::SignalKind::terminate()),
+    ) else {
+        eprintln!("artemis-top: cannot watch for Ctrl-C and SIGTERM");
+        return ExitCode::FAILURE;
+    };
     let signals = tokio::spawn(async move {
-        let (Ok(mut int), Ok(mut term)) = (
-            signal::unix::signal(signal::unix::SignalKind::interrupt()),
-            signal::unix::signal(signal::unix::SignalKind::terminate()),
-        ) else {
-            eprintln!("artemis-top: cannot watch for Ctrl-C; stop with SIGKILL");
-            return std::future::pending::<()>().await;
-        };
         for first in [true, false] {
             tokio::select! {
                 _ = int.recv() => {}
