@@ -293,8 +293,11 @@ fn the_report_matches_what_redis_holds() {
     assert_eq!(w.buffered, 0);
 }
 
+/// Card id, title, status, total and completed stages, stage updates, LLM calls, reviews.
+type Decision = (String, String, PipelineStatus, u32, u32, u64, u64, u64);
+
 /// What a run decided for each card, leaving out timing effects (hits, costs, waits).
-fn decisions(report: &SimReport) -> Vec<(String, String, PipelineStatus, u32, u32, u64, u64, u64)> {
+fn decisions(report: &SimReport) -> Vec<Decision> {
     report
         .card_list
         .iter()
