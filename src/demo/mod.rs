@@ -293,6 +293,10 @@ impl Simulation {
                 self.ctx.real(pacing.random_range(1.0..5.0))
             };
             let permit = tokio::select! {
+                // A stop or the deadline wins over a slot that frees at the same moment.
+                biased;
+                _ = stop.stopped() => break EndedBy::Interrupted,
+                _ = until_deadline() => break EndedBy::Duration,
                 p = async {
                     let p = slots.clone().acquire_owned().await;
                     tokio::time::sleep(gap).await;
@@ -301,8 +305,6 @@ impl Simulation {
                     Ok(p) => p,
                     Err(_) => break EndedBy::Cards,
                 },
-                _ = stop.stopped() => break EndedBy::Interrupted,
-                _ = until_deadline() => break EndedBy::Duration,
             };
             while let Some(done) = tasks.try_join_next() {
                 collect(done, &mut outcomes, &mut panicked);
