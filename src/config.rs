@@ -31,7 +31,11 @@ pub const PYTHON_ENV: &[(&str, &str)] = &[
 ];
 
 /// `ARTEMIS_*` variables that are not settings.
-const NON_SETTING_ENV: &[&str] = &[CONFIG_ENV, "ARTEMIS_LOG"];
+const NON_SETTING_ENV: &[&str] = &[
+    CONFIG_ENV,
+    crate::logging::LOG_ENV,
+    crate::logging::LOG_FILE_ENV,
+];
 
 /// The full, validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -373,19 +377,32 @@ pub fn load(
     env: &[(String, String)],
     flags: &FlagOverrides,
 ) -> Result<Settings, ConfigErrorMsg> {
-    let mut builder = Config::builder().add_source(Layer::defaults()?);
+    let mut text = None;
     if let Some(path) = &file.path {
         if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let read = std::fs::read_to_string(path).map_err(|e| {
                 ConfigErrorMsg(format!("cannot read config file {}: {e}", path.display()))
             })?;
-            builder = builder.add_source(Layer::from_toml(&text, path)?);
+            text = Some((read, path.as_path()));
         } else if file.required {
             return Err(ConfigErrorMsg(format!(
                 "config file {} does not exist",
                 path.display()
             )));
         }
+    }
+    load_text(text.as_ref().map(|(t, p)| (t.as_str(), *p)), env, flags)
+}
+
+/// [`load`] with the config file's text already read (`path` names it in messages).
+pub fn load_text(
+    file: Option<(&str, &Path)>,
+    env: &[(String, String)],
+    flags: &FlagOverrides,
+) -> Result<Settings, ConfigErrorMsg> {
+    let mut builder = Config::builder().add_source(Layer::defaults()?);
+    if let Some((text, path)) = file {
+        builder = builder.add_source(Layer::from_toml(text, path)?);
     }
     builder = builder.add_source(Layer::from_env(env)?);
     builder = builder.add_source(Layer::from_flags(flags));

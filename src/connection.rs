@@ -523,12 +523,41 @@ impl Redis {
     /// Every key matching `pattern` (already glob-escaped where needed), optionally only of
     /// one Redis `TYPE`, by SCAN in batches of `COUNT 1000` (never KEYS), on every master of a
     /// Cluster. Stops after `limit` keys so a huge keyspace cannot exhaust memory.
+    ///
+    /// Key names that are not UTF-8 (no name this project or the Python original writes) are
+    /// left out and logged; [`Redis::scan_match_raw`] returns them too.
     pub async fn scan_match(
         &self,
         pattern: &str,
         key_type: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, Error> {
+        let raw = self.scan_match_raw(pattern, key_type, limit).await?;
+        let mut keys = Vec::with_capacity(raw.len());
+        let mut skipped = 0usize;
+        for name in raw {
+            match String::from_utf8(name) {
+                Ok(k) => keys.push(k),
+                Err(_) => skipped += 1,
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                pattern,
+                skipped,
+                "SCAN found key names that are not UTF-8; left out"
+            );
+        }
+        Ok(keys)
+    }
+
+    /// Like [`Redis::scan_match`], with key names as bytes.
+    pub async fn scan_match_raw(
+        &self,
+        pattern: &str,
+        key_type: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, Error> {
         let mut found = Vec::new();
         match self.conn()? {
             Conn::Single(_) => {
@@ -555,7 +584,7 @@ impl Redis {
         pattern: &str,
         key_type: Option<&str>,
         limit: usize,
-        found: &mut Vec<String>,
+        found: &mut Vec<Vec<u8>>,
     ) -> Result<(), Error> {
         let mut cursor: u64 = 0;
         loop {
@@ -568,7 +597,7 @@ impl Redis {
             if let Some(t) = key_type {
                 cmd.arg("TYPE").arg(t);
             }
-            let (next, keys): (u64, Vec<String>) = match &node {
+            let (next, keys): (u64, Vec<Vec<u8>>) = match &node {
                 None => self.query(&cmd).await?,
                 Some((host, port)) => {
                     let routing = redis::cluster_routing::RoutingInfo::SingleNode(
@@ -658,7 +687,7 @@ fn cmd_slot(cmd: &Cmd) -> Option<Slot> {
 
 /// Masters that are not failed, from `CLUSTER NODES` output
 /// (`<id> <ip:port@cport[,host]> <flags> …`).
-fn parse_cluster_masters(nodes: &str) -> Vec<(String, u16)> {
+pub(crate) fn parse_cluster_masters(nodes: &str) -> Vec<(String, u16)> {
     nodes
         .lines()
         .filter_map(|line| {

@@ -18,9 +18,13 @@ pub mod config;
 pub mod connection;
 pub mod demo;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod headless;
 pub mod keys;
 pub mod limiter;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod snapshot;

@@ -26,6 +26,13 @@ fn main() -> ExitCode {
         print!("{}", settings.to_redacted_toml());
         return ExitCode::SUCCESS;
     }
+    let headless = cli.command.is_some() || artemis::tui::should_run_headless(cli.once);
+    let sink = if headless {
+        artemis::logging::Sink::Stderr
+    } else {
+        artemis::logging::Sink::FileOnly
+    };
+    artemis::logging::init(sink, &|k| std::env::var(k).ok());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -16,32 +16,22 @@ use crate::model::{Malformed, PipelineDoc, StageDoc};
 ///
 /// When Redis is unreachable this is an error (the caller shows the outage), never an empty
 /// snapshot that would look like real data. Documents that do not parse are listed in
-/// [`Snapshot::malformed`] instead. Rate-limit headroom covers the keys in the limiter's
-/// registry (empty until a limiter registers its limits).
+/// [`Snapshot::malformed`] instead. Rate-limit headroom stays empty until the limiter
+/// registers its limits.
 pub async fn read_snapshot(
     storage: &dyn crate::storage::Storage,
     now: DateTime<Utc>,
 ) -> crate::Result<Snapshot> {
     let m = &storage.settings().metrics;
     let recent = usize::try_from(m.snapshot_recent).unwrap_or(usize::MAX);
-    let (cards, metrics, limits) = futures::join!(
+    let (cards, metrics, limits) = futures::try_join!(
         storage.read_cards(now),
         storage.read_metrics(m.snapshot_days, recent),
-        storage.headroom_all()
-    );
-    let (cards, metrics) = (cards?, metrics?);
-    // The registry is an extension: an outage fails the read like the rest, any other error
-    // (e.g. a registry key another program overwrote) only leaves the panel empty.
-    let limits = match limits {
-        Ok(l) => l,
-        Err(e) if e.is_outage() => return Err(e),
-        Err(e) => {
-            tracing::debug!("rate-limit headroom not read: {e}");
-            Vec::new()
-        }
-    };
+        storage.read_limits()
+    )?;
     let mut malformed = cards.malformed;
     malformed.extend(metrics.malformed);
+    malformed.extend(limits.malformed);
     let connection = storage.connection().borrow().clone();
     Ok(Snapshot {
         taken_at: now,
@@ -52,7 +42,7 @@ pub async fn read_snapshot(
         connection,
         cards: cards.cards,
         metrics: metrics.metrics,
-        limits,
+        limits: limits.limits,
         malformed,
     })
 }

@@ -464,7 +464,7 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
         ],
         ..Default::default()
     });
-    let (_s, limiter) = open(&server, FailurePolicy::Local).await;
+    let (storage, limiter) = open(&server, FailurePolicy::Local).await;
     let a = limiter
         .limit(
             "svc",
@@ -507,7 +507,11 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
         settings.limiter.presets.clear(); // the reader knows nothing of the writer's limits
         let reader = open_redis(settings).await.expect("read-only user connects");
         let writes = server_writes(&server);
-        let mut all = reader.headroom_all().await.expect("read-only headroom");
+        let mut all = reader
+            .read_limits()
+            .await
+            .expect("read-only headroom")
+            .limits;
         assert_eq!(server_writes(&server), writes);
         all.sort_by(|x, y| x.identifier.cmp(&y.identifier));
         assert_eq!(all.len(), 2, "{user}");
@@ -544,6 +548,24 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
     assert_eq!(limiter.headroom_all().await.unwrap().len(), 3);
     let _: () = server.raw().set(c.key(), "not a zset").unwrap();
     assert_eq!(limiter.headroom_all().await.unwrap().len(), 2);
+    // The dashboard's snapshot carries the headroom, and says which entries it could not read.
+    let snap = artemis::snapshot::read_snapshot(&*storage, chrono::Utc::now())
+        .await
+        .unwrap();
+    let mut shown: Vec<&str> = snap.limits.iter().map(|l| l.identifier.as_str()).collect();
+    shown.sort();
+    assert_eq!(shown, ["alice", "bob"]);
+    let bad: Vec<String> = snap
+        .malformed
+        .iter()
+        .map(|m| format!("{} {}", m.key, m.reason))
+        .collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(
+        bad.iter()
+            .any(|m| m.starts_with(&registry) && m.contains("artemis:ratelimit:x:y"))
+    );
+    assert!(bad.iter().any(|m| m.starts_with(c.key())));
     assert!(
         limiter.check(&c, 0).await.is_err(),
         "WRONGTYPE is an error, not an admission"

@@ -7,63 +7,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use support::RedisServer;
-
-/// A tmux server on a private socket, killed (only it) on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new(tag: &str) -> Self {
-        Self {
-            socket: format!("artemis-test-{}-{tag}", std::process::id()),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run tmux (is it installed?)");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.cmd(&["capture-pane", "-p", "-t", "t"])
-    }
-
-    fn wait_for(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let s = self.screen();
-            if want(&s) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "t"];
-        args.extend_from_slice(keys);
-        self.cmd(&args);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.cmd(&["kill-server"]);
-    }
-}
+use support::tmux::{Tmux, assert_restored, child_of};
 
 fn seed(server: &RedisServer) {
     let now = chrono::Utc::now().naive_utc();
@@ -99,25 +45,6 @@ fn script(server: &RedisServer, dir: &Path) -> (String, PathBuf) {
         stty = stty.display(),
     );
     (line, stty)
-}
-
-fn assert_restored(tmux: &Tmux, stty: &Path) {
-    let modes = tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on} #{cursor_flag}"]);
-    assert_eq!(
-        modes.trim(),
-        "0 1",
-        "alternate screen left and cursor shown"
-    );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !stty.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let modes = std::fs::read_to_string(stty).expect("stty output");
-    let words: Vec<&str> = modes.split_whitespace().collect();
-    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
-        assert!(words.contains(&flag), "{flag} not restored: {modes}");
-    }
 }
 
 #[test]
@@ -207,33 +134,4 @@ fn sigterm_restores_the_terminal() {
 #[test]
 fn sighup_restores_the_terminal() {
     signal_restores_the_terminal("HUP");
-}
-
-/// The one child process of `ppid` (read from /proc, no external tool needed).
-fn child_of(ppid: u32) -> Option<u32> {
-    let mut found = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        if rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-            == Some(ppid)
-        {
-            found = Some(pid);
-        }
-    }
-    found
 }

@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::LimitsRead;
 use super::{
     Exceeded, Limit, LimiterStore, Limits, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict,
 };
-use crate::snapshot::LimitSnapshot;
 use crate::storage::MemoryStorage;
 
 /// Checks between two sweeps of idle windows, which bounds memory when identifiers churn.
@@ -246,10 +246,10 @@ impl LimiterStore for MemoryStorage {
         Ok(())
     }
 
-    async fn headroom_all(&self) -> crate::Result<Vec<LimitSnapshot>> {
+    async fn read_limits(&self) -> crate::Result<LimitsRead> {
         let now = now_us();
         let state = self.limiter_state();
-        Ok(state
+        let limits = state
             .registry
             .iter()
             .filter_map(|(key, entry)| {
@@ -265,7 +265,11 @@ impl LimiterStore for MemoryStorage {
                 Some(entry.snapshot(key, usage))
             })
             .take(REGISTRY_READ_LIMIT)
-            .collect())
+            .collect();
+        Ok(LimitsRead {
+            limits,
+            malformed: Vec::new(),
+        })
     }
 }
 

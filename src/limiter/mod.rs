@@ -22,7 +22,7 @@
 mod handle;
 pub(crate) mod memory;
 mod presets;
-mod redis;
+pub(crate) mod redis;
 
 use std::time::Duration;
 
@@ -468,8 +468,16 @@ pub trait LimiterStore: Send + Sync {
     async fn limit_unregister(&self, limit: &Limit) -> crate::Result<()>;
 
     /// Headroom of every registered key (at most [`REGISTRY_READ_LIMIT`], in key order), in a
-    /// bounded number of round trips and with read-only commands only.
-    async fn headroom_all(&self) -> crate::Result<Vec<LimitSnapshot>>;
+    /// bounded number of round trips and with read-only commands only, with the registry
+    /// entries and windows that could not be read.
+    async fn read_limits(&self) -> crate::Result<LimitsRead>;
+}
+
+/// What a headroom read returns: the figures, and whatever could not be parsed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitsRead {
+    pub limits: Vec<LimitSnapshot>,
+    pub malformed: Vec<crate::model::Malformed>,
 }
 
 /// Rounds microseconds up to whole milliseconds, so a retry-after is never early.

@@ -10,9 +10,9 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 
-use super::{Limit, LimiterStore, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict};
+use super::{Limit, LimiterStore, LimitsRead, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict};
 use crate::error::Error;
-use crate::snapshot::LimitSnapshot;
+use crate::model::Malformed;
 use crate::storage::RedisStorage;
 
 /// The check (prune, count, decide, record).
@@ -86,7 +86,7 @@ impl RedisStorage {
 /// Decodes the three replies of [`RedisStorage::push_usage_reads`]: the requests in the
 /// window, and the running token sum minus the entries that have left the window but have not
 /// been pruned yet (the check script prunes; a reader must not write).
-fn decode_usage(replies: &[Value], now_us: i64) -> crate::Result<Usage> {
+pub(crate) fn decode_usage(replies: &[Value], now_us: i64) -> crate::Result<Usage> {
     let bad = |what: &str| Error::Redis(format!("unexpected reply to the limiter's {what}"));
     let [count, sum, expired] = replies else {
         return Err(bad("headroom read"));
@@ -198,32 +198,52 @@ impl LimiterStore for RedisStorage {
         self.redis.query::<()>(&cmd).await
     }
 
-    async fn headroom_all(&self) -> crate::Result<Vec<LimitSnapshot>> {
+    async fn read_limits(&self) -> crate::Result<LimitsRead> {
+        let registry_key = self.keys.ratelimit_registry();
+        let mut malformed = Vec::new();
         // Round trip 1: the registry and the server clock, concurrently.
         let mut hgetall = redis::cmd("HGETALL");
-        hgetall.arg(self.keys.ratelimit_registry());
-        let (registry, now_us) = tokio::join!(
-            self.redis.query::<HashMap<String, String>>(&hgetall),
-            self.server_time_us()
-        );
+        hgetall.arg(&registry_key);
+        let (registry, now_us) =
+            tokio::join!(self.redis.query::<Value>(&hgetall), self.server_time_us());
         let (registry, now_us) = (registry?, now_us?);
-        let mut entries: Vec<(String, RegistryEntry, u64)> = registry
-            .into_iter()
-            .filter_map(|(key, json)| match serde_json::from_str::<RegistryEntry>(&json) {
-                Ok(e) => {
-                    let window_us = e.window_us()?;
-                    Some((key, e, window_us))
-                }
-                Err(err) => {
-                    tracing::debug!(key = %key.escape_debug(), %err, "skipping a malformed rate-limit registry entry");
-                    None
-                }
+        let registry: HashMap<Vec<u8>, Vec<u8>> = match redis::from_redis_value(registry) {
+            Ok(r) => r,
+            Err(_) => {
+                malformed.push(Malformed {
+                    key: registry_key.clone(),
+                    reason: "not a hash".into(),
+                });
+                HashMap::new()
+            }
+        };
+        let mut bad = |field: &[u8], reason: String| {
+            malformed.push(Malformed {
+                key: registry_key.clone(),
+                reason: format!("entry {:?} {reason}", String::from_utf8_lossy(field)),
             })
-            .collect();
+        };
+        let mut entries: Vec<(String, RegistryEntry, u64)> = Vec::new();
+        for (field, json) in registry {
+            let Ok(key) = String::from_utf8(field.clone()) else {
+                bad(&field, "is not UTF-8".into());
+                continue;
+            };
+            match serde_json::from_slice::<RegistryEntry>(&json) {
+                Ok(e) => match e.window_us() {
+                    Some(window_us) => entries.push((key, e, window_us)),
+                    None => bad(&field, "has an impossible window".into()),
+                },
+                Err(err) => bad(&field, format!("is not a registry entry: {err}")),
+            }
+        }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.truncate(REGISTRY_READ_LIMIT);
         if entries.is_empty() {
-            return Ok(Vec::new());
+            return Ok(LimitsRead {
+                limits: Vec::new(),
+                malformed,
+            });
         }
         // Round trip 2: every key's use, in one pipeline (on Cluster, `query_pipe` sends one
         // sub-pipeline per slot, all at once). Errors stay per command, so a key another
@@ -240,17 +260,17 @@ impl LimiterStore for RedisStorage {
                 "unexpected number of replies to the headroom pipeline".into(),
             ));
         }
-        Ok(entries
-            .iter()
-            .zip(replies)
-            .filter_map(|((key, entry, _), replies)| match decode_usage(replies, now_us) {
-                Ok(usage) => Some(entry.snapshot(key, usage)),
-                Err(err) => {
-                    tracing::debug!(key = %key.escape_debug(), %err, "skipping an unreadable rate-limit window");
-                    None
-                }
-            })
-            .collect())
+        let mut limits = Vec::with_capacity(entries.len());
+        for ((key, entry, _), replies) in entries.iter().zip(replies) {
+            match decode_usage(replies, now_us) {
+                Ok(usage) => limits.push(entry.snapshot(key, usage)),
+                Err(err) => malformed.push(Malformed {
+                    key: key.clone(),
+                    reason: format!("window cannot be read: {err}"),
+                }),
+            }
+        }
+        Ok(LimitsRead { limits, malformed })
     }
 }
 

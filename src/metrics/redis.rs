@@ -397,9 +397,9 @@ impl super::MetricsStore for RedisStorage {
 
 /// One pipelined reply with the key it belongs to, converted leniently: a reply of the wrong
 /// type or encoding becomes a [`Malformed`] entry and an empty value.
-struct Reply {
-    key: String,
-    value: redis::Value,
+pub(crate) struct Reply {
+    pub key: String,
+    pub value: redis::Value,
 }
 
 impl Reply {
@@ -415,7 +415,7 @@ impl Reply {
             redis::Value::ServerError(e) => {
                 format!("cannot read as {what}: {}", e.details().unwrap_or(e.code()))
             }
-            _ => format!("not {what} (or not UTF-8)"),
+            _ => format!("not {what}"),
         };
         match redis::from_redis_value(self.value) {
             Ok(v) => v,
@@ -431,7 +431,7 @@ impl Reply {
 
     /// A hash; a field or value that is not UTF-8 is kept lossily converted (so that the
     /// number parser reports it) instead of losing the whole hash.
-    fn hash(self, malformed: &mut Vec<Malformed>) -> Fields {
+    pub(crate) fn hash(self, malformed: &mut Vec<Malformed>) -> Fields {
         let raw: HashMap<Vec<u8>, Vec<u8>> = self.convert("a hash", malformed);
         raw.into_iter()
             .map(|(k, v)| {
@@ -443,11 +443,29 @@ impl Reply {
             .collect()
     }
 
-    fn strings(self, malformed: &mut Vec<Malformed>) -> Vec<String> {
-        self.convert("a set of strings", malformed)
+    /// Set or sorted-set members; one that is not UTF-8 is reported and left out, the rest
+    /// kept.
+    pub(crate) fn strings(self, malformed: &mut Vec<Malformed>) -> Vec<String> {
+        let key = self.key.clone();
+        let raw: Vec<Vec<u8>> = self.convert("a set of strings", malformed);
+        raw.into_iter()
+            .filter_map(|member| match String::from_utf8(member) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    malformed.push(Malformed {
+                        key: key.clone(),
+                        reason: format!(
+                            "member {:?} is not UTF-8",
+                            String::from_utf8_lossy(e.as_bytes())
+                        ),
+                    });
+                    None
+                }
+            })
+            .collect()
     }
 
-    fn counter(self, malformed: &mut Vec<Malformed>) -> i64 {
+    pub(crate) fn counter(self, malformed: &mut Vec<Malformed>) -> i64 {
         let key = self.key.clone();
         let text: Option<String> = self.convert("a counter", malformed);
         match text.map(|t| t.trim().parse::<i64>()) {

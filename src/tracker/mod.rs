@@ -20,7 +20,7 @@
 //! write through the [`OutageBuffer`] so that a Redis outage never fails or stalls a pipeline.
 
 pub(crate) mod memory;
-mod redis;
+pub(crate) mod redis;
 
 pub(crate) use self::redis::TrackerCache;
 

@@ -53,6 +53,8 @@ const SCAN_LIMIT: usize = 1_000_000;
 struct Discovered {
     cards: BTreeSet<String>,
     stages: HashMap<String, BTreeSet<String>>,
+    /// Matching key names that are not UTF-8, shown lossily: no card id can address them.
+    unreadable: Vec<String>,
 }
 
 /// The tracker's state inside [`RedisStorage`]: the last SCAN for Python-written cards, reused
@@ -271,21 +273,30 @@ impl RedisStorage {
         {
             return Ok(Some(d.clone()));
         }
-        let keys = self
+        let raw_keys = self
             .redis
-            .scan_match(
+            .scan_match_raw(
                 &self.keys.pipeline_scan_pattern(),
                 Some("string"),
                 SCAN_LIMIT,
             )
             .await?;
-        if keys.len() >= SCAN_LIMIT {
+        if raw_keys.len() >= SCAN_LIMIT {
             tracing::warn!(
                 limit = SCAN_LIMIT,
                 "SCAN for Python-written cards stopped at its limit; some cards may be missing"
             );
         }
         let mut d = Discovered::default();
+        let mut keys = Vec::with_capacity(raw_keys.len());
+        for raw in raw_keys {
+            match String::from_utf8(raw) {
+                Ok(k) => keys.push(k),
+                Err(e) => d
+                    .unreadable
+                    .push(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            }
+        }
         for key in &keys {
             if let Some(card) = self.keys.card_id_of_pipeline_key(key) {
                 d.cards.insert(card.to_owned());
@@ -340,12 +351,12 @@ impl RedisStorage {
 
 /// Which master serves which slots, from `CLUSTER SLOTS`.
 #[derive(Debug, Default)]
-struct SlotMap {
+pub(crate) struct SlotMap {
     ranges: Vec<(u16, u16, (String, u16))>,
 }
 
 impl SlotMap {
-    fn parse(reply: Value) -> Self {
+    pub(crate) fn parse(reply: Value) -> Self {
         let mut ranges = Vec::new();
         let Value::Array(entries) = reply else {
             return Self { ranges };
@@ -415,7 +426,7 @@ fn check_stream_id(id: &str) -> Result<()> {
 }
 
 /// Entries of an XRANGE / XREVRANGE reply.
-fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
+pub(crate) fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
     let Value::Array(entries) = reply else {
         return Vec::new();
     };
@@ -571,11 +582,32 @@ impl TrackerStore for RedisStorage {
         let min = now.timestamp_micros() as f64 / 1e6 - self.settings.tracker.ttl_seconds as f64;
         let mut zrange = redis::cmd("ZRANGEBYSCORE");
         zrange.arg(self.keys.pipeline_index()).arg(min).arg("+inf");
-        let (mut ids, found, slots): (Vec<String>, _, _) = futures::try_join!(
+        let (indexed, found, slots): (Vec<Vec<u8>>, _, _) = futures::try_join!(
             self.redis.query(&zrange),
             self.discovered(),
             self.slot_map()
         )?;
+        let mut malformed = Vec::new();
+        let index_key = self.keys.pipeline_index();
+        let mut ids = Vec::with_capacity(indexed.len());
+        for raw in indexed {
+            match String::from_utf8(raw) {
+                Ok(id) => ids.push(id),
+                Err(e) => malformed.push(Malformed {
+                    key: index_key.clone(),
+                    reason: format!(
+                        "member {:?} is not UTF-8",
+                        String::from_utf8_lossy(e.as_bytes())
+                    ),
+                }),
+            }
+        }
+        for name in found.iter().flat_map(|d| d.unreadable.iter()) {
+            malformed.push(Malformed {
+                key: name.clone(),
+                reason: "key name is not UTF-8, so no card id can address it".into(),
+            });
+        }
         let mut seen: HashSet<String> = ids.iter().cloned().collect();
         for card in found.iter().flat_map(|d| d.cards.iter()) {
             if seen.insert(card.clone()) {
@@ -584,7 +616,6 @@ impl TrackerStore for RedisStorage {
         }
         let doc_keys: Vec<String> = ids.iter().map(|id| self.keys.pipeline(id)).collect();
         let raws = self.get_many(&doc_keys, slots.as_ref()).await?;
-        let mut malformed = Vec::new();
         let mut parsed = Vec::with_capacity(ids.len());
         for ((id, key), raw) in ids.into_iter().zip(&doc_keys).zip(raws) {
             // Listed but gone: expired since the index entry was written.

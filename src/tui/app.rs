@@ -262,6 +262,8 @@ pub struct App {
     from_events: HashMap<String, DateTime<Utc>>,
     pub conn: ConnState,
     pub subscribed: bool,
+    /// Why the last subscription attempt failed, until one succeeds.
+    pub subscribe_error: Option<String>,
     /// The last failed read, while no later read succeeded.
     pub read_error: Option<(DateTime<Utc>, String)>,
     /// Events seen live, per card.
@@ -311,6 +313,7 @@ impl App {
             from_events: HashMap::new(),
             conn: ConnState::Connecting,
             subscribed: false,
+            subscribe_error: None,
             read_error: None,
             live_events: HashMap::new(),
             event_buckets: Ring::new(60),
@@ -400,7 +403,16 @@ impl App {
                     self.card_history = Some((card_id, result));
                 }
             }
-            Message::Subscribed(up) => self.subscribed = up,
+            Message::Subscribed(up) => {
+                self.subscribed = up;
+                if up {
+                    self.subscribe_error = None;
+                }
+            }
+            Message::SubscribeFailed(why) => {
+                self.subscribed = false;
+                self.subscribe_error = Some(why);
+            }
             Message::BadEvent(m) => {
                 self.bad_events += 1;
                 self.last_bad_event = Some(m);

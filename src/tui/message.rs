@@ -29,6 +29,8 @@ pub enum Message {
     BadEvent(Malformed),
     /// The live event subscription is (re)established (`true`) or lost (`false`).
     Subscribed(bool),
+    /// Subscribing failed for this reason (e.g. the ACL user may not PSUBSCRIBE); retried.
+    SubscribeFailed(String),
 }
 
 /// From the UI to the source tasks.

@@ -178,8 +178,15 @@ pub fn spawn(
                         // either succeeds or makes the connection notice and reconnect.
                         poll_now.notify_one();
                     }
-                    Err(_) => {
-                        if tx.is_closed() {
+                    Err(e) => {
+                        let why = match e {
+                            crate::Error::Permission { .. } => {
+                                "this Redis user may not PSUBSCRIBE to the events channels".into()
+                            }
+                            e if e.is_outage() => "Redis unreachable".into(),
+                            e => e.to_string(),
+                        };
+                        if tx.send(Message::SubscribeFailed(why)).await.is_err() {
                             return;
                         }
                     }

@@ -6,6 +6,8 @@
 //! (same port, same options).
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

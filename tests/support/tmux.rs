@@ -1,18 +1,16 @@
-//! A tmux server on a private socket for terminal tests (the approach of `tests/tui_pty.rs`):
-//! run a command in a pane of a fixed size, read the screen, send keys, and check that the
-//! program left the terminal as it found it. Only this server is ever killed.
-#![allow(dead_code)]
+//! Driving the real binary in a real terminal: a tmux server on a private socket, its screen,
+//! its keys, and whether the program left the terminal as it found it.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// A tmux server on a private socket, killed (only it) on drop.
 pub struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    /// A server for one test; `tag` keeps concurrent tests apart.
     pub fn new(tag: &str) -> Self {
         Self {
             socket: format!("artemis-test-{}-{tag}", std::process::id()),
@@ -29,24 +27,12 @@ impl Tmux {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Starts session `t` running the shell line `line` in a `width`×`height` window.
-    pub fn start(&self, width: u16, height: u16, line: &str) {
-        let (w, h) = (width.to_string(), height.to_string());
-        self.cmd(&["new-session", "-d", "-s", "t", "-x", &w, "-y", &h, line]);
-    }
-
     pub fn screen(&self) -> String {
         self.cmd(&["capture-pane", "-p", "-t", "t"])
     }
 
-    /// Polls the screen until `want` holds (at most `limit`), returning that screen.
-    pub fn wait_for_within(
-        &self,
-        what: &str,
-        limit: Duration,
-        mut want: impl FnMut(&str) -> bool,
-    ) -> String {
-        let deadline = Instant::now() + limit;
+    pub fn wait_for(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let s = self.screen();
             if want(&s) {
@@ -60,35 +46,10 @@ impl Tmux {
         }
     }
 
-    pub fn wait_for(&self, what: &str, want: impl FnMut(&str) -> bool) -> String {
-        self.wait_for_within(what, Duration::from_secs(15), want)
-    }
-
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", "t"];
         args.extend_from_slice(keys);
         self.cmd(&args);
-    }
-
-    /// Asserts the pane left the alternate screen with the cursor shown, and that the modes
-    /// `stty -a` wrote to `stty` after the program ended are the shell's (canonical, echo…).
-    pub fn assert_restored(&self, stty: &Path) {
-        let modes = self.cmd(&["display", "-p", "-t", "t", "#{alternate_on} #{cursor_flag}"]);
-        assert_eq!(
-            modes.trim(),
-            "0 1",
-            "alternate screen left and cursor shown"
-        );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !stty.exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        let modes = std::fs::read_to_string(stty).expect("stty output");
-        let words: Vec<&str> = modes.split_whitespace().collect();
-        for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
-            assert!(words.contains(&flag), "{flag} not restored: {modes}");
-        }
     }
 }
 
@@ -96,4 +57,54 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         self.cmd(&["kill-server"]);
     }
+}
+
+/// Asserts the terminal is back to normal: main screen, cursor shown, and (from the `stty -a`
+/// the test's shell line wrote to `stty` after the program exited) cooked mode with echo.
+pub fn assert_restored(tmux: &Tmux, stty: &Path) {
+    let modes = tmux.cmd(&["display", "-p", "-t", "t", "#{alternate_on} #{cursor_flag}"]);
+    assert_eq!(
+        modes.trim(),
+        "0 1",
+        "alternate screen left and cursor shown"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !stty.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let modes = std::fs::read_to_string(stty).expect("stty output");
+    let words: Vec<&str> = modes.split_whitespace().collect();
+    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(words.contains(&flag), "{flag} not restored: {modes}");
+    }
+}
+
+/// The one child process of `ppid` (read from /proc, no external tool needed).
+pub fn child_of(ppid: u32) -> Option<u32> {
+    let mut found = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(ppid)
+        {
+            found = Some(pid);
+        }
+    }
+    found
 }

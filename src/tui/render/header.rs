@@ -49,7 +49,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         t.text,
     ));
     if !app.subscribed && app.conn.is_up() {
-        spans.push(Span::styled(" (no live events)", t.warn));
+        let label = match &app.subscribe_error {
+            Some(why) => format!(" (no live events: {})", crate::tui::text::sanitize(why)),
+            None => " (no live events)".into(),
+        };
+        spans.push(Span::styled(label, t.warn));
     }
     if let Some(s) = app.shown() {
         spans.push(sep.clone());

@@ -1,0 +1,57 @@
+//! Where the library's `tracing` events go. Outage warnings, dropped writes and skipped data are
+//! logged; a user must be able to see them without them ever corrupting the dashboard's screen.
+//!
+//! `ARTEMIS_LOG` sets the filter (`tracing_subscriber::EnvFilter` syntax, default `warn`).
+//! Headless modes log to stderr. The dashboard owns the terminal, so it logs only to the file
+//! named by `ARTEMIS_LOG_FILE` (appended to), and not at all without one.
+
+use std::path::Path;
+
+/// Names of the environment variables read here (they are not settings).
+pub const LOG_ENV: &str = "ARTEMIS_LOG";
+pub const LOG_FILE_ENV: &str = "ARTEMIS_LOG_FILE";
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Stderr,
+    /// The terminal belongs to the dashboard: only a log file, if one is named.
+    FileOnly,
+}
+
+/// Installs the global subscriber. A bad filter or an unopenable log file is reported on stderr
+/// (before the dashboard takes the terminal) and logging falls back to `warn` / off.
+pub fn init(sink: Sink, env: &dyn Fn(&str) -> Option<String>) {
+    let spec = env(LOG_ENV).unwrap_or_else(|| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+        eprintln!("artemis-top: {LOG_ENV}={spec:?} is not a log filter ({e}); using \"warn\"");
+        tracing_subscriber::EnvFilter::new("warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let file = env(LOG_FILE_ENV).filter(|p| !p.is_empty());
+    let result = match (file, sink) {
+        (Some(path), _) => match open_log(Path::new(&path)) {
+            Ok(f) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .try_init(),
+            Err(e) => {
+                eprintln!("artemis-top: cannot open log file {path}: {e}; not logging");
+                return;
+            }
+        },
+        (None, Sink::Stderr) => builder.with_writer(std::io::stderr).try_init(),
+        (None, Sink::FileOnly) => return,
+    };
+    // Only fails if a subscriber is already installed (e.g. by an embedding test).
+    let _ = result;
+}
+
+fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}

@@ -1,0 +1,467 @@
+//! Data planted in Redis by hand, as a buggy or hostile writer could leave it: invalid JSON,
+//! wrong JSON types, keys of the wrong Redis type, 10 MB values, non-UTF-8 bytes, terminal
+//! escape sequences and control characters in card ids, stage names and messages, 100,000
+//! stages on one card. `--once` (text and JSON) and the live dashboard stay up, keep showing
+//! the good data, say what is wrong, and never pass an escape sequence to the terminal.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::RedisServer;
+use support::tmux::{Tmux, assert_restored};
+
+const TEN_MB: usize = 10 * 1024 * 1024;
+
+fn now_naive(ago: i64) -> String {
+    artemis::model::format_naive((chrono::Utc::now() - chrono::Duration::seconds(ago)).naive_utc())
+}
+
+fn set(c: &mut redis::Connection, key: impl redis::ToRedisArgs, value: impl redis::ToRedisArgs) {
+    let _: () = redis::cmd("SET").arg(key).arg(value).query(c).unwrap();
+}
+
+fn pipeline_doc(card: &str, title: &str, stage: &str) -> String {
+    serde_json::json!({
+        "card_id": card, "status": "running", "total_stages": 3, "completed_stages": 1,
+        "current_stage": stage, "start_time": now_naive(60), "end_time": null,
+        "metadata": {"title": title},
+    })
+    .to_string()
+}
+
+fn stage_doc(stage: &str, message: &str) -> String {
+    serde_json::json!({
+        "stage_name": stage, "status": "running", "progress_percent": 40,
+        "message": message, "timestamp": now_naive(5), "metadata": {},
+    })
+    .to_string()
+}
+
+/// Everything hostile except the huge card (which has its own test).
+fn plant_garbage(server: &RedisServer) {
+    let mut c = server.raw();
+    // One good card, which must stay visible through all of it.
+    set(
+        &mut c,
+        "artemis:pipeline:good-card",
+        pipeline_doc("good-card", "Good card", "build"),
+    );
+    set(
+        &mut c,
+        "artemis:pipeline:good-card:stage:build",
+        stage_doc("build", "compiling"),
+    );
+
+    // Escape sequences and control characters in ids, names, titles and messages: clear the
+    // screen, set the window title, ring the bell, move the cursor, carriage return.
+    let evil = "evil\u{1b}[2J\u{1b}]0;pwned\u{7}\r-card";
+    let evil_stage = "st\u{1b}[31mage\u{8}\u{8}";
+    set(
+        &mut c,
+        format!("artemis:pipeline:{evil}"),
+        pipeline_doc(evil, "title\u{1b}[H\u{1b}[2Jgone\u{0}\t\u{7f}", evil_stage),
+    );
+    set(
+        &mut c,
+        format!("artemis:pipeline:{evil}:stage:{evil_stage}"),
+        stage_doc(
+            evil_stage,
+            "line1\r\nline2\u{1b}[1A\u{1b}[Koverwritten\u{9b}31m",
+        ),
+    );
+    // Wrong JSON and wrong types.
+    set(
+        &mut c,
+        "artemis:pipeline:bad-json",
+        "{\"card_id\": \"bad-json\", ",
+    );
+    set(&mut c, "artemis:pipeline:bad-array", "[1, 2, 3]");
+    set(
+        &mut c,
+        "artemis:pipeline:bad-types",
+        r#"{"card_id": 42, "status": ["running"], "total_stages": "four", "completed_stages": -3, "current_stage": {}, "start_time": 7, "end_time": false, "metadata": "x"}"#,
+    );
+    set(
+        &mut c,
+        "artemis:pipeline:good-card:stage:broken",
+        "\"just a string\"",
+    );
+    // Keys of the wrong Redis type where documents belong.
+    let _: () = redis::cmd("HSET")
+        .arg("artemis:pipeline:a-hash")
+        .arg("card_id")
+        .arg("a-hash")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg("artemis:pipeline:a-list")
+        .arg("x")
+        .query(&mut c)
+        .unwrap();
+    // Non-UTF-8 bytes, in a value and in a key name.
+    set(
+        &mut c,
+        "artemis:pipeline:latin1",
+        b"{\"card_id\": \"latin1\", \"status\": \"running\xff\xfe\"}".as_slice(),
+    );
+    set(
+        &mut c,
+        b"artemis:pipeline:bin\xff\xfecard".as_slice(),
+        pipeline_doc("bin", "binary key", "x"),
+    );
+    // 10 MB values: a document and a stage message.
+    let huge_title = "A".repeat(TEN_MB);
+    set(
+        &mut c,
+        "artemis:pipeline:huge-doc",
+        pipeline_doc("huge-doc", &huge_title, "x"),
+    );
+    set(
+        &mut c,
+        "artemis:pipeline:good-card:stage:huge",
+        stage_doc("huge", &"m".repeat(TEN_MB)),
+    );
+    // The extension keys: garbage in the card index and the history stream, and a bad event.
+    let _: () = redis::cmd("ZADD")
+        .arg("artemis:pipeline::index")
+        .arg(chrono::Utc::now().timestamp())
+        .arg("no-such-card")
+        .arg(chrono::Utc::now().timestamp())
+        .arg("idx\u{1b}[2Jcard")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("XADD")
+        .arg("artemis:pipeline::history:{artemis:pipeline:good-card}")
+        .arg("*")
+        .arg("garbage")
+        .arg(b"\xff\x00\x1b[2J".as_slice())
+        .query(&mut c)
+        .unwrap();
+    // Metrics of the wrong type and with unparsable fields.
+    set(&mut c, "artemis:metrics:total", "not a hash");
+    let _: () = redis::cmd("HSET")
+        .arg("artemis:metrics:llm")
+        .arg("total_requests")
+        .arg("many")
+        .arg("total_cost")
+        .arg("NaN")
+        .arg("cache_hits")
+        .arg("3")
+        .arg("cache_misses")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("artemis:metrics:llm:prov\u{1b}[2Jider")
+        .arg("requests")
+        .arg("1")
+        .arg("cost")
+        .arg("1e400")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("artemis:metrics:timeseries:pipelines")
+        .arg(chrono::Utc::now().timestamp())
+        .arg("{broken")
+        .arg(chrono::Utc::now().timestamp())
+        .arg("B".repeat(TEN_MB))
+        .query(&mut c)
+        .unwrap();
+    set(&mut c, "artemis:metrics:status:completed", "twelve");
+    // Non-UTF-8 bytes in hash fields, hash values, set members and sorted-set members.
+    let _: () = redis::cmd("HSET")
+        .arg("artemis:metrics:llm:model:bin-model")
+        .arg("requests")
+        .arg(b"\xff\xfe".as_slice())
+        .arg(b"\xffname".as_slice())
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("artemis:metrics::index:models")
+        .arg(b"bad\xff".as_slice())
+        .arg("bin-model")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg("artemis:pipeline::index")
+        .arg(chrono::Utc::now().timestamp())
+        .arg(b"idx\xffcard".as_slice())
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg("artemis:ratelimit::registry")
+        .arg(b"artemis:ratelimit:llm:\xff".as_slice())
+        .arg(b"\xff{}".as_slice())
+        .query(&mut c)
+        .unwrap();
+    // The limiter's registry and a window of the wrong type.
+    let _: () = redis::cmd("HSET")
+        .arg("artemis:ratelimit::registry")
+        .arg("artemis:ratelimit:llm:broken")
+        .arg("{not json")
+        .arg("artemis:ratelimit:llm:\u{1b}[2J")
+        .arg(r#"{"resource": 1, "limits": "x"}"#)
+        .query(&mut c)
+        .unwrap();
+    set(&mut c, "artemis:ratelimit:llm:broken", "not a zset");
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_artemis-top"));
+    c.env_clear()
+        .env("HOME", std::env::temp_dir())
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
+
+fn once(server: &RedisServer, format: &str) -> (String, Duration) {
+    let started = Instant::now();
+    let out = bin()
+        .args(["--redis-url", &server.url(), "--once", "--format", format])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "--once {format} failed: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        String::from_utf8(out.stdout).expect("output is UTF-8"),
+        took,
+    )
+}
+
+/// No byte that a terminal would act on, except newlines.
+fn assert_inert(text: &str) {
+    if let Some(bad) = text
+        .chars()
+        .find(|c| (c.is_control() && *c != '\n') || ('\u{80}'..='\u{9f}').contains(c))
+    {
+        let at = text.find(bad).unwrap_or(0);
+        let around: String = text[..at]
+            .chars()
+            .rev()
+            .take(60)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .chain(text[at..].chars().take(20))
+            .collect();
+        panic!("control character {bad:?} reached the output near: {around:?}");
+    }
+}
+
+#[test]
+fn once_survives_planted_garbage_and_says_what_is_wrong() {
+    let server = RedisServer::start();
+    plant_garbage(&server);
+
+    let (json, took) = once(&server, "json");
+    assert!(took < Duration::from_secs(30), "--once took {took:?}");
+    let v: Value = serde_json::from_str(&json).expect("valid JSON");
+    let cards = v["cards"].as_array().unwrap();
+    let ids: Vec<&str> = cards.iter().filter_map(|c| c["card_id"].as_str()).collect();
+    assert!(ids.contains(&"good-card"), "{ids:?}");
+    let evil = "evil\u{1b}[2J\u{1b}]0;pwned\u{7}\r-card";
+    assert!(ids.contains(&evil), "JSON keeps the exact id: {ids:?}");
+    let malformed: Vec<String> = v["malformed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{} {}", m["key"].as_str().unwrap(), m["reason"]))
+        .collect();
+    let all = malformed.join("\n");
+    eprintln!("malformed:\n{all}");
+    for key in [
+        "artemis:pipeline:bad-json",
+        "artemis:pipeline:bad-array",
+        "artemis:pipeline:bad-types",
+        "artemis:pipeline:latin1",
+        "artemis:pipeline:huge-doc",
+        "artemis:pipeline:good-card:stage:broken",
+        "artemis:pipeline:good-card:stage:huge",
+        "artemis:metrics:llm",
+        "artemis:metrics::index:models",
+        "artemis:metrics:llm:model:bin-model",
+        "artemis:pipeline::index",
+        "artemis:ratelimit::registry",
+    ] {
+        assert!(all.contains(key), "{key} not reported as malformed:\n{all}");
+    }
+    for m in &malformed {
+        assert!(
+            m.len() < 2048,
+            "a report echoes a huge value: {} bytes",
+            m.len()
+        );
+    }
+    // The good card's valid stage is still read next to its broken ones.
+    let good = cards.iter().find(|c| c["card_id"] == "good-card").unwrap();
+    let stages: Vec<&str> = good["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["stage_name"].as_str())
+        .collect();
+    assert!(stages.contains(&"build"), "{stages:?}");
+    assert_eq!(v["metrics"]["llm"]["cache_hits"], 3);
+
+    let (text, took) = once(&server, "text");
+    assert!(took < Duration::from_secs(30), "--once took {took:?}");
+    assert_inert(&text);
+    assert!(text.contains("good-card"), "{text}");
+    assert!(text.contains("MALFORMED ("), "{text}");
+    assert!(text.len() < 1 << 20, "text output is {} bytes", text.len());
+}
+
+#[test]
+fn dashboard_survives_planted_garbage() {
+    let server = RedisServer::start();
+    plant_garbage(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let stty = dir.path().join("stty.txt");
+    let line = format!(
+        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --redis-url {url}; \
+         echo EXIT=$?; stty -a > {stty}; sleep 60",
+        home = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_artemis-top"),
+        url = server.url(),
+        stty = stty.display(),
+    );
+    let tmux = Tmux::new("hostile");
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "140",
+        "-y",
+        "40",
+        &line,
+    ]);
+    let s = tmux.wait_for("the good card", |s| s.contains("good-card"));
+    assert!(
+        s.contains("malformed"),
+        "the header says data is malformed:\n{s}"
+    );
+    // The escape sequences did not act: the window title is unchanged and nothing was cleared.
+    let title = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_title}"]);
+    assert!(!title.contains("pwned"), "title changed to {title:?}");
+    // Hostile pub/sub events: not JSON, not UTF-8, escape sequences, 10 MB, wrong shapes.
+    let mut c = server.raw();
+    let big = format!(
+        r#"{{"event_type": "stage_updated", "card_id": "good-card", "message": "{}"}}"#,
+        "x".repeat(TEN_MB)
+    );
+    let payloads: Vec<Vec<u8>> = vec![
+        b"{not json".to_vec(),
+        b"\xff\xfe\x00".to_vec(),
+        b"\x1b[2J\x1b]0;pwned\x07".to_vec(),
+        br#"{"event_type": 42, "card_id": ["x"]}"#.to_vec(),
+        br#"{"event_type": "pipeline_started", "card_id": "ev\u001b[2Jil", "data": {}}"#.to_vec(),
+        big.into_bytes(),
+    ];
+    for channel in [
+        "artemis:pipeline:events:good-card",
+        "artemis:pipeline:events:nope",
+    ] {
+        for p in &payloads {
+            let _: () = redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(p)
+                .query(&mut c)
+                .unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let title = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_title}"]);
+    assert!(!title.contains("pwned"), "title changed to {title:?}");
+    tmux.wait_for("the good card after the events", |s| {
+        s.contains("good-card")
+    });
+    // Walk every row and drill into each card, including the hostile and the huge ones.
+    // (Escape and the next key are sent apart, or the terminal reads them as Alt+key.)
+    for _ in 0..20 {
+        tmux.keys(&["Enter"]);
+        std::thread::sleep(Duration::from_millis(150));
+        tmux.keys(&["Escape"]);
+        std::thread::sleep(Duration::from_millis(100));
+        tmux.keys(&["j"]);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    tmux.keys(&["Escape"]);
+    let s = tmux.wait_for("the overview again", |s| s.contains("good-card"));
+    assert!(!s.contains("EXIT="), "the dashboard died:\n{s}");
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert_restored(&tmux, &stty);
+}
+
+/// 100,000 stages on one Python-written card: `--once` and the drill-down stay usable.
+#[test]
+fn a_card_with_100k_stages() {
+    let server = RedisServer::start();
+    let mut c = server.raw();
+    set(
+        &mut c,
+        "artemis:pipeline:wide",
+        pipeline_doc("wide", "Wide card", "s99999"),
+    );
+    for chunk in (0..100_000).collect::<Vec<u32>>().chunks(5_000) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            p.cmd("SET")
+                .arg(format!("artemis:pipeline:wide:stage:s{i:05}"))
+                .arg(stage_doc(&format!("s{i:05}"), "step"))
+                .ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let (json, took) = once(&server, "json");
+    eprintln!("--once with 100k stages: {took:?}");
+    assert!(took < Duration::from_secs(60), "--once took {took:?}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let card = &v["cards"][0];
+    assert_eq!(card["card_id"], "wide");
+    let shown = card["stages"].as_array().unwrap().len();
+    eprintln!("stages shown: {shown}");
+    assert!(shown > 0, "the card's stages are read");
+
+    let dir = tempfile::tempdir().unwrap();
+    let stty = dir.path().join("stty.txt");
+    let line = format!(
+        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --redis-url {url}; \
+         echo EXIT=$?; stty -a > {stty}; sleep 60",
+        home = dir.path().display(),
+        bin = env!("CARGO_BIN_EXE_artemis-top"),
+        url = server.url(),
+        stty = stty.display(),
+    );
+    let tmux = Tmux::new("wide");
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &line,
+    ]);
+    tmux.wait_for("the wide card", |s| s.contains("wide"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("the drill-down", |s| s.contains("Stages ("));
+    tmux.keys(&["End", "PageUp", "Home"]);
+    tmux.keys(&["Escape"]);
+    std::thread::sleep(Duration::from_millis(100));
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert_restored(&tmux, &stty);
+}
