@@ -76,6 +76,83 @@ pub enum Format {
 pub enum Command {
     /// Connect to Redis and report what is there: endpoint, latency, server, cluster.
     Check,
+    /// Run simulated Artemis pipelines against Redis through the library (tracker, LLM cache,
+    /// rate limiter, metrics), then print what was done. Watch it with `artemis-top` in
+    /// another terminal. Ctrl-C cancels the cards in flight, waits for the writes and reports.
+    Simulate(SimulateArgs),
+}
+
+/// Options of `artemis-top simulate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// Cards to run in total (default: until --duration passes or Ctrl-C).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub cards: Option<u64>,
+
+    /// Time multiplier: 10 runs stages, LLM latency and rate-limit windows ten times faster.
+    #[arg(long, value_name = "X", default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+
+    /// Chance (0..1) that a card fails at some stage; a quarter of it again that it is
+    /// cancelled.
+    #[arg(long, value_name = "F", default_value_t = 0.1, value_parser = parse_rate)]
+    pub failure_rate: f64,
+
+    /// Seed of every card's decisions: the same seed runs the same cards (default: random).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+
+    /// Start no new card after this many seconds; cards in flight then finish.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub duration: Option<f64>,
+
+    /// Cards running at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub concurrency: u64,
+
+    /// Longest wait at the end for writes buffered during a Redis outage to land.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
+    pub drain_timeout: f64,
+
+    /// Format of the final report.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 100_000.0 {
+        Ok(v)
+    } else {
+        Err("must be above 0 and at most 100000".into())
+    }
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 1".into())
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1e9).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be a number of seconds, 0 or more".into())
+    }
 }
 
 impl Cli {

@@ -7,7 +7,8 @@
 //!   handle; [`storage`]: the one interface the four jobs use, over Redis or memory;
 //! - the four jobs: [`tracker`], [`metrics`], [`cache`], [`limiter`]; [`buffer`]: the outage
 //!   buffer their writes go through while Redis is away;
-//! - [`model`]: the Python wire documents; [`snapshot`]: what the dashboard shows.
+//! - [`model`]: the Python wire documents; [`snapshot`]: what the dashboard shows;
+//! - [`demo`]: the built-in simulator behind `--demo` and `artemis-top simulate`.
 
 pub mod buffer;
 pub mod cache;
@@ -15,6 +16,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod demo;
 pub mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]

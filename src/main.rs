@@ -2,11 +2,13 @@
 //! the mode asked for. User mistakes end here as one line on stderr and exit code 2; nothing
 //! below prints a backtrace for them.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokio::signal;
 
-use artemis::cli::{Cli, Command};
+use artemis::cli::{Cli, Command, SimulateArgs};
 use artemis::config;
 
 fn main() -> ExitCode {
@@ -50,9 +52,104 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
+            Some(Command::Simulate(args)) => simulate(cli.demo, args, settings).await,
             None => dashboard(&cli, settings).await,
         }
     })
+}
+
+/// How long `--demo --once` lets the simulator run before the snapshot.
+const DEMO_WARMUP: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// `artemis-top simulate`: runs the simulator against Redis (or memory with `--demo`) and
+/// prints its report. Exit code 1 when Redis cannot be reached or some write did not land.
+async fn simulate(demo: bool, args: SimulateArgs, settings: config::Settings) -> ExitCode {
+    use artemis::demo::{SimOptions, Simulation, stop_pair};
+    let seed = args
+        .seed
+        .unwrap_or_else(|| rand::random_range(1..1_000_000));
+    let options = SimOptions {
+        speed: args.speed,
+        cards: args.cards,
+        concurrency: usize::try_from(args.concurrency).unwrap_or(usize::MAX),
+        failure_rate: args.failure_rate,
+        seed,
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
+        drain_timeout: std::time::Duration::from_secs_f64(args.drain_timeout),
+        id_prefix: format!("sim-{seed}"),
+    };
+    if let Err(e) = options.validate() {
+        eprintln!("artemis-top: {e}");
+        return ExitCode::from(2);
+    }
+    let storage = if demo {
+        artemis::storage::open_memory(settings)
+    } else {
+        match artemis::storage::open_redis(settings).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("artemis-top: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let sim = match Simulation::new(storage, options) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("artemis-top: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (stop, signal) = stop_pair();
+    // Watched from before the first card starts, so Ctrl-C never kills a half-written run.
+    let (Ok(mut int), Ok(mut term)) = (
+        signal::unix::signal(signal::unix::SignalKind::interrupt()),
+        signal::unix::signal(signal::unix::SignalKind::terminate()),
+    ) else {
+        eprintln!("artemis-top: cannot watch for Ctrl-C and SIGTERM");
+        return ExitCode::FAILURE;
+    };
+    let signals = tokio::spawn(async move {
+        for first in [true, false] {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            stop.stop();
+            if first {
+                eprintln!(
+                    "artemis-top: stopping: cancelling the cards in flight and waiting for their writes (again to stop waiting)"
+                );
+            }
+        }
+        std::future::pending::<()>().await
+    });
+    let report = sim.run(signal).await;
+    signals.abort();
+    let printed = match args.format {
+        artemis::cli::Format::Text => format!("{report}"),
+        artemis::cli::Format::Json => match serde_json::to_string(&report) {
+            Ok(json) => json + "\n",
+            Err(e) => {
+                eprintln!("artemis-top: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut out = std::io::stdout();
+    if let Err(e) = out.write_all(printed.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("artemis-top: cannot write the report: {e}");
+        return ExitCode::FAILURE;
+    }
+    if report.writes.lost_any() {
+        eprintln!(
+            "artemis-top: some writes did not land in Redis (see the writes line of the report)"
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// The dashboard, or its headless report when asked for or when stdout is not a terminal.
@@ -68,7 +165,24 @@ async fn dashboard(cli: &Cli, settings: config::Settings) -> ExitCode {
             }
         }
     };
+    // The demo: the simulator writes into the same in-process storage the dashboard reads,
+    // until it is dropped at the end of this function.
+    let _demo = if cli.demo {
+        match artemis::demo::start_demo(storage.clone()) {
+            Ok(stop) => Some(stop),
+            Err(e) => {
+                eprintln!("artemis-top: cannot start the demo: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     if artemis::tui::should_run_headless(cli.once) {
+        if cli.demo {
+            // Let the first cards start, call models and report progress.
+            tokio::time::sleep(DEMO_WARMUP).await;
+        }
         let opts = artemis::headless::HeadlessOptions {
             format: match cli.format {
                 artemis::cli::Format::Text => artemis::headless::Format::Text,
