@@ -42,7 +42,13 @@ pub fn init(sink: Sink, env: &dyn Fn(&str) -> Option<String>) {
                 return;
             }
         },
-        (None, Sink::Stderr) => builder.with_writer(std::io::stderr).try_init(),
+        (None, Sink::Stderr) => {
+            use std::io::IsTerminal;
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+                .try_init()
+        }
         (None, Sink::FileOnly) => return,
     };
     // Only fails if a subscriber is already installed (e.g. by an embedding test).
