@@ -251,10 +251,7 @@ fn run(
     let field = |line: &str, name: &str| -> Option<f64> {
         let at = line.find(&format!("{name}="))? + name.len() + 1;
         let rest = line[at..].trim_start_matches('"');
-        rest.split(['"', ' '])
-            .next()?
-            .parse()
-            .ok()
+        rest.split(['"', ' ']).next()?.parse().ok()
     };
     let loop_lines: Vec<&str> = stats.lines().filter(|l| l.contains("ui loop")).collect();
     let p99: Vec<f64> = loop_lines

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::script::{self, MODELS, ModelSpec};
 use crate::cache::{LlmClient, LlmError, LlmRequest, LlmResponse, Usage};
 use crate::limiter::{
-    AcquireOptions, Decision, Limit, LimitError, Limits, RateLimiter, Reservation,
+    AcquireOptions, Decision, Limit, LimitError, Limits, RateLimiter, Reservation, Source,
 };
 
 /// The identifier of the simulator's rate-limit keys, so they never share a window with a real
@@ -39,6 +39,12 @@ pub struct ProviderStats {
     pub acquire_timeouts: AtomicU64,
     /// Calls that failed because the limiter itself failed.
     pub limiter_errors: AtomicU64,
+    /// Admissions decided by Redis (or the memory backend).
+    pub admitted_store: AtomicU64,
+    /// Admissions decided by the in-process window of the `local` failure policy (Redis away).
+    pub admitted_local: AtomicU64,
+    /// Admissions without counting under the `open` failure policy (Redis away).
+    pub admitted_open: AtomicU64,
 }
 
 /// A provider that answers every model in [`MODELS`], `speed` times faster than real time.
@@ -109,8 +115,17 @@ impl SimProvider {
                 retryable: true,
             }
         };
+        let count = |r: Reservation| {
+            let by = match r.source() {
+                Source::Store => &self.stats.admitted_store,
+                Source::Local => &self.stats.admitted_local,
+                Source::FailOpen => &self.stats.admitted_open,
+            };
+            by.fetch_add(1, Ordering::Relaxed);
+            r
+        };
         match self.limiter.check(limit, tokens).await.map_err(failed)? {
-            Decision::Admitted(r) => return Ok(r),
+            Decision::Admitted(r) => return Ok(count(r)),
             Decision::Refused(_) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
             }
@@ -122,7 +137,7 @@ impl SimProvider {
                     self.stats.waited.fetch_add(1, Ordering::Relaxed);
                     let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     self.stats.waited_us.fetch_add(us, Ordering::Relaxed);
-                    return Ok(r);
+                    return Ok(count(r));
                 }
                 Err(LimitError::DeadlineExceeded { .. }) => {
                     self.stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);

@@ -106,6 +106,14 @@ pub struct LimiterCounts {
     pub acquire_timeouts: u64,
     /// Limiter failures (the call failed).
     pub errors: u64,
+    /// Admissions by who decided them: Redis, the `local` failure policy's in-process window,
+    /// or the `open` policy (no counting) while Redis was away.
+    #[serde(default)]
+    pub admitted_by_redis: u64,
+    #[serde(default)]
+    pub admitted_locally: u64,
+    #[serde(default)]
+    pub admitted_uncounted: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -216,6 +224,9 @@ pub(super) fn build(i: Inputs<'_>) -> SimReport {
             waited_seconds: p.waited_us.load(Ordering::Relaxed) as f64 / 1e6,
             acquire_timeouts: p.acquire_timeouts.load(Ordering::Relaxed),
             errors: p.limiter_errors.load(Ordering::Relaxed),
+            admitted_by_redis: p.admitted_store.load(Ordering::Relaxed),
+            admitted_locally: p.admitted_local.load(Ordering::Relaxed),
+            admitted_uncounted: p.admitted_open.load(Ordering::Relaxed),
         },
         code_reviews: sum(|c| c.code_reviews),
         writes: WriteCounts {
@@ -298,6 +309,13 @@ impl fmt::Display for SimReport {
                 String::new()
             }
         )?;
+        if r.admitted_locally + r.admitted_uncounted > 0 {
+            writeln!(
+                f,
+                "             while Redis was away: {} admitted by the local window, {} uncounted",
+                r.admitted_locally, r.admitted_uncounted
+            )?;
+        }
         writeln!(f, "code reviews {}", self.code_reviews)?;
         let w = &self.writes;
         write!(

@@ -28,6 +28,20 @@ pub struct ServerOptions {
     pub extra: Vec<(String, String)>,
 }
 
+impl ServerOptions {
+    /// Options for a server that keeps every acknowledged write across a SIGKILL (AOF with
+    /// an fsync per write), for crash tests that check what survived.
+    pub fn durable() -> Self {
+        Self {
+            extra: vec![
+                ("appendonly".into(), "yes".into()),
+                ("appendfsync".into(), "always".into()),
+            ],
+            ..Default::default()
+        }
+    }
+}
+
 /// A `redis-server` process owned by one test.
 pub struct RedisServer {
     pub port: u16,
@@ -220,8 +234,8 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port with the same options (data is gone: the
-    /// test servers persist nothing).
+    /// Starts the server again on the same port with the same options (data is gone unless
+    /// the options turned persistence on, see [`ServerOptions::durable`]).
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "server is still running");
         self.spawn(&[]);
@@ -245,13 +259,18 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// A cluster whose nodes all get `options` (e.g. `extra` persistence settings).
+    pub fn start_with(options: ServerOptions) -> Self {
         let mut nodes = Vec::new();
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut node = RedisServer {
                 port: free_port(),
                 dir,
-                options: ServerOptions::default(),
+                options: options.clone(),
                 child: None,
             };
             node.spawn(&cluster_args());
