@@ -1,7 +1,10 @@
 //! Where the library's `tracing` events go. Outage warnings, dropped writes and skipped data are
 //! logged; a user must be able to see them without them ever corrupting the dashboard's screen.
 //!
-//! `ARTEMIS_LOG` sets the filter (`tracing_subscriber::EnvFilter` syntax, default `warn`).
+//! `ARTEMIS_LOG` sets the filter (`tracing_subscriber::EnvFilter` syntax). The default is
+//! `warn,redis=error`: the Redis client logs a warning per failed node connection attempt, which
+//! during a Cluster outage is hundreds of lines a second saying what our own outage warnings
+//! already say once.
 //! Headless modes log to stderr. The dashboard owns the terminal, so it logs only to the file
 //! named by `ARTEMIS_LOG_FILE` (appended to), and not at all without one.
 
@@ -10,6 +13,7 @@ use std::path::Path;
 /// Names of the environment variables read here (they are not settings).
 pub const LOG_ENV: &str = "ARTEMIS_LOG";
 pub const LOG_FILE_ENV: &str = "ARTEMIS_LOG_FILE";
+pub const DEFAULT_FILTER: &str = "warn,redis=error";
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,10 +26,12 @@ pub enum Sink {
 /// Installs the global subscriber. A bad filter or an unopenable log file is reported on stderr
 /// (before the dashboard takes the terminal) and logging falls back to `warn` / off.
 pub fn init(sink: Sink, env: &dyn Fn(&str) -> Option<String>) {
-    let spec = env(LOG_ENV).unwrap_or_else(|| "warn".into());
+    let spec = env(LOG_ENV).unwrap_or_else(|| DEFAULT_FILTER.into());
     let filter = tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
-        eprintln!("artemis-top: {LOG_ENV}={spec:?} is not a log filter ({e}); using \"warn\"");
-        tracing_subscriber::EnvFilter::new("warn")
+        eprintln!(
+            "artemis-top: {LOG_ENV}={spec:?} is not a log filter ({e}); using {DEFAULT_FILTER:?}"
+        );
+        tracing_subscriber::EnvFilter::new(DEFAULT_FILTER)
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let code = runtime.block_on(async {
         match cli.command {
             Some(Command::Check) => match artemis::check::check(&settings).await {
                 Ok(report) => {
@@ -55,7 +55,11 @@ fn main() -> ExitCode {
             Some(Command::Simulate(args)) => simulate(cli.demo, args, settings).await,
             None => dashboard(&cli, settings).await,
         }
-    })
+    });
+    // Background tasks (the Redis client's reconnects, a drain still retrying) must not keep
+    // a finished command from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// How long `--demo --once` lets the simulator run before the snapshot.

@@ -791,6 +791,8 @@ async fn redis_killed_mid_run_is_invisible_to_callers() {
         Source::Store
     );
 
+    // The two records so far land on the server that is about to die.
+    c.flush_metrics().await;
     server.kill();
     for _ in 0..5 {
         let started = Instant::now();

@@ -12,7 +12,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use artemis::demo::report::SimReport;
@@ -29,22 +29,6 @@ fn command(redis_args: &[String], home: &std::path::Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .args(redis_args);
     c
-}
-
-fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "simulate hung; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// The dashboard in tmux, logging to a file in `home`.
@@ -205,7 +189,7 @@ fn three_crashes_of_a_standalone_server() {
         assert!(*t <= 2.0, "current again after {t:.2} s: {back:?}");
     }
 
-    let out = wait_output(sim, Duration::from_secs(180));
+    let out = support::wait_output(sim, Duration::from_secs(180), "simulate");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "simulate: {stderr}");
@@ -261,7 +245,7 @@ fn a_cluster_master_restarts_under_load() {
     std::thread::sleep(Duration::from_secs(5));
     cluster.restart_node(1);
 
-    let out = wait_output(sim, Duration::from_secs(180));
+    let out = support::wait_output(sim, Duration::from_secs(180), "simulate");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "simulate: {stderr}");

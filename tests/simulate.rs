@@ -21,24 +21,7 @@ use support::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_artemis-top");
 
-/// Waits for `child` at most `limit`, killing it (only it) when it overstays.
-fn wait_output(mut child: Child, limit: Duration, what: &str) -> Output {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait().expect("poll the child") {
-            Some(_) => return child.wait_with_output().expect("collect the output"),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let out = child.wait_with_output().expect("collect the output");
-                panic!(
-                    "{what} did not finish within {limit:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
+use support::wait_output;
 
 /// The binary in a clean environment: no config file, no REDIS_* variables of the caller.
 fn bin(server: &RedisServer) -> Command {
