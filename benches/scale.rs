@@ -228,6 +228,7 @@ fn run(
     let mut redis = Vec::new();
     let mut latencies = Vec::new();
     let mut captures = Vec::new();
+    let mut rss_windows = Vec::new();
     while Instant::now() + WINDOW <= stop + Duration::from_millis(100) {
         let (d0, r0, t0) = (cpu_secs(pid), redis_cpu(nodes), Instant::now());
         while t0.elapsed() < WINDOW {
@@ -239,6 +240,7 @@ fn run(
         let wall = t0.elapsed().as_secs_f64();
         cpu.push((cpu_secs(pid) - d0) / wall * 100.0);
         redis.push((redis_cpu(nodes) - r0) / wall * 100.0);
+        rss_windows.push(rss_mib(pid).0);
     }
     let sent = rt.block_on(storm).unwrap();
     let (rss_end, hwm) = rss_mib(pid);
@@ -317,6 +319,11 @@ fn run(
     println!(
         "| messages into the UI loop | {:.0}/s (median) | | |",
         median(msgs)
+    );
+    let rss_list: Vec<String> = rss_windows.iter().map(|r| format!("{r:.0}")).collect();
+    println!(
+        "| RSS after each 10 s window (MiB) | {} | | |",
+        rss_list.join(", ")
     );
     println!("| header counts every card at the end | {all_shown} | | |");
     println!();

@@ -32,6 +32,8 @@ pub async fn read_snapshot(
     let mut malformed = cards.malformed;
     malformed.extend(metrics.malformed);
     malformed.extend(limits.malformed);
+    let mut cards = cards.cards;
+    attribute_costs(&mut cards, &metrics.metrics.recent);
     let connection = storage.connection().borrow().clone();
     Ok(Snapshot {
         taken_at: now,
@@ -40,11 +42,32 @@ pub async fn read_snapshot(
             endpoint: storage.endpoint(),
         },
         connection,
-        cards: cards.cards,
+        cards,
         metrics: metrics.metrics,
         limits: limits.limits,
         malformed,
     })
+}
+
+/// A finished card whose writer recorded no cost in its metadata takes the cost its pipeline
+/// completion recorded in the metrics (the recent completions read with the snapshot), so the
+/// card table shows what a finished pipeline cost whoever wrote it.
+fn attribute_costs(cards: &mut [CardSnapshot], recent: &[RecentPipeline]) {
+    if recent.is_empty() {
+        return;
+    }
+    let by_card: std::collections::HashMap<&str, f64> = recent
+        .iter()
+        .rev() // newest last, so the newest completion of a card id wins
+        .map(|r| (r.card_id.as_str(), r.cost))
+        .collect();
+    for card in cards.iter_mut().filter(|c| c.cost_usd.is_none()) {
+        if card.pipeline.status.is_final()
+            && let Some(cost) = by_card.get(card.pipeline.card_id.as_str())
+        {
+            card.cost_usd = Some(*cost);
+        }
+    }
 }
 
 /// Everything the dashboard shows at one moment.

@@ -171,6 +171,8 @@ fn the_report_matches_what_redis_holds() {
         assert_eq!(s.pipeline.total_stages, i64::from(card.total_stages));
         assert!(s.pipeline.end_time.is_some());
         assert_eq!(s.title(), Some(card.title.as_str()));
+        // The card's cost, from its pipeline completion in the metrics.
+        close(s.cost_usd.unwrap_or(f64::NAN), card.cost_usd, &card.card_id);
         if card.status == PipelineStatus::Completed {
             assert_eq!(card.completed_stages, card.total_stages);
             assert!(s.stages.iter().all(|st| st.progress_percent == Some(100)));

@@ -394,3 +394,50 @@ fn memory_stays_bounded_under_event_storms() {
     );
     assert_eq!(app.live.as_ref().unwrap().cards.len(), 5);
 }
+
+/// A long event storm over many cards keeps a bounded number of live events (the drill-down's
+/// fallback when the writer keeps no history), dropping the oldest first.
+#[test]
+fn live_events_stay_bounded_under_a_storm() {
+    use artemis::tui::app::{EVENTS_PER_CARD, LIVE_EVENTS_TOTAL};
+    let cards = 10_000;
+    let mut app = fx::app();
+    app.apply(Message::Snapshot(Box::new(fx::many_cards(cards))));
+    let total = |app: &App| app.live_events.values().map(|q| q.len()).sum::<usize>();
+    for i in 0..(LIVE_EVENTS_TOTAL * 3) {
+        app.apply(Message::Event(PipelineEvent::StageUpdated {
+            card_id: format!("card-{:06}", i % cards),
+            stage_name: "development".into(),
+            status: StageStatus::Running,
+            progress_percent: Some((i % 100) as i64),
+            message: Some(format!("event {i}")),
+            timestamp: "2025-10-22T20:30:44".into(),
+        }));
+        if i % 997 == 0 {
+            assert!(total(&app) <= LIVE_EVENTS_TOTAL);
+        }
+    }
+    assert_eq!(total(&app), LIVE_EVENTS_TOTAL);
+    // The newest are kept: the last card touched has its last event.
+    let last = LIVE_EVENTS_TOTAL * 3 - 1;
+    let q = &app.live_events[&format!("card-{:06}", last % cards)];
+    match &q.back().unwrap().event {
+        PipelineEvent::StageUpdated { message, .. } => {
+            assert_eq!(message.as_deref(), Some(format!("event {last}").as_str()))
+        }
+        other => panic!("{other:?}"),
+    }
+    // One hot card still keeps its own cap.
+    for i in 0..(EVENTS_PER_CARD * 2) {
+        app.apply(Message::Event(PipelineEvent::StageUpdated {
+            card_id: "card-000001".into(),
+            stage_name: "development".into(),
+            status: StageStatus::Running,
+            progress_percent: Some((i % 100) as i64),
+            message: None,
+            timestamp: "2025-10-22T20:30:44".into(),
+        }));
+    }
+    assert_eq!(app.live_events["card-000001"].len(), EVENTS_PER_CARD);
+    assert!(total(&app) <= LIVE_EVENTS_TOTAL);
+}

@@ -28,6 +28,9 @@ pub const HISTORY_SAMPLES: usize = 600;
 pub const EVENTS_PER_CARD: usize = 200;
 /// Cards whose live events are tracked at once; beyond it new cards' events are counted only.
 pub const TRACKED_CARDS: usize = 20_000;
+/// Live events kept over all cards (oldest dropped first), so that memory stays bounded under
+/// a long event storm over many cards (200 per card × 10,000 cards would be gigabytes).
+pub const LIVE_EVENTS_TOTAL: usize = 20_000;
 /// Cards that live events may add before a snapshot lists them (a storm of unknown ids cannot
 /// grow the table without bound).
 pub const CARDS_FROM_EVENTS: usize = 5_000;
@@ -268,6 +271,9 @@ pub struct App {
     pub read_error: Option<(DateTime<Utc>, String)>,
     /// Events seen live, per card.
     pub live_events: HashMap<String, VecDeque<SeenEvent>>,
+    /// Card ids in the order their live events arrived, one entry per kept event (at most
+    /// [`LIVE_EVENTS_TOTAL`]): the front names the card holding the oldest event.
+    live_order: VecDeque<String>,
     /// Per-second event counts (epoch second, count), for the rate.
     event_buckets: Ring<(i64, u32)>,
     pub events_total: u64,
@@ -316,6 +322,7 @@ impl App {
             subscribe_error: None,
             read_error: None,
             live_events: HashMap::new(),
+            live_order: VecDeque::new(),
             event_buckets: Ring::new(60),
             events_total: 0,
             bad_events: 0,
@@ -468,6 +475,10 @@ impl App {
         let index = &self.card_index;
         self.live_events
             .retain(|id, _| index.contains_key(id) || open.as_deref() == Some(id));
+        if self.live_order.len() > self.live_events.values().map(VecDeque::len).sum::<usize>() {
+            let kept = &self.live_events;
+            self.live_order.retain(|id| kept.contains_key(id));
+        }
         self.live = Some(snap);
         if !self.is_frozen() {
             self.rows_stale = true;
@@ -493,6 +504,21 @@ impl App {
                 received: self.now,
                 event: event.clone(),
             });
+            self.live_order.push_back(id.clone());
+            // Over the total budget: drop the globally oldest events. (An entry can name a
+            // card whose event the per-card cap already dropped; it then drops that card's
+            // oldest, which keeps the bound.)
+            while self.live_order.len() > LIVE_EVENTS_TOTAL {
+                let Some(old) = self.live_order.pop_front() else {
+                    break;
+                };
+                if let Some(q) = self.live_events.get_mut(&old) {
+                    q.pop_front();
+                    if q.is_empty() {
+                        self.live_events.remove(&old);
+                    }
+                }
+            }
         }
         let Some(snap) = self.live.as_mut() else {
             return;
