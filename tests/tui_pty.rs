@@ -135,3 +135,33 @@ fn sigterm_restores_the_terminal() {
 fn sighup_restores_the_terminal() {
     signal_restores_the_terminal("HUP");
 }
+
+/// A panic in the UI (forced in debug builds by `TEST_PANIC_ARTEMIS_TOP`) restores the terminal
+/// before the panic message is printed, and ends the process with the panic exit code.
+#[test]
+fn a_panic_restores_the_terminal() {
+    let server = RedisServer::start();
+    seed(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let (line, stty) = script(&server, dir.path());
+    let line = line.replace("TERM=", "TEST_PANIC_ARTEMIS_TOP=1 TERM=");
+    let tmux = Tmux::new("panic");
+    tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "t",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &line,
+    ]);
+    let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=101"), "{s}");
+    assert!(
+        s.contains("test panic after the first frame"),
+        "the message is readable:\n{s}"
+    );
+    assert_restored(&tmux, &stty);
+}

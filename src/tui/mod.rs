@@ -92,6 +92,12 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
                     let started = std::time::Instant::now();
                     draw(&mut terminal, &mut app)?;
                     stats.draw(started.elapsed());
+                    // Debug builds only: lets the terminal test check the restore after a
+                    // panic in the UI task (release builds have no such switch).
+                    #[cfg(debug_assertions)]
+                    if std::env::var_os("TEST_PANIC_ARTEMIS_TOP").is_some() {
+                        panic!("test panic after the first frame (TEST_PANIC_ARTEMIS_TOP)");
+                    }
                     app.dirty = false;
                     last_frame = Some(Instant::now());
                 } else if let Some(t) = last_frame {
@@ -196,8 +202,14 @@ impl TerminalGuard {
         HOOK.call_once(|| {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
+                let was_active = ACTIVE.load(Ordering::SeqCst);
                 restore_terminal();
                 previous(info);
+                // A panic in any task (the runtime would catch one in a background task and
+                // keep the UI drawing into a restored terminal) ends the dashboard, loudly.
+                if was_active {
+                    std::process::exit(101);
+                }
             }));
         });
         enable_raw_mode()?;
