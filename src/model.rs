@@ -138,6 +138,11 @@ pub enum PipelineEvent {
         card_id: String,
         total_stages: i64,
         timestamp: String,
+        /// Extension: the card's metadata (title, priority, …), so that a dashboard can show a
+        /// new card fully before its next read. Python readers ignore it; Python writers do not
+        /// send it.
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        metadata: Map<String, Value>,
     },
     StageUpdated {
         card_id: String,

@@ -335,8 +335,20 @@ fn live_events_patch_cards_until_the_next_snapshot() {
         card_id: "card-new".into(),
         total_stages: 3,
         timestamp: "2025-10-22T20:30:45".into(),
+        metadata: serde_json::json!({"title": "Fresh card"})
+            .as_object()
+            .cloned()
+            .unwrap(),
     }));
     assert_eq!(ids(&mut app)[0], "card-new");
+    // With its title at once (the start event's metadata extension).
+    let shown = app.shown().unwrap();
+    let fresh = shown
+        .cards
+        .iter()
+        .find(|c| c.pipeline.card_id == "card-new")
+        .unwrap();
+    assert_eq!(fresh.title(), Some("Fresh card"));
     assert_eq!(app.events_total, 2);
     // Snapshots are the truth, but a reader may list a new card only later (Python cards
     // are found by a periodic SCAN): within the grace period the card stays.
@@ -353,6 +365,7 @@ fn live_events_patch_cards_until_the_next_snapshot() {
         card_id: "card-101".into(),
         total_stages: 8,
         timestamp: "2025-10-22T20:26:33".into(),
+        metadata: Default::default(),
     }));
     assert_eq!(ids(&mut app).len(), 5);
 }
@@ -365,6 +378,7 @@ fn memory_stays_bounded_under_event_storms() {
             card_id: format!("storm-{i}"),
             total_stages: 1,
             timestamp: "2025-10-22T20:30:45".into(),
+            metadata: Default::default(),
         }));
     }
     for i in 0..1_000 {

@@ -231,6 +231,7 @@ pub(crate) fn started_event(s: &PipelineStart) -> PipelineEvent {
         card_id: s.card_id.clone(),
         total_stages: s.total_stages.into(),
         timestamp: format_naive(s.at.naive_utc()),
+        metadata: s.metadata.clone(),
     }
 }
 

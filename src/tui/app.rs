@@ -529,6 +529,7 @@ impl App {
                 let PipelineEvent::PipelineStarted {
                     total_stages,
                     timestamp,
+                    metadata,
                     ..
                 } = &event
                 else {
@@ -547,7 +548,7 @@ impl App {
                         current_stage: None,
                         start_time: timestamp.clone(),
                         end_time: None,
-                        metadata: Default::default(),
+                        metadata: metadata.clone(),
                         duration_seconds: None,
                     },
                     stages: Vec::new(),

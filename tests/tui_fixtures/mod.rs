@@ -349,6 +349,7 @@ pub fn events_101() -> Vec<PipelineEvent> {
             card_id: "card-101".into(),
             total_stages: 8,
             timestamp: ts(252),
+            metadata: Default::default(),
         },
         e("planning", StageStatus::Running, Some(0), 250),
         e("planning", StageStatus::Completed, Some(100), 240),
