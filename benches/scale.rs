@@ -11,8 +11,11 @@
 //!
 //! `cargo bench --bench scale -- standalone` or `-- cluster` runs one of the two.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+use common::{cpu_secs, max, median, redis_cpu, rss_mib};
 
 use std::time::{Duration, Instant};
 
@@ -24,68 +27,6 @@ const CARDS: usize = 10_000;
 const EVENTS_PER_SEC: u64 = 1_000;
 const RUN: Duration = Duration::from_secs(60);
 const WINDOW: Duration = Duration::from_secs(10);
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        f64::NAN
-    } else {
-        v[v.len() / 2]
-    }
-}
-
-fn max(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::NAN, f64::max)
-}
-
-fn clock_ticks() -> f64 {
-    let out = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(100.0)
-}
-
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process is alive");
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / clock_ticks()
-}
-
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn redis_cpu(nodes: &[&support::RedisServer]) -> f64 {
-    nodes
-        .iter()
-        .map(|n| {
-            let info = n.cli(&["INFO", "cpu"]);
-            let get = |k: &str| {
-                info.lines()
-                    .find(|l| l.starts_with(k))
-                    .and_then(|l| l.split(':').nth(1))
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            get("used_cpu_user:") + get("used_cpu_sys:")
-        })
-        .sum()
-}
 
 /// 10,000 cards through the library (indexed: the dashboard finds them without SCAN).
 async fn seed(tracker: &Tracker) {

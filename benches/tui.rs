@@ -10,12 +10,12 @@
 //!
 //! Medians of several runs; every figure is printed with the ratio to its baseline.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 #[path = "../tests/tui_fixtures/mod.rs"]
 mod tui_fixtures;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ratatui::Terminal;
@@ -24,11 +24,8 @@ use ratatui::backend::TestBackend;
 use artemis::model::{PipelineEvent, StageStatus};
 use artemis::tui::message::Message;
 use artemis::tui::render;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use common::{cpu_secs, median, redis_cpu, rss_mib};
+use support::tmux::{Tmux, binary_line, child_of};
 
 // ---------------------------------------------------------------- frames
 
@@ -99,51 +96,6 @@ fn frames() {
 
 // ---------------------------------------------------------------- live binary
 
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("process is alive");
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / clock_ticks()
-}
-
-fn clock_ticks() -> f64 {
-    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(100.0)
-}
-
-/// (VmRSS, VmHWM) in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn redis_cpu(server: &support::RedisServer) -> f64 {
-    let info = server.cli(&["INFO", "cpu"]);
-    let get = |k: &str| {
-        info.lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split(':').nth(1))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    get("used_cpu_user:") + get("used_cpu_sys:")
-}
-
 fn seed(server: &support::RedisServer, from: usize, to: usize) {
     let mut c = server.raw();
     let now = chrono::Utc::now().naive_utc();
@@ -172,26 +124,6 @@ fn seed(server: &support::RedisServer, from: usize, to: usize) {
     }
 }
 
-struct Tmux(String);
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.0)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.cmd(&["kill-server"]);
-    }
-}
-
 /// Waits until the dashboard's header counts `n` cards. Python-written cards are found by a
 /// SCAN that the tracker repeats only every `tracker.scan_interval_seconds` (30 s by default),
 /// so this can take that long.
@@ -199,7 +131,7 @@ fn wait_for_cards(tmux: &Tmux, n: usize) {
     let want = format!("│ {n} cards");
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
-        if tmux.cmd(&["capture-pane", "-p", "-t", "b"]).contains(&want) {
+        if tmux.screen().contains(&want) {
             // One more poll so that the measurement starts in the steady state.
             std::thread::sleep(Duration::from_secs(2));
             return;
@@ -216,40 +148,24 @@ fn cpu_window(
     secs: f64,
     during: &mut dyn FnMut(Instant, Duration),
 ) -> (f64, f64) {
-    let (d0, r0, t0) = (cpu_secs(pid), redis_cpu(server), Instant::now());
+    let (d0, r0, t0) = (cpu_secs(pid), redis_cpu(&[server]), Instant::now());
     during(t0, Duration::from_secs_f64(secs));
     let rest = Duration::from_secs_f64(secs).saturating_sub(t0.elapsed());
     std::thread::sleep(rest);
     let wall = t0.elapsed().as_secs_f64();
     (
         (cpu_secs(pid) - d0) / wall * 100.0,
-        (redis_cpu(server) - r0) / wall * 100.0,
+        (redis_cpu(&[server]) - r0) / wall * 100.0,
     )
 }
 
 fn live() {
     let server = support::RedisServer::start();
     let home = tempfile::tempdir().unwrap();
-    let tmux = Tmux(format!("artemis-bench-{}", std::process::id()));
-    let line = format!(
-        "env -i HOME={} PATH=/usr/bin:/bin TERM=xterm-256color {} --redis-url {}; sleep 600",
-        home.path().display(),
-        env!("CARGO_BIN_EXE_artemis-top"),
-        server.url()
-    );
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "b",
-        "-x",
-        "160",
-        "-y",
-        "48",
-        &line,
-    ]);
+    let (line, _) = binary_line(home.path(), &[], &["--redis-url", &server.url()]);
+    let tmux = Tmux::start("bench", 160, 48, &line);
     std::thread::sleep(Duration::from_secs(2));
-    let shell = tmux.cmd(&["display", "-p", "-t", "b", "#{pane_pid}"]);
+    let shell = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_pid}"]);
     let pid = child_of(shell.trim().parse().unwrap()).expect("the dashboard's pid");
     let idle = |label: &str, runs: usize| {
         let mut d = Vec::new();
@@ -329,35 +245,6 @@ fn live() {
         "| 10,000 | {rss10k:.1} (peak {hwm10k:.1}) | {:.1} |",
         rss10k / rss0
     );
-}
-
-/// The one child process of `ppid` (read from /proc, no external tool needed).
-fn child_of(ppid: u32) -> Option<u32> {
-    let mut found = None;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        if rest
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse::<u32>().ok())
-            == Some(ppid)
-        {
-            found = Some(pid);
-        }
-    }
-    found
 }
 
 fn main() {

@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use support::tmux::{Tmux, assert_restored};
+use support::tmux::{Tmux, assert_restored, binary_line};
 
 /// Polls the screen until `want` holds, at most `limit` (the demo needs a few seconds of
 /// simulated work for some of the checks, longer than `Tmux::wait_for` waits).
@@ -77,27 +77,9 @@ fn stages_done(p: &(String, String)) -> u32 {
 #[test]
 fn the_demo_runs_without_redis_drills_in_and_quits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let stty = dir.path().join("stty.txt");
     // A clean environment: no REDIS_URL, no config file; nothing listens for it anyway.
-    let line = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --demo; \
-         echo EXIT=$?; stty -a > {stty}; sleep 60",
-        home = dir.path().display(),
-        bin = env!("CARGO_BIN_EXE_artemis-top"),
-        stty = stty.display(),
-    );
-    let tmux = Tmux::new("demo");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "110",
-        "-y",
-        "34",
-        &line,
-    ]);
+    let (line, stty) = binary_line(dir.path(), &[], &["--demo"]);
+    let tmux = Tmux::start("demo", 110, 34, &line);
 
     // Cards appear at once, several running.
     let first = tmux.wait_for("running simulated cards", |s| {

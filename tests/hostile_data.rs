@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::RedisServer;
-use support::tmux::{Tmux, assert_restored};
+use support::tmux::{Tmux, assert_restored, binary_line};
 
 const TEN_MB: usize = 10 * 1024 * 1024;
 
@@ -322,27 +322,8 @@ fn dashboard_survives_planted_garbage() {
     let server = RedisServer::start();
     plant_garbage(&server);
     let dir = tempfile::tempdir().unwrap();
-    let stty = dir.path().join("stty.txt");
-    let line = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --redis-url {url}; \
-         echo EXIT=$?; stty -a > {stty}; sleep 60",
-        home = dir.path().display(),
-        bin = env!("CARGO_BIN_EXE_artemis-top"),
-        url = server.url(),
-        stty = stty.display(),
-    );
-    let tmux = Tmux::new("hostile");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "140",
-        "-y",
-        "40",
-        &line,
-    ]);
+    let (line, stty) = binary_line(dir.path(), &[], &["--redis-url", &server.url()]);
+    let tmux = Tmux::start("hostile", 140, 40, &line);
     let s = tmux.wait_for("the good card", |s| s.contains("good-card"));
     assert!(
         s.contains("malformed"),
@@ -433,27 +414,8 @@ fn a_card_with_100k_stages() {
     assert!(shown > 0, "the card's stages are read");
 
     let dir = tempfile::tempdir().unwrap();
-    let stty = dir.path().join("stty.txt");
-    let line = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --redis-url {url}; \
-         echo EXIT=$?; stty -a > {stty}; sleep 60",
-        home = dir.path().display(),
-        bin = env!("CARGO_BIN_EXE_artemis-top"),
-        url = server.url(),
-        stty = stty.display(),
-    );
-    let tmux = Tmux::new("wide");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &line,
-    ]);
+    let (line, stty) = binary_line(dir.path(), &[], &["--redis-url", &server.url()]);
+    let tmux = Tmux::start("wide", 120, 40, &line);
     tmux.wait_for("the wide card", |s| s.contains("wide"));
     tmux.keys(&["Enter"]);
     tmux.wait_for("the drill-down", |s| s.contains("Stages ("));

@@ -20,7 +20,7 @@ use artemis::model::{PipelineStatus, StageStatus};
 use artemis::storage::{Storage, open_redis};
 use artemis::tracker::{StageUpdate, Tracker};
 use serde_json::{Map, Value};
-use support::tmux::{Tmux, assert_restored};
+use support::tmux::{Tmux, assert_restored, binary_line};
 use support::{RedisServer, ServerOptions};
 
 const READER_PASS: &str = "reader-pass-1";
@@ -233,14 +233,7 @@ fn user_url(server: &RedisServer, user: &str) -> String {
 }
 
 fn dashboard_line(server: &RedisServer, user: &str, dir: &std::path::Path) -> String {
-    format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --redis-url '{url}'; \
-         echo EXIT=$?; stty -a > {stty}; sleep 60",
-        home = dir.display(),
-        bin = env!("CARGO_BIN_EXE_artemis-top"),
-        url = user_url(server, user),
-        stty = dir.join("stty.txt").display(),
-    )
+    binary_line(dir, &[], &["--redis-url", &user_url(server, user)]).0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,18 +287,7 @@ async fn the_dashboard_works_as_a_read_only_user() {
     let dir = tempfile::tempdir().unwrap();
     let stty = dir.path().join("stty.txt");
     let line = dashboard_line(&server, "top", dir.path());
-    let tmux = Tmux::new("readonly");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "140",
-        "-y",
-        "40",
-        &line,
-    ]);
+    let tmux = Tmux::start("readonly", 140, 40, &line);
     tmux.wait_for("the card, with live events", |s| {
         s.contains("lp-card") && s.contains("● connected") && !s.contains("no live events")
     });
@@ -339,19 +321,8 @@ async fn without_the_events_pattern_the_dashboard_says_why_it_polls() {
     let writer = open_as(&server, "app", APP_PASS).await;
     write_everything(&writer).await;
     let dir = tempfile::tempdir().unwrap();
-    let tmux = Tmux::new("narrow");
     let line = dashboard_line(&server, "narrow", dir.path());
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "180",
-        "-y",
-        "40",
-        &line,
-    ]);
+    let tmux = Tmux::start("narrow", 180, 40, &line);
     let s = tmux.wait_for("the reason", |s| s.contains("may not PSUBSCRIBE"));
     assert!(
         s.contains("lp-card"),

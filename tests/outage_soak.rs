@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use artemis::demo::report::SimReport;
 use artemis::snapshot::Snapshot;
-use support::tmux::Tmux;
+use support::tmux::{Tmux, binary_line};
 use support::{RedisCluster, RedisServer, ServerOptions};
 
 const BIN: &str = env!("CARGO_BIN_EXE_artemis-top");
@@ -33,24 +33,10 @@ fn command(redis_args: &[String], home: &std::path::Path) -> Command {
 
 /// The dashboard in tmux, logging to a file in `home`.
 fn dashboard(tag: &str, redis_args: &[String], home: &std::path::Path) -> Tmux {
-    let tmux = Tmux::new(tag);
-    let line = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color ARTEMIS_LOG=warn \
-         ARTEMIS_LOG_FILE={home}/dash.log {BIN} {args}; echo EXIT=$?; sleep 120",
-        home = home.display(),
-        args = redis_args.join(" "),
-    );
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "40",
-        &line,
-    ]);
+    let log = home.join("dash.log").display().to_string();
+    let args: Vec<&str> = redis_args.iter().map(String::as_str).collect();
+    let (line, _) = binary_line(home, &[("ARTEMIS_LOG_FILE", &log)], &args);
+    let tmux = Tmux::start(tag, 160, 40, &line);
     tmux.wait_for("the dashboard", |s| s.contains("● connected"));
     tmux
 }

@@ -8,7 +8,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::tmux::Tmux;
+use support::tmux::{Tmux, binary_line};
 use support::{RedisServer, ServerOptions};
 
 const ADMIN_PASS: &str = "adm1n-S3cret-pass";
@@ -237,25 +237,13 @@ fn the_dashboard_and_its_log_never_show_a_password() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("dash.log");
     let url = format!("redis://app:{USER_PASS}@127.0.0.1:{}/0", server.port);
-    let line = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color ARTEMIS_LOG=trace \
-         ARTEMIS_LOG_FILE={log} {bin} --redis-url '{url}'; echo EXIT=$?; sleep 60",
-        home = dir.path().display(),
-        log = log.display(),
-        bin = env!("CARGO_BIN_EXE_artemis-top"),
+    let log_file = log.display().to_string();
+    let (line, _) = binary_line(
+        dir.path(),
+        &[("ARTEMIS_LOG", "trace"), ("ARTEMIS_LOG_FILE", &log_file)],
+        &["--redis-url", &url],
     );
-    let tmux = Tmux::new("secrets");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "160",
-        "-y",
-        "40",
-        &line,
-    ]);
+    let tmux = Tmux::start("secrets", 160, 40, &line);
     let s = tmux.wait_for("the header", |s| s.contains("connected"));
     assert!(
         s.contains("redis://127.0.0.1:"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::RedisServer;
-use support::tmux::{Tmux, assert_restored, child_of};
+use support::tmux::{Tmux, assert_restored, binary_line, child_of};
 
 fn seed(server: &RedisServer) {
     let now = chrono::Utc::now().naive_utc();
@@ -35,16 +35,7 @@ fn seed(server: &RedisServer) {
 /// The shell line tmux runs: the dashboard in a clean environment, then a record of how it
 /// left the terminal.
 fn script(server: &RedisServer, dir: &Path) -> (String, PathBuf) {
-    let stty = dir.join("stty.txt");
-    let line = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {bin} --redis-url {url}; \
-         echo EXIT=$?; stty -a > {stty}; sleep 60",
-        home = dir.display(),
-        bin = env!("CARGO_BIN_EXE_artemis-top"),
-        url = server.url(),
-        stty = stty.display(),
-    );
-    (line, stty)
+    binary_line(dir, &[], &["--redis-url", &server.url()])
 }
 
 #[test]
@@ -53,18 +44,7 @@ fn drill_into_a_card_and_quit_restores_the_terminal() {
     seed(&server);
     let dir = tempfile::tempdir().unwrap();
     let (line, stty) = script(&server, dir.path());
-    let tmux = Tmux::new("quit");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &line,
-    ]);
+    let tmux = Tmux::start("quit", 100, 30, &line);
 
     let s = tmux.wait_for("the card", |s| s.contains("card-pty-1"));
     assert!(s.contains("● connected"), "{s}");
@@ -99,18 +79,7 @@ fn signal_restores_the_terminal(signal: &str) {
     seed(&server);
     let dir = tempfile::tempdir().unwrap();
     let (line, stty) = script(&server, dir.path());
-    let tmux = Tmux::new(signal);
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &line,
-    ]);
+    let tmux = Tmux::start(signal, 100, 30, &line);
     tmux.wait_for("the card", |s| s.contains("card-pty-1"));
     let shell = tmux.cmd(&["display", "-p", "-t", "t", "#{pane_pid}"]);
     let pid = child_of(shell.trim().parse().unwrap()).expect("the dashboard process");
@@ -145,18 +114,7 @@ fn a_panic_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let (line, stty) = script(&server, dir.path());
     let line = line.replace("TERM=", "TEST_PANIC_ARTEMIS_TOP=1 TERM=");
-    let tmux = Tmux::new("panic");
-    tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "t",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &line,
-    ]);
+    let tmux = Tmux::start("panic", 100, 30, &line);
     let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=101"), "{s}");
     assert!(

@@ -1,7 +1,7 @@
 //! Driving the real binary in a real terminal: a tmux server on a private socket, its screen,
 //! its keys, and whether the program left the terminal as it found it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,23 @@ pub struct Tmux {
 }
 
 impl Tmux {
+    /// A session `t` of `width` x `height` running `line`.
+    pub fn start(tag: &str, width: u16, height: u16, line: &str) -> Self {
+        let tmux = Self::new(tag);
+        tmux.cmd(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            line,
+        ]);
+        tmux
+    }
+
     pub fn new(tag: &str) -> Self {
         Self {
             socket: format!("artemis-test-{}-{tag}", std::process::id()),
@@ -51,6 +68,33 @@ impl Tmux {
         args.extend_from_slice(keys);
         self.cmd(&args);
     }
+}
+
+/// Quotes one shell word.
+fn quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// The shell line that runs the binary with `args` in a clean environment (`HOME` = `dir`, a
+/// minimal `PATH`, `TERM=xterm-256color`, plus `env`), then prints `EXIT=<code>` and writes
+/// `stty -a` to the returned file, so a test can check how the terminal was left.
+pub fn binary_line(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (String, PathBuf) {
+    let stty = dir.join("stty.txt");
+    let env: Vec<String> = env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .collect();
+    let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let line = format!(
+        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color {env} {bin} {args}; \
+         echo EXIT=$?; stty -a > {stty}; sleep 120",
+        home = quote(&dir.display().to_string()),
+        env = env.join(" "),
+        bin = env!("CARGO_BIN_EXE_artemis-top"),
+        args = args.join(" "),
+        stty = quote(&stty.display().to_string()),
+    );
+    (line, stty)
 }
 
 impl Drop for Tmux {
