@@ -6,26 +6,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::tmux::{Tmux, assert_restored, binary_line};
-
-/// Polls the screen until `want` holds, at most `limit` (the demo needs a few seconds of
-/// simulated work for some of the checks, longer than `Tmux::wait_for` waits).
-fn wait_within(tmux: &Tmux, what: &str, limit: Duration, want: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        let s = tmux.screen();
-        if want(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; screen:\n{s}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Card rows of the overview: card id → (`done/total`, running stage's percent if shown).
 fn progress(screen: &str) -> BTreeMap<String, (String, String)> {
@@ -89,18 +72,15 @@ fn the_demo_runs_without_redis_drills_in_and_quits_cleanly() {
     let before = progress(&first);
 
     // Their progress moves: some card's stage count or percent changes.
-    wait_within(&tmux, "progress to change", Duration::from_secs(20), |s| {
+    tmux.wait_within("progress to change", Duration::from_secs(20), |s| {
         let now = progress(s);
         now.iter()
             .any(|(id, p)| before.get(id).is_some_and(|b| b != p))
     });
     // Cards get through stages, and LLM calls show in the cache and rate-limit panels.
-    let s = wait_within(
-        &tmux,
-        "a card two stages in",
-        Duration::from_secs(30),
-        |s| progress(s).values().any(|p| stages_done(p) >= 2),
-    );
+    let s = tmux.wait_within("a card two stages in", Duration::from_secs(30), |s| {
+        progress(s).values().any(|p| stages_done(p) >= 2)
+    });
     let s = if s.contains(":sim") {
         s
     } else {

@@ -48,8 +48,14 @@ impl Tmux {
         self.cmd(&["capture-pane", "-p", "-t", "t"])
     }
 
+    /// Polls the screen until `want` holds, at most 15 s; returns that screen.
     pub fn wait_for(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.wait_within(what, Duration::from_secs(15), want)
+    }
+
+    /// [`Tmux::wait_for`] with its own time limit.
+    pub fn wait_within(&self, what: &str, limit: Duration, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let s = self.screen();
             if want(&s) {
