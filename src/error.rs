@@ -42,6 +42,12 @@ pub enum Error {
 impl Error {
     /// Whether the error means "Redis is not reachable now" (as opposed to a bad request):
     /// the cases the core's fallbacks handle.
+    /// Whether Redis refused a command because the key holds another type (someone overwrote
+    /// it): readers report the key as malformed and read the rest.
+    pub fn is_wrong_type(&self) -> bool {
+        matches!(self, Self::Redis(m) if m.contains("WRONGTYPE"))
+    }
+
     pub fn is_outage(&self) -> bool {
         matches!(
             self,

@@ -427,3 +427,41 @@ fn a_card_with_100k_stages() {
     assert!(s.contains("EXIT=0"), "{s}");
     assert_restored(&tmux, &stty);
 }
+
+/// This project's own extension keys overwritten with the wrong Redis type: each is reported,
+/// the rest of the snapshot is still read.
+#[test]
+fn extension_keys_of_the_wrong_type() {
+    let server = RedisServer::start();
+    let mut c = server.raw();
+    set(
+        &mut c,
+        "artemis:pipeline:good-card",
+        pipeline_doc("good-card", "Good card", "build"),
+    );
+    for key in [
+        "artemis:pipeline::index",
+        "artemis:ratelimit::registry",
+        "artemis:metrics::index:models",
+        "artemis:metrics:timeseries:pipelines",
+    ] {
+        set(&mut c, key, "not the right type");
+    }
+    let (json, _) = once(&server, "json");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["cards"][0]["card_id"], "good-card", "{v}");
+    let all: Vec<String> = v["malformed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["key"].as_str().unwrap().to_owned())
+        .collect();
+    for key in [
+        "artemis:pipeline::index",
+        "artemis:ratelimit::registry",
+        "artemis:metrics::index:models",
+        "artemis:metrics:timeseries:pipelines",
+    ] {
+        assert!(all.iter().any(|k| k == key), "{key} not reported: {all:?}");
+    }
+}

@@ -206,7 +206,17 @@ impl LimiterStore for RedisStorage {
         hgetall.arg(&registry_key);
         let (registry, now_us) =
             tokio::join!(self.redis.query::<Value>(&hgetall), self.server_time_us());
-        let (registry, now_us) = (registry?, now_us?);
+        let registry = match registry {
+            Err(e) if e.is_wrong_type() => {
+                malformed.push(Malformed {
+                    key: registry_key.clone(),
+                    reason: "not a hash (overwritten with another type?)".into(),
+                });
+                Value::Nil
+            }
+            other => other?,
+        };
+        let now_us = now_us?;
         let registry: HashMap<Vec<u8>, Vec<u8>> = match redis::from_redis_value(registry) {
             Ok(r) => r,
             Err(_) => {

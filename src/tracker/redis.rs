@@ -582,13 +582,22 @@ impl TrackerStore for RedisStorage {
         let min = now.timestamp_micros() as f64 / 1e6 - self.settings.tracker.ttl_seconds as f64;
         let mut zrange = redis::cmd("ZRANGEBYSCORE");
         zrange.arg(self.keys.pipeline_index()).arg(min).arg("+inf");
-        let (indexed, found, slots): (Vec<Vec<u8>>, _, _) = futures::try_join!(
-            self.redis.query(&zrange),
-            self.discovered(),
-            self.slot_map()
-        )?;
-        let mut malformed = Vec::new();
         let index_key = self.keys.pipeline_index();
+        let mut malformed = Vec::new();
+        let index = async {
+            match self.redis.query::<Vec<Vec<u8>>>(&zrange).await {
+                Err(e) if e.is_wrong_type() => Ok((Vec::new(), true)),
+                other => other.map(|ids| (ids, false)),
+            }
+        };
+        let ((indexed, index_wrong_type), found, slots) =
+            futures::try_join!(index, self.discovered(), self.slot_map())?;
+        if index_wrong_type {
+            malformed.push(Malformed {
+                key: index_key.clone(),
+                reason: "not a sorted set (overwritten with another type?)".into(),
+            });
+        }
         let mut ids = Vec::with_capacity(indexed.len());
         for raw in indexed {
             match String::from_utf8(raw) {
