@@ -407,3 +407,94 @@ async fn handle_writes_during_an_outage_land_when_redis_returns() {
     assert!((-1.0..=2.0).contains(&lag), "score lag {lag}");
     assert!(tracker.get_card("outage-card").await.unwrap().is_some());
 }
+
+/// A batch of request records has the effect of writing them one by one, on a server and on a
+/// Cluster (where the summed pipeline spans slots), and through the memory backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_requests_equals_one_by_one() {
+    let records: Vec<LlmRequestRecord> = (0..50)
+        .map(|i| {
+            let (provider, model) = match i % 3 {
+                0 => ("openai", "gpt-4o"),
+                1 => ("anthropic", "claude-sonnet-4-5"),
+                _ => ("openai", "gpt-4o-mini"),
+            };
+            let mut r = llm(provider, model, i % 4 == 0, 0.001 * f64::from(i));
+            r.prompt_tokens = 10 + u64::from(i as u32);
+            r
+        })
+        .collect();
+    let one_by_one = RedisServer::start();
+    let reference = storage::open_redis(one_by_one.settings()).await.unwrap();
+    for r in &records {
+        reference.track_llm_request(r).await.unwrap();
+    }
+    let want = reference.read_metrics(1, 0).await.unwrap().metrics;
+    assert_eq!(want.llm.total_requests, 50);
+
+    let batched = RedisServer::start();
+    let cluster = RedisCluster::start();
+    let stores = [
+        storage::open_redis(batched.settings()).await.unwrap(),
+        storage::open_redis(cluster.settings()).await.unwrap(),
+        storage::open_memory(artemis::config::Settings::default()),
+    ];
+    for store in stores {
+        let backend = store.backend().to_owned();
+        store.track_llm_requests(&records[..20]).await.unwrap();
+        store.track_llm_requests(&records[20..]).await.unwrap();
+        let got = store.read_metrics(1, 0).await.unwrap().metrics;
+        let (a, b) = (&got.llm, &want.llm);
+        assert_eq!(
+            (
+                a.total_requests,
+                a.cache_hits,
+                a.cache_misses,
+                a.prompt_tokens,
+                a.completion_tokens
+            ),
+            (
+                b.total_requests,
+                b.cache_hits,
+                b.cache_misses,
+                b.prompt_tokens,
+                b.completion_tokens
+            ),
+            "{backend}"
+        );
+        for (x, y) in [
+            (a.total_cost, b.total_cost),
+            (a.saved_cost, b.saved_cost),
+            (a.latency_ms_total, b.latency_ms_total),
+        ] {
+            assert!((x - y).abs() < 1e-9, "{backend}: {x} vs {y}");
+        }
+        for (mine, theirs) in [
+            (&got.providers, &want.providers),
+            (&got.models, &want.models),
+        ] {
+            assert_eq!(mine.len(), theirs.len());
+            for (m, t) in mine.iter().zip(theirs.iter()) {
+                assert_eq!((&m.name, m.requests), (&t.name, t.requests));
+                assert!((m.cost - t.cost).abs() < 1e-9);
+            }
+        }
+    }
+    // One pipeline per batch on a server: the commands depend on the keys, not on the records.
+    let calls = |server: &RedisServer| -> u64 {
+        let info = server.cli(&["INFO", "commandstats"]);
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_hincrby"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    };
+    assert!(calls(&batched) <= 2 * 20, "{}", calls(&batched));
+    assert!(calls(&one_by_one) >= 50 * 11);
+}

@@ -2,7 +2,7 @@
 //! on the caller's path, and without ever letting a failed metrics write reach the caller.
 //!
 //! Records go through a bounded queue to one background writer, which writes whatever has
-//! queued up concurrently (one pipeline each, multiplexed on the shared connection). When the
+//! queued up as one batch (summed per key: one pipeline per batch, not per request). When the
 //! queue is full (Redis slow or down for long) records are dropped and counted, not buffered
 //! without bound. Writes go through a [`Metrics`] handle, so records made while Redis is away
 //! wait in its outage buffer (shared with the tracker when the caller wires it so) and land
@@ -101,19 +101,17 @@ async fn write_loop(metrics: Metrics, mut rx: mpsc::Receiver<Msg>, counters: Arc
                 Msg::Flush(done) => flushes.push(done),
             }
         }
-        let results =
-            futures::future::join_all(records.into_iter().map(|r| metrics.track_llm_request(r)))
-                .await;
-        for result in results {
-            match result {
-                Ok(WriteOutcome::Written | WriteOutcome::Buffered) => {}
-                Ok(WriteOutcome::Dropped) => {
-                    counters.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("cache metrics not written: {e}");
-                }
+        // What queued up while the previous write was in flight goes as one write, summed
+        // per key: under load the metrics cost one pipeline per batch, not per request.
+        let n = records.len() as u64;
+        match metrics.track_llm_requests(records).await {
+            Ok(WriteOutcome::Written | WriteOutcome::Buffered) => {}
+            Ok(WriteOutcome::Dropped) => {
+                counters.dropped.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.failed.fetch_add(n, Ordering::Relaxed);
+                tracing::warn!("cache metrics not written: {e}");
             }
         }
         for done in flushes {

@@ -26,6 +26,17 @@ impl Replay for LlmRequestRecord {
     }
 }
 
+/// Request records written together (the cache's recorder sends what queued up at once).
+#[derive(Debug)]
+struct LlmRequestBatch(Vec<LlmRequestRecord>);
+
+#[async_trait::async_trait]
+impl Replay for LlmRequestBatch {
+    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
+        storage.track_llm_requests(&self.0).await
+    }
+}
+
 #[async_trait::async_trait]
 impl Replay for CodeReviewRecord {
     async fn replay(&self, storage: &dyn Storage) -> Result<()> {
@@ -96,6 +107,22 @@ impl Metrics {
         check_number("latency_ms", record.latency_ms)?;
         check_number("saved_cost", record.saved_cost)?;
         self.buffer.submit(Arc::new(record)).await
+    }
+
+    /// Records many LLM requests as one write (one pipeline, summed per key; one entry in the
+    /// outage buffer). Every record is checked first: one invalid record refuses the batch.
+    pub async fn track_llm_requests(&self, records: Vec<LlmRequestRecord>) -> Result<WriteOutcome> {
+        for r in &records {
+            check_name("provider", &r.provider)?;
+            check_name("model", &r.model)?;
+            check_number("cost", r.cost)?;
+            check_number("latency_ms", r.latency_ms)?;
+            check_number("saved_cost", r.saved_cost)?;
+        }
+        if records.is_empty() {
+            return Ok(WriteOutcome::Written);
+        }
+        self.buffer.submit(Arc::new(LlmRequestBatch(records))).await
     }
 
     /// Records one code review.

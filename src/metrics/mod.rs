@@ -80,6 +80,15 @@ pub const KNOWN_PIPELINE_STATUSES: &[&str] = &["completed", "failed", "cancelled
 pub trait MetricsStore: Send + Sync {
     async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()>;
     async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()>;
+    /// Many requests at once, with the same effect as one `track_llm_request` each. The Redis
+    /// backend sums them per key first: one pipeline whose size depends on the number of
+    /// distinct providers and models, not on the number of records.
+    async fn track_llm_requests(&self, records: &[LlmRequestRecord]) -> crate::Result<()> {
+        for r in records {
+            self.track_llm_request(r).await?;
+        }
+        Ok(())
+    }
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()>;
     /// Totals, the last `days` local days (oldest first, gaps as zeros), the `recent` newest
     /// completed pipelines, per-provider and per-model breakdowns, code review figures.

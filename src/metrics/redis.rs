@@ -1,7 +1,7 @@
 //! Metrics on Redis: each `track_*` is one pipeline (one round trip; split per node on
 //! Cluster, where each command is still atomic on its own key), each read two.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::Utc;
 use redis::Pipeline;
@@ -167,6 +167,83 @@ impl super::MetricsStore for RedisStorage {
             .ignore()
             .sadd(k.metrics_index("models"), &r.model)
             .ignore();
+        self.redis.query_pipe::<()>(&p).await
+    }
+
+    async fn track_llm_requests(&self, records: &[LlmRequestRecord]) -> crate::Result<()> {
+        #[derive(Default)]
+        struct Sum {
+            requests: i64,
+            cost: f64,
+        }
+        let (mut hits, mut misses, mut prompt, mut completion) = (0i64, 0i64, 0u64, 0u64);
+        let (mut cost, mut saved, mut latency) = (0f64, 0f64, 0f64);
+        let mut providers: BTreeMap<&str, Sum> = BTreeMap::new();
+        let mut models: BTreeMap<&str, Sum> = BTreeMap::new();
+        for r in records {
+            validate_name("provider", &r.provider)?;
+            validate_name("model", &r.model)?;
+            if r.cache_hit {
+                hits += 1;
+            } else {
+                misses += 1;
+            }
+            prompt += r.prompt_tokens;
+            completion += r.completion_tokens;
+            cost += r.cost;
+            saved += r.saved_cost;
+            latency += r.latency_ms;
+            for (map, name) in [(&mut providers, &r.provider), (&mut models, &r.model)] {
+                let s = map.entry(name.as_str()).or_default();
+                s.requests += 1;
+                s.cost += r.cost;
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let k = &self.keys;
+        let llm = k.metrics_llm();
+        let mut p = Pipeline::new();
+        p.hincr(&llm, "total_requests", hits + misses)
+            .ignore()
+            .hincr(&llm, "prompt_tokens", prompt)
+            .ignore()
+            .hincr(&llm, "completion_tokens", completion)
+            .ignore()
+            .hincr(&llm, "total_cost", cost)
+            .ignore()
+            .hincr(&llm, "saved_cost", saved)
+            .ignore()
+            .hincr(&llm, "latency_ms_total", latency)
+            .ignore();
+        if hits > 0 {
+            p.hincr(&llm, "cache_hits", hits).ignore();
+        }
+        if misses > 0 {
+            p.hincr(&llm, "cache_misses", misses).ignore();
+        }
+        for (name, s) in &providers {
+            let key = k.metrics_llm_provider(name);
+            p.hincr(&key, "requests", s.requests)
+                .ignore()
+                .hincr(&key, "cost", s.cost)
+                .ignore();
+        }
+        for (name, s) in &models {
+            let key = k.metrics_llm_model(name);
+            p.hincr(&key, "requests", s.requests)
+                .ignore()
+                .hincr(&key, "cost", s.cost)
+                .ignore();
+        }
+        p.sadd(
+            k.metrics_index("providers"),
+            providers.keys().collect::<Vec<_>>(),
+        )
+        .ignore()
+        .sadd(k.metrics_index("models"), models.keys().collect::<Vec<_>>())
+        .ignore();
         self.redis.query_pipe::<()>(&p).await
     }
 
