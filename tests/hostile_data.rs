@@ -465,3 +465,38 @@ fn extension_keys_of_the_wrong_type() {
         assert!(all.iter().any(|k| k == key), "{key} not reported: {all:?}");
     }
 }
+
+/// Many key names that are not UTF-8: the first hundred are listed, the rest counted.
+#[test]
+fn unreadable_key_names_are_listed_then_counted() {
+    let server = RedisServer::start();
+    let mut c = server.raw();
+    set(
+        &mut c,
+        "artemis:pipeline:good-card",
+        pipeline_doc("good-card", "Good card", "build"),
+    );
+    for i in 0..150u8 {
+        let mut key = b"artemis:pipeline:bin\xff".to_vec();
+        key.push(i);
+        set(&mut c, key.as_slice(), "{}");
+    }
+    let (json, _) = once(&server, "json");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["cards"][0]["card_id"], "good-card");
+    let reasons: Vec<&str> = v["malformed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["reason"].as_str())
+        .collect();
+    let listed = reasons
+        .iter()
+        .filter(|r| r.contains("no card id can address"))
+        .count();
+    assert_eq!(listed, 100);
+    assert!(
+        reasons.contains(&"50 more key names that are not UTF-8"),
+        "{reasons:?}"
+    );
+}

@@ -53,9 +53,15 @@ const SCAN_LIMIT: usize = 1_000_000;
 struct Discovered {
     cards: BTreeSet<String>,
     stages: HashMap<String, BTreeSet<String>>,
-    /// Matching key names that are not UTF-8, shown lossily: no card id can address them.
+    /// Matching key names that are not UTF-8, shown lossily (the first
+    /// [`UNREADABLE_SHOWN`]): no card id can address them.
     unreadable: Vec<String>,
+    /// How many such names there were in all.
+    unreadable_total: usize,
 }
+
+/// Unreadable key names listed one by one; the rest are counted in one entry.
+const UNREADABLE_SHOWN: usize = 100;
 
 /// The tracker's state inside [`RedisStorage`]: the last SCAN for Python-written cards, reused
 /// for `tracker.scan_interval_seconds`.
@@ -292,9 +298,13 @@ impl RedisStorage {
         for raw in raw_keys {
             match String::from_utf8(raw) {
                 Ok(k) => keys.push(k),
-                Err(e) => d
-                    .unreadable
-                    .push(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                Err(e) => {
+                    d.unreadable_total += 1;
+                    if d.unreadable.len() < UNREADABLE_SHOWN {
+                        d.unreadable
+                            .push(String::from_utf8_lossy(e.as_bytes()).into_owned());
+                    }
+                }
             }
         }
         for key in &keys {
@@ -611,11 +621,22 @@ impl TrackerStore for RedisStorage {
                 }),
             }
         }
-        for name in found.iter().flat_map(|d| d.unreadable.iter()) {
-            malformed.push(Malformed {
-                key: name.clone(),
-                reason: "key name is not UTF-8, so no card id can address it".into(),
-            });
+        for d in found.iter() {
+            for name in &d.unreadable {
+                malformed.push(Malformed {
+                    key: name.clone(),
+                    reason: "key name is not UTF-8, so no card id can address it".into(),
+                });
+            }
+            if d.unreadable_total > d.unreadable.len() {
+                malformed.push(Malformed {
+                    key: self.keys.pipeline_scan_pattern(),
+                    reason: format!(
+                        "{} more key names that are not UTF-8",
+                        d.unreadable_total - d.unreadable.len()
+                    ),
+                });
+            }
         }
         let mut seen: HashSet<String> = ids.iter().cloned().collect();
         for card in found.iter().flat_map(|d| d.cards.iter()) {
