@@ -534,8 +534,16 @@ impl TrackerStore for RedisStorage {
         let Some(raw) = raw else { return Ok(None) };
         let value = parse_doc_value(&key, &raw).map_err(Error::Malformed)?;
         let parsed = parse_pipeline(&key, &value).map_err(Error::Malformed)?;
-        // A card without `_stages` was started by Python: only SCAN finds its stages.
+        // A card without `_stages` was started by Python: only SCAN finds its stages. A card we
+        // started may still have stages a Python worker added: the periodic SCAN the
+        // dashboard's reads share (at most one per `tracker.scan_interval_seconds`) finds them.
         let mut found = Discovered::default();
+        if parsed.stage_order.is_some()
+            && let Some(d) = self.discovered().await?
+            && let Some(stages) = d.stages.get(card_id)
+        {
+            found.stages.insert(card_id.to_owned(), stages.clone());
+        }
         if parsed.stage_order.is_none() && self.settings.tracker.scan_python_cards {
             let keys = self
                 .redis
