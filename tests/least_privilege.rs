@@ -332,3 +332,37 @@ async fn without_the_events_pattern_the_dashboard_says_why_it_polls() {
     let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=0"), "{s}");
 }
+
+/// `artemis-top check` works for the read-only users and says what each may do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_what_the_user_may_do() {
+    use artemis::check::{Access, check};
+    let server = server();
+    let settings_for = |user: &str| {
+        let mut s = server.settings();
+        s.redis.username = Some(user.into());
+        s.redis.password = Some(READER_PASS.into());
+        s
+    };
+    let top = check(&settings_for("top")).await.expect("check as top");
+    assert_eq!(
+        (&top.can_read, &top.can_subscribe),
+        (&Access::Yes, &Access::Yes)
+    );
+    assert!(
+        top.server_version.contains("not permitted"),
+        "{}",
+        top.server_version
+    );
+    let narrow = check(&settings_for("narrow"))
+        .await
+        .expect("check as narrow");
+    assert_eq!(narrow.can_read, Access::Yes);
+    match &narrow.can_subscribe {
+        Access::Denied(why) => assert!(why.contains("&artemis:pipeline:events:*"), "{why}"),
+        other => panic!("narrow may not PSUBSCRIBE: {other:?}"),
+    }
+    let printed = narrow.to_string();
+    assert!(printed.contains("live events:   NO"), "{printed}");
+    assert!(!printed.contains(READER_PASS));
+}
