@@ -130,6 +130,11 @@ pub struct StageDoc {
     pub metadata: Map<String, Value>,
 }
 
+/// Extension convention: a stage document's `metadata.cost_usd` is the LLM spend of that stage
+/// so far; a card's cost is their sum when its own metadata names none. Python writers may put
+/// anything in stage metadata; only a number under this name counts.
+pub const STAGE_COST_FIELD: &str = "cost_usd";
+
 /// A pub/sub event on `artemis:pipeline:events:<card_id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]

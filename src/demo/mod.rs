@@ -405,6 +405,9 @@ struct CardRun {
     started: Instant,
     /// The stage running now and its last progress, for a cancellation.
     current: Option<(&'static str, u8)>,
+    /// LLM spend per stage so far, sent in each stage update's metadata (`cost_usd`), which is
+    /// how the dashboard shows a running card's cost.
+    stage_cost: std::collections::HashMap<&'static str, f64>,
 }
 
 impl CardRun {
@@ -435,6 +438,7 @@ impl CardRun {
             completed: BTreeSet::new(),
             started: Instant::now(),
             current: None,
+            stage_cost: std::collections::HashMap::new(),
         }
     }
 
@@ -546,7 +550,15 @@ impl CardRun {
         message: &str,
     ) {
         self.current = Some((stage, progress));
-        let update = StageUpdate::new(status).progress(progress).message(message);
+        let mut meta = Map::new();
+        meta.insert(
+            crate::model::STAGE_COST_FIELD.into(),
+            json!(self.stage_cost.get(stage).copied().unwrap_or(0.0)),
+        );
+        let update = StageUpdate::new(status)
+            .progress(progress)
+            .message(message)
+            .metadata(meta);
         let r = self
             .ctx
             .tracker
@@ -585,6 +597,9 @@ impl CardRun {
                 }
                 self.out.cost_usd += c.cost_usd;
                 self.out.saved_usd += c.saved_usd;
+                if let Some((stage, _)) = self.current {
+                    *self.stage_cost.entry(stage).or_default() += c.cost_usd;
+                }
                 Ok(())
             }
             Err(e) => {

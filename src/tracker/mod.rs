@@ -369,9 +369,19 @@ pub(crate) fn assemble_card(
         )
     });
     ordered.extend(rest);
+    let stage_costs: Vec<f64> = ordered
+        .iter()
+        .filter_map(|s| {
+            s.metadata
+                .get(crate::model::STAGE_COST_FIELD)
+                .and_then(Value::as_f64)
+        })
+        .filter(|c| c.is_finite())
+        .collect();
     let cost_usd = ["cost_usd", "cost"]
         .iter()
-        .find_map(|k| parsed.doc.metadata.get(*k).and_then(Value::as_f64));
+        .find_map(|k| parsed.doc.metadata.get(*k).and_then(Value::as_f64))
+        .or_else(|| (!stage_costs.is_empty()).then(|| stage_costs.iter().sum()));
     CardSnapshot {
         pipeline: parsed.doc,
         stages: ordered,
@@ -656,8 +666,28 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let card = assemble_card(parsed, stages);
+        let card = assemble_card(parsed.clone(), stages);
         let names: Vec<_> = card.stages.iter().map(|s| s.stage_name.as_str()).collect();
         assert_eq!(names, ["b", "a", "z", "py"]);
+        assert_eq!(card.cost_usd, None, "no cost anywhere: unknown, not zero");
+
+        // A card's cost: its own metadata, else the sum of its stages' `cost_usd`.
+        let costed = |name: &str, cost: Value| {
+            let mut s = mk(name, "2026-01-01T00:00:01");
+            s.metadata.insert("cost_usd".into(), cost);
+            (name.to_string(), s)
+        };
+        let stages: HashMap<String, StageDoc> = [
+            costed("a", 0.25.into()),
+            costed("b", 0.5.into()),
+            costed("py", "not a number".into()),
+        ]
+        .into_iter()
+        .collect();
+        let card = assemble_card(parsed.clone(), stages.clone());
+        assert_eq!(card.cost_usd, Some(0.75));
+        let mut own = parsed;
+        own.doc.metadata.insert("cost_usd".into(), 2.0.into());
+        assert_eq!(assemble_card(own, stages).cost_usd, Some(2.0));
     }
 }
