@@ -320,6 +320,17 @@ impl Redis {
             .await
     }
 
+    /// [`Redis::query_pipe`] for writes: any command's error reply fails the call. (On Cluster,
+    /// a pipeline split across slots collects per-command replies, where an error reply would
+    /// otherwise pass as a value.)
+    pub async fn query_pipe_ok(&self, pipe: &Pipeline) -> Result<(), Error> {
+        let replies: Value = self.query_pipe(pipe).await?;
+        match first_error(&replies) {
+            Some(e) => Err(self.classify(e)),
+            None => Ok(()),
+        }
+    }
+
     /// Maps a driver error to the core's error; connection-class errors start a reconnect.
     pub fn classify(&self, e: RedisError) -> Error {
         let endpoint = self.inner.endpoint.clone();
@@ -655,6 +666,15 @@ impl Redis {
             }
         }
         Err(last.unwrap_or_else(|| self.unavailable()))
+    }
+}
+
+/// The first error reply in a (possibly nested) reply, as a driver error.
+fn first_error(v: &Value) -> Option<RedisError> {
+    match v {
+        Value::ServerError(e) => Some(RedisError::from(e.clone())),
+        Value::Array(items) | Value::Set(items) => items.iter().find_map(first_error),
+        _ => None,
     }
 }
 

@@ -390,6 +390,17 @@ impl KeySpace {
         format!("{}::index:{kind}", self.prefixes.metrics)
     }
 
+    /// Extension: marks that the metrics write `op_id` has been applied to the keys of one slot,
+    /// the slot of `key` (so a replay of the same write after a lost reply changes nothing).
+    /// Short-lived (`metrics.replay_guard_seconds`).
+    pub fn metrics_op_marker(&self, key: &str, op_id: &str) -> String {
+        format!(
+            "{}::op:{{{}}}:{op_id}",
+            self.prefixes.metrics,
+            slot_tag(key)
+        )
+    }
+
     pub fn metrics_code_review(&self, developer: &str) -> String {
         format!("{}:code_review:{developer}", self.prefixes.metrics)
     }

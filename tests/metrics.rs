@@ -498,3 +498,73 @@ async fn a_batch_of_requests_equals_one_by_one() {
     assert!(calls(&batched) <= 2 * 20, "{}", calls(&batched));
     assert!(calls(&one_by_one) >= 50 * 11);
 }
+
+/// A write sent twice with the same operation id (a replay after a lost reply) counts once, on
+/// a server (also after its script cache was flushed, as after a restart) and on a Cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_write_counts_once() {
+    use artemis::metrics::MetricsWrite;
+    let server = RedisServer::start();
+    let cluster = RedisCluster::start();
+    let stores = [
+        (
+            "server",
+            storage::open_redis(server.settings()).await.unwrap(),
+        ),
+        (
+            "cluster",
+            storage::open_redis(cluster.settings()).await.unwrap(),
+        ),
+    ];
+    for (name, store) in stores {
+        let writes = [
+            MetricsWrite::Requests(vec![
+                llm("openai", "gpt-4o", false, 0.5),
+                llm("anthropic", "claude-sonnet-4-5", true, 0.25),
+            ]),
+            MetricsWrite::Completion(completion("card-1", "completed", 0.5, 10.0)),
+            MetricsWrite::Review(CodeReviewRecord {
+                developer: "dev-a".into(),
+                status: "pass".into(),
+                score: 90,
+                critical_issues: 0,
+                high_issues: 1,
+            }),
+        ];
+        for (i, w) in writes.iter().enumerate() {
+            let id = format!("op-{i}");
+            store.track_once(&id, w).await.unwrap();
+            if name == "server" && i == 1 {
+                server.cli(&["SCRIPT", "FLUSH"]);
+            }
+            store.track_once(&id, w).await.unwrap();
+        }
+        // A new id is a new write.
+        store.track_once("op-new", &writes[0]).await.unwrap();
+        let m = store.read_metrics(1, 10).await.unwrap().metrics;
+        assert_eq!(m.llm.total_requests, 4, "{name}: {:?}", m.llm);
+        assert_eq!((m.llm.cache_hits, m.llm.cache_misses), (2, 2), "{name}");
+        assert!((m.llm.total_cost - 1.0).abs() < 1e-9, "{name}");
+        assert_eq!(m.pipelines.completed, 1, "{name}");
+        assert_eq!(m.recent.len(), 1, "{name}");
+        assert_eq!(m.code_review.developers[0].total_reviews, 1, "{name}");
+        let by_provider: Vec<(String, i64)> = m
+            .providers
+            .iter()
+            .map(|b| (b.name.clone(), b.requests))
+            .collect();
+        assert_eq!(
+            by_provider,
+            [("openai".to_string(), 2), ("anthropic".to_string(), 2)],
+            "{name}"
+        );
+    }
+    // The markers expire.
+    let ttl: i64 = server
+        .cli(&["--scan", "--pattern", "artemis:metrics::op:*"])
+        .lines()
+        .next()
+        .map(|k| server.cli(&["TTL", k]).parse().unwrap())
+        .unwrap();
+    assert!((1..=3600).contains(&ttl), "{ttl}");
+}

@@ -1,46 +1,42 @@
 //! The handle pipelines record metrics through. Like the tracker's, its writes go through the
 //! outage buffer: a `track_*` call never fails or stalls a pipeline because Redis is away, and
-//! what it recorded during an outage lands, in order, once Redis returns.
+//! what it recorded during an outage lands, in order, once Redis returns. Counters are not
+//! idempotent, so every write carries an operation id: one that the server applied before its
+//! reply was lost is not counted again when replayed.
 
 use std::fmt;
 use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::{CodeReviewRecord, LlmRequestRecord, MetricsRead, PipelineCompletionRecord};
+use super::{
+    CodeReviewRecord, LlmRequestRecord, MetricsRead, MetricsWrite, PipelineCompletionRecord,
+};
 use crate::buffer::{OutageBuffer, Replay, WriteOutcome};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 
-#[async_trait::async_trait]
-impl Replay for PipelineCompletionRecord {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.track_pipeline_completion(self).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Replay for LlmRequestRecord {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.track_llm_request(self).await
-    }
-}
-
-/// Request records written together (the cache's recorder sends what queued up at once).
+/// A write with the id that makes its replay harmless: a write whose reply was lost may have
+/// been applied, and is then sent again with the same id.
 #[derive(Debug)]
-struct LlmRequestBatch(Vec<LlmRequestRecord>);
+struct OnceWrite {
+    id: String,
+    write: MetricsWrite,
+}
 
-#[async_trait::async_trait]
-impl Replay for LlmRequestBatch {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.track_llm_requests(&self.0).await
+impl OnceWrite {
+    fn new(write: MetricsWrite) -> Arc<Self> {
+        Arc::new(Self {
+            id: format!("{:032x}", rand::random::<u128>()),
+            write,
+        })
     }
 }
 
 #[async_trait::async_trait]
-impl Replay for CodeReviewRecord {
+impl Replay for OnceWrite {
     async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.track_code_review(self).await
+        storage.track_once(&self.id, &self.write).await
     }
 }
 
@@ -96,7 +92,9 @@ impl Metrics {
         check_number("duration_seconds", record.duration_seconds)?;
         check_number("cost", record.cost)?;
         record.at.get_or_insert_with(Utc::now);
-        self.buffer.submit(Arc::new(record)).await
+        self.buffer
+            .submit(OnceWrite::new(MetricsWrite::Completion(record)))
+            .await
     }
 
     /// Records one LLM request.
@@ -106,7 +104,9 @@ impl Metrics {
         check_number("cost", record.cost)?;
         check_number("latency_ms", record.latency_ms)?;
         check_number("saved_cost", record.saved_cost)?;
-        self.buffer.submit(Arc::new(record)).await
+        self.buffer
+            .submit(OnceWrite::new(MetricsWrite::Requests(vec![record])))
+            .await
     }
 
     /// Records many LLM requests as one write (one pipeline, summed per key; one entry in the
@@ -122,14 +122,18 @@ impl Metrics {
         if records.is_empty() {
             return Ok(WriteOutcome::Written);
         }
-        self.buffer.submit(Arc::new(LlmRequestBatch(records))).await
+        self.buffer
+            .submit(OnceWrite::new(MetricsWrite::Requests(records)))
+            .await
     }
 
     /// Records one code review.
     pub async fn track_code_review(&self, record: CodeReviewRecord) -> Result<WriteOutcome> {
         check_name("developer", &record.developer)?;
         check_name("status", &record.status)?;
-        self.buffer.submit(Arc::new(record)).await
+        self.buffer
+            .submit(OnceWrite::new(MetricsWrite::Review(record)))
+            .await
     }
 
     /// See [`super::MetricsStore::read_metrics`]. Fails with [`Error::Unavailable`] while

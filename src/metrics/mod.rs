@@ -13,6 +13,7 @@
 mod handle;
 pub(crate) mod memory;
 pub(crate) mod redis;
+pub(crate) mod writes;
 
 use chrono::{DateTime, Local, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,14 @@ pub struct CodeReviewRecord {
     pub high_issues: i64,
 }
 
+/// One metrics write, as the outage buffer keeps it for a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricsWrite {
+    Completion(PipelineCompletionRecord),
+    Requests(Vec<LlmRequestRecord>),
+    Review(CodeReviewRecord),
+}
+
 /// What a metrics read returns: the figures, and whatever could not be parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsRead {
@@ -90,6 +99,18 @@ pub trait MetricsStore: Send + Sync {
         Ok(())
     }
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()>;
+    /// Applies `write` at most once per `op_id`: sending it again after a failure whose reply
+    /// was lost (the server may have applied it) changes nothing. The Redis backend marks each
+    /// applied write for [`redis::REPLAY_GUARD_SECONDS`] in the slots it touched; a backend where
+    /// a failed call cannot have been applied just applies it.
+    async fn track_once(&self, op_id: &str, write: &MetricsWrite) -> crate::Result<()> {
+        let _ = op_id;
+        match write {
+            MetricsWrite::Completion(r) => self.track_pipeline_completion(r).await,
+            MetricsWrite::Requests(rs) => self.track_llm_requests(rs).await,
+            MetricsWrite::Review(r) => self.track_code_review(r).await,
+        }
+    }
     /// Totals, the last `days` local days (oldest first, gaps as zeros), the `recent` newest
     /// completed pipelines, per-provider and per-model breakdowns, code review figures.
     async fn read_metrics(&self, days: u32, recent: usize) -> crate::Result<MetricsRead>;

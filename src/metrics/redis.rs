@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::Utc;
 use redis::Pipeline;
 
+use super::writes::{Op, Writes};
 use super::{
     CodeReviewRecord, FieldReader, KNOWN_PIPELINE_STATUSES, LlmRequestRecord, MetricsRead,
-    PipelineCompletionRecord, finish, last_days, local_date, parse_recent, timeseries_member,
+    MetricsWrite, PipelineCompletionRecord, finish, last_days, local_date, parse_recent,
+    timeseries_member,
 };
 use crate::keys::validate_name;
 use crate::model::Malformed;
@@ -85,9 +87,22 @@ impl RedisStorage {
     }
 }
 
-#[async_trait::async_trait]
-impl super::MetricsStore for RedisStorage {
-    async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()> {
+/// How long a metrics write's markers stay: a write whose reply was lost and that is replayed
+/// within this time after it was first sent is applied once; later, it could count twice.
+pub(crate) const REPLAY_GUARD_SECONDS: u64 = 3_600;
+
+fn is_noscript(message: &str) -> bool {
+    let m = message.to_ascii_uppercase();
+    m.contains("NOSCRIPT") || m.contains("NO MATCHING SCRIPT")
+}
+
+const GUARD_SOURCE: &str = include_str!("scripts/guard.lua");
+static GUARD: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(GUARD_SOURCE));
+
+impl RedisStorage {
+    /// The commands of a pipeline completion (the original's keys and field types).
+    fn completion_writes(&self, r: &PipelineCompletionRecord) -> crate::Result<Writes> {
         validate_name("status", &r.status)?;
         let k = &self.keys;
         let m = &self.settings.metrics;
@@ -96,87 +111,49 @@ impl super::MetricsStore for RedisStorage {
         let status = r.status.to_lowercase();
         let daily = k.metrics_daily(local_date(at));
         let oldest = epoch - (m.timeseries_retention_days * 86_400) as f64;
-        let mut p = Pipeline::new();
-        p.zadd(k.metrics_timeseries(), timeseries_member(r, at), epoch)
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(k.metrics_timeseries())
-            .arg("-inf")
-            .arg(format!("({oldest}"))
-            .ignore()
-            .hincr(k.metrics_total(), "pipelines_completed", 1)
-            .ignore()
-            .hincr(k.metrics_total(), "total_cost", r.cost)
-            .ignore()
-            .hincr(k.metrics_total(), "total_duration", r.duration_seconds)
-            .ignore()
-            .hincr(&daily, "completions", 1)
-            .ignore()
-            .hincr(&daily, "cost", r.cost)
-            .ignore()
-            .hincr(&daily, "duration", r.duration_seconds)
-            .ignore()
-            .expire(&daily, m.daily_ttl_seconds as i64)
-            .ignore()
-            .incr(k.metrics_status(&status), 1)
-            .ignore()
-            .sadd(k.metrics_index("statuses"), &status)
-            .ignore();
-        self.redis.query_pipe::<()>(&p).await
+        let total = k.metrics_total();
+        let mut w = Writes::default();
+        w.push(
+            k.metrics_timeseries(),
+            Op::ZAdd {
+                member: timeseries_member(r, at),
+                score: epoch,
+            },
+        )
+        .push(
+            k.metrics_timeseries(),
+            Op::ZRemRangeByScore {
+                min: "-inf".into(),
+                max: format!("({oldest}"),
+            },
+        )
+        .push(&total, Op::HIncrBy("pipelines_completed".into(), 1))
+        .push(&total, Op::HIncrByFloat("total_cost".into(), r.cost))
+        .push(
+            &total,
+            Op::HIncrByFloat("total_duration".into(), r.duration_seconds),
+        )
+        .push(&daily, Op::HIncrBy("completions".into(), 1))
+        .push(&daily, Op::HIncrByFloat("cost".into(), r.cost))
+        .push(
+            &daily,
+            Op::HIncrByFloat("duration".into(), r.duration_seconds),
+        )
+        .push(&daily, Op::Expire(m.daily_ttl_seconds as i64))
+        .push(k.metrics_status(&status), Op::IncrBy(1))
+        .push(k.metrics_index("statuses"), Op::SAdd(status));
+        Ok(w)
     }
 
-    async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()> {
-        validate_name("provider", &r.provider)?;
-        validate_name("model", &r.model)?;
-        let k = &self.keys;
-        let llm = k.metrics_llm();
-        let provider = k.metrics_llm_provider(&r.provider);
-        let model = k.metrics_llm_model(&r.model);
-        let mut p = Pipeline::new();
-        p.hincr(&llm, "total_requests", 1)
-            .ignore()
-            .hincr(&llm, "prompt_tokens", r.prompt_tokens)
-            .ignore()
-            .hincr(&llm, "completion_tokens", r.completion_tokens)
-            .ignore()
-            .hincr(
-                &llm,
-                if r.cache_hit {
-                    "cache_hits"
-                } else {
-                    "cache_misses"
-                },
-                1,
-            )
-            .ignore()
-            .hincr(&llm, "total_cost", r.cost)
-            .ignore()
-            .hincr(&llm, "saved_cost", r.saved_cost)
-            .ignore()
-            .hincr(&llm, "latency_ms_total", r.latency_ms)
-            .ignore()
-            .hincr(&provider, "requests", 1)
-            .ignore()
-            .hincr(&provider, "cost", r.cost)
-            .ignore()
-            .hincr(&model, "requests", 1)
-            .ignore()
-            .hincr(&model, "cost", r.cost)
-            .ignore()
-            .sadd(k.metrics_index("providers"), &r.provider)
-            .ignore()
-            .sadd(k.metrics_index("models"), &r.model)
-            .ignore();
-        self.redis.query_pipe::<()>(&p).await
-    }
-
-    async fn track_llm_requests(&self, records: &[LlmRequestRecord]) -> crate::Result<()> {
+    /// The commands of a batch of LLM requests, summed per key: their number depends on the
+    /// distinct providers and models, not on the number of records.
+    fn requests_writes(&self, records: &[LlmRequestRecord]) -> crate::Result<Writes> {
         #[derive(Default)]
         struct Sum {
             requests: i64,
             cost: f64,
         }
-        let (mut hits, mut misses, mut prompt, mut completion) = (0i64, 0i64, 0u64, 0u64);
+        let (mut hits, mut misses, mut prompt, mut completion) = (0i64, 0i64, 0i64, 0i64);
         let (mut cost, mut saved, mut latency) = (0f64, 0f64, 0f64);
         let mut providers: BTreeMap<&str, Sum> = BTreeMap::new();
         let mut models: BTreeMap<&str, Sum> = BTreeMap::new();
@@ -188,8 +165,9 @@ impl super::MetricsStore for RedisStorage {
             } else {
                 misses += 1;
             }
-            prompt += r.prompt_tokens;
-            completion += r.completion_tokens;
+            prompt = prompt.saturating_add(i64::try_from(r.prompt_tokens).unwrap_or(i64::MAX));
+            completion =
+                completion.saturating_add(i64::try_from(r.completion_tokens).unwrap_or(i64::MAX));
             cost += r.cost;
             saved += r.saved_cost;
             latency += r.latency_ms;
@@ -199,76 +177,121 @@ impl super::MetricsStore for RedisStorage {
                 s.cost += r.cost;
             }
         }
+        let mut w = Writes::default();
         if records.is_empty() {
-            return Ok(());
+            return Ok(w);
         }
         let k = &self.keys;
         let llm = k.metrics_llm();
-        let mut p = Pipeline::new();
-        p.hincr(&llm, "total_requests", hits + misses)
-            .ignore()
-            .hincr(&llm, "prompt_tokens", prompt)
-            .ignore()
-            .hincr(&llm, "completion_tokens", completion)
-            .ignore()
-            .hincr(&llm, "total_cost", cost)
-            .ignore()
-            .hincr(&llm, "saved_cost", saved)
-            .ignore()
-            .hincr(&llm, "latency_ms_total", latency)
-            .ignore();
+        w.push(&llm, Op::HIncrBy("total_requests".into(), hits + misses))
+            .push(&llm, Op::HIncrBy("prompt_tokens".into(), prompt))
+            .push(&llm, Op::HIncrBy("completion_tokens".into(), completion))
+            .push(&llm, Op::HIncrByFloat("total_cost".into(), cost))
+            .push(&llm, Op::HIncrByFloat("saved_cost".into(), saved))
+            .push(&llm, Op::HIncrByFloat("latency_ms_total".into(), latency));
         if hits > 0 {
-            p.hincr(&llm, "cache_hits", hits).ignore();
+            w.push(&llm, Op::HIncrBy("cache_hits".into(), hits));
         }
         if misses > 0 {
-            p.hincr(&llm, "cache_misses", misses).ignore();
+            w.push(&llm, Op::HIncrBy("cache_misses".into(), misses));
         }
         for (name, s) in &providers {
             let key = k.metrics_llm_provider(name);
-            p.hincr(&key, "requests", s.requests)
-                .ignore()
-                .hincr(&key, "cost", s.cost)
-                .ignore();
+            w.push(&key, Op::HIncrBy("requests".into(), s.requests))
+                .push(&key, Op::HIncrByFloat("cost".into(), s.cost));
         }
         for (name, s) in &models {
             let key = k.metrics_llm_model(name);
-            p.hincr(&key, "requests", s.requests)
-                .ignore()
-                .hincr(&key, "cost", s.cost)
-                .ignore();
+            w.push(&key, Op::HIncrBy("requests".into(), s.requests))
+                .push(&key, Op::HIncrByFloat("cost".into(), s.cost));
         }
-        p.sadd(
-            k.metrics_index("providers"),
-            providers.keys().collect::<Vec<_>>(),
-        )
-        .ignore()
-        .sadd(k.metrics_index("models"), models.keys().collect::<Vec<_>>())
-        .ignore();
-        self.redis.query_pipe::<()>(&p).await
+        for name in providers.keys() {
+            w.push(k.metrics_index("providers"), Op::SAdd((*name).to_owned()));
+        }
+        for name in models.keys() {
+            w.push(k.metrics_index("models"), Op::SAdd((*name).to_owned()));
+        }
+        Ok(w)
     }
 
-    async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()> {
+    /// The commands of one code review.
+    fn review_writes(&self, r: &CodeReviewRecord) -> crate::Result<Writes> {
         validate_name("developer", &r.developer)?;
         validate_name("status", &r.status)?;
         let k = &self.keys;
         let dev = k.metrics_code_review(&r.developer);
         let status = r.status.to_lowercase();
-        let mut p = Pipeline::new();
-        p.hincr(&dev, "total_reviews", 1)
-            .ignore()
-            .hincr(&dev, "total_score", r.score)
-            .ignore()
-            .hincr(&dev, "critical_issues", r.critical_issues)
-            .ignore()
-            .hincr(&dev, "high_issues", r.high_issues)
-            .ignore()
-            .incr(k.metrics_code_review_status(&status), 1)
-            .ignore()
-            .sadd(k.metrics_index("developers"), &r.developer)
-            .ignore()
-            .sadd(k.metrics_index("review_statuses"), &status)
-            .ignore();
-        self.redis.query_pipe::<()>(&p).await
+        let mut w = Writes::default();
+        w.push(&dev, Op::HIncrBy("total_reviews".into(), 1))
+            .push(&dev, Op::HIncrBy("total_score".into(), r.score))
+            .push(
+                &dev,
+                Op::HIncrBy("critical_issues".into(), r.critical_issues),
+            )
+            .push(&dev, Op::HIncrBy("high_issues".into(), r.high_issues))
+            .push(k.metrics_code_review_status(&status), Op::IncrBy(1))
+            .push(k.metrics_index("developers"), Op::SAdd(r.developer.clone()))
+            .push(k.metrics_index("review_statuses"), Op::SAdd(status));
+        Ok(w)
+    }
+}
+
+#[async_trait::async_trait]
+impl super::MetricsStore for RedisStorage {
+    async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()> {
+        let w = self.completion_writes(r)?;
+        self.redis.query_pipe_ok(&w.pipeline()).await
+    }
+
+    async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()> {
+        self.track_llm_requests(std::slice::from_ref(r)).await
+    }
+
+    async fn track_llm_requests(&self, records: &[LlmRequestRecord]) -> crate::Result<()> {
+        let w = self.requests_writes(records)?;
+        if w.is_empty() {
+            return Ok(());
+        }
+        self.redis.query_pipe_ok(&w.pipeline()).await
+    }
+
+    async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()> {
+        let w = self.review_writes(r)?;
+        self.redis.query_pipe_ok(&w.pipeline()).await
+    }
+
+    async fn track_once(&self, op_id: &str, write: &MetricsWrite) -> crate::Result<()> {
+        let w = match write {
+            MetricsWrite::Completion(r) => self.completion_writes(r)?,
+            MetricsWrite::Requests(rs) => self.requests_writes(rs)?,
+            MetricsWrite::Review(r) => self.review_writes(r)?,
+        };
+        if w.is_empty() {
+            return Ok(());
+        }
+        crate::keys::validate_name("operation id", op_id)?;
+        let cluster = self.redis.is_cluster();
+        let marker = |key: &str| self.keys.metrics_op_marker(key, op_id);
+        let evalsha = || {
+            let mut c = redis::cmd("EVALSHA");
+            c.arg(GUARD.get_hash());
+            c
+        };
+        let first = w.guarded(cluster, REPLAY_GUARD_SECONDS, marker, &evalsha);
+        match self.redis.query_pipe_ok(&first).await {
+            // A restarted server has no scripts cached: send the source. Parts of the write that
+            // did run are not run again (their markers are set).
+            Err(crate::Error::Redis(m)) if is_noscript(&m) => {
+                let eval = || {
+                    let mut c = redis::cmd("EVAL");
+                    c.arg(GUARD_SOURCE);
+                    c
+                };
+                let again = w.guarded(cluster, REPLAY_GUARD_SECONDS, marker, &eval);
+                self.redis.query_pipe_ok(&again).await
+            }
+            other => other,
+        }
     }
 
     async fn read_metrics(&self, days: u32, recent: usize) -> crate::Result<MetricsRead> {
