@@ -1,7 +1,7 @@
 //! The outage buffer: tracker and metrics writes must never fail or stall a pipeline because
 //! Redis is away, and must not be lost either.
 //!
-//! A write that fails with an outage ([`Error::is_outage`]) is queued in process and the
+//! A write that fails with an outage ([`crate::Error::is_outage`]) is queued in process and the
 //! caller gets `Ok` at once; queued writes replay **in order** as soon as the connection is
 //! back ([`Storage::connection`]). Once anything is queued, later writes queue behind it
 //! without trying Redis, so the order in which one task made its writes is the order in which

@@ -101,8 +101,8 @@ pub trait MetricsStore: Send + Sync {
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()>;
     /// Applies `write` at most once per `op_id`: sending it again after a failure whose reply
     /// was lost (the server may have applied it) changes nothing. The Redis backend marks each
-    /// applied write for [`redis::REPLAY_GUARD_SECONDS`] in the slots it touched; a backend where
-    /// a failed call cannot have been applied just applies it.
+    /// applied write for an hour in the slots it touched; a backend where a failed call cannot
+    /// have been applied just applies it.
     async fn track_once(&self, op_id: &str, write: &MetricsWrite) -> crate::Result<()> {
         let _ = op_id;
         match write {

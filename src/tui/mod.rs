@@ -174,7 +174,7 @@ static MOUSE: AtomicBool = AtomicBool::new(false);
 static HOOK: std::sync::Once = std::sync::Once::new();
 
 /// Puts the terminal back as the shell had it. Safe to call more than once and from a panic
-/// hook: only the first call after [`TerminalGuard::enter`] does anything.
+/// hook: only the first call after `TerminalGuard::enter` does anything.
 pub fn restore_terminal() {
     if !ACTIVE.swap(false, Ordering::SeqCst) {
         return;

@@ -10,7 +10,7 @@
 //! - **history** reads run one per request, for the drilldown.
 //!
 //! Reads go through the [`Feed`] trait, so tests and benchmarks can drive the same tasks with
-//! scripted data; [`StorageFeed`] is the real one over a [`Storage`]. Everything here is
+//! scripted data; `StorageFeed` is the real one over a [`crate::storage::Storage`]. Everything here is
 //! read-only against Redis.
 
 use std::sync::Arc;
