@@ -192,6 +192,31 @@ pub struct Malformed {
     pub reason: String,
 }
 
+/// Set or sorted-set members as text: a member that is not UTF-8 is reported against `key` and
+/// left out, the others kept.
+pub(crate) fn utf8_members(
+    key: &str,
+    members: Vec<Vec<u8>>,
+    malformed: &mut Vec<Malformed>,
+) -> Vec<String> {
+    members
+        .into_iter()
+        .filter_map(|member| match String::from_utf8(member) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                malformed.push(Malformed {
+                    key: key.to_owned(),
+                    reason: format!(
+                        "member {:?} is not UTF-8",
+                        String::from_utf8_lossy(e.as_bytes())
+                    ),
+                });
+                None
+            }
+        })
+        .collect()
+}
+
 /// Parses a JSON document read from Redis, naming the key in the error.
 pub fn parse_json<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Result<T, Malformed> {
     let text = std::str::from_utf8(raw).map_err(|_| Malformed {

@@ -548,21 +548,7 @@ impl Reply {
     pub(crate) fn strings(self, malformed: &mut Vec<Malformed>) -> Vec<String> {
         let key = self.key.clone();
         let raw: Vec<Vec<u8>> = self.convert("a set of strings", malformed);
-        raw.into_iter()
-            .filter_map(|member| match String::from_utf8(member) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    malformed.push(Malformed {
-                        key: key.clone(),
-                        reason: format!(
-                            "member {:?} is not UTF-8",
-                            String::from_utf8_lossy(e.as_bytes())
-                        ),
-                    });
-                    None
-                }
-            })
-            .collect()
+        crate::model::utf8_members(&key, raw, malformed)
     }
 
     pub(crate) fn counter(self, malformed: &mut Vec<Malformed>) -> i64 {

@@ -616,19 +616,7 @@ impl TrackerStore for RedisStorage {
                 reason: "not a sorted set (overwritten with another type?)".into(),
             });
         }
-        let mut ids = Vec::with_capacity(indexed.len());
-        for raw in indexed {
-            match String::from_utf8(raw) {
-                Ok(id) => ids.push(id),
-                Err(e) => malformed.push(Malformed {
-                    key: index_key.clone(),
-                    reason: format!(
-                        "member {:?} is not UTF-8",
-                        String::from_utf8_lossy(e.as_bytes())
-                    ),
-                }),
-            }
-        }
+        let mut ids = crate::model::utf8_members(&index_key, indexed, &mut malformed);
         for d in found.iter() {
             for name in &d.unreadable {
                 malformed.push(Malformed {
