@@ -112,18 +112,16 @@ pub async fn check(settings: &Settings) -> crate::Result<CheckReport> {
         Err(Error::Permission { detail, .. }) => Access::Denied(detail),
         Err(e) => return Err(e),
     };
-    let can_subscribe = match redis.pubsub().await {
-        Ok(mut pubsub) => match pubsub.psubscribe(keys.events_channel_pattern()).await {
-            Ok(()) => Access::Yes,
-            Err(e) => match redis.classify(e) {
-                Error::Permission { detail, .. } => Access::Denied(format!(
-                    "{detail}; the ACL must list &{} literally",
-                    keys.events_channel_pattern()
-                )),
-                other => return Err(other),
-            },
+    let mut pubsub = redis.pubsub().await?;
+    let can_subscribe = match pubsub.psubscribe(keys.events_channel_pattern()).await {
+        Ok(()) => Access::Yes,
+        Err(e) => match redis.classify(e) {
+            Error::Permission { detail, .. } => Access::Denied(format!(
+                "{detail}; the ACL must list &{} literally",
+                keys.events_channel_pattern()
+            )),
+            other => return Err(other),
         },
-        Err(e) => return Err(e),
     };
     Ok(CheckReport {
         endpoint: redis.endpoint().to_owned(),

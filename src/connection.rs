@@ -275,7 +275,9 @@ impl Redis {
     /// and the replies are put back in command order. Each command stays atomic on its own
     /// key; a multi-slot pipeline as a whole is not a transaction (it never is on Cluster).
     /// After a split, `.ignore()` is not honoured and per-command errors come back as
-    /// `Value::ServerError` items: read such pipelines positionally as `Vec<Value>`, or as `()`.
+    /// `Value::ServerError` items: read such pipelines positionally as `Vec<Value>`. Writes use
+    /// [`Redis::query_pipe_ok`], which fails on any error reply (read as `()`, a split pipeline's
+    /// error replies would pass unnoticed).
     pub async fn query_pipe<T: redis::FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, Error> {
         if self.is_cluster() {
             let cmds: Vec<&Cmd> = pipe.cmd_iter().collect();

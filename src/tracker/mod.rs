@@ -369,7 +369,7 @@ pub(crate) fn assemble_card(
         )
     });
     ordered.extend(rest);
-    let stage_costs: Vec<f64> = ordered
+    let stage_cost = ordered
         .iter()
         .filter_map(|s| {
             s.metadata
@@ -377,11 +377,11 @@ pub(crate) fn assemble_card(
                 .and_then(Value::as_f64)
         })
         .filter(|c| c.is_finite())
-        .collect();
+        .fold(None, |sum: Option<f64>, c| Some(sum.unwrap_or(0.0) + c));
     let cost_usd = ["cost_usd", "cost"]
         .iter()
         .find_map(|k| parsed.doc.metadata.get(*k).and_then(Value::as_f64))
-        .or_else(|| (!stage_costs.is_empty()).then(|| stage_costs.iter().sum()));
+        .or(stage_cost);
     CardSnapshot {
         pipeline: parsed.doc,
         stages: ordered,

@@ -475,10 +475,8 @@ impl App {
         let index = &self.card_index;
         self.live_events
             .retain(|id, _| index.contains_key(id) || open.as_deref() == Some(id));
-        if self.live_order.len() > self.live_events.values().map(VecDeque::len).sum::<usize>() {
-            let kept = &self.live_events;
-            self.live_order.retain(|id| kept.contains_key(id));
-        }
+        let kept = &self.live_events;
+        self.live_order.retain(|id| kept.contains_key(id));
         self.live = Some(snap);
         if !self.is_frozen() {
             self.rows_stale = true;
