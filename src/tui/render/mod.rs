@@ -121,19 +121,7 @@ fn splash(frame: &mut Frame, app: &App, area: Rect) {
         format!("{} quits", app.keymap.label(super::keymap::Action::Quit)),
         t.dim,
     )));
-    let h = (lines.len() as u16).min(area.height);
-    let [_, mid, _] = Layout::vertical([
-        Constraint::Fill(1),
-        Constraint::Length(h),
-        Constraint::Fill(1),
-    ])
-    .areas(area);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .alignment(Alignment::Center)
-            .wrap(Wrap { trim: true }),
-        mid,
-    );
+    centered(frame, area, Text::from(lines));
 }
 
 fn too_small(frame: &mut Frame, app: &App, area: Rect) {
@@ -153,7 +141,12 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
         )),
     ]);
     frame.render_widget(Clear, area);
-    let h = 3.min(area.height);
+    centered(frame, area, msg);
+}
+
+/// `text` centred in `area`, both ways (cut to the area's height).
+fn centered(frame: &mut Frame, area: Rect, text: Text<'_>) {
+    let h = (text.lines.len() as u16).min(area.height);
     let [_, mid, _] = Layout::vertical([
         Constraint::Fill(1),
         Constraint::Length(h),
@@ -161,7 +154,7 @@ fn too_small(frame: &mut Frame, app: &App, area: Rect) {
     ])
     .areas(area);
     frame.render_widget(
-        Paragraph::new(msg)
+        Paragraph::new(text)
             .alignment(Alignment::Center)
             .wrap(Wrap { trim: true }),
         mid,
