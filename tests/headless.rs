@@ -297,12 +297,7 @@ fn fixture_snapshot_with_every_field_matches_the_schema() {
 }
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_artemis-top"));
-    let home = std::env::temp_dir().join("artemis-top-headless-test-home");
-    c.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    c
+    support::artemis_top(&std::env::temp_dir().join("artemis-top-headless-test-home"))
 }
 
 #[test]

@@ -211,11 +211,7 @@ fn plant_garbage(server: &RedisServer) {
 }
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_artemis-top"));
-    c.env_clear()
-        .env("HOME", std::env::temp_dir())
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    c
+    support::artemis_top(&std::env::temp_dir())
 }
 
 fn once(server: &RedisServer, format: &str) -> (String, Duration) {

@@ -255,9 +255,7 @@ async fn once_works_as_a_read_only_user() {
     let out = server.cli(&["--user", "top", "--pass", READER_PASS, "GET", "other"]);
     assert!(out.contains("NOPERM"), "{out}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_artemis-top"))
-        .env_clear()
-        .env("HOME", std::env::temp_dir())
+    let out = support::artemis_top(&std::env::temp_dir())
         .args([
             "--redis-url",
             &read_only_url(&server),

@@ -20,14 +20,9 @@ use artemis::snapshot::Snapshot;
 use support::tmux::{Tmux, binary_line};
 use support::{RedisCluster, RedisServer, ServerOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_artemis-top");
-
 fn command(redis_args: &[String], home: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(redis_args);
+    let mut c = support::artemis_top(home);
+    c.args(redis_args);
     c
 }
 

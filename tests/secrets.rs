@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::tmux::{Tmux, binary_line};
@@ -44,11 +43,8 @@ struct Run {
 fn run(label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let home = tempfile::tempdir().unwrap();
     let log = home.path().join("artemis.log");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_artemis-top"));
-    cmd.env_clear()
-        .env("HOME", home.path())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("ARTEMIS_LOG", "trace")
+    let mut cmd = support::artemis_top(home.path());
+    cmd.env("ARTEMIS_LOG", "trace")
         .env("ARTEMIS_LOG_FILE", &log)
         .args(args);
     for (k, v) in env {

@@ -19,17 +19,12 @@ use artemis::model::PipelineStatus;
 use artemis::snapshot::Snapshot;
 use support::RedisServer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_artemis-top");
-
 use support::wait_output;
 
 /// The binary in a clean environment: no config file, no REDIS_* variables of the caller.
 fn bin(server: &RedisServer) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_clear()
-        .env("HOME", server.dir.path())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .args(["--redis-url", &server.url()]);
+    let mut c = support::artemis_top(server.dir.path());
+    c.args(["--redis-url", &server.url()]);
     c
 }
 

@@ -56,9 +56,7 @@ async fn verified_tls_end_to_end() {
     )
     .unwrap();
     let run = |config: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_artemis-top"))
-            .env_clear()
-            .env("HOME", dir.path())
+        support::artemis_top(dir.path())
             .args([
                 "--config",
                 config.to_str().unwrap(),

@@ -411,3 +411,13 @@ pub fn wait_output(mut child: Child, limit: Duration, what: &str) -> std::proces
         stderr: err.join().unwrap_or_default(),
     }
 }
+
+/// The `artemis-top` binary in a clean environment: `HOME` = `home` (so no config file of the
+/// caller's), the caller's `PATH`, and no other variable (no `REDIS_*`, no `ARTEMIS_*`).
+pub fn artemis_top(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_artemis-top"));
+    c.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    c
+}
