@@ -3,13 +3,14 @@
 //!
 //! A write that fails with an outage ([`crate::Error::is_outage`]) is queued in process and the
 //! caller gets `Ok` at once; queued writes replay **in order** as soon as the connection is
-//! back ([`Storage::connection`]). Once anything is queued, later writes queue behind it
+//! back (the connection state it follows). Once anything is queued, later writes queue behind it
 //! without trying Redis, so the order in which one task made its writes is the order in which
 //! they land. The queue is bounded (`tracker.outage_buffer`): what does not fit is refused,
 //! counted in [`BufferStats::dropped`] and logged at `warn`, never silently lost.
 //!
-//! Writes are [`Replay`] trait objects so the tracker and the metrics can share one buffer (and
-//! so one order). A replayed write that Redis rejects for another reason than an outage (e.g.
+//! The buffer knows only the connection state and the writes: each write is a [`Replay`] trait
+//! object that carries its own store, so the tracker and the metrics (and any later job) share
+//! one buffer (and so one order) without the buffer knowing any of them. A replayed write that Redis rejects for another reason than an outage (e.g.
 //! a permission error) cannot succeed by waiting: it is counted in [`BufferStats::failed`],
 //! logged, and skipped so it does not block everything behind it.
 
@@ -19,15 +20,17 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
+use crate::connection::ConnState;
 use crate::error::Result;
-use crate::storage::Storage;
+use crate::store::Store;
 
-/// A write that can be applied (again) to storage.
+/// A write that can be applied (again) to the store it was made for.
 #[async_trait::async_trait]
 pub trait Replay: Send + Sync + fmt::Debug {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()>;
+    /// Applies the write; an outage error ([`crate::Error::is_outage`]) keeps it queued.
+    async fn replay(&self) -> Result<()>;
 }
 
 /// What happened to a write.
@@ -47,6 +50,7 @@ pub enum WriteOutcome {
 pub struct BufferStats {
     /// Writes waiting now.
     pub pending: usize,
+    /// Most writes it keeps at once.
     pub capacity: usize,
     /// Writes ever queued.
     pub buffered: u64,
@@ -66,7 +70,7 @@ pub struct OutageBuffer {
 }
 
 struct Inner {
-    storage: Arc<dyn Storage>,
+    connection: watch::Receiver<ConnState>,
     capacity: usize,
     state: Mutex<State>,
     /// Woken whenever the queue becomes empty.
@@ -98,12 +102,12 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 const DROP_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
 impl OutageBuffer {
-    /// A buffer of at most `capacity` writes for `storage` (0 keeps nothing: every write made
-    /// during an outage is dropped and counted).
-    pub fn new(storage: Arc<dyn Storage>, capacity: usize) -> Self {
+    /// A buffer of at most `capacity` writes that replays them while `connection` is up (0
+    /// keeps nothing: every write made during an outage is dropped and counted).
+    pub fn new(connection: watch::Receiver<ConnState>, capacity: usize) -> Self {
         Self {
             inner: Arc::new(Inner {
-                storage,
+                connection,
                 capacity,
                 state: Mutex::new(State {
                     stats: BufferStats {
@@ -117,11 +121,16 @@ impl OutageBuffer {
         }
     }
 
+    /// A buffer following `store`'s connection, of its `tracker.outage_buffer` size.
+    pub fn for_store(store: &dyn Store) -> Self {
+        Self::new(store.connection(), store.settings().tracker.outage_buffer)
+    }
+
     /// Applies `op` now, or queues it if Redis is unreachable or earlier writes are still
     /// queued. Fails only when storage rejects the write for another reason than an outage.
     pub async fn submit(&self, op: Arc<dyn Replay>) -> Result<WriteOutcome> {
         if self.inner.lock().queue.is_empty() {
-            match op.replay(&*self.inner.storage).await {
+            match op.replay().await {
                 Ok(()) => return Ok(WriteOutcome::Written),
                 Err(e) if e.is_outage() => {
                     tracing::debug!(error = %e, "write failed with an outage, buffering it");
@@ -132,6 +141,7 @@ impl OutageBuffer {
         Ok(self.enqueue(op))
     }
 
+    /// Its counters now.
     pub fn stats(&self) -> BufferStats {
         let st = self.inner.lock();
         BufferStats {
@@ -227,7 +237,7 @@ async fn drain(weak: Weak<Inner>) {
                 }
             }
         };
-        let mut conn = inner.storage.connection();
+        let mut conn = inner.connection.clone();
         if !conn.borrow().is_up() {
             // Wait for the reconnect, but wake now and then to notice dropped handles.
             drop(inner);
@@ -235,7 +245,7 @@ async fn drain(weak: Weak<Inner>) {
                 tokio::time::timeout(Duration::from_secs(1), conn.wait_for(|s| s.is_up())).await;
             continue;
         }
-        match front.replay(&*inner.storage).await {
+        match front.replay().await {
             Ok(()) => {
                 pause = Duration::from_millis(50);
                 replayed_now += 1;
@@ -263,7 +273,7 @@ mod tests {
     use super::*;
     use crate::config::Settings;
     use crate::error::Error;
-    use crate::storage::MemoryStorage;
+    use crate::store::MemoryCore;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A write that fails with an outage while `down` is set, recording the order it landed in.
@@ -277,7 +287,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Replay for Probe {
-        async fn replay(&self, _: &dyn Storage) -> Result<()> {
+        async fn replay(&self) -> Result<()> {
             self.attempts.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 return Err(Error::Unavailable {
@@ -292,8 +302,8 @@ mod tests {
 
     #[tokio::test]
     async fn writes_queue_in_order_and_overflow_is_counted() {
-        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new(Settings::default()));
-        let buffer = OutageBuffer::new(storage, 3);
+        let core = MemoryCore::new(Settings::default());
+        let buffer = OutageBuffer::new(core.connection(), 3);
         let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let log = Arc::new(Mutex::new(Vec::new()));
         let attempts = Arc::new(AtomicUsize::new(0));
@@ -344,15 +354,15 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Replay for Rejected {
-        async fn replay(&self, _: &dyn Storage) -> Result<()> {
+        async fn replay(&self) -> Result<()> {
             Err(Error::Redis("NOPERM".into()))
         }
     }
 
     #[tokio::test]
     async fn a_rejected_write_is_an_error_not_a_buffered_write() {
-        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new(Settings::default()));
-        let buffer = OutageBuffer::new(storage, 3);
+        let core = MemoryCore::new(Settings::default());
+        let buffer = OutageBuffer::new(core.connection(), 3);
         assert!(buffer.submit(Arc::new(Rejected)).await.is_err());
         assert_eq!(buffer.stats().buffered, 0);
     }

@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::sync::Arc;
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use crate::config::Settings;
 use crate::connection::ConnState;
 use crate::snapshot::Snapshot;
-use crate::storage::Storage;
+use crate::backend::Backend;
 use crate::tui::source::Feed;
 use crate::tui::{StorageFeed, app, format, render, text};
 
@@ -108,14 +108,14 @@ impl HeadlessError {
     }
 }
 
-/// Prints `opts.count` snapshots read from `storage` to `out`.
+/// Prints `opts.count` snapshots read from `backend` to `out`.
 pub async fn run(
-    storage: Arc<dyn Storage>,
+    backend: Backend,
     settings: &Settings,
     opts: HeadlessOptions,
     out: &mut (dyn Write + Send),
 ) -> Result<(), HeadlessError> {
-    let feed = StorageFeed::new(storage);
+    let feed = StorageFeed::new(backend);
     run_feed(&feed, settings, opts, out).await
 }
 

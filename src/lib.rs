@@ -60,10 +60,12 @@
 //! }
 //! ```
 
+pub mod backend;
 pub mod buffer;
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod connection;
 pub mod demo;
@@ -78,8 +80,10 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod snapshot;
-pub mod storage;
+pub mod store;
 pub mod tracker;
 pub mod tui;
 
+pub use backend::Backend;
+pub use client::{Artemis, ArtemisBuilder};
 pub use error::{Error, Result};

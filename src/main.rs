@@ -86,10 +86,10 @@ async fn simulate(demo: bool, args: SimulateArgs, settings: config::Settings) ->
         eprintln!("artemis-top: {e}");
         return ExitCode::from(2);
     }
-    let storage = if demo {
-        artemis::storage::open_memory(settings)
+    let backend = if demo {
+        artemis::Backend::memory(settings)
     } else {
-        match artemis::storage::open_redis(settings).await {
+        match artemis::Backend::redis(settings).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("artemis-top: {e}");
@@ -97,7 +97,7 @@ async fn simulate(demo: bool, args: SimulateArgs, settings: config::Settings) ->
             }
         }
     };
-    let sim = match Simulation::new(storage, options) {
+    let sim = match Simulation::new(backend, options) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("artemis-top: {e}");
@@ -158,10 +158,10 @@ async fn simulate(demo: bool, args: SimulateArgs, settings: config::Settings) ->
 
 /// The dashboard, or its headless report when asked for or when stdout is not a terminal.
 async fn dashboard(cli: &Cli, settings: config::Settings) -> ExitCode {
-    let storage = if cli.demo {
-        artemis::storage::open_memory(settings.clone())
+    let backend = if cli.demo {
+        artemis::Backend::memory(settings.clone())
     } else {
-        match artemis::storage::open_redis_lazy(settings.clone()) {
+        match artemis::Backend::redis_lazy(settings.clone()) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("artemis-top: {e}");
@@ -172,7 +172,7 @@ async fn dashboard(cli: &Cli, settings: config::Settings) -> ExitCode {
     // The demo: the simulator writes into the same in-process storage the dashboard reads,
     // until it is dropped at the end of this function.
     let _demo = if cli.demo {
-        match artemis::demo::start_demo(storage.clone()) {
+        match artemis::demo::start_demo(backend.clone()) {
             Ok(stop) => Some(stop),
             Err(e) => {
                 eprintln!("artemis-top: cannot start the demo: {e}");
@@ -196,7 +196,7 @@ async fn dashboard(cli: &Cli, settings: config::Settings) -> ExitCode {
             interval: std::time::Duration::from_secs_f64(settings.dashboard.poll_interval),
         };
         let mut out = std::io::stdout();
-        return match artemis::headless::run(storage, &settings, opts, &mut out).await {
+        return match artemis::headless::run(backend, &settings, opts, &mut out).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
             Err(e) => {
@@ -205,7 +205,7 @@ async fn dashboard(cli: &Cli, settings: config::Settings) -> ExitCode {
             }
         };
     }
-    match artemis::tui::run(storage, settings).await {
+    match artemis::tui::run(backend, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("artemis-top: {e}");

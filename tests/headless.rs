@@ -264,7 +264,7 @@ fn fixture_snapshot_with_every_field_matches_the_schema() {
     snap.metrics
         .code_review
         .developers
-        .push(artemis::snapshot::DeveloperReviews {
+        .push(artemis::metrics::DeveloperReviews {
             developer: "alice".into(),
             total_reviews: 3,
             total_score: 250,

@@ -33,8 +33,8 @@ use super::{
 };
 use crate::config::CacheSettings;
 use crate::keys::{KeySpace, validate_name};
-use crate::metrics::LlmRequestRecord;
-use crate::storage::Storage;
+use crate::metrics::{LlmRequestRecord, Metrics};
+use super::CacheStore;
 
 /// Longest pause between two polls for another process's answer.
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
@@ -201,7 +201,7 @@ impl StatsState {
 /// An LLM client with the response cache in front of it.
 pub struct CachedClient<C> {
     inner: C,
-    storage: Arc<dyn Storage>,
+    store: Arc<dyn CacheStore>,
     keys: KeySpace,
     settings: CacheSettings,
     prices: PriceTable,
@@ -214,7 +214,7 @@ pub struct CachedClient<C> {
 impl<C> std::fmt::Debug for CachedClient<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedClient")
-            .field("backend", &self.storage.backend())
+            .field("backend", &self.store.backend())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -224,7 +224,7 @@ impl<C> std::fmt::Debug for CachedClient<C> {
 /// up), so that neither this process's next leader nor other processes wait on a lease nobody
 /// will release. Forgotten once `fetch_and_store` has released the lease itself.
 struct LeaseGuard<'a> {
-    storage: &'a Arc<dyn Storage>,
+    store: &'a Arc<dyn CacheStore>,
     key: &'a CacheKey,
     token: &'a str,
 }
@@ -234,13 +234,13 @@ impl Drop for LeaseGuard<'_> {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (storage, key, token) = (
-            self.storage.clone(),
+        let (store, key, token) = (
+            self.store.clone(),
             self.key.clone(),
             self.token.to_owned(),
         );
         rt.spawn(async move {
-            if let Err(e) = storage.cache_release_lease(&key, &token).await {
+            if let Err(e) = store.cache_release_lease(&key, &token).await {
                 tracing::debug!("cache lease of a cancelled request not released: {e}");
             }
         });
@@ -255,16 +255,19 @@ enum PeerWait {
 }
 
 impl<C: LlmClient> CachedClient<C> {
-    /// Wraps `inner` with the cache configured in the storage's settings (`cache` section).
-    pub fn new(inner: C, storage: Arc<dyn Storage>) -> crate::Result<Self> {
-        let settings = storage.settings().cache.clone();
-        Self::with_settings(inner, storage, settings)
+    /// Wraps `inner` with the cache in `store`, configured by the store's settings (`cache`
+    /// section), recording every request through `metrics` (unless `cache.record_metrics`
+    /// is off).
+    pub fn new(inner: C, store: Arc<dyn CacheStore>, metrics: Metrics) -> crate::Result<Self> {
+        let settings = store.settings().cache.clone();
+        Self::with_settings(inner, store, metrics, settings)
     }
 
     /// Wraps `inner` with explicit cache settings. Fails only on an unreadable price file.
     pub fn with_settings(
         inner: C,
-        storage: Arc<dyn Storage>,
+        store: Arc<dyn CacheStore>,
+        metrics: Metrics,
         settings: CacheSettings,
     ) -> crate::Result<Self> {
         let prices = PriceTable::load(settings.price_file.as_deref())?;
@@ -275,23 +278,16 @@ impl<C: LlmClient> CachedClient<C> {
             ))
         });
         Ok(Self {
-            recorder: Recorder::new(crate::metrics::Metrics::new(storage.clone())),
-            keys: KeySpace::new(storage.settings().prefixes.clone()),
+            recorder: Recorder::new(metrics),
+            keys: KeySpace::new(store.settings().prefixes.clone()),
             inner,
-            storage,
+            store,
             settings,
             prices,
             flights: Flights::default(),
             tier,
             stats: Mutex::default(),
         })
-    }
-
-    /// Records request metrics through `metrics` (e.g. one sharing the tracker's outage
-    /// buffer) instead of a handle of its own. Call before the first request.
-    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
-        self.recorder = Recorder::new(metrics);
-        self
     }
 
     /// The handle request metrics are recorded through.
@@ -439,7 +435,7 @@ impl<C: LlmClient> CachedClient<C> {
 
     /// Counts the entries of `scope` in the store.
     pub async fn count(&self, scope: &CacheScope) -> crate::Result<CacheCount> {
-        self.storage.cache_count(scope).await
+        self.store.cache_count(scope).await
     }
 
     /// Deletes the entries of `scope` from the store and from this process's tier. Other
@@ -449,7 +445,7 @@ impl<C: LlmClient> CachedClient<C> {
         if let Some(tier) = &self.tier {
             lock(tier).remove_scope(scope);
         }
-        self.storage.cache_invalidate(scope).await
+        self.store.cache_invalidate(scope).await
     }
 
     // ---- the request path ----
@@ -461,7 +457,7 @@ impl<C: LlmClient> CachedClient<C> {
         key: &CacheKey,
         control: &CacheControl,
     ) -> (Result<LlmResponse, LlmError>, Source) {
-        match self.storage.cache_get(key).await {
+        match self.store.cache_get(key).await {
             Ok(Lookup::Found(bytes)) => match entry::decode(&bytes) {
                 Ok(response) => {
                     self.tier_put(key, &response, bytes.len(), None);
@@ -496,10 +492,10 @@ impl<C: LlmClient> CachedClient<C> {
             Duration::from_millis(self.settings.lease_wait_ms),
         );
         loop {
-            match self.storage.cache_try_lease(key, &token, lease_ttl).await {
+            match self.store.cache_try_lease(key, &token, lease_ttl).await {
                 Ok(true) => {
                     let guard = LeaseGuard {
-                        storage: &self.storage,
+                        store: &self.store,
                         key,
                         token: &token,
                     };
@@ -537,7 +533,7 @@ impl<C: LlmClient> CachedClient<C> {
             }
             tokio::time::sleep(pause.min(deadline - now)).await;
             pause = (pause * 2).min(MAX_POLL_PAUSE);
-            let poll = match self.storage.cache_poll(key).await {
+            let poll = match self.store.cache_poll(key).await {
                 Ok(p) => p,
                 Err(e) => {
                     self.store_failed("poll", &e);
@@ -573,14 +569,14 @@ impl<C: LlmClient> CachedClient<C> {
                 let ttl = control
                     .ttl
                     .unwrap_or(Duration::from_secs(self.settings.ttl_seconds));
-                match self.storage.cache_put(key, &bytes, ttl, lease).await {
+                match self.store.cache_put(key, &bytes, ttl, lease).await {
                     Ok(()) => self.tier_put(key, response, bytes.len(), Some(ttl)),
                     Err(e) => self.store_failed("write", &e),
                 }
             }
             _ => {
                 if let Some(token) = lease
-                    && let Err(e) = self.storage.cache_release_lease(key, token).await
+                    && let Err(e) = self.store.cache_release_lease(key, token).await
                 {
                     self.store_failed("lease release", &e);
                 }

@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{CacheCount, CacheKey, CacheScope, EntryTtl, Lookup, Poll};
-use crate::storage::MemoryStorage;
+use crate::store::{MemoryCore, delegate_store};
 
 /// Writes between two sweeps of expired entries.
 const SWEEP_EVERY: u32 = 1024;
 
-/// The cache's state inside [`MemoryStorage`].
+/// Entries and leases, with their expiry times.
 #[derive(Debug, Default)]
-pub struct CacheState {
+struct CacheState {
     entries: HashMap<CacheKey, (Vec<u8>, Instant)>,
     leases: HashMap<CacheKey, (String, Instant)>,
     writes_since_sweep: u32,
@@ -40,14 +40,31 @@ impl CacheState {
     }
 }
 
-impl MemoryStorage {
+/// The cache in this process's memory.
+#[derive(Debug)]
+pub struct MemoryCache {
+    core: MemoryCore,
+    state: std::sync::Mutex<CacheState>,
+}
+
+delegate_store!(MemoryCache);
+
+impl MemoryCache {
+    /// An empty cache.
+    pub fn new(core: MemoryCore) -> Self {
+        Self {
+            core,
+            state: Default::default(),
+        }
+    }
+
     fn cache_state(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        super::lock(&self.cache)
+        super::lock(&self.state)
     }
 }
 
 #[async_trait::async_trait]
-impl super::CacheStore for MemoryStorage {
+impl super::CacheStore for MemoryCache {
     async fn cache_get(&self, key: &CacheKey) -> crate::Result<Lookup> {
         let mut s = self.cache_state();
         Ok(match s.live_entry(key, Instant::now()) {

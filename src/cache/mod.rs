@@ -20,7 +20,7 @@ pub mod pricing;
 
 mod cached;
 mod flight;
-pub(crate) mod memory;
+mod memory;
 mod recorder;
 mod redis;
 mod tier;
@@ -29,7 +29,9 @@ use std::time::Duration;
 
 pub use self::cached::{CacheControl, CacheStats, CachedClient, Completion, HitsBySource, Source};
 pub use self::client::{LlmClient, LlmError, LlmRequest, LlmResponse, Message, Temperature, Usage};
+pub use self::memory::MemoryCache;
 pub use self::pricing::{ModelPrice, PriceTable};
+pub use self::redis::RedisCache;
 
 use crate::keys::{InvalidName, KeySpace, validate_name};
 
@@ -147,11 +149,11 @@ pub enum EntryTtl {
     Expires(Duration),
 }
 
-/// The cache's part of [`crate::storage::Storage`]: entry reads and writes, the cross-process
+/// The cache's storage interface ([`RedisCache`], [`MemoryCache`]): entry reads and writes, the cross-process
 /// fetch lease, and administration. Errors are transport errors (Redis unreachable, refused);
 /// a value that is not a usable entry is a successful [`Lookup`].
 #[async_trait::async_trait]
-pub trait CacheStore: Send + Sync {
+pub trait CacheStore: crate::store::Store {
     async fn cache_get(&self, key: &CacheKey) -> crate::Result<Lookup>;
 
     /// Stores `value` with a TTL (`SET … EX`); with `lease`, also releases that lease if it

@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::{Pipeline, Script, Value};
 
 use super::{CacheCount, CacheKey, CacheScope, EntryTtl, Lookup, Poll, ttl_seconds};
-use crate::storage::RedisStorage;
+use crate::store::{RedisCore, delegate_store};
 
 /// Keys deleted per UNLINK.
 const DELETE_BATCH: usize = 500;
@@ -49,9 +49,22 @@ fn lookup_of(v: Value) -> Lookup {
     }
 }
 
-impl RedisStorage {
+/// The cache on Redis (standalone or Cluster).
+#[derive(Debug, Clone)]
+pub struct RedisCache {
+    core: RedisCore,
+}
+
+delegate_store!(RedisCache);
+
+impl RedisCache {
+    /// The cache over `core`'s connection.
+    pub fn new(core: RedisCore) -> Self {
+        Self { core }
+    }
+
     fn scan_patterns(&self, scope: &CacheScope) -> Vec<String> {
-        let k = &self.keys;
+        let k = &self.core.keys;
         match scope {
             CacheScope::All => vec![
                 k.cache_plain_scan_pattern(),
@@ -64,13 +77,13 @@ impl RedisStorage {
 }
 
 #[async_trait::async_trait]
-impl super::CacheStore for RedisStorage {
+impl super::CacheStore for RedisCache {
     async fn cache_get(&self, key: &CacheKey) -> crate::Result<Lookup> {
         // A pipeline with errors kept per reply, so that a key of another type comes back as
         // an unreadable entry rather than as a failed call.
         let mut p = Pipeline::with_capacity(1);
-        p.ignore_errors().get(key.entry_key(&self.keys));
-        let mut replies: Vec<Value> = self.redis.query_pipe(&p).await?;
+        p.ignore_errors().get(key.entry_key(&self.core.keys));
+        let mut replies: Vec<Value> = self.core.redis.query_pipe(&p).await?;
         Ok(lookup_of(replies.pop().unwrap_or(Value::Nil)))
     }
 
@@ -81,7 +94,7 @@ impl super::CacheStore for RedisStorage {
         ttl: Duration,
         lease: Option<&str>,
     ) -> crate::Result<()> {
-        let entry = key.entry_key(&self.keys);
+        let entry = key.entry_key(&self.core.keys);
         let ttl = ttl_seconds(ttl);
         match lease {
             None => {
@@ -91,11 +104,11 @@ impl super::CacheStore for RedisStorage {
                     .arg("EX")
                     .arg(ttl)
                     .clone();
-                self.redis.query::<()>(&cmd).await
+                self.core.redis.query::<()>(&cmd).await
             }
             Some(token) => {
-                let lease_key = self.keys.cache_lease_for(&entry);
-                self.redis
+                let lease_key = self.core.keys.cache_lease_for(&entry);
+                self.core.redis
                     .run(|mut c| async move {
                         PUT_AND_RELEASE
                             .key(&entry)
@@ -117,7 +130,7 @@ impl super::CacheStore for RedisStorage {
         token: &str,
         ttl: Duration,
     ) -> crate::Result<bool> {
-        let lease = self.keys.cache_lease_for(&key.entry_key(&self.keys));
+        let lease = self.core.keys.cache_lease_for(&key.entry_key(&self.core.keys));
         let cmd = redis::cmd("SET")
             .arg(lease)
             .arg(token)
@@ -125,13 +138,13 @@ impl super::CacheStore for RedisStorage {
             .arg("PX")
             .arg(ttl.as_millis().max(1) as u64)
             .clone();
-        let reply: Option<String> = self.redis.query(&cmd).await?;
+        let reply: Option<String> = self.core.redis.query(&cmd).await?;
         Ok(reply.is_some())
     }
 
     async fn cache_release_lease(&self, key: &CacheKey, token: &str) -> crate::Result<()> {
-        let lease = self.keys.cache_lease_for(&key.entry_key(&self.keys));
-        self.redis
+        let lease = self.core.keys.cache_lease_for(&key.entry_key(&self.core.keys));
+        self.core.redis
             .run(|mut c| async move {
                 RELEASE
                     .key(&lease)
@@ -143,11 +156,11 @@ impl super::CacheStore for RedisStorage {
     }
 
     async fn cache_poll(&self, key: &CacheKey) -> crate::Result<Poll> {
-        let entry = key.entry_key(&self.keys);
-        let lease = self.keys.cache_lease_for(&entry);
+        let entry = key.entry_key(&self.core.keys);
+        let lease = self.core.keys.cache_lease_for(&entry);
         let mut p = Pipeline::with_capacity(2);
         p.ignore_errors().get(&entry).exists(&lease);
-        let replies: Vec<Value> = self.redis.query_pipe(&p).await?;
+        let replies: Vec<Value> = self.core.redis.query_pipe(&p).await?;
         let mut replies = replies.into_iter();
         let entry = lookup_of(replies.next().unwrap_or(Value::Nil));
         let leased = matches!(replies.next(), Some(Value::Int(n)) if n > 0);
@@ -155,8 +168,8 @@ impl super::CacheStore for RedisStorage {
     }
 
     async fn cache_ttl(&self, key: &CacheKey) -> crate::Result<EntryTtl> {
-        let cmd = redis::cmd("PTTL").arg(key.entry_key(&self.keys)).clone();
-        let ms: i64 = self.redis.query(&cmd).await?;
+        let cmd = redis::cmd("PTTL").arg(key.entry_key(&self.core.keys)).clone();
+        let ms: i64 = self.core.redis.query(&cmd).await?;
         Ok(match ms {
             -2 => EntryTtl::Missing,
             ms if ms < 0 => EntryTtl::Persistent,
@@ -168,7 +181,7 @@ impl super::CacheStore for RedisStorage {
         scope.validate()?;
         let mut count = CacheCount::default();
         for pattern in self.scan_patterns(scope) {
-            let keys = self.redis.scan_match(&pattern, None, COUNT_LIMIT).await?;
+            let keys = self.core.redis.scan_match(&pattern, None, COUNT_LIMIT).await?;
             count.truncated |= keys.len() >= COUNT_LIMIT;
             count.entries += keys.len() as u64;
         }
@@ -189,11 +202,12 @@ impl super::CacheStore for RedisStorage {
                     )));
                 }
                 let keys = self
+                    .core
                     .redis
                     .scan_match(&pattern, None, INVALIDATE_PASS)
                     .await?;
                 for batch in keys.chunks(DELETE_BATCH) {
-                    let n: u64 = self.redis.query(redis::cmd("UNLINK").arg(batch)).await?;
+                    let n: u64 = self.core.redis.query(redis::cmd("UNLINK").arg(batch)).await?;
                     deleted += n;
                 }
                 if keys.len() < INVALIDATE_PASS {

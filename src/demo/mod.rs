@@ -38,10 +38,11 @@ use tokio::task::JoinSet;
 use crate::buffer::{OutageBuffer, WriteOutcome};
 use crate::cache::{CacheControl, CachedClient};
 use crate::error::{Error, Result};
-use crate::limiter::RateLimiter;
+
 use crate::metrics::{CodeReviewRecord, Metrics, PipelineCompletionRecord};
 use crate::model::{PipelineStatus, StageStatus};
-use crate::storage::Storage;
+use crate::backend::Backend;
+use crate::client::Artemis;
 use crate::tracker::{StageUpdate, Tracker};
 
 use self::provider::{ProviderStats, SimProvider};
@@ -230,17 +231,16 @@ impl Simulation {
     /// Wires the library the way a pipeline process would: one outage buffer shared by the
     /// tracker, the metrics handle and the cache's metrics recorder; the cache in front of the
     /// simulated provider, which waits for the rate limiter.
-    pub fn new(storage: Arc<dyn Storage>, options: SimOptions) -> Result<Self> {
+    pub fn new(backend: Backend, options: SimOptions) -> Result<Self> {
         options.validate()?;
-        let settings = storage.settings().clone();
-        let buffer = OutageBuffer::new(storage.clone(), settings.tracker.outage_buffer);
-        let tracker = Tracker::with_buffer(storage.clone(), buffer.clone());
-        let metrics = Metrics::with_buffer(storage.clone(), buffer.clone());
-        let limiter = RateLimiter::new(storage.clone());
-        let provider = SimProvider::new(limiter, options.speed)
+        let artemis = Artemis::over(backend);
+        let buffer = artemis.buffer().clone();
+        let tracker = artemis.tracker().clone();
+        let metrics = artemis.metrics().clone();
+        let provider = SimProvider::new(artemis.limiter().clone(), options.speed)
             .map_err(|e| Error::InvalidInput(format!("simulator rate limits: {e}")))?;
         let provider_stats = provider.stats();
-        let llm = CachedClient::new(provider, storage)?.with_metrics(metrics.clone());
+        let llm = artemis.cached(provider)?;
         Ok(Self {
             ctx: Arc::new(Ctx {
                 tracker,
@@ -361,11 +361,11 @@ impl Simulation {
     }
 }
 
-/// Starts the demo simulator on `storage` (normally the memory backend) with a fresh random
+/// Starts the demo simulator on `backend` (normally the memory backend) with a fresh random
 /// seed. It runs until the returned [`Stop`] is dropped.
-pub fn start_demo(storage: Arc<dyn Storage>) -> Result<Stop> {
+pub fn start_demo(backend: Backend) -> Result<Stop> {
     let seed = rand::rng().random_range(1000..100_000);
-    let (stop, _task) = Simulation::new(storage, SimOptions::demo(seed))?.spawn();
+    let (stop, _task) = Simulation::new(backend, SimOptions::demo(seed))?.spawn();
     Ok(stop)
 }
 
@@ -671,8 +671,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_lands_in_storage_as_reported() {
-        let storage = crate::storage::open_memory(Settings::default());
-        let sim = Simulation::new(storage.clone(), fast(3, 6)).unwrap();
+        let backend = Backend::memory(Settings::default());
+        let sim = Simulation::new(backend.clone(), fast(3, 6)).unwrap();
         let (_stop, signal) = stop_pair();
         let report = sim.run(signal).await;
         assert_eq!(report.ended_by, EndedBy::Cards);
@@ -681,7 +681,7 @@ mod tests {
             report.cards.completed + report.cards.failed + report.cards.cancelled,
             6
         );
-        let snap = crate::snapshot::read_snapshot(&*storage, chrono::Utc::now())
+        let snap = crate::snapshot::read_snapshot(&backend, chrono::Utc::now())
             .await
             .unwrap();
         assert_eq!(snap.cards.len(), 6);
@@ -706,12 +706,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_cancels_in_flight_cards_and_still_reports() {
-        let storage = crate::storage::open_memory(Settings::default());
+        let backend = Backend::memory(Settings::default());
         let options = SimOptions {
             speed: 20.0,
             ..fast(5, 1000)
         };
-        let sim = Simulation::new(storage.clone(), options).unwrap();
+        let sim = Simulation::new(backend.clone(), options).unwrap();
         let (stop, signal) = stop_pair();
         let task = tokio::spawn(sim.run(signal));
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -723,7 +723,7 @@ mod tests {
         assert_eq!(report.ended_by, EndedBy::Interrupted);
         assert!(report.cards.started >= 1 && report.cards.started < 1000);
         assert!(report.cards.cancelled >= 1);
-        let snap = crate::snapshot::read_snapshot(&*storage, chrono::Utc::now())
+        let snap = crate::snapshot::read_snapshot(&backend, chrono::Utc::now())
             .await
             .unwrap();
         assert!(snap.cards.iter().all(|c| c.pipeline.status.is_final()));

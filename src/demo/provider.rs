@@ -317,8 +317,8 @@ mod tests {
 
     #[tokio::test]
     async fn answers_in_the_providers_shape_and_respects_the_limit() {
-        let storage = crate::storage::open_memory(Settings::default());
-        let limiter = RateLimiter::new(storage.clone());
+        let backend = crate::backend::Backend::memory(Settings::default());
+        let limiter = RateLimiter::new(backend.limiter().clone());
         // Speed 600: a 100 ms window, calls of a few ms.
         let provider = SimProvider::new(limiter.clone(), 600.0).unwrap();
         let r = request("hello");

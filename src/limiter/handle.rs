@@ -16,8 +16,9 @@ use super::{
 };
 use crate::config::{FailurePolicy, LimiterSettings, Settings};
 use crate::keys::{KeySpace, validate_name};
-use crate::snapshot::LimitSnapshot;
-use crate::storage::{MemoryStorage, Storage};
+use crate::limiter::LimitUsage;
+use super::MemoryLimiter;
+use crate::store::MemoryCore;
 
 /// How often a process re-records a key's limits in the registry (it also does so after every
 /// outage, since a restarted server may have lost the registry).
@@ -200,7 +201,7 @@ impl Drop for Reservation {
 
 struct Inner {
     store: Arc<dyn LimiterStore>,
-    local: Arc<MemoryStorage>,
+    local: Arc<MemoryLimiter>,
     keys: KeySpace,
     settings: LimiterSettings,
     nonce: u64,
@@ -226,19 +227,19 @@ impl std::fmt::Debug for RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter over a storage backend, configured by the backend's settings.
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
-        let settings = storage.settings().clone();
-        Self::with_store(storage, &settings)
+    /// A limiter over `store`, configured by the store's settings.
+    pub fn new(store: Arc<dyn LimiterStore>) -> Self {
+        let settings = store.settings().clone();
+        Self::with_store(store, &settings)
     }
 
     /// A limiter over any limiter store (key prefixes and limiter settings from `settings`).
     pub fn with_store(store: Arc<dyn LimiterStore>, settings: &Settings) -> Self {
-        let local = MemoryStorage::new(Settings {
+        let local = MemoryLimiter::new(MemoryCore::new(Settings {
             prefixes: settings.prefixes.clone(),
             limiter: settings.limiter.clone(),
             ..Settings::default()
-        });
+        }));
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -539,7 +540,7 @@ impl RateLimiter {
     }
 
     /// Headroom of every registered key (what the dashboard shows).
-    pub async fn headroom_all(&self) -> crate::Result<Vec<LimitSnapshot>> {
+    pub async fn headroom_all(&self) -> crate::Result<Vec<LimitUsage>> {
         Ok(self.inner.store.read_limits().await?.limits)
     }
 
@@ -619,7 +620,7 @@ mod tests {
     use crate::limiter::Exceeded;
 
     fn limiter() -> RateLimiter {
-        RateLimiter::new(crate::storage::open_memory(Settings::default()))
+        RateLimiter::new(Arc::new(MemoryLimiter::new(MemoryCore::new(Settings::default()))))
     }
 
     #[test]

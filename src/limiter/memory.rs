@@ -11,7 +11,7 @@ use super::LimitsRead;
 use super::{
     Exceeded, Limit, LimiterStore, Limits, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict,
 };
-use crate::storage::MemoryStorage;
+use crate::store::{MemoryCore, delegate_store};
 
 /// Checks between two sweeps of idle windows, which bounds memory when identifiers churn.
 const SWEEP_EVERY: u32 = 1_024;
@@ -176,16 +176,34 @@ impl LimiterState {
     }
 }
 
-impl MemoryStorage {
+/// The limiter in this process's memory: the demo backend, and the local fallback window of
+/// every [`super::RateLimiter`].
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    core: MemoryCore,
+    state: std::sync::Mutex<LimiterState>,
+}
+
+delegate_store!(MemoryLimiter);
+
+impl MemoryLimiter {
+    /// An empty limiter.
+    pub fn new(core: MemoryCore) -> Self {
+        Self {
+            core,
+            state: Default::default(),
+        }
+    }
+
     fn limiter_state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
         // A panic while holding the lock cannot leave a window half-updated in a way that
         // matters more than losing the limiter altogether, so keep going with the data.
-        self.limiter.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 #[async_trait::async_trait]
-impl LimiterStore for MemoryStorage {
+impl LimiterStore for MemoryLimiter {
     async fn limit_check(
         &self,
         limit: &Limit,

@@ -20,6 +20,7 @@
 //! failure policy, waiting, reservations, the registry).
 
 mod handle;
+mod usage;
 pub(crate) mod memory;
 mod presets;
 pub(crate) mod redis;
@@ -28,9 +29,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::LimitSnapshot;
 
 pub use handle::{AcquireOptions, Decision, RateLimiter, Reservation};
+pub use usage::LimitUsage;
+pub use memory::MemoryLimiter;
+pub use redis::RedisLimiter;
 pub use presets::find_preset;
 pub use redis::{check_script_sha, check_script_source};
 
@@ -415,8 +418,8 @@ impl RegistryEntry {
             .then_some(w.as_micros() as u64)
     }
 
-    pub(crate) fn snapshot(&self, key: &str, usage: Usage) -> LimitSnapshot {
-        LimitSnapshot {
+    pub(crate) fn snapshot(&self, key: &str, usage: Usage) -> LimitUsage {
+        LimitUsage {
             key: key.to_owned(),
             resource: self.resource.clone(),
             identifier: self.identifier.clone(),
@@ -433,9 +436,10 @@ impl RegistryEntry {
 /// bounded pipeline even if identifiers are per user.
 pub const REGISTRY_READ_LIMIT: usize = 1_000;
 
-/// The limiter's part of [`crate::storage::Storage`]: one atomic step per operation.
+/// The limiter's storage interface, over Redis ([`RedisLimiter`]) or memory ([`MemoryLimiter`]):
+/// one atomic step per operation. Decisions and fallbacks are [`RateLimiter`]'s.
 #[async_trait::async_trait]
-pub trait LimiterStore: Send + Sync {
+pub trait LimiterStore: crate::store::Store {
     /// Prunes the window, counts, decides and (if admitted) records one request reserving
     /// `tokens` (0 when tokens are not limited) under the unique `request_id`, atomically.
     async fn limit_check(
@@ -476,7 +480,7 @@ pub trait LimiterStore: Send + Sync {
 /// What a headroom read returns: the figures, and whatever could not be parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LimitsRead {
-    pub limits: Vec<LimitSnapshot>,
+    pub limits: Vec<LimitUsage>,
     pub malformed: Vec<crate::model::Malformed>,
 }
 

@@ -13,7 +13,7 @@ use redis::{Script, Value};
 use super::{Limit, LimiterStore, LimitsRead, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict};
 use crate::error::Error;
 use crate::model::Malformed;
-use crate::storage::RedisStorage;
+use crate::store::{RedisCore, delegate_store};
 
 /// The check (prune, count, decide, record).
 pub(crate) static CHECK_SCRIPT: LazyLock<Script> =
@@ -49,11 +49,24 @@ pub(crate) fn entry_weight(member: &str) -> u64 {
         .unwrap_or(0)
 }
 
-impl RedisStorage {
+/// The limiter on Redis (standalone or Cluster).
+#[derive(Debug, Clone)]
+pub struct RedisLimiter {
+    core: RedisCore,
+}
+
+delegate_store!(RedisLimiter);
+
+impl RedisLimiter {
+    /// The limiter over `core`'s connection.
+    pub fn new(core: RedisCore) -> Self {
+        Self { core }
+    }
+
     /// The server clock in epoch microseconds. A reader whose ACL forbids `TIME` falls back to
     /// its own clock (headroom is then as exact as the clocks agree).
     async fn server_time_us(&self) -> crate::Result<i64> {
-        match self.redis.query::<(i64, i64)>(&redis::cmd("TIME")).await {
+        match self.core.redis.query::<(i64, i64)>(&redis::cmd("TIME")).await {
             Ok((s, us)) => Ok(s * 1_000_000 + us),
             Err(Error::Permission { .. }) => Ok(super::memory::now_us()),
             Err(e) => Err(e),
@@ -75,9 +88,9 @@ impl RedisStorage {
             .arg(format!("({cutoff}"))
             .arg("+inf");
         pipe.cmd("GET")
-            .arg(self.keys.ratelimit_token_sum(window_key));
+            .arg(self.core.keys.ratelimit_token_sum(window_key));
         pipe.cmd("ZRANGEBYSCORE")
-            .arg(self.keys.ratelimit_tokens(window_key))
+            .arg(self.core.keys.ratelimit_tokens(window_key))
             .arg("-inf")
             .arg(cutoff);
     }
@@ -105,15 +118,15 @@ pub(crate) fn decode_usage(replies: &[Value], now_us: i64) -> crate::Result<Usag
 }
 
 #[async_trait::async_trait]
-impl LimiterStore for RedisStorage {
+impl LimiterStore for RedisLimiter {
     async fn limit_check(
         &self,
         limit: &Limit,
         tokens: u64,
         request_id: &str,
     ) -> crate::Result<Verdict> {
-        let tokens_key = self.keys.ratelimit_tokens(&limit.key);
-        let sum_key = self.keys.ratelimit_token_sum(&limit.key);
+        let tokens_key = self.core.keys.ratelimit_tokens(&limit.key);
+        let sum_key = self.core.keys.ratelimit_token_sum(&limit.key);
         let args = [
             limit.limits.window_us().to_string(),
             limit.limits.requests.to_string(),
@@ -123,6 +136,7 @@ impl LimiterStore for RedisStorage {
             limit.limits.ttl_seconds().to_string(),
         ];
         let reply = self
+            .core
             .eval_script(
                 &CHECK_SCRIPT,
                 include_str!("check.lua"),
@@ -149,9 +163,9 @@ impl LimiterStore for RedisStorage {
         if reserved == used {
             return Ok(());
         }
-        let tokens_key = self.keys.ratelimit_tokens(&limit.key);
-        let sum_key = self.keys.ratelimit_token_sum(&limit.key);
-        self.eval_script(
+        let tokens_key = self.core.keys.ratelimit_tokens(&limit.key);
+        let sum_key = self.core.keys.ratelimit_token_sum(&limit.key);
+        self.core.eval_script(
             &RECONCILE_SCRIPT,
             include_str!("reconcile.lua"),
             &[&tokens_key, &sum_key],
@@ -169,7 +183,7 @@ impl LimiterStore for RedisStorage {
         let now_us = self.server_time_us().await?;
         let mut pipe = redis::pipe();
         self.push_usage_reads(&mut pipe, &limit.key, limit.limits.window_us(), now_us);
-        let replies: Vec<Value> = self.redis.query_pipe(&pipe).await?;
+        let replies: Vec<Value> = self.core.redis.query_pipe(&pipe).await?;
         decode_usage(&replies, now_us)
     }
 
@@ -177,35 +191,35 @@ impl LimiterStore for RedisStorage {
         // One DEL of three keys of one slot: atomic, and valid on Cluster.
         let mut cmd = redis::cmd("DEL");
         cmd.arg(&limit.key)
-            .arg(self.keys.ratelimit_tokens(&limit.key))
-            .arg(self.keys.ratelimit_token_sum(&limit.key));
-        self.redis.query::<()>(&cmd).await
+            .arg(self.core.keys.ratelimit_tokens(&limit.key))
+            .arg(self.core.keys.ratelimit_token_sum(&limit.key));
+        self.core.redis.query::<()>(&cmd).await
     }
 
     async fn limit_register(&self, limit: &Limit) -> crate::Result<()> {
         let entry = serde_json::to_string(&RegistryEntry::of(limit))
             .map_err(|e| Error::Redis(format!("cannot encode a registry entry: {e}")))?;
         let mut cmd = redis::cmd("HSET");
-        cmd.arg(self.keys.ratelimit_registry())
+        cmd.arg(self.core.keys.ratelimit_registry())
             .arg(&limit.key)
             .arg(entry);
-        self.redis.query::<()>(&cmd).await
+        self.core.redis.query::<()>(&cmd).await
     }
 
     async fn limit_unregister(&self, limit: &Limit) -> crate::Result<()> {
         let mut cmd = redis::cmd("HDEL");
-        cmd.arg(self.keys.ratelimit_registry()).arg(&limit.key);
-        self.redis.query::<()>(&cmd).await
+        cmd.arg(self.core.keys.ratelimit_registry()).arg(&limit.key);
+        self.core.redis.query::<()>(&cmd).await
     }
 
     async fn read_limits(&self) -> crate::Result<LimitsRead> {
-        let registry_key = self.keys.ratelimit_registry();
+        let registry_key = self.core.keys.ratelimit_registry();
         let mut malformed = Vec::new();
         // Round trip 1: the registry and the server clock, concurrently.
         let mut hgetall = redis::cmd("HGETALL");
         hgetall.arg(&registry_key);
         let (registry, now_us) =
-            tokio::join!(self.redis.query::<Value>(&hgetall), self.server_time_us());
+            tokio::join!(self.core.redis.query::<Value>(&hgetall), self.server_time_us());
         let registry = match registry {
             Err(e) if e.is_wrong_type() => {
                 malformed.push(Malformed {
@@ -263,7 +277,7 @@ impl LimiterStore for RedisStorage {
         for (key, _, window_us) in &entries {
             self.push_usage_reads(&mut pipe, key, *window_us, now_us);
         }
-        let flat: Vec<Value> = self.redis.query_pipe(&pipe).await?;
+        let flat: Vec<Value> = self.core.redis.query_pipe(&pipe).await?;
         let replies: Vec<&[Value]> = flat.chunks(3).collect();
         if replies.len() != entries.len() {
             return Err(Error::Redis(

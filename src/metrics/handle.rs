@@ -14,29 +14,29 @@ use super::{
 };
 use crate::buffer::{OutageBuffer, Replay, WriteOutcome};
 use crate::error::{Error, Result};
-use crate::storage::Storage;
+use super::MetricsStore;
 
 /// A write with the id that makes its replay harmless: a write whose reply was lost may have
 /// been applied, and is then sent again with the same id.
-#[derive(Debug)]
 struct OnceWrite {
+    store: Arc<dyn MetricsStore>,
     id: String,
     write: MetricsWrite,
 }
 
-impl OnceWrite {
-    fn new(write: MetricsWrite) -> Arc<Self> {
-        Arc::new(Self {
-            id: format!("{:032x}", rand::random::<u128>()),
-            write,
-        })
+impl fmt::Debug for OnceWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OnceWrite")
+            .field("id", &self.id)
+            .field("write", &self.write)
+            .finish()
     }
 }
 
 #[async_trait::async_trait]
 impl Replay for OnceWrite {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.track_once(&self.id, &self.write).await
+    async fn replay(&self) -> Result<()> {
+        self.store.track_once(&self.id, &self.write).await
     }
 }
 
@@ -47,14 +47,14 @@ impl Replay for OnceWrite {
 /// itself reports (e.g. a permission error).
 #[derive(Clone)]
 pub struct Metrics {
-    storage: Arc<dyn Storage>,
+    store: Arc<dyn MetricsStore>,
     buffer: OutageBuffer,
 }
 
 impl fmt::Debug for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Metrics")
-            .field("backend", &self.storage.backend())
+            .field("backend", &self.store.backend())
             .field("buffer", &self.buffer.stats())
             .finish()
     }
@@ -62,23 +62,33 @@ impl fmt::Debug for Metrics {
 
 impl Metrics {
     /// A metrics handle with its own outage buffer (`tracker.outage_buffer` writes).
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
-        let buffer = OutageBuffer::new(storage.clone(), storage.settings().tracker.outage_buffer);
-        Self { storage, buffer }
+    pub fn new(store: Arc<dyn MetricsStore>) -> Self {
+        let buffer = OutageBuffer::for_store(&*store);
+        Self { store, buffer }
     }
 
     /// A metrics handle sharing `buffer` (e.g. with a [`crate::tracker::Tracker`], so that all
     /// of a process's writes replay in the order they were made).
-    pub fn with_buffer(storage: Arc<dyn Storage>, buffer: OutageBuffer) -> Self {
-        Self { storage, buffer }
+    pub fn with_buffer(store: Arc<dyn MetricsStore>, buffer: OutageBuffer) -> Self {
+        Self { store, buffer }
     }
 
+    /// The outage buffer its writes go through.
     pub fn buffer(&self) -> &OutageBuffer {
         &self.buffer
     }
 
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
+    /// The store it writes to and reads from.
+    pub fn store(&self) -> &Arc<dyn MetricsStore> {
+        &self.store
+    }
+
+    fn once(&self, write: MetricsWrite) -> Arc<OnceWrite> {
+        Arc::new(OnceWrite {
+            store: self.store.clone(),
+            id: format!("{:032x}", rand::random::<u128>()),
+            write,
+        })
     }
 
     /// Records a finished pipeline. Its time is taken now when the record has none, so a
@@ -93,7 +103,7 @@ impl Metrics {
         check_number("cost", record.cost)?;
         record.at.get_or_insert_with(Utc::now);
         self.buffer
-            .submit(OnceWrite::new(MetricsWrite::Completion(record)))
+            .submit(self.once(MetricsWrite::Completion(record)))
             .await
     }
 
@@ -105,7 +115,7 @@ impl Metrics {
         check_number("latency_ms", record.latency_ms)?;
         check_number("saved_cost", record.saved_cost)?;
         self.buffer
-            .submit(OnceWrite::new(MetricsWrite::Requests(vec![record])))
+            .submit(self.once(MetricsWrite::Requests(vec![record])))
             .await
     }
 
@@ -123,7 +133,7 @@ impl Metrics {
             return Ok(WriteOutcome::Written);
         }
         self.buffer
-            .submit(OnceWrite::new(MetricsWrite::Requests(records)))
+            .submit(self.once(MetricsWrite::Requests(records)))
             .await
     }
 
@@ -132,14 +142,14 @@ impl Metrics {
         check_name("developer", &record.developer)?;
         check_name("status", &record.status)?;
         self.buffer
-            .submit(OnceWrite::new(MetricsWrite::Review(record)))
+            .submit(self.once(MetricsWrite::Review(record)))
             .await
     }
 
     /// See [`super::MetricsStore::read_metrics`]. Fails with [`Error::Unavailable`] while
     /// Redis is unreachable rather than returning zeros that look real.
     pub async fn read(&self, days: u32, recent: usize) -> Result<MetricsRead> {
-        self.storage.read_metrics(days, recent).await
+        self.store.read_metrics(days, recent).await
     }
 }
 

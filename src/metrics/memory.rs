@@ -10,15 +10,12 @@ use super::{
     local_date,
 };
 use crate::keys::validate_name;
-use crate::snapshot::{
-    Breakdown, DailyFigures, DeveloperReviews, LlmTotals, MetricsSnapshot, PipelineTotals,
-    RecentPipeline,
-};
-use crate::storage::MemoryStorage;
+use crate::metrics::{Breakdown, DailyFigures, DeveloperReviews, LlmTotals, Summary, PipelineTotals, RecentPipeline};
+use crate::store::{MemoryCore, delegate_store};
 
-/// The metrics' state inside [`MemoryStorage`].
+/// The aggregates, as the Redis keys hold them.
 #[derive(Debug, Default)]
-pub struct MetricsState {
+struct MetricsState {
     pipelines: PipelineTotals,
     llm: LlmTotals,
     providers: BTreeMap<String, (i64, f64)>,
@@ -30,21 +27,38 @@ pub struct MetricsState {
     review_statuses: BTreeMap<String, i64>,
 }
 
-impl MemoryStorage {
+/// Metrics in this process's memory.
+#[derive(Debug)]
+pub struct MemoryMetrics {
+    core: MemoryCore,
+    state: std::sync::Mutex<MetricsState>,
+}
+
+delegate_store!(MemoryMetrics);
+
+impl MemoryMetrics {
+    /// Empty metrics using `core`'s settings.
+    pub fn new(core: MemoryCore) -> Self {
+        Self {
+            core,
+            state: Default::default(),
+        }
+    }
+
     fn metrics_state(&self) -> std::sync::MutexGuard<'_, MetricsState> {
-        self.metrics
+        self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 #[async_trait::async_trait]
-impl super::MetricsStore for MemoryStorage {
+impl super::MetricsStore for MemoryMetrics {
     async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()> {
         validate_name("status", &r.status)?;
         let at = r.at.unwrap_or_else(Utc::now);
         let epoch = at.timestamp_micros() as f64 / 1e6;
-        let settings = &self.settings.metrics;
+        let settings = &self.core.settings.metrics;
         let status = r.status.to_lowercase();
         let mut s = self.metrics_state();
         s.pipelines.completed += 1;
@@ -139,7 +153,7 @@ impl super::MetricsStore for MemoryStorage {
                 })
                 .collect()
         };
-        let mut m = MetricsSnapshot {
+        let mut m = Summary {
             pipelines: s.pipelines.clone(),
             llm: s.llm.clone(),
             providers: breakdown(&s.providers),
@@ -162,7 +176,7 @@ impl super::MetricsStore for MemoryStorage {
                 .take(recent)
                 .map(|(_, r)| r.clone())
                 .collect(),
-            code_review: crate::snapshot::CodeReviewTotals {
+            code_review: crate::metrics::CodeReviewTotals {
                 developers: s.reviews.values().cloned().collect(),
                 by_status: s.review_statuses.clone(),
             },

@@ -2,7 +2,7 @@
 //!
 //! Writers add to counters with HINCRBY / HINCRBYFLOAT / INCR only (Python parses integer
 //! fields with `int()`), in one pipelined round trip per `track_*` call. Readers turn the keys
-//! into a [`MetricsSnapshot`] in a fixed number of round trips, reporting unparsable values
+//! into a [`Summary`] in a fixed number of round trips, reporting unparsable values
 //! instead of guessing.
 //!
 //! Extensions (ignored by Python readers): `saved_cost` and `latency_ms_total` fields in the
@@ -11,8 +11,9 @@
 //! grow forever.
 
 mod handle;
-pub(crate) mod memory;
-pub(crate) mod redis;
+mod memory;
+mod redis;
+mod summary;
 pub(crate) mod writes;
 
 use chrono::{DateTime, Local, NaiveDate, Utc};
@@ -20,9 +21,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use handle::Metrics;
+pub use memory::MemoryMetrics;
+pub use redis::RedisMetrics;
+pub use summary::{
+    Breakdown, CodeReviewTotals, DailyFigures, DeveloperReviews, LlmTotals, PipelineTotals,
+    RecentPipeline, Summary,
+};
 
 use crate::model::Malformed;
-use crate::snapshot::MetricsSnapshot;
 
 /// A finished pipeline, for `timeseries:pipelines`, `total`, `daily:<date>` and `status:<s>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,16 +83,17 @@ pub enum MetricsWrite {
 /// What a metrics read returns: the figures, and whatever could not be parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsRead {
-    pub metrics: MetricsSnapshot,
+    pub metrics: Summary,
     pub malformed: Vec<Malformed>,
 }
 
 /// Statuses whose `status:<status>` counters every reader looks at, besides indexed ones.
 pub const KNOWN_PIPELINE_STATUSES: &[&str] = &["completed", "failed", "cancelled"];
 
-/// The metrics' part of [`crate::storage::Storage`].
+/// The metrics' storage interface, over Redis ([`RedisMetrics`]) or memory
+/// ([`MemoryMetrics`]). Writes do not buffer: use [`Metrics`].
 #[async_trait::async_trait]
-pub trait MetricsStore: Send + Sync {
+pub trait MetricsStore: crate::store::Store {
     async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()>;
     async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()>;
     /// Many requests at once, with the same effect as one `track_llm_request` each. The Redis
@@ -191,7 +198,7 @@ pub(crate) fn parse_recent(
     key: &str,
     member: &str,
     malformed: &mut Vec<Malformed>,
-) -> Option<crate::snapshot::RecentPipeline> {
+) -> Option<crate::metrics::RecentPipeline> {
     #[derive(Deserialize)]
     struct Member {
         card_id: String,
@@ -205,7 +212,7 @@ pub(crate) fn parse_recent(
         timestamp: Option<String>,
     }
     match serde_json::from_str::<Member>(member) {
-        Ok(m) => Some(crate::snapshot::RecentPipeline {
+        Ok(m) => Some(crate::metrics::RecentPipeline {
             card_id: m.card_id,
             duration_seconds: m.duration_seconds.unwrap_or(0.0),
             status: m.status.unwrap_or_default(),
@@ -223,7 +230,7 @@ pub(crate) fn parse_recent(
 }
 
 /// Fills the derived figures (averages, hit rate) and sorts the breakdowns.
-pub(crate) fn finish(m: &mut MetricsSnapshot) {
+pub(crate) fn finish(m: &mut Summary) {
     let p = &mut m.pipelines;
     if p.completed > 0 {
         p.avg_duration = Some(p.total_duration / p.completed as f64);
@@ -231,7 +238,7 @@ pub(crate) fn finish(m: &mut MetricsSnapshot) {
     }
     let lookups = m.llm.cache_hits + m.llm.cache_misses;
     m.llm.hit_rate = (lookups > 0).then(|| m.llm.cache_hits as f64 / lookups as f64);
-    let by_cost = |a: &crate::snapshot::Breakdown, b: &crate::snapshot::Breakdown| {
+    let by_cost = |a: &crate::metrics::Breakdown, b: &crate::metrics::Breakdown| {
         b.cost
             .total_cmp(&a.cost)
             .then(b.requests.cmp(&a.requests))

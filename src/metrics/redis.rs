@@ -14,8 +14,8 @@ use super::{
 };
 use crate::keys::validate_name;
 use crate::model::Malformed;
-use crate::snapshot::{Breakdown, DailyFigures, DeveloperReviews, MetricsSnapshot};
-use crate::storage::RedisStorage;
+use crate::metrics::{Breakdown, DailyFigures, DeveloperReviews, Summary};
+use crate::store::{RedisCore, delegate_store};
 
 /// Most names a SCAN fallback collects (Python-written providers, models, developers).
 const SCAN_LIMIT: usize = 10_000;
@@ -31,27 +31,38 @@ pub(crate) struct ScannedNames {
     review_statuses: Vec<String>,
 }
 
-/// The last SCAN for Python-written metric names and when it ran.
-#[derive(Debug, Default)]
-pub(crate) struct MetricsScanCache {
-    last: std::sync::Mutex<Option<(std::time::Instant, ScannedNames)>>,
+/// Metrics on Redis (standalone or Cluster).
+#[derive(Debug, Clone)]
+pub struct RedisMetrics {
+    core: RedisCore,
+    /// The last SCAN for Python-written metric names and when it ran.
+    scanned: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, ScannedNames)>>>,
 }
 
-impl RedisStorage {
+delegate_store!(RedisMetrics);
+
+impl RedisMetrics {
+    /// Metrics over `core`'s connection.
+    pub fn new(core: RedisCore) -> Self {
+        Self {
+            core,
+            scanned: Default::default(),
+        }
+    }
+
     async fn scanned_metric_names(&self) -> crate::Result<ScannedNames> {
-        let interval = self.settings.tracker.scan_interval_seconds;
-        if let Some((at, names)) = &*self
-            .metrics_scan
-            .last
+        let interval = self.core.settings.tracker.scan_interval_seconds;
+        if let Some((at, names)) = &*self.scanned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             && at.elapsed().as_secs() < interval
         {
             return Ok(names.clone());
         }
-        let k = &self.keys;
+        let k = &self.core.keys;
         let mut names = ScannedNames::default();
         let found = self
+            .core
             .redis
             .scan_match(&k.metrics_llm_scan_pattern(), Some("hash"), SCAN_LIMIT)
             .await?;
@@ -65,6 +76,7 @@ impl RedisStorage {
             }
         }
         let found = self
+            .core
             .redis
             .scan_match(&k.metrics_code_review_scan_pattern(), None, SCAN_LIMIT)
             .await?;
@@ -77,9 +89,7 @@ impl RedisStorage {
                 names.developers.push(d.to_owned());
             }
         }
-        *self
-            .metrics_scan
-            .last
+        *self.scanned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((std::time::Instant::now(), names.clone()));
@@ -100,12 +110,12 @@ const GUARD_SOURCE: &str = include_str!("scripts/guard.lua");
 static GUARD: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(GUARD_SOURCE));
 
-impl RedisStorage {
+impl RedisMetrics {
     /// The commands of a pipeline completion (the original's keys and field types).
     fn completion_writes(&self, r: &PipelineCompletionRecord) -> crate::Result<Writes> {
         validate_name("status", &r.status)?;
-        let k = &self.keys;
-        let m = &self.settings.metrics;
+        let k = &self.core.keys;
+        let m = &self.core.settings.metrics;
         let at = r.at.unwrap_or_else(Utc::now);
         let epoch = at.timestamp_micros() as f64 / 1e6;
         let status = r.status.to_lowercase();
@@ -181,7 +191,7 @@ impl RedisStorage {
         if records.is_empty() {
             return Ok(w);
         }
-        let k = &self.keys;
+        let k = &self.core.keys;
         let llm = k.metrics_llm();
         w.push(&llm, Op::HIncrBy("total_requests".into(), hits + misses))
             .push(&llm, Op::HIncrBy("prompt_tokens".into(), prompt))
@@ -218,7 +228,7 @@ impl RedisStorage {
     fn review_writes(&self, r: &CodeReviewRecord) -> crate::Result<Writes> {
         validate_name("developer", &r.developer)?;
         validate_name("status", &r.status)?;
-        let k = &self.keys;
+        let k = &self.core.keys;
         let dev = k.metrics_code_review(&r.developer);
         let status = r.status.to_lowercase();
         let mut w = Writes::default();
@@ -237,10 +247,10 @@ impl RedisStorage {
 }
 
 #[async_trait::async_trait]
-impl super::MetricsStore for RedisStorage {
+impl super::MetricsStore for RedisMetrics {
     async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()> {
         let w = self.completion_writes(r)?;
-        self.redis.query_pipe_ok(&w.pipeline()).await
+        self.core.redis.query_pipe_ok(&w.pipeline()).await
     }
 
     async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()> {
@@ -252,12 +262,12 @@ impl super::MetricsStore for RedisStorage {
         if w.is_empty() {
             return Ok(());
         }
-        self.redis.query_pipe_ok(&w.pipeline()).await
+        self.core.redis.query_pipe_ok(&w.pipeline()).await
     }
 
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()> {
         let w = self.review_writes(r)?;
-        self.redis.query_pipe_ok(&w.pipeline()).await
+        self.core.redis.query_pipe_ok(&w.pipeline()).await
     }
 
     async fn track_once(&self, op_id: &str, write: &MetricsWrite) -> crate::Result<()> {
@@ -270,15 +280,15 @@ impl super::MetricsStore for RedisStorage {
             return Ok(());
         }
         crate::keys::validate_name("operation id", op_id)?;
-        let cluster = self.redis.is_cluster();
-        let marker = |key: &str| self.keys.metrics_op_marker(key, op_id);
+        let cluster = self.core.redis.is_cluster();
+        let marker = |key: &str| self.core.keys.metrics_op_marker(key, op_id);
         let evalsha = || {
             let mut c = redis::cmd("EVALSHA");
             c.arg(GUARD.get_hash());
             c
         };
         let first = w.guarded(cluster, REPLAY_GUARD_SECONDS, marker, &evalsha);
-        match self.redis.query_pipe_ok(&first).await {
+        match self.core.redis.query_pipe_ok(&first).await {
             // A restarted server has no scripts cached: send the source. Parts of the write that
             // did run are not run again (their markers are set).
             Err(crate::Error::Redis(m)) if is_noscript(&m) => {
@@ -288,14 +298,14 @@ impl super::MetricsStore for RedisStorage {
                     c
                 };
                 let again = w.guarded(cluster, REPLAY_GUARD_SECONDS, marker, &eval);
-                self.redis.query_pipe_ok(&again).await
+                self.core.redis.query_pipe_ok(&again).await
             }
             other => other,
         }
     }
 
     async fn read_metrics(&self, days: u32, recent: usize) -> crate::Result<MetricsRead> {
-        let k = &self.keys;
+        let k = &self.core.keys;
         let dates = last_days(local_date(Utc::now()), days);
 
         // Round trip 1: the fixed keys and the name indexes. Errors (a key of the wrong
@@ -314,7 +324,7 @@ impl super::MetricsStore for RedisStorage {
         for d in &dates {
             p.hgetall(k.metrics_daily(*d));
         }
-        let values: Vec<redis::Value> = self.redis.query_pipe(&p).await?;
+        let values: Vec<redis::Value> = self.core.redis.query_pipe(&p).await?;
         let mut values = values.into_iter();
         let mut next = |key: String| Reply {
             key,
@@ -334,7 +344,7 @@ impl super::MetricsStore for RedisStorage {
             .collect();
 
         let mut out = MetricsRead::default();
-        let m: &mut MetricsSnapshot = &mut out.metrics;
+        let m: &mut Summary = &mut out.metrics;
         {
             let key = k.metrics_total();
             let mut f = FieldReader {
@@ -433,7 +443,7 @@ impl super::MetricsStore for RedisStorage {
         let values: Vec<redis::Value> = if p.is_empty() {
             Vec::new()
         } else {
-            self.redis.query_pipe(&p).await?
+            self.core.redis.query_pipe(&p).await?
         };
         let mut values = values.into_iter();
         let mut next = |key: String| Reply {

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::{PipelineEvent, StageDoc, StageStatus, format_naive};
-use crate::snapshot::CardSnapshot;
-use crate::storage::MemoryStorage;
+use crate::tracker::Card;
+use crate::store::{MemoryCore, delegate_store};
 
 /// Events buffered per subscriber before it starts missing some (it is told, see below).
 const EVENT_CHANNEL: usize = 4096;
@@ -51,8 +51,8 @@ impl<T> Expiring<T> {
 /// A history entry id like a stream's: (milliseconds, sequence).
 type EntryId = (u64, u64);
 
-/// The tracker's state inside [`MemoryStorage`].
-pub struct TrackerState {
+/// The tracker's documents, history and event channel.
+struct TrackerState {
     /// Pipeline documents as JSON objects (with the extension fields), by card id.
     docs: HashMap<String, Expiring<Map<String, Value>>>,
     stages: HashMap<String, HashMap<String, Expiring<StageDoc>>>,
@@ -165,14 +165,36 @@ fn list_add(doc: &mut Map<String, Value>, field: &str, name: &str) -> bool {
     true
 }
 
-impl MemoryStorage {
+/// The tracker in this process's memory.
+pub struct MemoryTracker {
+    core: MemoryCore,
+    state: std::sync::Mutex<TrackerState>,
+}
+
+impl std::fmt::Debug for MemoryTracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTracker").finish_non_exhaustive()
+    }
+}
+
+delegate_store!(MemoryTracker);
+
+impl MemoryTracker {
+    /// An empty tracker using `core`'s key names and settings.
+    pub fn new(core: MemoryCore) -> Self {
+        Self {
+            core,
+            state: Default::default(),
+        }
+    }
+
     fn tracker_state(&self) -> std::sync::MutexGuard<'_, TrackerState> {
         // Every step leaves the state consistent before anything can panic.
-        self.tracker.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn ttl(&self) -> Duration {
-        Duration::from_secs(self.settings.tracker.ttl_seconds)
+        Duration::from_secs(self.core.settings.tracker.ttl_seconds)
     }
 
     fn card_of(
@@ -181,8 +203,8 @@ impl MemoryStorage {
         card_id: &str,
         doc: &Map<String, Value>,
         now: Instant,
-    ) -> Option<CardSnapshot> {
-        let key = self.keys.pipeline(card_id);
+    ) -> Option<Card> {
+        let key = self.core.keys.pipeline(card_id);
         let parsed = match parse_pipeline(&key, &Value::Object(doc.clone())) {
             Ok(p) => p,
             Err(m) => {
@@ -209,7 +231,7 @@ impl MemoryStorage {
 }
 
 #[async_trait::async_trait]
-impl TrackerStore for MemoryStorage {
+impl TrackerStore for MemoryTracker {
     async fn start_pipeline(&self, s: &PipelineStart) -> Result<()> {
         s.validate()?;
         let ttl = self.ttl();
@@ -221,7 +243,7 @@ impl TrackerStore for MemoryStorage {
         let mut st = self.tracker_state();
         st.sweep(Instant::now());
         st.docs.insert(s.card_id.clone(), Expiring::new(doc, ttl));
-        st.emit(started_event(s), s.at, &self.settings.tracker);
+        st.emit(started_event(s), s.at, &self.core.settings.tracker);
         Ok(())
     }
 
@@ -250,7 +272,7 @@ impl TrackerStore for MemoryStorage {
             }
             d.touch(ttl);
         }
-        st.emit(stage_event(r), r.at, &self.settings.tracker);
+        st.emit(stage_event(r), r.at, &self.core.settings.tracker);
         Ok(())
     }
 
@@ -281,11 +303,11 @@ impl TrackerStore for MemoryStorage {
             message: c.message.clone(),
             timestamp: end,
         };
-        st.emit(event, c.at, &self.settings.tracker);
+        st.emit(event, c.at, &self.core.settings.tracker);
         Ok(())
     }
 
-    async fn get_card(&self, card_id: &str) -> Result<Option<CardSnapshot>> {
+    async fn get_card(&self, card_id: &str) -> Result<Option<Card>> {
         let now = Instant::now();
         let st = self.tracker_state();
         let Some(d) = st.docs.get(card_id).filter(|d| d.live(now)) else {
@@ -310,7 +332,7 @@ impl TrackerStore for MemoryStorage {
     async fn read_cards(&self, _now: DateTime<Utc>) -> Result<CardsRead> {
         let now = Instant::now();
         let st = self.tracker_state();
-        let mut cards: Vec<CardSnapshot> = st
+        let mut cards: Vec<Card> = st
             .docs
             .iter()
             .filter(|(_, d)| d.live(now))

@@ -16,31 +16,36 @@
 //! `_stages` (stage names in first-reported order, so stages read back in stage order without
 //! SCAN) and `_completed` (the stages already counted in `completed_stages`).
 //!
-//! [`Tracker`] is the handle pipelines use: it validates, stamps the time, and sends every
-//! write through the [`OutageBuffer`] so that a Redis outage never fails or stalls a pipeline.
+//! Where things live: [`TrackerStore`] is the job's storage interface, implemented by
+//! [`RedisTracker`] (`redis.rs`, scripts in `scripts/`) and [`MemoryTracker`] (`memory.rs`);
+//! [`Card`] is its read model (`card.rs`); [`Tracker`] (`handle.rs`) is the handle pipelines
+//! use: it validates, stamps the time, and sends every write through the
+//! [`crate::buffer::OutageBuffer`] so that a Redis outage never fails or stalls a pipeline.
 
-pub(crate) mod memory;
+mod card;
+mod handle;
+mod memory;
 pub(crate) mod redis;
 
-pub(crate) use self::redis::TrackerCache;
+pub use self::card::{Card, CardsRead};
+pub(crate) use self::card::{assemble_card, sort_cards};
+pub use self::handle::{StageUpdate, Tracker};
+pub use self::memory::MemoryTracker;
+pub use self::redis::RedisTracker;
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt;
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::buffer::{OutageBuffer, Replay, WriteOutcome};
 use crate::error::{Error, Result};
 use crate::keys::{validate_card_id, validate_name};
 use crate::model::{
     Malformed, PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus, format_naive,
 };
-use crate::snapshot::CardSnapshot;
-use crate::storage::Storage;
+use crate::store::Store;
 
 /// Largest pipeline or stage document a reader accepts; anything bigger is reported as
 /// malformed instead of being parsed and shown.
@@ -116,49 +121,6 @@ impl PipelineCompletion {
     }
 }
 
-/// What a stage update says, for [`Tracker::update_stage`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct StageUpdate {
-    pub status: StageStatus,
-    pub progress_percent: Option<u8>,
-    pub message: Option<String>,
-    pub metadata: Map<String, Value>,
-}
-
-impl StageUpdate {
-    pub fn new(status: StageStatus) -> Self {
-        Self {
-            status,
-            progress_percent: None,
-            message: None,
-            metadata: Map::new(),
-        }
-    }
-
-    pub fn progress(mut self, percent: u8) -> Self {
-        self.progress_percent = Some(percent);
-        self
-    }
-
-    pub fn message(mut self, message: impl Into<String>) -> Self {
-        self.message = Some(message.into());
-        self
-    }
-
-    pub fn metadata(mut self, metadata: Map<String, Value>) -> Self {
-        self.metadata = metadata;
-        self
-    }
-}
-
-/// Cards read together, and whatever could not be parsed.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CardsRead {
-    /// Newest start first.
-    pub cards: Vec<CardSnapshot>,
-    pub malformed: Vec<Malformed>,
-}
-
 /// One entry of a card's event history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryEntry {
@@ -173,9 +135,10 @@ pub struct HistoryEntry {
 /// different nodes may interleave in another order.
 pub type EventStream = BoxStream<'static, std::result::Result<PipelineEvent, Malformed>>;
 
-/// The tracker's part of [`crate::storage::Storage`]. Writes do not buffer: use [`Tracker`].
+/// The tracker's storage interface, over Redis ([`RedisTracker`]) or memory
+/// ([`MemoryTracker`]). Writes do not buffer: use [`Tracker`].
 #[async_trait::async_trait]
-pub trait TrackerStore: Send + Sync {
+pub trait TrackerStore: Store {
     /// Writes a fresh pipeline document (replacing any earlier run of the card), appends and
     /// publishes `pipeline_started`.
     async fn start_pipeline(&self, start: &PipelineStart) -> Result<()>;
@@ -189,7 +152,7 @@ pub trait TrackerStore: Send + Sync {
     /// One card with its stages in stage order; `None` when it has no pipeline document.
     /// A malformed pipeline document is an [`Error::Malformed`]; malformed stage documents
     /// are left out (and logged).
-    async fn get_card(&self, card_id: &str) -> Result<Option<CardSnapshot>>;
+    async fn get_card(&self, card_id: &str) -> Result<Option<Card>>;
     /// Ids of the live cards: the index first (most recently written first), then cards only
     /// a SCAN finds (written by Python).
     async fn list_cards(&self) -> Result<Vec<String>>;
@@ -349,56 +312,6 @@ pub(crate) fn stage_names(parsed: &ParsedDoc, found: Option<&BTreeSet<String>>) 
     names
 }
 
-/// Builds a card from its document and fetched stage documents: recorded order first, the rest
-/// (Python-written stages) by last update time, then name.
-pub(crate) fn assemble_card(
-    parsed: ParsedDoc,
-    mut stages: HashMap<String, StageDoc>,
-) -> CardSnapshot {
-    let mut ordered = Vec::with_capacity(stages.len());
-    for name in parsed.stage_order.iter().flatten() {
-        if let Some(s) = stages.remove(name) {
-            ordered.push(s);
-        }
-    }
-    let mut rest: Vec<StageDoc> = stages.into_values().collect();
-    rest.sort_by_cached_key(|s| {
-        (
-            crate::model::parse_timestamp(&s.timestamp),
-            s.stage_name.clone(),
-        )
-    });
-    ordered.extend(rest);
-    let stage_cost = ordered
-        .iter()
-        .filter_map(|s| {
-            s.metadata
-                .get(crate::model::STAGE_COST_FIELD)
-                .and_then(Value::as_f64)
-        })
-        .filter(|c| c.is_finite())
-        .fold(None, |sum: Option<f64>, c| Some(sum.unwrap_or(0.0) + c));
-    let cost_usd = ["cost_usd", "cost"]
-        .iter()
-        .find_map(|k| parsed.doc.metadata.get(*k).and_then(Value::as_f64))
-        .or(stage_cost);
-    CardSnapshot {
-        pipeline: parsed.doc,
-        stages: ordered,
-        cost_usd,
-    }
-}
-
-/// Newest start first; unparsable start times last, then by card id.
-pub(crate) fn sort_cards(cards: &mut [CardSnapshot]) {
-    cards.sort_by_cached_key(|c| {
-        (
-            std::cmp::Reverse(crate::model::parse_timestamp(&c.pipeline.start_time)),
-            c.pipeline.card_id.clone(),
-        )
-    });
-}
-
 /// Parses an event payload (pub/sub message or history entry).
 pub(crate) fn parse_event(
     source: &str,
@@ -413,158 +326,10 @@ pub(crate) fn parse_event(
     crate::model::parse_json(source, raw)
 }
 
-// ---- Replays: the writes the outage buffer keeps ----
-
-#[async_trait::async_trait]
-impl Replay for PipelineStart {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.start_pipeline(self).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Replay for StageReport {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.update_stage(self).await
-    }
-}
-
-#[async_trait::async_trait]
-impl Replay for PipelineCompletion {
-    async fn replay(&self, storage: &dyn Storage) -> Result<()> {
-        storage.complete_pipeline(self).await
-    }
-}
-
-// ---- The handle ----
-
-/// What pipelines use to report progress. Cheap to clone.
-///
-/// Writes return once stored, or once kept in the outage buffer when Redis is unreachable
-/// (never later than the command timeout); they fail only for invalid input or an error
-/// Redis itself reports (e.g. a permission error). Times are taken when the call is made, so a
-/// write replayed after an outage still carries its real time.
-#[derive(Clone)]
-pub struct Tracker {
-    storage: Arc<dyn Storage>,
-    buffer: OutageBuffer,
-}
-
-impl fmt::Debug for Tracker {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tracker")
-            .field("backend", &self.storage.backend())
-            .field("buffer", &self.buffer.stats())
-            .finish()
-    }
-}
-
-impl Tracker {
-    /// A tracker with its own outage buffer (`tracker.outage_buffer` writes).
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
-        let buffer = OutageBuffer::new(storage.clone(), storage.settings().tracker.outage_buffer);
-        Self { storage, buffer }
-    }
-
-    /// A tracker sharing `buffer` (e.g. with the metrics handle, so that all of a process's
-    /// writes replay in the order they were made).
-    pub fn with_buffer(storage: Arc<dyn Storage>, buffer: OutageBuffer) -> Self {
-        Self { storage, buffer }
-    }
-
-    pub fn buffer(&self) -> &OutageBuffer {
-        &self.buffer
-    }
-
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
-    pub async fn start_pipeline(
-        &self,
-        card_id: &str,
-        total_stages: u32,
-        metadata: Map<String, Value>,
-    ) -> Result<WriteOutcome> {
-        let op = PipelineStart {
-            card_id: card_id.to_owned(),
-            total_stages,
-            metadata,
-            at: Utc::now(),
-        };
-        op.validate()?;
-        self.buffer.submit(Arc::new(op)).await
-    }
-
-    pub async fn update_stage(
-        &self,
-        card_id: &str,
-        stage_name: &str,
-        update: StageUpdate,
-    ) -> Result<WriteOutcome> {
-        let op = StageReport {
-            card_id: card_id.to_owned(),
-            stage_name: stage_name.to_owned(),
-            status: update.status,
-            progress_percent: update.progress_percent,
-            message: update.message,
-            metadata: update.metadata,
-            at: Utc::now(),
-        };
-        op.validate()?;
-        self.buffer.submit(Arc::new(op)).await
-    }
-
-    pub async fn complete_pipeline(
-        &self,
-        card_id: &str,
-        status: PipelineStatus,
-        message: Option<&str>,
-    ) -> Result<WriteOutcome> {
-        let op = PipelineCompletion {
-            card_id: card_id.to_owned(),
-            status,
-            message: message.map(str::to_owned),
-            at: Utc::now(),
-        };
-        op.validate()?;
-        self.buffer.submit(Arc::new(op)).await
-    }
-
-    /// See [`TrackerStore::get_card`].
-    pub async fn get_card(&self, card_id: &str) -> Result<Option<CardSnapshot>> {
-        self.storage.get_card(card_id).await
-    }
-
-    /// See [`TrackerStore::list_cards`].
-    pub async fn list_cards(&self) -> Result<Vec<String>> {
-        self.storage.list_cards().await
-    }
-
-    /// See [`TrackerStore::history`].
-    pub async fn history(
-        &self,
-        card_id: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<HistoryEntry>> {
-        self.storage.history(card_id, after, limit).await
-    }
-
-    /// Live events of one card.
-    pub async fn subscribe_card(&self, card_id: &str) -> Result<EventStream> {
-        self.storage.subscribe(Some(card_id)).await
-    }
-
-    /// Live events of every card.
-    pub async fn subscribe_all(&self) -> Result<EventStream> {
-        self.storage.subscribe(None).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     fn at() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-01-02T03:04:05.5Z")

@@ -34,8 +34,8 @@ use super::{
 use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::model::{Malformed, format_naive};
-use crate::snapshot::CardSnapshot;
-use crate::storage::RedisStorage;
+use crate::tracker::Card;
+use crate::store::{RedisCore, delegate_store};
 
 const SCRIPT_SOURCE: &str = include_str!("scripts/tracker.lua");
 static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT_SOURCE));
@@ -63,18 +63,23 @@ struct Discovered {
 /// Unreadable key names listed one by one; the rest are counted in one entry.
 const UNREADABLE_SHOWN: usize = 100;
 
-/// The tracker's state inside [`RedisStorage`]: the last SCAN for Python-written cards, reused
-/// for `tracker.scan_interval_seconds`.
-#[derive(Default)]
-pub(crate) struct TrackerCache {
-    discovered: tokio::sync::Mutex<Option<(Instant, Arc<Discovered>)>>,
+/// The tracker on Redis (standalone or Cluster).
+#[derive(Clone)]
+pub struct RedisTracker {
+    core: RedisCore,
+    /// The last SCAN for Python-written cards, reused for `tracker.scan_interval_seconds`.
+    discovered: Arc<tokio::sync::Mutex<Option<(Instant, Arc<Discovered>)>>>,
 }
 
-impl std::fmt::Debug for TrackerCache {
+impl std::fmt::Debug for RedisTracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrackerCache").finish_non_exhaustive()
+        f.debug_struct("RedisTracker")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
     }
 }
+
+delegate_store!(RedisTracker);
 
 /// A script reply code: 1 written, 0 no pipeline document, -1 document left alone (not a JSON
 /// object).
@@ -86,7 +91,15 @@ fn reply_code(v: &Value) -> Option<i64> {
     }
 }
 
-impl RedisStorage {
+impl RedisTracker {
+    /// The tracker over `core`'s connection.
+    pub fn new(core: RedisCore) -> Self {
+        Self {
+            core,
+            discovered: Default::default(),
+        }
+    }
+
     /// Runs one tracker script step. `stage` is the stage key and document of an update.
     async fn tracker_step(
         &self,
@@ -96,8 +109,8 @@ impl RedisStorage {
         op_args: Vec<String>,
         stage: Option<(String, String)>,
     ) -> Result<Value> {
-        let k = &self.keys;
-        let t = &self.settings.tracker;
+        let k = &self.core.keys;
+        let t = &self.core.settings.tracker;
         let ttl = t.ttl_seconds;
         let score = at.timestamp_micros() as f64 / 1e6;
         let mut args = vec![
@@ -110,13 +123,13 @@ impl RedisStorage {
         ];
         args.extend(op_args);
         let mut keys = vec![k.pipeline(card_id), k.event_history(card_id)];
-        if !self.redis.is_cluster() {
+        if !self.core.redis.is_cluster() {
             keys.push(k.pipeline_index());
             if let Some((stage_key, stage_doc)) = stage {
                 keys.push(stage_key);
                 args.push(stage_doc);
             }
-            return self.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args).await;
+            return self.core.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args).await;
         }
         // Three single commands on (usually) three slots, all in flight at once: one
         // round-trip time, and each one gets the driver's redirect and retry handling.
@@ -131,16 +144,16 @@ impl RedisStorage {
                 Some((stage_key, stage_doc)) => {
                     let mut set = redis::cmd("SET");
                     set.arg(stage_key).arg(stage_doc).arg("EX").arg(ttl);
-                    self.redis.query::<()>(&set).await
+                    self.core.redis.query::<()>(&set).await
                 }
                 None => Ok(()),
             }
         };
         let index_keys = [k.pipeline_index()];
         let (reply, (), _) = futures::try_join!(
-            self.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args),
+            self.core.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args),
             stage_write,
-            self.eval_script(&INDEX_SCRIPT, INDEX_SCRIPT_SOURCE, &index_keys, &index_args),
+            self.core.eval_script(&INDEX_SCRIPT, INDEX_SCRIPT_SOURCE, &index_keys, &index_args),
         )?;
         Ok(reply)
     }
@@ -174,14 +187,14 @@ impl RedisStorage {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        if self.redis.is_cluster() {
+        if self.core.redis.is_cluster() {
             return self.cluster_get_many(keys, slots).await;
         }
         let mut p = Pipeline::new();
         for chunk in keys.chunks(MGET_CHUNK) {
             p.cmd("MGET").arg(chunk);
         }
-        let parts: Vec<Vec<Option<Vec<u8>>>> = self.redis.query_pipe(&p).await?;
+        let parts: Vec<Vec<Option<Vec<u8>>>> = self.core.redis.query_pipe(&p).await?;
         Ok(parts.into_iter().flatten().collect())
     }
 
@@ -207,6 +220,7 @@ impl RedisStorage {
             async move {
                 let n = indices.len();
                 let values = self
+                    .core
                     .redis
                     .run(|c| async move {
                         match c {
@@ -245,7 +259,7 @@ impl RedisStorage {
             })
             .collect();
         let values =
-            futures::future::join_all(gets.iter().map(|c| self.redis.query::<Value>(c))).await;
+            futures::future::join_all(gets.iter().map(|c| self.core.redis.query::<Value>(c))).await;
         for (&i, v) in unrouted.iter().zip(values) {
             match v {
                 Ok(Value::BulkString(b)) => out[i] = Some(b),
@@ -259,30 +273,31 @@ impl RedisStorage {
 
     /// The Cluster's slot map (one `CLUSTER SLOTS`), `None` on a standalone server.
     async fn slot_map(&self) -> Result<Option<SlotMap>> {
-        if !self.redis.is_cluster() {
+        if !self.core.redis.is_cluster() {
             return Ok(None);
         }
-        let reply: Value = self.redis.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+        let reply: Value = self.core.redis.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
         Ok(Some(SlotMap::parse(reply)))
     }
 
     /// Python-written cards and stage names, from a SCAN at most every
     /// `tracker.scan_interval_seconds` (`None` when the fallback is turned off).
     async fn discovered(&self) -> Result<Option<Arc<Discovered>>> {
-        let t = &self.settings.tracker;
+        let t = &self.core.settings.tracker;
         if !t.scan_python_cards {
             return Ok(None);
         }
-        let mut cached = self.tracker.discovered.lock().await;
+        let mut cached = self.discovered.lock().await;
         if let Some((at, d)) = &*cached
             && at.elapsed().as_secs() < t.scan_interval_seconds
         {
             return Ok(Some(d.clone()));
         }
         let raw_keys = self
+            .core
             .redis
             .scan_match_raw(
-                &self.keys.pipeline_scan_pattern(),
+                &self.core.keys.pipeline_scan_pattern(),
                 Some("string"),
                 SCAN_LIMIT,
             )
@@ -308,9 +323,9 @@ impl RedisStorage {
             }
         }
         for key in &keys {
-            if let Some(card) = self.keys.card_id_of_pipeline_key(key) {
+            if let Some(card) = self.core.keys.card_id_of_pipeline_key(key) {
                 d.cards.insert(card.to_owned());
-            } else if let Some((card, stage)) = self.keys.card_and_stage_of_stage_key(key) {
+            } else if let Some((card, stage)) = self.core.keys.card_and_stage_of_stage_key(key) {
                 d.stages
                     .entry(card.to_owned())
                     .or_default()
@@ -329,12 +344,12 @@ impl RedisStorage {
         found: Option<&Discovered>,
         slots: Option<&SlotMap>,
         malformed: &mut Vec<Malformed>,
-    ) -> Result<Vec<CardSnapshot>> {
+    ) -> Result<Vec<Card>> {
         let mut wanted: Vec<(usize, String, String)> = Vec::new();
         for (i, (card_id, p)) in parsed.iter().enumerate() {
             let hints = found.and_then(|d| d.stages.get(card_id));
             for name in stage_names(p, hints) {
-                let key = self.keys.stage(card_id, &name);
+                let key = self.core.keys.stage(card_id, &name);
                 wanted.push((i, name, key));
             }
         }
@@ -479,7 +494,7 @@ pub(crate) fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
 }
 
 #[async_trait::async_trait]
-impl TrackerStore for RedisStorage {
+impl TrackerStore for RedisTracker {
     async fn start_pipeline(&self, s: &PipelineStart) -> Result<()> {
         s.validate()?;
         let args = vec![to_json(&start_doc(s)), to_json(&started_event(s))];
@@ -499,7 +514,7 @@ impl TrackerStore for RedisStorage {
             to_json(&stage_event(r)),
         ];
         let stage = (
-            self.keys.stage(&r.card_id, &r.stage_name),
+            self.core.keys.stage(&r.card_id, &r.stage_name),
             to_json(&stage_doc(r)),
         );
         let reply = self
@@ -527,10 +542,10 @@ impl TrackerStore for RedisStorage {
         Ok(())
     }
 
-    async fn get_card(&self, card_id: &str) -> Result<Option<CardSnapshot>> {
+    async fn get_card(&self, card_id: &str) -> Result<Option<Card>> {
         check_readable_card_id(card_id)?;
-        let key = self.keys.pipeline(card_id);
-        let raw: Option<Vec<u8>> = self.redis.query(redis::cmd("GET").arg(&key)).await?;
+        let key = self.core.keys.pipeline(card_id);
+        let raw: Option<Vec<u8>> = self.core.redis.query(redis::cmd("GET").arg(&key)).await?;
         let Some(raw) = raw else { return Ok(None) };
         let value = parse_doc_value(&key, &raw).map_err(Error::Malformed)?;
         let parsed = parse_pipeline(&key, &value).map_err(Error::Malformed)?;
@@ -544,17 +559,18 @@ impl TrackerStore for RedisStorage {
         {
             found.stages.insert(card_id.to_owned(), stages.clone());
         }
-        if parsed.stage_order.is_none() && self.settings.tracker.scan_python_cards {
+        if parsed.stage_order.is_none() && self.core.settings.tracker.scan_python_cards {
             let keys = self
+                .core
                 .redis
                 .scan_match(
-                    &self.keys.stage_scan_pattern(card_id),
+                    &self.core.keys.stage_scan_pattern(card_id),
                     Some("string"),
                     SCAN_LIMIT,
                 )
                 .await?;
             for k in keys {
-                if let Some((c, stage)) = self.keys.card_and_stage_of_stage_key(&k)
+                if let Some((c, stage)) = self.core.keys.card_and_stage_of_stage_key(&k)
                     && c == card_id
                 {
                     found
@@ -582,11 +598,11 @@ impl TrackerStore for RedisStorage {
 
     async fn list_cards(&self) -> Result<Vec<String>> {
         let min =
-            Utc::now().timestamp_micros() as f64 / 1e6 - self.settings.tracker.ttl_seconds as f64;
+            Utc::now().timestamp_micros() as f64 / 1e6 - self.core.settings.tracker.ttl_seconds as f64;
         let mut zrev = redis::cmd("ZREVRANGEBYSCORE");
-        zrev.arg(self.keys.pipeline_index()).arg("+inf").arg(min);
+        zrev.arg(self.core.keys.pipeline_index()).arg("+inf").arg(min);
         let (mut ids, found): (Vec<String>, _) =
-            futures::try_join!(self.redis.query(&zrev), self.discovered())?;
+            futures::try_join!(self.core.redis.query(&zrev), self.discovered())?;
         let mut seen: HashSet<String> = ids.iter().cloned().collect();
         for card in found.iter().flat_map(|d| d.cards.iter()) {
             if seen.insert(card.clone()) {
@@ -597,13 +613,13 @@ impl TrackerStore for RedisStorage {
     }
 
     async fn read_cards(&self, now: DateTime<Utc>) -> Result<CardsRead> {
-        let min = now.timestamp_micros() as f64 / 1e6 - self.settings.tracker.ttl_seconds as f64;
+        let min = now.timestamp_micros() as f64 / 1e6 - self.core.settings.tracker.ttl_seconds as f64;
         let mut zrange = redis::cmd("ZRANGEBYSCORE");
-        zrange.arg(self.keys.pipeline_index()).arg(min).arg("+inf");
-        let index_key = self.keys.pipeline_index();
+        zrange.arg(self.core.keys.pipeline_index()).arg(min).arg("+inf");
+        let index_key = self.core.keys.pipeline_index();
         let mut malformed = Vec::new();
         let index = async {
-            match self.redis.query::<Vec<Vec<u8>>>(&zrange).await {
+            match self.core.redis.query::<Vec<Vec<u8>>>(&zrange).await {
                 Err(e) if e.is_wrong_type() => Ok((Vec::new(), true)),
                 other => other.map(|ids| (ids, false)),
             }
@@ -626,7 +642,7 @@ impl TrackerStore for RedisStorage {
             }
             if d.unreadable_total > d.unreadable.len() {
                 malformed.push(Malformed {
-                    key: self.keys.pipeline_scan_pattern(),
+                    key: self.core.keys.pipeline_scan_pattern(),
                     reason: format!(
                         "{} more key names that are not UTF-8",
                         d.unreadable_total - d.unreadable.len()
@@ -640,7 +656,7 @@ impl TrackerStore for RedisStorage {
                 ids.push(card.clone());
             }
         }
-        let doc_keys: Vec<String> = ids.iter().map(|id| self.keys.pipeline(id)).collect();
+        let doc_keys: Vec<String> = ids.iter().map(|id| self.core.keys.pipeline(id)).collect();
         let raws = self.get_many(&doc_keys, slots.as_ref()).await?;
         let mut parsed = Vec::with_capacity(ids.len());
         for ((id, key), raw) in ids.into_iter().zip(&doc_keys).zip(raws) {
@@ -668,7 +684,7 @@ impl TrackerStore for RedisStorage {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let key = self.keys.event_history(card_id);
+        let key = self.core.keys.event_history(card_id);
         let mut entries = match after {
             Some(id) => {
                 check_stream_id(id)?;
@@ -678,12 +694,12 @@ impl TrackerStore for RedisStorage {
                     .arg("+")
                     .arg("COUNT")
                     .arg(limit);
-                parse_stream_reply(&key, self.redis.query(&c).await?)
+                parse_stream_reply(&key, self.core.redis.query(&c).await?)
             }
             None => {
                 let mut c = redis::cmd("XREVRANGE");
                 c.arg(&key).arg("+").arg("-").arg("COUNT").arg(limit);
-                let mut e = parse_stream_reply(&key, self.redis.query(&c).await?);
+                let mut e = parse_stream_reply(&key, self.core.redis.query(&c).await?);
                 e.reverse();
                 e
             }
@@ -693,15 +709,15 @@ impl TrackerStore for RedisStorage {
     }
 
     async fn subscribe(&self, card_id: Option<&str>) -> Result<EventStream> {
-        let mut pubsub = self.redis.pubsub().await?;
+        let mut pubsub = self.core.redis.pubsub().await?;
         let subscribed = match card_id {
             Some(card) => {
                 check_readable_card_id(card)?;
-                pubsub.subscribe(self.keys.events_channel(card)).await
+                pubsub.subscribe(self.core.keys.events_channel(card)).await
             }
-            None => pubsub.psubscribe(self.keys.events_channel_pattern()).await,
+            None => pubsub.psubscribe(self.core.keys.events_channel_pattern()).await,
         };
-        subscribed.map_err(|e| self.redis.classify(e))?;
+        subscribed.map_err(|e| self.core.redis.classify(e))?;
         let stream = pubsub
             .into_on_message()
             .map(|msg| parse_event(msg.get_channel_name(), msg.get_payload_bytes()));

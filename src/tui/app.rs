@@ -16,7 +16,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::connection::ConnState;
 use crate::model::{PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus};
-use crate::snapshot::{CardSnapshot, Snapshot};
+use crate::snapshot::Snapshot;
+use crate::tracker::Card;
 
 use super::keymap::{Action, KeyMap, Scope};
 use super::message::{Command, Message};
@@ -212,7 +213,7 @@ pub struct CardView {
     /// First event row shown.
     pub scroll: usize,
     /// The card as last seen, kept when it expires from Redis while open.
-    pub last_seen: Option<CardSnapshot>,
+    pub last_seen: Option<Card>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -537,7 +538,7 @@ impl App {
                     return;
                 }
                 self.from_events.insert(id.clone(), self.now);
-                snap.cards.push(CardSnapshot {
+                snap.cards.push(Card {
                     pipeline: PipelineDoc {
                         card_id: id.clone(),
                         status: PipelineStatus::Running,
@@ -658,7 +659,7 @@ impl App {
     }
 
     /// The card under the cursor.
-    pub fn selected_card(&mut self) -> Option<&CardSnapshot> {
+    pub fn selected_card(&mut self) -> Option<&Card> {
         let sel = self.selected;
         let row = *self.rows().get(sel)?;
         match row {
@@ -668,7 +669,7 @@ impl App {
     }
 
     /// The card the drilldown shows: the displayed copy, else the last one seen.
-    pub fn open_card(&self) -> Option<(&CardSnapshot, bool)> {
+    pub fn open_card(&self) -> Option<(&Card, bool)> {
         let View::Card(v) = &self.view else {
             return None;
         };
@@ -878,7 +879,7 @@ impl App {
 }
 
 /// Share of the pipeline done, counting the running stage's percent (0.0–1.0).
-pub fn progress(card: &CardSnapshot) -> f64 {
+pub fn progress(card: &Card) -> f64 {
     let total = card.pipeline.total_stages.max(0) as f64;
     if total == 0.0 {
         return if card.pipeline.status == PipelineStatus::Completed {
@@ -896,7 +897,7 @@ pub fn progress(card: &CardSnapshot) -> f64 {
 }
 
 /// Percent of the running (current) stage, when it reports one.
-pub fn running_percent(card: &CardSnapshot) -> Option<i64> {
+pub fn running_percent(card: &Card) -> Option<i64> {
     let current = card.pipeline.current_stage.as_deref()?;
     card.stages
         .iter()
@@ -916,7 +917,7 @@ fn status_rank(s: PipelineStatus) -> u8 {
 }
 
 /// Applies a live event to a card, idempotently (applying it twice changes nothing more).
-fn patch_card(card: &mut CardSnapshot, event: &PipelineEvent) {
+fn patch_card(card: &mut Card, event: &PipelineEvent) {
     let doc = &mut card.pipeline;
     match event {
         PipelineEvent::PipelineStarted {

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::config::Settings;
-use crate::storage::Storage;
+use crate::backend::Backend;
 
 use self::app::App;
 use self::source::Feed;
@@ -53,8 +53,8 @@ const CHANNEL: usize = 4096;
 const BATCH: usize = 4096;
 
 /// Runs the dashboard on the real terminal until the user quits or a signal arrives.
-pub async fn run(storage: Arc<dyn Storage>, settings: Settings) -> color_eyre::Result<()> {
-    let feed: Arc<dyn Feed> = Arc::new(StorageFeed::new(storage));
+pub async fn run(backend: Backend, settings: Settings) -> color_eyre::Result<()> {
+    let feed: Arc<dyn Feed> = Arc::new(StorageFeed::new(backend));
     run_feed(feed, settings).await
 }
 

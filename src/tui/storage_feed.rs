@@ -1,8 +1,6 @@
-//! The real [`Feed`]: the dashboard's reads over a [`Storage`] (Redis or memory), all
+//! The real [`Feed`]: the dashboard's reads over a [`Backend`] (Redis or memory), all
 //! read-only: a snapshot read, a PSUBSCRIBE to every card's events channel, and a card's
 //! history stream.
-
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -10,41 +8,43 @@ use tokio::sync::watch;
 use crate::connection::ConnState;
 use crate::model::PipelineEvent;
 use crate::snapshot::Snapshot;
-use crate::storage::Storage;
+use crate::backend::Backend;
+use crate::store::Store;
 
 use super::source::{Feed, FeedEvents, HISTORY_LIMIT};
 
-/// Reads the dashboard's data from a [`Storage`], read-only.
+/// Reads the dashboard's data from a [`Backend`], read-only.
 pub struct StorageFeed {
-    storage: Arc<dyn Storage>,
+    backend: Backend,
 }
 
 impl StorageFeed {
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self { storage }
+    /// A feed reading `backend`.
+    pub fn new(backend: Backend) -> Self {
+        Self { backend }
     }
 }
 
 #[async_trait::async_trait]
 impl Feed for StorageFeed {
     fn endpoint(&self) -> String {
-        self.storage.endpoint()
+        self.backend.endpoint()
     }
 
     fn connection(&self) -> watch::Receiver<ConnState> {
-        self.storage.connection()
+        self.backend.connection()
     }
 
     async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot> {
-        crate::snapshot::read_snapshot(&*self.storage, now).await
+        crate::snapshot::read_snapshot(&self.backend, now).await
     }
 
     async fn subscribe(&self) -> crate::Result<FeedEvents> {
-        self.storage.subscribe(None).await
+        self.backend.tracker().subscribe(None).await
     }
 
     async fn history(&self, card_id: &str) -> crate::Result<Option<Vec<PipelineEvent>>> {
-        let entries = self.storage.history(card_id, None, HISTORY_LIMIT).await?;
+        let entries = self.backend.tracker().history(card_id, None, HISTORY_LIMIT).await?;
         if entries.is_empty() {
             // Python writers keep no history: the drilldown shows the events seen live.
             return Ok(None);

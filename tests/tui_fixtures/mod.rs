@@ -11,10 +11,10 @@ use artemis::connection::ConnState;
 use artemis::model::{
     Malformed, PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus,
 };
-use artemis::snapshot::{
-    Breakdown, CardSnapshot, DailyFigures, LimitSnapshot, LlmTotals, MetricsSnapshot,
-    PipelineTotals, RecentPipeline, Snapshot, SourceInfo,
-};
+use artemis::snapshot::{Snapshot, SourceInfo};
+use artemis::limiter::LimitUsage;
+use artemis::metrics::{Breakdown, DailyFigures, LlmTotals, Summary, PipelineTotals, RecentPipeline};
+use artemis::tracker::Card;
 use artemis::tui::app::App;
 use artemis::tui::keymap::KeyMap;
 use artemis::tui::message::Message;
@@ -67,13 +67,13 @@ fn card(
     ended_ago: Option<i64>,
     stages: Vec<StageDoc>,
     cost: Option<f64>,
-) -> CardSnapshot {
+) -> Card {
     let mut m = Map::new();
     if let Some(t) = title {
         m.insert("title".into(), json!(t));
     }
     m.insert("priority".into(), json!("high"));
-    CardSnapshot {
+    Card {
         pipeline: PipelineDoc {
             card_id: id.into(),
             status,
@@ -90,7 +90,7 @@ fn card(
     }
 }
 
-pub fn cards() -> Vec<CardSnapshot> {
+pub fn cards() -> Vec<Card> {
     use StageStatus::*;
     vec![
         card(
@@ -174,7 +174,7 @@ pub fn cards() -> Vec<CardSnapshot> {
     ]
 }
 
-pub fn metrics() -> MetricsSnapshot {
+pub fn metrics() -> Summary {
     let start = NaiveDate::from_ymd_opt(2025, 9, 23).unwrap();
     let daily = (0..30)
         .map(|i| DailyFigures {
@@ -184,7 +184,7 @@ pub fn metrics() -> MetricsSnapshot {
             duration: 100.0,
         })
         .collect();
-    MetricsSnapshot {
+    Summary {
         pipelines: PipelineTotals {
             completed: 45,
             total_cost: 20.5,
@@ -247,9 +247,9 @@ pub fn metrics() -> MetricsSnapshot {
     }
 }
 
-pub fn limits() -> Vec<LimitSnapshot> {
+pub fn limits() -> Vec<LimitUsage> {
     vec![
-        LimitSnapshot {
+        LimitUsage {
             key: "artemis:ratelimit:openai:openai:gpt-4o:default".into(),
             resource: "openai:gpt-4o".into(),
             identifier: "default".into(),
@@ -259,7 +259,7 @@ pub fn limits() -> Vec<LimitSnapshot> {
             tokens_used: Some(12_000),
             tokens_limit: Some(40_000),
         },
-        LimitSnapshot {
+        LimitUsage {
             key: "artemis:ratelimit:anthropic:anthropic:claude-sonnet-4-5:default".into(),
             resource: "anthropic:claude-sonnet-4-5".into(),
             identifier: "default".into(),
@@ -269,7 +269,7 @@ pub fn limits() -> Vec<LimitSnapshot> {
             tokens_used: None,
             tokens_limit: None,
         },
-        LimitSnapshot {
+        LimitUsage {
             key: "artemis:ratelimit:openai:openai:gpt-4o-mini:default".into(),
             resource: "openai:gpt-4o-mini".into(),
             identifier: "default".into(),

@@ -10,7 +10,7 @@ use ratatui::widgets::{
 };
 
 use crate::model::PipelineStatus;
-use crate::snapshot::CardSnapshot;
+use crate::tracker::Card;
 use crate::tui::app::{App, Row, progress, running_percent};
 use crate::tui::theme::Theme;
 use crate::tui::{format, text};
@@ -41,7 +41,7 @@ pub fn status_style(t: &Theme, s: PipelineStatus) -> Style {
 }
 
 /// `███▌░░ 3/8 45%`, fitted to `width` cells (the bar takes what the figures leave).
-pub fn progress_cell(card: &CardSnapshot, width: usize) -> String {
+pub fn progress_cell(card: &Card, width: usize) -> String {
     let p = &card.pipeline;
     let mut figures = format!(
         " {}/{}",
@@ -163,7 +163,7 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
 }
 
 fn card_row<'a>(
-    c: &CardSnapshot,
+    c: &Card,
     w: &[u16; 7],
     t: &Theme,
     now: chrono::DateTime<chrono::Utc>,

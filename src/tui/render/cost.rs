@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph};
 
-use crate::snapshot::Breakdown;
+use crate::metrics::Breakdown;
 use crate::tui::app::App;
 use crate::tui::{format, text};
 
@@ -49,7 +49,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         summary,
     );
 
-    let days: Vec<&crate::snapshot::DailyFigures> = {
+    let days: Vec<&crate::metrics::DailyFigures> = {
         let skip = m.daily.len().saturating_sub(DAYS);
         m.daily.iter().skip(skip).collect()
     };

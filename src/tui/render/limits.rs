@@ -106,7 +106,7 @@ fn ratio(used: u64, limit: u64) -> f64 {
     }
 }
 
-fn pressure(l: &crate::snapshot::LimitSnapshot) -> f64 {
+fn pressure(l: &crate::limiter::LimitUsage) -> f64 {
     let req = ratio(l.requests_used, l.requests_limit);
     match (l.tokens_used, l.tokens_limit) {
         (Some(u), Some(lim)) => req.max(ratio(u, lim)),
