@@ -9,15 +9,17 @@
 mod support;
 
 use std::hint::black_box;
-use std::sync::Arc;
+
 use std::time::Instant;
 
+use artemis::Backend;
 use artemis::cache::key::{request_hash, sha256_hex};
 use artemis::cache::{
     CacheControl, CachedClient, LlmClient, LlmError, LlmRequest, LlmResponse, Message, Source,
     Usage,
 };
-use artemis::storage::{RedisStorage, Storage};
+use artemis::metrics::Metrics;
+use artemis::store::{RedisCore, Store};
 
 const RUNS: usize = 7;
 const HIT_OPS: usize = 4000;
@@ -95,11 +97,11 @@ fn main() {
 async fn run() {
     let server = support::RedisServer::start();
     let settings = server.settings();
-    let redis_storage = RedisStorage::connect(settings.clone())
+    let core = RedisCore::connect(settings.clone())
         .await
         .expect("connect to the benchmark server");
-    let redis = redis_storage.redis().clone();
-    let storage: Arc<dyn Storage> = Arc::new(redis_storage);
+    let redis = core.redis().clone();
+    let storage = Backend::over_redis(core);
 
     let request = LlmRequest::new(
         "gpt-4o",
@@ -108,13 +110,29 @@ async fn run() {
             Message::user(prompt(1024)),
         ],
     );
-    let with_metrics = CachedClient::new(InstantLlm, storage.clone()).unwrap();
+    let with_metrics = CachedClient::new(
+        InstantLlm,
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+    )
+    .unwrap();
     let mut quiet = storage.settings().cache.clone();
     quiet.record_metrics = false;
-    let no_metrics =
-        CachedClient::with_settings(InstantLlm, storage.clone(), quiet.clone()).unwrap();
+    let no_metrics = CachedClient::with_settings(
+        InstantLlm,
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+        quiet.clone(),
+    )
+    .unwrap();
     quiet.memory_tier_bytes = 64 << 20;
-    let tiered = CachedClient::with_settings(InstantLlm, storage.clone(), quiet).unwrap();
+    let tiered = CachedClient::with_settings(
+        InstantLlm,
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+        quiet,
+    )
+    .unwrap();
 
     let control = CacheControl::default();
     let first = with_metrics

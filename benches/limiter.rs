@@ -19,10 +19,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use artemis::Backend;
 use artemis::connection::Redis;
 use artemis::keys::KeySpace;
 use artemis::limiter::{Limit, Limits, RateLimiter, check_script_sha, check_script_source};
-use artemis::storage::open_redis;
 use support::RedisServer;
 
 const CLIENTS: usize = 50;
@@ -325,12 +325,22 @@ fn main() {
     let mut settings = server.settings();
     settings.redis.timeout = 30.0;
     let (shared, dedicated, redis_shared, redis_dedicated) = rt.block_on(async {
-        let shared = RateLimiter::new(open_redis(settings.clone()).await.unwrap());
+        let shared = RateLimiter::new(
+            Backend::redis(settings.clone())
+                .await
+                .unwrap()
+                .limiter()
+                .clone(),
+        );
         let mut dedicated = Vec::new();
         let mut redis_dedicated = Vec::new();
         for _ in 0..CLIENTS {
             dedicated.push(RateLimiter::new(
-                open_redis(settings.clone()).await.unwrap(),
+                Backend::redis(settings.clone())
+                    .await
+                    .unwrap()
+                    .limiter()
+                    .clone(),
             ));
             redis_dedicated.push(Redis::connect(&settings.redis).await.unwrap());
         }

@@ -15,6 +15,7 @@ mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use artemis::Backend;
 use common::{cpu_secs, max, median, redis_cpu, rss_mib};
 
 use std::time::{Duration, Instant};
@@ -121,8 +122,8 @@ fn run(
     nodes: &[&support::RedisServer],
 ) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let storage = rt.block_on(artemis::storage::open_redis(settings)).unwrap();
-    let tracker = Tracker::new(storage.clone());
+    let storage = rt.block_on(Backend::redis(settings)).unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
     let t = Instant::now();
     rt.block_on(seed(&tracker));
     eprintln!(

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use artemis::Backend;
 use artemis::config::Settings;
 use artemis::model::{PipelineStatus, StageStatus};
-use artemis::storage::{Storage, open_redis};
 use artemis::tracker::{StageUpdate, Tracker};
 use chrono::Utc;
 use serde_json::{Map, json};
@@ -61,15 +61,15 @@ fn redis_benchmark_set(port: u16, requests: usize) -> f64 {
 /// Stage updates per second: `WRITERS` tasks, each driving its own card, each with its own
 /// connection (`own`) or all sharing one multiplexed connection.
 async fn stage_updates_per_sec(settings: &Settings, total: usize, own: bool, run: usize) -> f64 {
-    let shared = open_redis(settings.clone()).await.unwrap();
+    let shared = Backend::redis(settings.clone()).await.unwrap();
     let mut trackers = Vec::new();
     for _ in 0..WRITERS {
         let storage = if own {
-            open_redis(settings.clone()).await.unwrap()
+            Backend::redis(settings.clone()).await.unwrap()
         } else {
             shared.clone()
         };
-        trackers.push(Tracker::new(storage));
+        trackers.push(Tracker::new(storage.tracker().clone()));
     }
     for (w, t) in trackers.iter().enumerate() {
         t.start_pipeline(&format!("bench-{run}-{own}-{w}"), STAGES as u32, Map::new())
@@ -314,9 +314,9 @@ async fn seed_cards(tracker: &Tracker, prefix: &str, n: usize) {
 /// Cold (first read: includes the SCAN for Python-written cards) and warm median snapshot
 /// time, ms, on a fresh storage handle; plus the median time of the cards part alone.
 async fn snapshot_times(settings: &Settings, expect: usize, runs: usize) -> (f64, f64, f64) {
-    let storage = open_redis(settings.clone()).await.unwrap();
+    let storage = Backend::redis(settings.clone()).await.unwrap();
     let t0 = Instant::now();
-    let snap = artemis::snapshot::read_snapshot(&*storage, Utc::now())
+    let snap = artemis::snapshot::read_snapshot(&storage, Utc::now())
         .await
         .unwrap();
     let cold = t0.elapsed().as_secs_f64() * 1e3;
@@ -326,13 +326,13 @@ async fn snapshot_times(settings: &Settings, expect: usize, runs: usize) -> (f64
     let mut cards_only = Vec::new();
     for _ in 0..runs {
         let t0 = Instant::now();
-        let s = artemis::snapshot::read_snapshot(&*storage, Utc::now())
+        let s = artemis::snapshot::read_snapshot(&storage, Utc::now())
             .await
             .unwrap();
         warm.push(t0.elapsed().as_secs_f64() * 1e3);
         assert_eq!(s.cards.len(), expect);
         let t0 = Instant::now();
-        storage.read_cards(Utc::now()).await.unwrap();
+        storage.tracker().read_cards(Utc::now()).await.unwrap();
         cards_only.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     (cold, median(warm), median(cards_only))
@@ -342,8 +342,8 @@ async fn round_trip_table(server_port: u16, mut settings: Settings) {
     let counter = Arc::new(Counter::default());
     let port = proxy(server_port, counter.clone()).await;
     settings.redis.url = Some(format!("redis://127.0.0.1:{port}/"));
-    let storage: Arc<dyn Storage> = open_redis(settings).await.unwrap();
-    let tracker = Tracker::new(storage.clone());
+    let storage: Backend = Backend::redis(settings).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
     let ops = 200;
     println!("\n### Round trips per operation (standalone, measured by a RESP-counting proxy)\n");
     println!("| operation | round trips | requests | server commands per op (INFO commandstats) |");
@@ -412,12 +412,12 @@ async fn round_trip_table(server_port: u16, mut settings: Settings) {
             seed_cards(&tracker, "rt-more", n - 200).await;
         }
         // Warm the SCAN cache first: the row shows the steady state.
-        storage.read_cards(Utc::now()).await.unwrap();
+        storage.tracker().read_cards(Utc::now()).await.unwrap();
         let a = commandstats(&[server_port]);
         let rt = measure(&counter, 5, |_| {
             let s = storage.clone();
             async move {
-                s.read_cards(Utc::now()).await.unwrap();
+                s.tracker().read_cards(Utc::now()).await.unwrap();
             }
         })
         .await;
@@ -430,7 +430,7 @@ async fn round_trip_table(server_port: u16, mut settings: Settings) {
         let rt = measure(&counter, 5, |_| {
             let s = storage.clone();
             async move {
-                artemis::snapshot::read_snapshot(&*s, Utc::now())
+                artemis::snapshot::read_snapshot(&s, Utc::now())
                     .await
                     .unwrap();
             }
@@ -447,7 +447,13 @@ async fn round_trip_table(server_port: u16, mut settings: Settings) {
 
 async fn cluster_commands_table(cluster: &RedisCluster) {
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
-    let tracker = Tracker::new(open_redis(cluster.settings()).await.unwrap());
+    let tracker = Tracker::new(
+        Backend::redis(cluster.settings())
+            .await
+            .unwrap()
+            .tracker()
+            .clone(),
+    );
     let ops = 200;
     println!("\n### Commands per operation on a 3-master Cluster (INFO commandstats, all nodes)\n");
     println!("| operation | commands per op |");
@@ -542,7 +548,13 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
 
 async fn snapshot_part(server: RedisServer, settings: &Settings, runs: usize, only: bool) {
     let mut rows = Vec::new();
-    let writer = Tracker::new(open_redis(settings.clone()).await.unwrap());
+    let writer = Tracker::new(
+        Backend::redis(settings.clone())
+            .await
+            .unwrap()
+            .tracker()
+            .clone(),
+    );
     let mut seeded = 0;
     for n in [1_000usize, 10_000] {
         seed_cards(&writer, &format!("snap{n}"), n - seeded).await;
@@ -559,7 +571,13 @@ async fn snapshot_part(server: RedisServer, settings: &Settings, runs: usize, on
         cluster_commands_table(&cluster).await;
     }
     cluster.cli_all(&["FLUSHALL"]);
-    let writer = Tracker::new(open_redis(cluster.settings()).await.unwrap());
+    let writer = Tracker::new(
+        Backend::redis(cluster.settings())
+            .await
+            .unwrap()
+            .tracker()
+            .clone(),
+    );
     let mut seeded = 0;
     for n in [1_000usize, 10_000] {
         seed_cards(&writer, &format!("snap{n}"), n - seeded).await;

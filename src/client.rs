@@ -157,11 +157,7 @@ fn settings_from_env(config_file: Option<PathBuf>) -> Result<Settings> {
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let lookup = |name: &str| {
-        env.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let file = config::choose_file(config_file.as_deref(), &lookup);
     config::load(&file, &env, &Vec::new()).map_err(|e| Error::Config(e.0))
 }

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::backend::Backend;
 use crate::config::Settings;
 use crate::connection::ConnState;
 use crate::snapshot::Snapshot;
-use crate::backend::Backend;
 use crate::tui::source::Feed;
 use crate::tui::{StorageFeed, app, format, render, text};
 

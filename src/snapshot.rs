@@ -99,4 +99,3 @@ pub struct SourceInfo {
     /// Endpoint without credentials, e.g. `redis://127.0.0.1:6379/0`.
     pub endpoint: String,
 }
-

@@ -14,12 +14,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use artemis::Backend;
 use artemis::cache::{
     CacheControl, CacheKey, CacheScope, CachedClient, EntryTtl, LlmClient, LlmError, LlmRequest,
     LlmResponse, Lookup, Message, Source, Usage,
 };
 use artemis::config::Settings;
-use artemis::storage::{self, Storage};
+use artemis::metrics::Metrics;
+use artemis::store::Store;
 use redis::Commands;
 use support::{RedisCluster, RedisServer};
 
@@ -90,20 +92,26 @@ fn plain() -> CacheControl {
     CacheControl::default()
 }
 
-async fn open(settings: Settings) -> Arc<dyn Storage> {
-    storage::open_redis(settings)
+async fn open(settings: Settings) -> Backend {
+    Backend::redis(settings)
         .await
         .expect("connect to the test server")
 }
 
 fn client(
-    storage: &Arc<dyn Storage>,
+    storage: &Backend,
     fake: &Arc<FakeLlm>,
     tweak: impl FnOnce(&mut artemis::config::CacheSettings),
 ) -> CachedClient<Arc<FakeLlm>> {
     let mut settings = storage.settings().cache.clone();
     tweak(&mut settings);
-    CachedClient::with_settings(fake.clone(), storage.clone(), settings).unwrap()
+    CachedClient::with_settings(
+        fake.clone(),
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+        settings,
+    )
+    .unwrap()
 }
 
 fn decoded(lookup: Lookup) -> LlmResponse {
@@ -115,19 +123,23 @@ fn decoded(lookup: Lookup) -> LlmResponse {
 
 // ---- behaviour shared by every backend ----
 
-async fn store_behaviour(store: Arc<dyn Storage>) {
+async fn store_behaviour(store: Backend) {
     let k = |ns: Option<&str>| CacheKey::new("0f".repeat(32), ns).unwrap();
     let plain_key = k(None);
-    assert_eq!(store.cache_get(&plain_key).await.unwrap(), Lookup::Missing);
+    assert_eq!(
+        store.cache().cache_get(&plain_key).await.unwrap(),
+        Lookup::Missing
+    );
     store
+        .cache()
         .cache_put(&plain_key, b"v1", Duration::from_secs(60), None)
         .await
         .unwrap();
     assert_eq!(
-        store.cache_get(&plain_key).await.unwrap(),
+        store.cache().cache_get(&plain_key).await.unwrap(),
         Lookup::Found(b"v1".to_vec())
     );
-    match store.cache_ttl(&plain_key).await.unwrap() {
+    match store.cache().cache_ttl(&plain_key).await.unwrap() {
         EntryTtl::Expires(d) => {
             assert!(d <= Duration::from_secs(60) && d > Duration::from_secs(55))
         }
@@ -138,27 +150,35 @@ async fn store_behaviour(store: Arc<dyn Storage>) {
     let lease_ttl = Duration::from_secs(10);
     assert!(
         store
+            .cache()
             .cache_try_lease(&plain_key, "t1", lease_ttl)
             .await
             .unwrap()
     );
     assert!(
         !store
+            .cache()
             .cache_try_lease(&plain_key, "t2", lease_ttl)
             .await
             .unwrap()
     );
-    store.cache_release_lease(&plain_key, "t2").await.unwrap();
-    assert!(store.cache_poll(&plain_key).await.unwrap().leased);
     store
+        .cache()
+        .cache_release_lease(&plain_key, "t2")
+        .await
+        .unwrap();
+    assert!(store.cache().cache_poll(&plain_key).await.unwrap().leased);
+    store
+        .cache()
         .cache_put(&plain_key, b"v2", Duration::from_secs(60), Some("t1"))
         .await
         .unwrap();
-    let poll = store.cache_poll(&plain_key).await.unwrap();
+    let poll = store.cache().cache_poll(&plain_key).await.unwrap();
     assert!(!poll.leased);
     assert_eq!(poll.entry, Lookup::Found(b"v2".to_vec()));
     assert!(
         store
+            .cache()
             .cache_try_lease(&plain_key, "t3", Duration::from_millis(100))
             .await
             .unwrap()
@@ -166,27 +186,33 @@ async fn store_behaviour(store: Arc<dyn Storage>) {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(
         store
+            .cache()
             .cache_try_lease(&plain_key, "t4", lease_ttl)
             .await
             .unwrap(),
         "an expired lease passes on"
     );
-    store.cache_release_lease(&plain_key, "t4").await.unwrap();
+    store
+        .cache()
+        .cache_release_lease(&plain_key, "t4")
+        .await
+        .unwrap();
 
     // Namespaces are separate entries, counted and invalidated exactly.
     for ns in ["a", "a:b", "t*"] {
         store
+            .cache()
             .cache_put(&k(Some(ns)), ns.as_bytes(), Duration::from_secs(60), None)
             .await
             .unwrap();
     }
     assert_eq!(
-        store.cache_get(&k(Some("a"))).await.unwrap(),
+        store.cache().cache_get(&k(Some("a"))).await.unwrap(),
         Lookup::Found(b"a".to_vec())
     );
     let count = |scope: CacheScope| {
         let store = store.clone();
-        async move { store.cache_count(&scope).await.unwrap().entries }
+        async move { store.cache().cache_count(&scope).await.unwrap().entries }
     };
     assert_eq!(count(CacheScope::All).await, 4);
     assert_eq!(count(CacheScope::Plain).await, 1);
@@ -194,17 +220,33 @@ async fn store_behaviour(store: Arc<dyn Storage>) {
     assert_eq!(count(CacheScope::Namespace("t".into())).await, 0);
     assert_eq!(
         store
+            .cache()
             .cache_invalidate(&CacheScope::Namespace("a".into()))
             .await
             .unwrap(),
         1
     );
     assert_eq!(count(CacheScope::Namespace("a:b".into())).await, 1);
-    assert_eq!(store.cache_invalidate(&CacheScope::Plain).await.unwrap(), 1);
-    assert_eq!(store.cache_invalidate(&CacheScope::All).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .cache()
+            .cache_invalidate(&CacheScope::Plain)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .cache()
+            .cache_invalidate(&CacheScope::All)
+            .await
+            .unwrap(),
+        2
+    );
     assert_eq!(count(CacheScope::All).await, 0);
     assert!(
         store
+            .cache()
             .cache_count(&CacheScope::Namespace("x{y}".into()))
             .await
             .is_err()
@@ -212,14 +254,18 @@ async fn store_behaviour(store: Arc<dyn Storage>) {
 
     // Entries expire.
     store
+        .cache()
         .cache_put(&plain_key, b"short", Duration::from_secs(1), None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(store.cache_get(&plain_key).await.unwrap(), Lookup::Missing);
+    assert_eq!(
+        store.cache().cache_get(&plain_key).await.unwrap(),
+        Lookup::Missing
+    );
 }
 
-async fn miss_then_hit_with_stats_and_metrics(storage: Arc<dyn Storage>) {
+async fn miss_then_hit_with_stats_and_metrics(storage: Backend) {
     let fake = FakeLlm::new(20, "p1");
     let c = client(&storage, &fake, |_| {});
     let first = c.complete_with(&ask("Hello"), &plain()).await.unwrap();
@@ -255,7 +301,7 @@ async fn miss_then_hit_with_stats_and_metrics(storage: Arc<dyn Storage>) {
 
     // Every request reached the metrics, hits as saved money.
     c.flush_metrics().await;
-    let m = storage.read_metrics(1, 0).await.unwrap().metrics;
+    let m = storage.metrics().read_metrics(1, 0).await.unwrap().metrics;
     assert_eq!(m.llm.total_requests, 3);
     assert_eq!((m.llm.cache_hits, m.llm.cache_misses), (1, 2));
     assert!((m.llm.total_cost - GPT4O_COST).abs() < 1e-9);
@@ -264,7 +310,7 @@ async fn miss_then_hit_with_stats_and_metrics(storage: Arc<dyn Storage>) {
     assert_eq!(c.stats().metrics_failed, 0);
 }
 
-async fn hundred_concurrent_requests_one_upstream_call(storage: Arc<dyn Storage>) {
+async fn hundred_concurrent_requests_one_upstream_call(storage: Backend) {
     let fake = FakeLlm::new(300, "burst");
     let c = Arc::new(client(&storage, &fake, |_| {}));
     let tasks: Vec<_> = (0..100)
@@ -291,7 +337,7 @@ async fn hundred_concurrent_requests_one_upstream_call(storage: Arc<dyn Storage>
     assert!(s.hits_by_source.flight >= 90, "{s:?}");
 }
 
-async fn upstream_errors_are_shared_not_stored(storage: Arc<dyn Storage>) {
+async fn upstream_errors_are_shared_not_stored(storage: Backend) {
     let fake = FakeLlm::new(200, "flaky");
     fake.failing.store(true, Ordering::SeqCst);
     let c = Arc::new(client(&storage, &fake, |_| {}));
@@ -316,7 +362,7 @@ async fn upstream_errors_are_shared_not_stored(storage: Arc<dyn Storage>) {
     }
     assert_eq!(fake.calls(), 1, "waiters share the failed call");
     let key = c.key_for(&ask("flaky"), None).unwrap();
-    let poll = storage.cache_poll(&key).await.unwrap();
+    let poll = storage.cache().cache_poll(&key).await.unwrap();
     assert_eq!(poll.entry, Lookup::Missing, "errors are not cached");
     assert!(!poll.leased, "the lease is released after an error");
     assert_eq!(c.stats().failed_requests, 10);
@@ -338,7 +384,7 @@ async fn upstream_errors_are_shared_not_stored(storage: Arc<dyn Storage>) {
     assert_eq!(fake.calls(), 2);
 }
 
-async fn per_request_controls(storage: Arc<dyn Storage>) {
+async fn per_request_controls(storage: Backend) {
     let fake = FakeLlm::new(5, "ctl");
     let c = client(&storage, &fake, |_| {});
     let q = ask("controls");
@@ -351,7 +397,7 @@ async fn per_request_controls(storage: Arc<dyn Storage>) {
     assert!(!fresh.looked_up);
     assert_eq!(fake.calls(), 2);
     assert_eq!(
-        decoded(storage.cache_get(&key).await.unwrap()),
+        decoded(storage.cache().cache_get(&key).await.unwrap()),
         fresh.response
     );
     let hit = c.complete_with(&q, &plain()).await.unwrap();
@@ -369,7 +415,7 @@ async fn per_request_controls(storage: Arc<dyn Storage>) {
     assert_eq!(fake.calls(), 4);
     let other_key = c.key_for(&other, None).unwrap();
     assert_eq!(
-        storage.cache_get(&other_key).await.unwrap(),
+        storage.cache().cache_get(&other_key).await.unwrap(),
         Lookup::Missing
     );
 
@@ -379,6 +425,7 @@ async fn per_request_controls(storage: Arc<dyn Storage>) {
         .await
         .unwrap();
     match storage
+        .cache()
         .cache_ttl(&c.key_for(&short, None).unwrap())
         .await
         .unwrap()
@@ -455,7 +502,7 @@ async fn per_request_controls(storage: Arc<dyn Storage>) {
     assert_eq!(fake.calls(), calls + 1);
 }
 
-async fn corrupt_entries_are_misses(storage: Arc<dyn Storage>) {
+async fn corrupt_entries_are_misses(storage: Backend) {
     let good = r#"{"content":"a","model":"m","provider":"p","usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"raw_response":{}}"#;
     let bad: Vec<Vec<u8>> = vec![
         b"not json".to_vec(),
@@ -477,6 +524,7 @@ async fn corrupt_entries_are_misses(storage: Arc<dyn Storage>) {
         let q = ask(&format!("corrupt {i}"));
         let key = c.key_for(&q, None).unwrap();
         storage
+            .cache()
             .cache_put(&key, value, Duration::from_secs(60), None)
             .await
             .unwrap();
@@ -485,11 +533,11 @@ async fn corrupt_entries_are_misses(storage: Arc<dyn Storage>) {
         assert!(done.response.content.starts_with("fix answer"));
         assert_eq!(c.stats().errors, i as u64 + 1, "value #{i} is counted");
         assert_eq!(
-            decoded(storage.cache_get(&key).await.unwrap()),
+            decoded(storage.cache().cache_get(&key).await.unwrap()),
             done.response,
             "value #{i} is overwritten by the fresh answer"
         );
-        match storage.cache_ttl(&key).await.unwrap() {
+        match storage.cache().cache_ttl(&key).await.unwrap() {
             EntryTtl::Expires(d) => assert!(d > Duration::from_secs(604_000)),
             other => panic!("{other:?}"),
         }
@@ -497,7 +545,7 @@ async fn corrupt_entries_are_misses(storage: Arc<dyn Storage>) {
     assert_eq!(fake.calls(), bad.len());
 }
 
-async fn lease_hands_over(storage_a: Arc<dyn Storage>, storage_b: Arc<dyn Storage>) {
+async fn lease_hands_over(storage_a: Backend, storage_b: Backend) {
     // Two clients with their own flights stand for two processes sharing the store.
     let fake_a = FakeLlm::new(400, "A");
     let fake_b = FakeLlm::new(20, "B");
@@ -543,6 +591,7 @@ async fn lease_hands_over(storage_a: Arc<dyn Storage>, storage_b: Arc<dyn Storag
     let key = impatient.key_for(&q, None).unwrap();
     assert!(
         storage_a
+            .cache()
             .cache_try_lease(&key, "someone-else", Duration::from_secs(60))
             .await
             .unwrap()
@@ -553,12 +602,12 @@ async fn lease_hands_over(storage_a: Arc<dyn Storage>, storage_b: Arc<dyn Storag
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(
-        decoded(storage_a.cache_get(&key).await.unwrap()),
+        decoded(storage_a.cache().cache_get(&key).await.unwrap()),
         done.response
     );
 }
 
-async fn a_cancelled_caller_leaves_nobody_waiting(storage: Arc<dyn Storage>) {
+async fn a_cancelled_caller_leaves_nobody_waiting(storage: Backend) {
     let fake = FakeLlm::new(800, "slow");
     let c = Arc::new(client(&storage, &fake, |_| {}));
     let q = ask("given up");
@@ -574,7 +623,7 @@ async fn a_cancelled_caller_leaves_nobody_waiting(storage: Arc<dyn Storage>) {
         )
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(storage.cache_poll(&key).await.unwrap().leased);
+    assert!(storage.cache().cache_poll(&key).await.unwrap().leased);
     leader.abort();
     // The follower takes over at once (not after lease_wait_ms) and calls upstream itself.
     let started = Instant::now();
@@ -593,12 +642,12 @@ async fn a_cancelled_caller_leaves_nobody_waiting(storage: Arc<dyn Storage>) {
 /// Runs one behaviour against a fresh Redis server and a fresh memory backend.
 async fn on_redis_and_memory<F, Fut>(behaviour: F)
 where
-    F: Fn(Arc<dyn Storage>) -> Fut,
+    F: Fn(Backend) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
     let server = RedisServer::start();
     behaviour(open(server.settings()).await).await;
-    behaviour(storage::open_memory(Settings::default())).await;
+    behaviour(Backend::memory(Settings::default())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -640,7 +689,7 @@ async fn corrupt_entries_on_redis_and_memory() {
 async fn lease_hands_over_on_redis_and_memory() {
     let server = RedisServer::start();
     lease_hands_over(open(server.settings()).await, open(server.settings()).await).await;
-    let memory = storage::open_memory(Settings::default());
+    let memory = Backend::memory(Settings::default());
     lease_hands_over(memory.clone(), memory).await;
 }
 
@@ -828,7 +877,7 @@ async fn redis_killed_mid_run_is_invisible_to_callers() {
         "buffered records replay once Redis is back"
     );
     // The restarted server is empty, so what it holds is exactly what the outage recorded.
-    let read = storage.read_metrics(1, 0).await.unwrap();
+    let read = storage.metrics().read_metrics(1, 0).await.unwrap();
     assert_eq!(read.metrics.llm.total_requests, 5, "{:?}", read.metrics.llm);
     assert_eq!(read.metrics.llm.cache_misses, 5);
     // The restarted server is empty: one miss refills it, then hits again.
@@ -866,7 +915,7 @@ async fn administration_scans_in_batches_and_spares_foreign_keys() {
 
     let count = |scope| {
         let storage = storage.clone();
-        async move { storage.cache_count(&scope).await.unwrap() }
+        async move { storage.cache().cache_count(&scope).await.unwrap() }
     };
     assert_eq!(count(CacheScope::Plain).await.entries, 1200);
     assert_eq!(
@@ -876,13 +925,18 @@ async fn administration_scans_in_batches_and_spares_foreign_keys() {
     assert_eq!(count(CacheScope::All).await.entries, 1500);
     assert_eq!(
         storage
+            .cache()
             .cache_invalidate(&CacheScope::Namespace("batch".into()))
             .await
             .unwrap(),
         300
     );
     assert_eq!(
-        storage.cache_invalidate(&CacheScope::All).await.unwrap(),
+        storage
+            .cache()
+            .cache_invalidate(&CacheScope::All)
+            .await
+            .unwrap(),
         1200
     );
     let left: usize = redis::cmd("DBSIZE").query(&mut raw).unwrap();
@@ -1073,9 +1127,14 @@ async fn the_price_file_setting_replaces_the_shipped_table() {
     .unwrap();
     let mut settings = Settings::default();
     settings.cache.price_file = Some(path.clone());
-    let storage = storage::open_memory(settings);
+    let storage = Backend::memory(settings);
     let fake = FakeLlm::new(0, "priced");
-    let c = CachedClient::new(fake.clone(), storage.clone()).unwrap();
+    let c = CachedClient::new(
+        fake.clone(),
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+    )
+    .unwrap();
     assert_eq!(c.prices().effective_date.to_string(), "2026-01-01");
     let done = c.complete_with(&ask("price me"), &plain()).await.unwrap();
     assert!((done.cost_usd - (1000.0 * 1.0 + 500.0 * 2.0) / 1e6).abs() < 1e-12);
@@ -1085,10 +1144,21 @@ async fn the_price_file_setting_replaces_the_shipped_table() {
 
     // A broken file is a configuration error naming the setting, not a silent fallback.
     std::fs::write(&path, "effective_date = \"soon\"\n").unwrap();
-    let err = CachedClient::new(fake.clone(), storage.clone()).unwrap_err();
+    let err = CachedClient::new(
+        fake.clone(),
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("cache.price_file"), "{err}");
     let mut settings = Settings::default();
     settings.cache.price_file = Some(dir.path().join("missing.toml"));
-    let err = CachedClient::new(fake, storage::open_memory(settings)).unwrap_err();
+    let memory = Backend::memory(settings);
+    let err = CachedClient::new(
+        fake,
+        memory.cache().clone(),
+        Metrics::new(memory.metrics().clone()),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("cannot read"), "{err}");
 }

@@ -6,6 +6,7 @@
 mod support;
 mod tui_fixtures;
 
+use artemis::Backend;
 use std::process::Command;
 use std::time::Duration;
 
@@ -143,7 +144,7 @@ fn seed_python(server: &RedisServer) {
 
 async fn once(server: &RedisServer, format: Format, count: u32) -> Result<String, HeadlessError> {
     let settings = server.settings();
-    let storage = artemis::storage::open_redis_lazy(settings.clone()).unwrap();
+    let storage = Backend::redis_lazy(settings.clone()).unwrap();
     let mut out: Vec<u8> = Vec::new();
     headless::run(
         storage,
@@ -242,7 +243,7 @@ async fn unreachable_redis_is_one_clear_error() {
     let mut settings = artemis::config::Settings::default();
     settings.redis.url = Some(format!("redis://127.0.0.1:{port}/"));
     settings.redis.connect_timeout = 1.0;
-    let storage = artemis::storage::open_redis_lazy(settings.clone()).unwrap();
+    let storage = Backend::redis_lazy(settings.clone()).unwrap();
     let mut out: Vec<u8> = Vec::new();
     let err = headless::run(storage, &settings, HeadlessOptions::default(), &mut out)
         .await

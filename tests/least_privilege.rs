@@ -9,15 +9,14 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use artemis::Backend;
 use artemis::cache::client::{LlmClient, LlmError, LlmRequest, LlmResponse, Message, Usage};
 use artemis::cache::{CacheControl, CacheScope, CachedClient, Source};
 use artemis::limiter::{Limits, RateLimiter};
 use artemis::metrics::{LlmRequestRecord, Metrics};
 use artemis::model::{PipelineStatus, StageStatus};
-use artemis::storage::{Storage, open_redis};
 use artemis::tracker::{StageUpdate, Tracker};
 use serde_json::{Map, Value};
 use support::tmux::{Tmux, assert_restored, binary_line};
@@ -82,11 +81,13 @@ fn server() -> RedisServer {
     })
 }
 
-async fn open_as(server: &RedisServer, user: &str, pass: &str) -> Arc<dyn Storage> {
+async fn open_as(server: &RedisServer, user: &str, pass: &str) -> Backend {
     let mut settings = server.settings();
     settings.redis.username = Some(user.into());
     settings.redis.password = Some(pass.into());
-    open_redis(settings).await.expect("the ACL user connects")
+    Backend::redis(settings)
+        .await
+        .expect("the ACL user connects")
 }
 
 struct Echo;
@@ -113,8 +114,8 @@ impl LlmClient for Echo {
 }
 
 /// Everything the library writes, done as the confined `app` user: nothing is refused.
-async fn write_everything(storage: &Arc<dyn Storage>) {
-    let tracker = Tracker::new(storage.clone());
+async fn write_everything(storage: &Backend) {
+    let tracker = Tracker::new(storage.tracker().clone());
     let mut meta = Map::new();
     meta.insert("title".into(), "Least privilege card".into());
     tracker.start_pipeline("lp-card", 2, meta).await.unwrap();
@@ -137,7 +138,7 @@ async fn write_everything(storage: &Arc<dyn Storage>) {
         .await
         .unwrap();
 
-    let metrics = Metrics::new(storage.clone());
+    let metrics = Metrics::new(storage.metrics().clone());
     metrics
         .track_llm_request(LlmRequestRecord {
             provider: "openai".into(),
@@ -152,7 +153,12 @@ async fn write_everything(storage: &Arc<dyn Storage>) {
         .await
         .unwrap();
 
-    let cached = CachedClient::new(Echo, storage.clone()).unwrap();
+    let cached = CachedClient::new(
+        Echo,
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+    )
+    .unwrap();
     let q = LlmRequest::new("gpt-4o", vec![Message::user("hello")]);
     let first = cached
         .complete_with(&q, &CacheControl::default())
@@ -171,7 +177,7 @@ async fn write_everything(storage: &Arc<dyn Storage>) {
     assert_eq!(cached.stats().metrics_failed, 0);
     assert!(cached.count(&CacheScope::All).await.unwrap().entries >= 1);
 
-    let limiter = RateLimiter::new(storage.clone());
+    let limiter = RateLimiter::new(storage.limiter().clone());
     let limit = limiter
         .limit(
             "llm",
@@ -194,7 +200,7 @@ async fn the_library_works_confined_to_its_prefix() {
     let server = server();
     let storage = open_as(&server, "app", APP_PASS).await;
     write_everything(&storage).await;
-    let tracker = Tracker::new(storage.clone());
+    let tracker = Tracker::new(storage.tracker().clone());
     // Reads, subscriptions and history.
     let card = tracker.get_card("lp-card").await.unwrap().unwrap();
     assert_eq!(card.stages.len(), 2);
@@ -211,13 +217,18 @@ async fn the_library_works_confined_to_its_prefix() {
     .await
     .expect("an event arrives");
     assert!(got.is_some());
-    let snap = artemis::snapshot::read_snapshot(&*storage, chrono::Utc::now())
+    let snap = artemis::snapshot::read_snapshot(&storage, chrono::Utc::now())
         .await
         .unwrap();
     assert!(snap.malformed.is_empty(), "{:?}", snap.malformed);
     assert_eq!(snap.limits.len(), 1);
     // Cache administration by SCAN + UNLINK stays inside the prefix too.
-    let cached = CachedClient::new(Echo, storage.clone()).unwrap();
+    let cached = CachedClient::new(
+        Echo,
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+    )
+    .unwrap();
     assert!(cached.invalidate(&CacheScope::All).await.unwrap() >= 1);
     // And the user really is confined.
     let out = server.cli(&["--user", "app", "--pass", APP_PASS, "SET", "other:key", "1"]);
@@ -290,7 +301,7 @@ async fn the_dashboard_works_as_a_read_only_user() {
         s.contains("lp-card") && s.contains("● connected") && !s.contains("no live events")
     });
     // A live update from the writer reaches the read-only dashboard.
-    Tracker::new(writer.clone())
+    Tracker::new(writer.tracker().clone())
         .update_stage(
             "lp-card",
             "development",

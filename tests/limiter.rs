@@ -4,26 +4,26 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use artemis::Backend;
 use artemis::config::{FailurePolicy, Settings};
 use artemis::limiter::{
     AcquireOptions, Decision, Exceeded, LimitError, Limits, RateLimiter, RegistryEntry, Source,
     Verdict,
 };
-use artemis::storage::{Storage, open_redis};
+use artemis::store::Store;
 use redis::Commands;
 use support::{RedisServer, ServerOptions};
 
-async fn open(server: &RedisServer, policy: FailurePolicy) -> (Arc<dyn Storage>, RateLimiter) {
+async fn open(server: &RedisServer, policy: FailurePolicy) -> (Backend, RateLimiter) {
     let mut settings = server.settings();
     settings.limiter.failure_policy = policy;
     settings.limiter.acquire_jitter_ms = 0;
-    let storage = open_redis(settings)
+    let storage = Backend::redis(settings)
         .await
         .expect("connect to the test server");
-    let limiter = RateLimiter::new(storage.clone());
+    let limiter = RateLimiter::new(storage.limiter().clone());
     (storage, limiter)
 }
 
@@ -378,7 +378,11 @@ async fn oversize_request_gets_its_own_error() {
     ));
     // The script refuses it on its own too (another writer with the same key).
     assert_eq!(
-        storage.limit_check(&limit, 5_000, "x").await.unwrap(),
+        storage
+            .limiter()
+            .limit_check(&limit, 5_000, "x")
+            .await
+            .unwrap(),
         Verdict::TooLarge
     );
     let exists: bool = server.raw().exists(limit.key()).unwrap();
@@ -505,9 +509,12 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
         settings.redis.username = Some(user.into());
         settings.redis.password = Some("readpw".into());
         settings.limiter.presets.clear(); // the reader knows nothing of the writer's limits
-        let reader = open_redis(settings).await.expect("read-only user connects");
+        let reader = Backend::redis(settings)
+            .await
+            .expect("read-only user connects");
         let writes = server_writes(&server);
         let mut all = reader
+            .limiter()
             .read_limits()
             .await
             .expect("read-only headroom")
@@ -525,7 +532,7 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
             (Some(1_200), Some(5_000))
         );
         // The read-only user cannot check (the script writes).
-        let ro_limiter = RateLimiter::new(reader);
+        let ro_limiter = RateLimiter::new(reader.limiter().clone());
         match ro_limiter.check(&a, 0).await {
             Err(LimitError::Store(artemis::Error::Permission { .. })) => {}
             other => panic!("expected a permission error, got {other:?}"),
@@ -549,7 +556,7 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
     let _: () = server.raw().set(c.key(), "not a zset").unwrap();
     assert_eq!(limiter.headroom_all().await.unwrap().len(), 2);
     // The dashboard's snapshot carries the headroom, and says which entries it could not read.
-    let snap = artemis::snapshot::read_snapshot(&*storage, chrono::Utc::now())
+    let snap = artemis::snapshot::read_snapshot(&storage, chrono::Utc::now())
         .await
         .unwrap();
     let mut shown: Vec<&str> = snap.limits.iter().map(|l| l.identifier.as_str()).collect();
@@ -708,7 +715,7 @@ async fn acquire_waits_with_deadline_and_is_cancellable() {
     assert_eq!(limiter.headroom(&long).await.unwrap().requests_used, before);
 }
 
-async fn wait_connected(storage: &Arc<dyn Storage>) {
+async fn wait_connected(storage: &Backend) {
     let mut state = storage.connection();
     tokio::time::timeout(Duration::from_secs(15), async {
         loop {

@@ -5,9 +5,9 @@ mod support;
 
 use std::time::Duration;
 
+use artemis::Backend;
 use artemis::keys::KeySpace;
 use artemis::limiter::{Decision, Limits, RateLimiter, Source};
-use artemis::storage::open_redis;
 use support::RedisCluster;
 
 fn slot(cluster: &RedisCluster, key: &str) -> String {
@@ -17,10 +17,10 @@ fn slot(cluster: &RedisCluster, key: &str) -> String {
 #[tokio::test]
 async fn limiter_runs_on_cluster() {
     let cluster = RedisCluster::start();
-    let storage = open_redis(cluster.settings())
+    let storage = Backend::redis(cluster.settings())
         .await
         .expect("connect to the cluster");
-    let limiter = RateLimiter::new(storage.clone());
+    let limiter = RateLimiter::new(storage.limiter().clone());
     let keys = KeySpace::default();
 
     // Keys spread over the three masters.

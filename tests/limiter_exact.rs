@@ -12,8 +12,8 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use artemis::Backend;
 use artemis::limiter::{AcquireOptions, Limits, RateLimiter};
-use artemis::storage::open_redis;
 use support::RedisServer;
 
 const PROCESSES: usize = 4;
@@ -66,8 +66,8 @@ fn worker_process() {
     let lines = rt.block_on(async move {
         let mut settings = artemis::config::Settings::default();
         settings.redis.url = Some(url);
-        let storage = open_redis(settings).await.expect("worker connects");
-        let limiter = RateLimiter::new(storage);
+        let storage = Backend::redis(settings).await.expect("worker connects");
+        let limiter = RateLimiter::new(storage.limiter().clone());
         let req = limiter
             .limit("exact", "requests", request_limits())
             .unwrap();

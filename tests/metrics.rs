@@ -4,10 +4,9 @@
 
 mod support;
 
-use std::sync::Arc;
-
+use artemis::Backend;
 use artemis::metrics::{CodeReviewRecord, LlmRequestRecord, PipelineCompletionRecord};
-use artemis::storage::{self, Storage};
+use artemis::store::Store;
 use redis::Commands;
 use support::{RedisCluster, RedisServer};
 
@@ -36,28 +35,34 @@ fn llm(provider: &str, model: &str, hit: bool, cost: f64) -> LlmRequestRecord {
 }
 
 /// The behaviour every backend must show.
-async fn exercise(store: Arc<dyn Storage>) {
+async fn exercise(store: Backend) {
     store
+        .metrics()
         .track_pipeline_completion(&completion("c1", "COMPLETED", 0.5, 10.0))
         .await
         .unwrap();
     store
+        .metrics()
         .track_pipeline_completion(&completion("c2", "failed", 0.25, 30.0))
         .await
         .unwrap();
     store
+        .metrics()
         .track_llm_request(&llm("openai", "gpt-4o", false, 0.02))
         .await
         .unwrap();
     store
+        .metrics()
         .track_llm_request(&llm("openai", "gpt-4o", true, 0.02))
         .await
         .unwrap();
     store
+        .metrics()
         .track_llm_request(&llm("anthropic", "claude-sonnet-4-5", false, 0.05))
         .await
         .unwrap();
     store
+        .metrics()
         .track_code_review(&CodeReviewRecord {
             developer: "dev-a".into(),
             status: "PASS".into(),
@@ -68,7 +73,7 @@ async fn exercise(store: Arc<dyn Storage>) {
         .await
         .unwrap();
 
-    let read = store.read_metrics(7, 10).await.unwrap();
+    let read = store.metrics().read_metrics(7, 10).await.unwrap();
     assert!(read.malformed.is_empty(), "{:?}", read.malformed);
     let m = read.metrics;
     assert_eq!(m.pipelines.completed, 2);
@@ -97,6 +102,7 @@ async fn exercise(store: Arc<dyn Storage>) {
 
     // Names that cannot go into a key are refused with a clear error.
     let err = store
+        .metrics()
         .track_llm_request(&llm("open\u{1b}ai", "m", false, 0.0))
         .await
         .unwrap_err();
@@ -105,13 +111,13 @@ async fn exercise(store: Arc<dyn Storage>) {
 
 #[tokio::test]
 async fn memory_backend_behaves() {
-    exercise(storage::open_memory(Default::default())).await;
+    exercise(Backend::memory(Default::default())).await;
 }
 
 #[tokio::test]
 async fn redis_backend_behaves_and_writes_python_layout() {
     let server = RedisServer::start();
-    let store = storage::open_redis(server.settings()).await.unwrap();
+    let store = Backend::redis(server.settings()).await.unwrap();
     exercise(store).await;
 
     let mut raw = server.raw();
@@ -172,7 +178,7 @@ async fn redis_backend_behaves_and_writes_python_layout() {
 #[tokio::test]
 async fn redis_cluster_behaves() {
     let cluster = RedisCluster::start();
-    let store = storage::open_redis(cluster.settings()).await.unwrap();
+    let store = Backend::redis(cluster.settings()).await.unwrap();
     assert_eq!(store.backend(), "cluster");
     exercise(store).await;
 }
@@ -210,8 +216,8 @@ async fn python_written_metrics_are_read() {
         .zadd("artemis:metrics:timeseries:pipelines", "not json", 2.0)
         .query(&mut raw)
         .unwrap();
-    let store = storage::open_redis(server.settings()).await.unwrap();
-    let read = store.read_metrics(30, 10).await.unwrap();
+    let store = Backend::redis(server.settings()).await.unwrap();
+    let read = store.metrics().read_metrics(30, 10).await.unwrap();
     let m = &read.metrics;
     assert_eq!(m.pipelines.completed, 3);
     assert_eq!(m.pipelines.avg_cost, Some(0.5));
@@ -246,8 +252,8 @@ async fn wrong_types_and_garbage_are_reported_not_fatal() {
         .arg(&b"\xff\xfe"[..])
         .query(&mut raw)
         .unwrap();
-    let store = storage::open_redis(server.settings()).await.unwrap();
-    let read = store.read_metrics(3, 5).await.unwrap();
+    let store = Backend::redis(server.settings()).await.unwrap();
+    let read = store.metrics().read_metrics(3, 5).await.unwrap();
     assert_eq!(read.metrics.llm.cache_hits, 2);
     let keys: Vec<&str> = read.malformed.iter().map(|m| m.key.as_str()).collect();
     assert!(keys.contains(&"artemis:metrics:total"), "{keys:?}");
@@ -263,18 +269,23 @@ async fn time_series_is_trimmed_by_age() {
     let server = RedisServer::start();
     let mut settings = server.settings();
     settings.metrics.timeseries_retention_days = 1;
-    let store = storage::open_redis(settings).await.unwrap();
+    let store = Backend::redis(settings).await.unwrap();
     let mut old = completion("old", "completed", 0.0, 1.0);
     old.at = Some(chrono::Utc::now() - chrono::Duration::days(3));
-    store.track_pipeline_completion(&old).await.unwrap();
     store
+        .metrics()
+        .track_pipeline_completion(&old)
+        .await
+        .unwrap();
+    store
+        .metrics()
         .track_pipeline_completion(&completion("new", "completed", 0.0, 1.0))
         .await
         .unwrap();
     let mut raw = server.raw();
     let n: i64 = raw.zcard("artemis:metrics:timeseries:pipelines").unwrap();
     assert_eq!(n, 1);
-    let read = store.read_metrics(1, 10).await.unwrap();
+    let read = store.metrics().read_metrics(1, 10).await.unwrap();
     assert_eq!(read.metrics.recent[0].card_id, "new");
 }
 
@@ -287,7 +298,7 @@ async fn python_name_scan_is_not_repeated_on_every_read() {
         .hincr("artemis:metrics:llm:openai", "requests", 1)
         .query(&mut raw)
         .unwrap();
-    let store = storage::open_redis(server.settings()).await.unwrap();
+    let store = Backend::redis(server.settings()).await.unwrap();
     let scans = || -> u64 {
         let stats = server.cli(&["INFO", "commandstats"]);
         stats
@@ -297,12 +308,12 @@ async fn python_name_scan_is_not_repeated_on_every_read() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    let first = store.read_metrics(1, 1).await.unwrap();
+    let first = store.metrics().read_metrics(1, 1).await.unwrap();
     assert_eq!(first.metrics.providers[0].name, "openai");
     let after_first = scans();
     assert!(after_first > 0);
     for _ in 0..5 {
-        let again = store.read_metrics(1, 1).await.unwrap();
+        let again = store.metrics().read_metrics(1, 1).await.unwrap();
         assert_eq!(again.metrics.providers[0].name, "openai");
     }
     assert_eq!(scans(), after_first, "later reads reuse the SCAN");
@@ -318,10 +329,10 @@ async fn handle_writes_during_an_outage_land_when_redis_returns() {
     use artemis::tracker::Tracker;
 
     let mut server = RedisServer::start();
-    let store = storage::open_redis(server.settings()).await.unwrap();
-    let buffer = OutageBuffer::new(store.clone(), 100);
-    let tracker = Tracker::with_buffer(store.clone(), buffer.clone());
-    let metrics = Metrics::with_buffer(store.clone(), buffer.clone());
+    let store = Backend::redis(server.settings()).await.unwrap();
+    let buffer = OutageBuffer::new(store.connection(), 100);
+    let tracker = Tracker::with_buffer(store.tracker().clone(), buffer.clone());
+    let metrics = Metrics::with_buffer(store.metrics().clone(), buffer.clone());
     assert_eq!(
         metrics
             .track_llm_request(llm("openai", "gpt-4o", false, 0.5))
@@ -425,25 +436,38 @@ async fn a_batch_of_requests_equals_one_by_one() {
         })
         .collect();
     let one_by_one = RedisServer::start();
-    let reference = storage::open_redis(one_by_one.settings()).await.unwrap();
+    let reference = Backend::redis(one_by_one.settings()).await.unwrap();
     for r in &records {
-        reference.track_llm_request(r).await.unwrap();
+        reference.metrics().track_llm_request(r).await.unwrap();
     }
-    let want = reference.read_metrics(1, 0).await.unwrap().metrics;
+    let want = reference
+        .metrics()
+        .read_metrics(1, 0)
+        .await
+        .unwrap()
+        .metrics;
     assert_eq!(want.llm.total_requests, 50);
 
     let batched = RedisServer::start();
     let cluster = RedisCluster::start();
     let stores = [
-        storage::open_redis(batched.settings()).await.unwrap(),
-        storage::open_redis(cluster.settings()).await.unwrap(),
-        storage::open_memory(artemis::config::Settings::default()),
+        Backend::redis(batched.settings()).await.unwrap(),
+        Backend::redis(cluster.settings()).await.unwrap(),
+        Backend::memory(artemis::config::Settings::default()),
     ];
     for store in stores {
         let backend = store.backend().to_owned();
-        store.track_llm_requests(&records[..20]).await.unwrap();
-        store.track_llm_requests(&records[20..]).await.unwrap();
-        let got = store.read_metrics(1, 0).await.unwrap().metrics;
+        store
+            .metrics()
+            .track_llm_requests(&records[..20])
+            .await
+            .unwrap();
+        store
+            .metrics()
+            .track_llm_requests(&records[20..])
+            .await
+            .unwrap();
+        let got = store.metrics().read_metrics(1, 0).await.unwrap().metrics;
         let (a, b) = (&got.llm, &want.llm);
         assert_eq!(
             (
@@ -507,14 +531,8 @@ async fn a_replayed_write_counts_once() {
     let server = RedisServer::start();
     let cluster = RedisCluster::start();
     let stores = [
-        (
-            "server",
-            storage::open_redis(server.settings()).await.unwrap(),
-        ),
-        (
-            "cluster",
-            storage::open_redis(cluster.settings()).await.unwrap(),
-        ),
+        ("server", Backend::redis(server.settings()).await.unwrap()),
+        ("cluster", Backend::redis(cluster.settings()).await.unwrap()),
     ];
     for (name, store) in stores {
         let writes = [
@@ -533,15 +551,19 @@ async fn a_replayed_write_counts_once() {
         ];
         for (i, w) in writes.iter().enumerate() {
             let id = format!("op-{i}");
-            store.track_once(&id, w).await.unwrap();
+            store.metrics().track_once(&id, w).await.unwrap();
             if name == "server" && i == 1 {
                 server.cli(&["SCRIPT", "FLUSH"]);
             }
-            store.track_once(&id, w).await.unwrap();
+            store.metrics().track_once(&id, w).await.unwrap();
         }
         // A new id is a new write.
-        store.track_once("op-new", &writes[0]).await.unwrap();
-        let m = store.read_metrics(1, 10).await.unwrap().metrics;
+        store
+            .metrics()
+            .track_once("op-new", &writes[0])
+            .await
+            .unwrap();
+        let m = store.metrics().read_metrics(1, 10).await.unwrap().metrics;
         assert_eq!(m.llm.total_requests, 4, "{name}: {:?}", m.llm);
         assert_eq!((m.llm.cache_hits, m.llm.cache_misses), (2, 2), "{name}");
         assert!((m.llm.total_cost - 1.0).abs() < 1e-9, "{name}");

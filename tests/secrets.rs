@@ -5,6 +5,8 @@
 
 mod support;
 
+use artemis::Backend;
+use artemis::store::Store;
 use std::time::Duration;
 
 use support::tmux::{Tmux, binary_line};
@@ -276,12 +278,10 @@ async fn debug_output_of_the_library_has_no_password() {
         server.port
     ));
     settings.redis.password = Some(USER_PASS.into());
-    let storage = artemis::storage::open_redis(settings.clone())
-        .await
-        .unwrap();
-    let tracker = artemis::tracker::Tracker::new(storage.clone());
-    let metrics = artemis::metrics::Metrics::new(storage.clone());
-    let limiter = artemis::limiter::RateLimiter::new(storage.clone());
+    let storage = Backend::redis(settings.clone()).await.unwrap();
+    let tracker = artemis::tracker::Tracker::new(storage.tracker().clone());
+    let metrics = artemis::metrics::Metrics::new(storage.metrics().clone());
+    let limiter = artemis::limiter::RateLimiter::new(storage.limiter().clone());
     let redis = artemis::connection::Redis::connect(&settings.redis)
         .await
         .unwrap();

@@ -5,6 +5,7 @@
 
 mod support;
 
+use artemis::Backend;
 use artemis::model::StageStatus;
 use artemis::tracker::{StageUpdate, Tracker};
 use support::{RedisServer, ServerOptions};
@@ -26,10 +27,8 @@ async fn verified_tls_end_to_end() {
     settings.redis.url = Some(url.clone());
     settings.redis.tls_insecure = false;
     settings.redis.tls_ca_file = Some(ca.clone());
-    let storage = artemis::storage::open_redis(settings.clone())
-        .await
-        .unwrap();
-    let tracker = Tracker::new(storage.clone());
+    let storage = Backend::redis(settings.clone()).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
     tracker
         .start_pipeline("tls-card", 1, serde_json::Map::new())
         .await

@@ -5,13 +5,14 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use artemis::Backend;
 use artemis::buffer::WriteOutcome;
 use artemis::config::Settings;
 use artemis::model::{PipelineEvent, PipelineStatus, StageStatus};
-use artemis::storage::{Storage, open_memory, open_redis};
+use artemis::store::Store;
 use artemis::tracker::{StageReport, StageUpdate, Tracker};
 use chrono::Utc;
 use futures::StreamExt;
@@ -59,15 +60,15 @@ impl Raw {
 }
 
 struct Env {
-    storage: Arc<dyn Storage>,
+    storage: Backend,
     tracker: Tracker,
     raw: Option<Raw>,
 }
 
 impl Env {
-    fn new(storage: Arc<dyn Storage>, raw: Option<Raw>) -> Self {
+    fn new(storage: Backend, raw: Option<Raw>) -> Self {
         Self {
-            tracker: Tracker::new(storage.clone()),
+            tracker: Tracker::new(storage.tracker().clone()),
             storage,
             raw,
         }
@@ -520,7 +521,7 @@ async fn snapshot_lists_cards_newest_first(env: &Env, p: &str) {
         .update_stage(&newer, "one", StageUpdate::new(StageStatus::Skipped))
         .await
         .unwrap();
-    let snap = artemis::snapshot::read_snapshot(&*env.storage, Utc::now())
+    let snap = artemis::snapshot::read_snapshot(&env.storage, Utc::now())
         .await
         .unwrap();
     let pos = |id: &str| {
@@ -561,14 +562,14 @@ async fn behaviour_suite(env: &Env) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn behaviour_on_memory() {
-    behaviour_suite(&Env::new(open_memory(Settings::default()), None)).await;
+    behaviour_suite(&Env::new(Backend::memory(Settings::default()), None)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn behaviour_on_standalone_redis() {
     let server = RedisServer::start();
     let env = Env::new(
-        open_redis(server.settings()).await.unwrap(),
+        Backend::redis(server.settings()).await.unwrap(),
         Some(Raw::server(&server)),
     );
     behaviour_suite(&env).await;
@@ -580,7 +581,7 @@ async fn behaviour_on_standalone_redis() {
 async fn behaviour_on_cluster() {
     let cluster = RedisCluster::start();
     let env = Env::new(
-        open_redis(cluster.settings()).await.unwrap(),
+        Backend::redis(cluster.settings()).await.unwrap(),
         Some(Raw::cluster(&cluster)),
     );
     assert_eq!(env.storage.backend(), "cluster");
@@ -674,7 +675,10 @@ async fn we_read_and_drive_python_cards(env: &Env, p: &str) {
     );
 
     // A fresh handle, so the SCAN for Python cards is not an earlier cached one.
-    let reader = Tracker::new(open_redis(env.storage.settings().clone()).await.unwrap());
+    let reader_backend = Backend::redis(env.storage.settings().clone())
+        .await
+        .unwrap();
+    let reader = Tracker::new(reader_backend.tracker().clone());
     assert!(reader.list_cards().await.unwrap().contains(&card));
     let c = reader
         .get_card(&card)
@@ -686,7 +690,7 @@ async fn we_read_and_drive_python_cards(env: &Env, p: &str) {
     assert_eq!(c.pipeline.metadata["ratio"], json!(0.30000000000000004));
     let names: Vec<_> = c.stages.iter().map(|s| s.stage_name.as_str()).collect();
     assert_eq!(names, ["analysis", "review"], "ordered by time");
-    let snap = artemis::snapshot::read_snapshot(&*reader.storage().clone(), Utc::now())
+    let snap = artemis::snapshot::read_snapshot(&reader_backend, Utc::now())
         .await
         .unwrap();
     let sc = snap
@@ -766,7 +770,13 @@ async fn we_read_and_drive_python_cards(env: &Env, p: &str) {
         .unwrap();
     // A reader finds the stage Python added by its periodic SCAN (this one's last SCAN is
     // older than stage b; a new reader scans at once).
-    let reader = Tracker::new(open_redis(env.storage.settings().clone()).await.unwrap());
+    let reader = Tracker::new(
+        Backend::redis(env.storage.settings().clone())
+            .await
+            .unwrap()
+            .tracker()
+            .clone(),
+    );
     let c = reader.get_card(&ours).await.unwrap().unwrap();
     assert_eq!(c.pipeline.completed_stages, 3);
     let names: Vec<_> = c.stages.iter().map(|s| s.stage_name.as_str()).collect();
@@ -784,8 +794,8 @@ async fn we_read_and_drive_python_cards(env: &Env, p: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_during_an_outage_are_replayed_in_order() {
     let mut server = RedisServer::start();
-    let storage = open_redis(server.settings()).await.unwrap();
-    let tracker = Tracker::new(storage.clone());
+    let storage = Backend::redis(server.settings()).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
     tracker
         .start_pipeline("before", 1, Map::new())
         .await
@@ -840,7 +850,7 @@ async fn writes_during_an_outage_are_replayed_in_order() {
     );
     assert_eq!(tracker.buffer().stats().pending, 8);
     // Reads say Redis is unreachable instead of returning nothing.
-    let err = artemis::snapshot::read_snapshot(&*storage, Utc::now())
+    let err = artemis::snapshot::read_snapshot(&storage, Utc::now())
         .await
         .unwrap_err();
     assert!(err.is_outage(), "{err}");
@@ -902,7 +912,7 @@ async fn overflow_is_counted_not_silent() {
     let mut server = RedisServer::start();
     let mut settings = server.settings();
     settings.tracker.outage_buffer = 3;
-    let tracker = Tracker::new(open_redis(settings).await.unwrap());
+    let tracker = Tracker::new(Backend::redis(settings).await.unwrap().tracker().clone());
     server.kill();
     let mut outcomes = Vec::new();
     for i in 0..5 {
@@ -935,7 +945,13 @@ async fn overflow_is_counted_not_silent() {
 #[tokio::test]
 async fn a_flushed_script_cache_is_reloaded() {
     let server = RedisServer::start();
-    let tracker = Tracker::new(open_redis(server.settings()).await.unwrap());
+    let tracker = Tracker::new(
+        Backend::redis(server.settings())
+            .await
+            .unwrap()
+            .tracker()
+            .clone(),
+    );
     tracker.start_pipeline("c", 2, Map::new()).await.unwrap();
     assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
     tracker
@@ -950,8 +966,8 @@ async fn a_flushed_script_cache_is_reloaded() {
 #[tokio::test]
 async fn malformed_documents_are_reported_not_fatal() {
     let server = RedisServer::start();
-    let storage = open_redis(server.settings()).await.unwrap();
-    let tracker = Tracker::new(storage.clone());
+    let storage = Backend::redis(server.settings()).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
     tracker.start_pipeline("good", 2, Map::new()).await.unwrap();
     tracker
         .update_stage("good", "s", StageUpdate::new(StageStatus::Running))
@@ -986,7 +1002,7 @@ async fn malformed_documents_are_reported_not_fatal() {
         .unwrap()
         .unwrap();
     assert_eq!(bad.unwrap_err().key, "artemis:pipeline:events:x");
-    let snap = artemis::snapshot::read_snapshot(&*storage, Utc::now())
+    let snap = artemis::snapshot::read_snapshot(&storage, Utc::now())
         .await
         .unwrap();
     assert_eq!(snap.cards.len(), 1, "{:?}", snap.cards);
@@ -1034,8 +1050,8 @@ async fn malformed_documents_are_reported_not_fatal() {
 #[tokio::test]
 async fn snapshot_costs_a_fixed_number_of_round_trips() {
     let server = RedisServer::start();
-    let storage = open_redis(server.settings()).await.unwrap();
-    let tracker = Tracker::new(storage.clone());
+    let storage = Backend::redis(server.settings()).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
     for i in 0..1500 {
         let card = format!("card-{i}");
         tracker.start_pipeline(&card, 2, Map::new()).await.unwrap();
@@ -1054,7 +1070,7 @@ async fn snapshot_costs_a_fixed_number_of_round_trips() {
             .unwrap_or(0)
     };
     let before = (calls("mget"), calls("scan"), calls("zrangebyscore"));
-    let read = storage.read_cards(Utc::now()).await.unwrap();
+    let read = storage.tracker().read_cards(Utc::now()).await.unwrap();
     assert_eq!(read.cards.len(), 1500);
     assert!(read.cards.iter().all(|c| c.stages.len() == 1));
     let after = (calls("mget"), calls("scan"), calls("zrangebyscore"));
@@ -1065,7 +1081,7 @@ async fn snapshot_costs_a_fixed_number_of_round_trips() {
     let scans = after.1 - before.1;
     assert!((1..=10).contains(&scans), "{scans}");
     // The next read reuses that SCAN.
-    storage.read_cards(Utc::now()).await.unwrap();
+    storage.tracker().read_cards(Utc::now()).await.unwrap();
     assert_eq!(calls("scan"), after.1);
     assert_eq!(calls("mget"), after.0 + 4);
 }
@@ -1075,8 +1091,8 @@ async fn stage_report_replays_through_the_store_trait() {
     // The buffer's Replay objects are plain values: the same write applied twice is harmless
     // for the document (a stage counts once), which is what a replay after a timeout needs.
     let server = RedisServer::start();
-    let storage = open_redis(server.settings()).await.unwrap();
-    let tracker = Tracker::new(storage.clone());
+    let storage = Backend::redis(server.settings()).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
     tracker.start_pipeline("r", 3, Map::new()).await.unwrap();
     let report = StageReport {
         card_id: "r".into(),
@@ -1087,8 +1103,8 @@ async fn stage_report_replays_through_the_store_trait() {
         metadata: Map::new(),
         at: Utc::now(),
     };
-    storage.update_stage(&report).await.unwrap();
-    storage.update_stage(&report).await.unwrap();
+    storage.tracker().update_stage(&report).await.unwrap();
+    storage.tracker().update_stage(&report).await.unwrap();
     let c = tracker.get_card("r").await.unwrap().unwrap();
     assert_eq!(c.pipeline.completed_stages, 1);
 }
@@ -1099,7 +1115,13 @@ async fn stage_report_replays_through_the_store_trait() {
 #[tokio::test]
 async fn documents_of_any_shape_are_edited_in_place() {
     let server = RedisServer::start();
-    let tracker = Tracker::new(open_redis(server.settings()).await.unwrap());
+    let tracker = Tracker::new(
+        Backend::redis(server.settings())
+            .await
+            .unwrap()
+            .tracker()
+            .clone(),
+    );
     let raw = Raw::server(&server);
     let text = |card: &str| {
         String::from_utf8(raw.get(&format!("artemis:pipeline:{card}")).unwrap()).unwrap()

@@ -5,6 +5,7 @@
 
 mod support;
 
+use artemis::Backend;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +64,7 @@ fn publish(server: &RedisServer, card: &str, pct: i64) {
 async fn sources_deliver_and_recover_after_a_redis_restart() {
     let mut server = RedisServer::start();
     let settings = server.settings();
-    let storage = artemis::storage::open_redis_lazy(settings.clone()).unwrap();
+    let storage = Backend::redis_lazy(settings.clone()).unwrap();
     let feed = Arc::new(StorageFeed::new(storage.clone()));
     let (tx, mut rx) = mpsc::channel(1024);
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
@@ -91,7 +92,7 @@ async fn sources_deliver_and_recover_after_a_redis_restart() {
     .await;
 
     // History of a card written by this project's tracker.
-    let tracker = artemis::tracker::Tracker::new(storage.clone());
+    let tracker = artemis::tracker::Tracker::new(storage.tracker().clone());
     tracker
         .start_pipeline("card-hist", 2, Default::default())
         .await

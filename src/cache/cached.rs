@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::CacheStore;
 use super::flight::{self, Flights, Role};
 use super::recorder::Recorder;
 use super::tier::Tier;
@@ -34,7 +35,6 @@ use super::{
 use crate::config::CacheSettings;
 use crate::keys::{KeySpace, validate_name};
 use crate::metrics::{LlmRequestRecord, Metrics};
-use super::CacheStore;
 
 /// Longest pause between two polls for another process's answer.
 const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
@@ -234,11 +234,7 @@ impl Drop for LeaseGuard<'_> {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (store, key, token) = (
-            self.store.clone(),
-            self.key.clone(),
-            self.token.to_owned(),
-        );
+        let (store, key, token) = (self.store.clone(), self.key.clone(), self.token.to_owned());
         rt.spawn(async move {
             if let Err(e) = store.cache_release_lease(&key, &token).await {
                 tracing::debug!("cache lease of a cancelled request not released: {e}");

@@ -108,7 +108,8 @@ impl super::CacheStore for RedisCache {
             }
             Some(token) => {
                 let lease_key = self.core.keys.cache_lease_for(&entry);
-                self.core.redis
+                self.core
+                    .redis
                     .run(|mut c| async move {
                         PUT_AND_RELEASE
                             .key(&entry)
@@ -130,7 +131,10 @@ impl super::CacheStore for RedisCache {
         token: &str,
         ttl: Duration,
     ) -> crate::Result<bool> {
-        let lease = self.core.keys.cache_lease_for(&key.entry_key(&self.core.keys));
+        let lease = self
+            .core
+            .keys
+            .cache_lease_for(&key.entry_key(&self.core.keys));
         let cmd = redis::cmd("SET")
             .arg(lease)
             .arg(token)
@@ -143,8 +147,12 @@ impl super::CacheStore for RedisCache {
     }
 
     async fn cache_release_lease(&self, key: &CacheKey, token: &str) -> crate::Result<()> {
-        let lease = self.core.keys.cache_lease_for(&key.entry_key(&self.core.keys));
-        self.core.redis
+        let lease = self
+            .core
+            .keys
+            .cache_lease_for(&key.entry_key(&self.core.keys));
+        self.core
+            .redis
             .run(|mut c| async move {
                 RELEASE
                     .key(&lease)
@@ -168,7 +176,9 @@ impl super::CacheStore for RedisCache {
     }
 
     async fn cache_ttl(&self, key: &CacheKey) -> crate::Result<EntryTtl> {
-        let cmd = redis::cmd("PTTL").arg(key.entry_key(&self.core.keys)).clone();
+        let cmd = redis::cmd("PTTL")
+            .arg(key.entry_key(&self.core.keys))
+            .clone();
         let ms: i64 = self.core.redis.query(&cmd).await?;
         Ok(match ms {
             -2 => EntryTtl::Missing,
@@ -181,7 +191,11 @@ impl super::CacheStore for RedisCache {
         scope.validate()?;
         let mut count = CacheCount::default();
         for pattern in self.scan_patterns(scope) {
-            let keys = self.core.redis.scan_match(&pattern, None, COUNT_LIMIT).await?;
+            let keys = self
+                .core
+                .redis
+                .scan_match(&pattern, None, COUNT_LIMIT)
+                .await?;
             count.truncated |= keys.len() >= COUNT_LIMIT;
             count.entries += keys.len() as u64;
         }
@@ -207,7 +221,11 @@ impl super::CacheStore for RedisCache {
                     .scan_match(&pattern, None, INVALIDATE_PASS)
                     .await?;
                 for batch in keys.chunks(DELETE_BATCH) {
-                    let n: u64 = self.core.redis.query(redis::cmd("UNLINK").arg(batch)).await?;
+                    let n: u64 = self
+                        .core
+                        .redis
+                        .query(redis::cmd("UNLINK").arg(batch))
+                        .await?;
                     deleted += n;
                 }
                 if keys.len() < INVALIDATE_PASS {

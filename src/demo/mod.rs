@@ -39,10 +39,10 @@ use crate::buffer::{OutageBuffer, WriteOutcome};
 use crate::cache::{CacheControl, CachedClient};
 use crate::error::{Error, Result};
 
-use crate::metrics::{CodeReviewRecord, Metrics, PipelineCompletionRecord};
-use crate::model::{PipelineStatus, StageStatus};
 use crate::backend::Backend;
 use crate::client::Artemis;
+use crate::metrics::{CodeReviewRecord, Metrics, PipelineCompletionRecord};
+use crate::model::{PipelineStatus, StageStatus};
 use crate::tracker::{StageUpdate, Tracker};
 
 use self::provider::{ProviderStats, SimProvider};

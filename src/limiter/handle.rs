@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
+use super::MemoryLimiter;
 use super::{
     Headroom, Limit, LimitError, LimiterStore, Limits, Refusal, Source, Verdict, ceil_to_millis,
     find_preset,
@@ -17,7 +18,6 @@ use super::{
 use crate::config::{FailurePolicy, LimiterSettings, Settings};
 use crate::keys::{KeySpace, validate_name};
 use crate::limiter::LimitUsage;
-use super::MemoryLimiter;
 use crate::store::MemoryCore;
 
 /// How often a process re-records a key's limits in the registry (it also does so after every
@@ -620,7 +620,9 @@ mod tests {
     use crate::limiter::Exceeded;
 
     fn limiter() -> RateLimiter {
-        RateLimiter::new(Arc::new(MemoryLimiter::new(MemoryCore::new(Settings::default()))))
+        RateLimiter::new(Arc::new(MemoryLimiter::new(MemoryCore::new(
+            Settings::default(),
+        ))))
     }
 
     #[test]

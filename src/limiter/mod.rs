@@ -20,22 +20,21 @@
 //! failure policy, waiting, reservations, the registry).
 
 mod handle;
-mod usage;
 pub(crate) mod memory;
 mod presets;
 pub(crate) mod redis;
+mod usage;
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-
 pub use handle::{AcquireOptions, Decision, RateLimiter, Reservation};
-pub use usage::LimitUsage;
 pub use memory::MemoryLimiter;
-pub use redis::RedisLimiter;
 pub use presets::find_preset;
+pub use redis::RedisLimiter;
 pub use redis::{check_script_sha, check_script_source};
+pub use usage::LimitUsage;
 
 /// The identifier the original uses when the caller names none.
 pub const DEFAULT_IDENTIFIER: &str = "default";

@@ -66,7 +66,12 @@ impl RedisLimiter {
     /// The server clock in epoch microseconds. A reader whose ACL forbids `TIME` falls back to
     /// its own clock (headroom is then as exact as the clocks agree).
     async fn server_time_us(&self) -> crate::Result<i64> {
-        match self.core.redis.query::<(i64, i64)>(&redis::cmd("TIME")).await {
+        match self
+            .core
+            .redis
+            .query::<(i64, i64)>(&redis::cmd("TIME"))
+            .await
+        {
             Ok((s, us)) => Ok(s * 1_000_000 + us),
             Err(Error::Permission { .. }) => Ok(super::memory::now_us()),
             Err(e) => Err(e),
@@ -165,18 +170,19 @@ impl LimiterStore for RedisLimiter {
         }
         let tokens_key = self.core.keys.ratelimit_tokens(&limit.key);
         let sum_key = self.core.keys.ratelimit_token_sum(&limit.key);
-        self.core.eval_script(
-            &RECONCILE_SCRIPT,
-            include_str!("reconcile.lua"),
-            &[&tokens_key, &sum_key],
-            &[
-                request_id.to_owned(),
-                reserved.to_string(),
-                used.to_string(),
-            ],
-        )
-        .await
-        .map(drop)
+        self.core
+            .eval_script(
+                &RECONCILE_SCRIPT,
+                include_str!("reconcile.lua"),
+                &[&tokens_key, &sum_key],
+                &[
+                    request_id.to_owned(),
+                    reserved.to_string(),
+                    used.to_string(),
+                ],
+            )
+            .await
+            .map(drop)
     }
 
     async fn limit_usage(&self, limit: &Limit) -> crate::Result<Usage> {
@@ -218,8 +224,10 @@ impl LimiterStore for RedisLimiter {
         // Round trip 1: the registry and the server clock, concurrently.
         let mut hgetall = redis::cmd("HGETALL");
         hgetall.arg(&registry_key);
-        let (registry, now_us) =
-            tokio::join!(self.core.redis.query::<Value>(&hgetall), self.server_time_us());
+        let (registry, now_us) = tokio::join!(
+            self.core.redis.query::<Value>(&hgetall),
+            self.server_time_us()
+        );
         let registry = match registry {
             Err(e) if e.is_wrong_type() => {
                 malformed.push(Malformed {

@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use super::MetricsStore;
 use super::{
     CodeReviewRecord, LlmRequestRecord, MetricsRead, MetricsWrite, PipelineCompletionRecord,
 };
 use crate::buffer::{OutageBuffer, Replay, WriteOutcome};
 use crate::error::{Error, Result};
-use super::MetricsStore;
 
 /// A write with the id that makes its replay harmless: a write whose reply was lost may have
 /// been applied, and is then sent again with the same id.

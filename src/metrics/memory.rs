@@ -10,7 +10,9 @@ use super::{
     local_date,
 };
 use crate::keys::validate_name;
-use crate::metrics::{Breakdown, DailyFigures, DeveloperReviews, LlmTotals, Summary, PipelineTotals, RecentPipeline};
+use crate::metrics::{
+    Breakdown, DailyFigures, DeveloperReviews, LlmTotals, PipelineTotals, RecentPipeline, Summary,
+};
 use crate::store::{MemoryCore, delegate_store};
 
 /// The aggregates, as the Redis keys hold them.

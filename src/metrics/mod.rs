@@ -12,7 +12,7 @@
 
 mod handle;
 mod memory;
-mod redis;
+pub(crate) mod redis;
 mod summary;
 pub(crate) mod writes;
 

@@ -13,8 +13,8 @@ use super::{
     timeseries_member,
 };
 use crate::keys::validate_name;
-use crate::model::Malformed;
 use crate::metrics::{Breakdown, DailyFigures, DeveloperReviews, Summary};
+use crate::model::Malformed;
 use crate::store::{RedisCore, delegate_store};
 
 /// Most names a SCAN fallback collects (Python-written providers, models, developers).
@@ -52,7 +52,8 @@ impl RedisMetrics {
 
     async fn scanned_metric_names(&self) -> crate::Result<ScannedNames> {
         let interval = self.core.settings.tracker.scan_interval_seconds;
-        if let Some((at, names)) = &*self.scanned
+        if let Some((at, names)) = &*self
+            .scanned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             && at.elapsed().as_secs() < interval
@@ -89,7 +90,8 @@ impl RedisMetrics {
                 names.developers.push(d.to_owned());
             }
         }
-        *self.scanned
+        *self
+            .scanned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some((std::time::Instant::now(), names.clone()));

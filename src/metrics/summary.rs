@@ -87,4 +87,3 @@ pub struct DeveloperReviews {
     pub critical_issues: i64,
     pub high_issues: i64,
 }
-

@@ -40,10 +40,7 @@ pub struct CardsRead {
 
 /// Builds a card from its document and fetched stage documents: recorded order first, the rest
 /// (Python-written stages) by last update time, then name.
-pub(crate) fn assemble_card(
-    parsed: ParsedDoc,
-    mut stages: HashMap<String, StageDoc>,
-) -> Card {
+pub(crate) fn assemble_card(parsed: ParsedDoc, mut stages: HashMap<String, StageDoc>) -> Card {
     let mut ordered = Vec::with_capacity(stages.len());
     for name in parsed.stage_order.iter().flatten() {
         if let Some(s) = stages.remove(name) {
@@ -87,4 +84,3 @@ pub(crate) fn sort_cards(cards: &mut [Card]) {
         )
     });
 }
-

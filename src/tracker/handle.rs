@@ -215,4 +215,3 @@ impl Tracker {
         self.store.subscribe(None).await
     }
 }
-

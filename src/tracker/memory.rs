@@ -16,8 +16,8 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::model::{PipelineEvent, StageDoc, StageStatus, format_naive};
-use crate::tracker::Card;
 use crate::store::{MemoryCore, delegate_store};
+use crate::tracker::Card;
 
 /// Events buffered per subscriber before it starts missing some (it is told, see below).
 const EVENT_CHANNEL: usize = 4096;

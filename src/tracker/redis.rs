@@ -34,8 +34,8 @@ use super::{
 use crate::connection::Conn;
 use crate::error::{Error, Result};
 use crate::model::{Malformed, format_naive};
-use crate::tracker::Card;
 use crate::store::{RedisCore, delegate_store};
+use crate::tracker::Card;
 
 const SCRIPT_SOURCE: &str = include_str!("scripts/tracker.lua");
 static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT_SOURCE));
@@ -63,12 +63,15 @@ struct Discovered {
 /// Unreadable key names listed one by one; the rest are counted in one entry.
 const UNREADABLE_SHOWN: usize = 100;
 
+/// When the last SCAN for Python-written cards ran, and what it found.
+type LastScan = (Instant, Arc<Discovered>);
+
 /// The tracker on Redis (standalone or Cluster).
 #[derive(Clone)]
 pub struct RedisTracker {
     core: RedisCore,
     /// The last SCAN for Python-written cards, reused for `tracker.scan_interval_seconds`.
-    discovered: Arc<tokio::sync::Mutex<Option<(Instant, Arc<Discovered>)>>>,
+    discovered: Arc<tokio::sync::Mutex<Option<LastScan>>>,
 }
 
 impl std::fmt::Debug for RedisTracker {
@@ -129,7 +132,10 @@ impl RedisTracker {
                 keys.push(stage_key);
                 args.push(stage_doc);
             }
-            return self.core.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args).await;
+            return self
+                .core
+                .eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args)
+                .await;
         }
         // Three single commands on (usually) three slots, all in flight at once: one
         // round-trip time, and each one gets the driver's redirect and retry handling.
@@ -153,7 +159,8 @@ impl RedisTracker {
         let (reply, (), _) = futures::try_join!(
             self.core.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args),
             stage_write,
-            self.core.eval_script(&INDEX_SCRIPT, INDEX_SCRIPT_SOURCE, &index_keys, &index_args),
+            self.core
+                .eval_script(&INDEX_SCRIPT, INDEX_SCRIPT_SOURCE, &index_keys, &index_args),
         )?;
         Ok(reply)
     }
@@ -276,7 +283,11 @@ impl RedisTracker {
         if !self.core.redis.is_cluster() {
             return Ok(None);
         }
-        let reply: Value = self.core.redis.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
+        let reply: Value = self
+            .core
+            .redis
+            .query(redis::cmd("CLUSTER").arg("SLOTS"))
+            .await?;
         Ok(Some(SlotMap::parse(reply)))
     }
 
@@ -597,10 +608,12 @@ impl TrackerStore for RedisTracker {
     }
 
     async fn list_cards(&self) -> Result<Vec<String>> {
-        let min =
-            Utc::now().timestamp_micros() as f64 / 1e6 - self.core.settings.tracker.ttl_seconds as f64;
+        let min = Utc::now().timestamp_micros() as f64 / 1e6
+            - self.core.settings.tracker.ttl_seconds as f64;
         let mut zrev = redis::cmd("ZREVRANGEBYSCORE");
-        zrev.arg(self.core.keys.pipeline_index()).arg("+inf").arg(min);
+        zrev.arg(self.core.keys.pipeline_index())
+            .arg("+inf")
+            .arg(min);
         let (mut ids, found): (Vec<String>, _) =
             futures::try_join!(self.core.redis.query(&zrev), self.discovered())?;
         let mut seen: HashSet<String> = ids.iter().cloned().collect();
@@ -613,9 +626,13 @@ impl TrackerStore for RedisTracker {
     }
 
     async fn read_cards(&self, now: DateTime<Utc>) -> Result<CardsRead> {
-        let min = now.timestamp_micros() as f64 / 1e6 - self.core.settings.tracker.ttl_seconds as f64;
+        let min =
+            now.timestamp_micros() as f64 / 1e6 - self.core.settings.tracker.ttl_seconds as f64;
         let mut zrange = redis::cmd("ZRANGEBYSCORE");
-        zrange.arg(self.core.keys.pipeline_index()).arg(min).arg("+inf");
+        zrange
+            .arg(self.core.keys.pipeline_index())
+            .arg(min)
+            .arg("+inf");
         let index_key = self.core.keys.pipeline_index();
         let mut malformed = Vec::new();
         let index = async {
@@ -715,7 +732,11 @@ impl TrackerStore for RedisTracker {
                 check_readable_card_id(card)?;
                 pubsub.subscribe(self.core.keys.events_channel(card)).await
             }
-            None => pubsub.psubscribe(self.core.keys.events_channel_pattern()).await,
+            None => {
+                pubsub
+                    .psubscribe(self.core.keys.events_channel_pattern())
+                    .await
+            }
         };
         subscribed.map_err(|e| self.core.redis.classify(e))?;
         let stream = pubsub

@@ -40,8 +40,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::config::Settings;
 use crate::backend::Backend;
+use crate::config::Settings;
 
 use self::app::App;
 use self::source::Feed;

@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use crate::backend::Backend;
 use crate::connection::ConnState;
 use crate::model::PipelineEvent;
 use crate::snapshot::Snapshot;
-use crate::backend::Backend;
 use crate::store::Store;
 
 use super::source::{Feed, FeedEvents, HISTORY_LIMIT};
@@ -44,7 +44,11 @@ impl Feed for StorageFeed {
     }
 
     async fn history(&self, card_id: &str) -> crate::Result<Option<Vec<PipelineEvent>>> {
-        let entries = self.backend.tracker().history(card_id, None, HISTORY_LIMIT).await?;
+        let entries = self
+            .backend
+            .tracker()
+            .history(card_id, None, HISTORY_LIMIT)
+            .await?;
         if entries.is_empty() {
             // Python writers keep no history: the drilldown shows the events seen live.
             return Ok(None);

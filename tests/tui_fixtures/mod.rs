@@ -8,12 +8,14 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
 use artemis::connection::ConnState;
+use artemis::limiter::LimitUsage;
+use artemis::metrics::{
+    Breakdown, DailyFigures, LlmTotals, PipelineTotals, RecentPipeline, Summary,
+};
 use artemis::model::{
     Malformed, PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus,
 };
 use artemis::snapshot::{Snapshot, SourceInfo};
-use artemis::limiter::LimitUsage;
-use artemis::metrics::{Breakdown, DailyFigures, LlmTotals, Summary, PipelineTotals, RecentPipeline};
 use artemis::tracker::Card;
 use artemis::tui::app::App;
 use artemis::tui::keymap::KeyMap;
