@@ -289,7 +289,8 @@ impl KeySpace {
             .strip_prefix(":events:")
     }
 
-    /// Extension: sorted set of card ids written by this project, score = start time (epoch s).
+    /// Extension: sorted set of card ids written by this project, score = the card's last
+    /// write (epoch s), so an entry leaves the index when the card's documents expire.
     pub fn pipeline_index(&self) -> String {
         format!("{}::index", self.prefixes.pipeline)
     }
@@ -392,7 +393,7 @@ impl KeySpace {
 
     /// Extension: marks that the metrics write `op_id` has been applied to the keys of one slot,
     /// the slot of `key` (so a replay of the same write after a lost reply changes nothing).
-    /// Short-lived (`metrics.replay_guard_seconds`).
+    /// Short-lived (the metrics' replay guard, one hour).
     pub fn metrics_op_marker(&self, key: &str, op_id: &str) -> String {
         format!(
             "{}::op:{{{}}}:{op_id}",

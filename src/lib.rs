@@ -2,47 +2,33 @@
 //! sliding-window rate limiter, metrics), wire-compatible with the Python original, and the
 //! data side of the `artemis-top` dashboard.
 //!
-//! Module map (see `docs/ARCHITECTURE.md`):
-//! - [`config`]: layered settings; [`keys`]: every Redis key name; [`connection`]: the Redis
-//!   handle; [`storage`]: the one interface the four jobs use, over Redis or memory;
-//! - the four jobs: [`tracker`], [`metrics`], [`cache`], [`limiter`]; [`buffer`]: the outage
-//!   buffer their writes go through while Redis is away;
-//! - [`model`]: the Python wire documents; [`snapshot`]: what the dashboard shows;
-//! - [`demo`]: the built-in simulator behind `--demo` and `artemis-top simulate`.
+//! # Getting going
 //!
-//! # Example
+//! [`Artemis::from_env`] reads the settings like the Python original's `RedisConfig.from_env()`
+//! (`REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, …, plus `ARTEMIS_*` and the config file
+//! `artemis-top` reads) and hands out the four jobs over one connection and one outage buffer;
+//! [`Artemis::builder`] takes explicit settings or keeps everything in memory.
 //!
 //! One pipeline stage: report progress, wait for rate-limit headroom, ask the model through
-//! the cache, record what it cost. Every write goes through one outage buffer, so the stage
+//! the cache, record what it cost. Every write goes through the outage buffer, so the stage
 //! keeps running (and nothing is lost) while Redis is away.
 //!
 //! ```no_run
-//! use artemis::buffer::OutageBuffer;
-//! use artemis::cache::{CacheControl, CachedClient, LlmClient, LlmRequest, Message};
-//! use artemis::limiter::RateLimiter;
-//! use artemis::metrics::Metrics;
+//! use artemis::cache::{CacheControl, LlmClient, LlmRequest, Message};
 //! use artemis::model::{PipelineStatus, StageStatus};
-//! use artemis::tracker::{StageUpdate, Tracker};
+//! use artemis::tracker::StageUpdate;
 //!
 //! async fn analyse(card: &str, provider: impl LlmClient) -> Result<String, Box<dyn std::error::Error>> {
-//!     // Defaults < config file < REDIS_* / ARTEMIS_* environment, as artemis-top reads them.
-//!     let env: Vec<(String, String)> = std::env::vars().collect();
-//!     let file = artemis::config::choose_file(None, &|k| std::env::var(k).ok());
-//!     let settings = artemis::config::load(&file, &env, &Vec::new())?;
 //!     // Lazy: starts even if Redis is down, and reconnects by itself.
-//!     let storage = artemis::storage::open_redis_lazy(settings)?;
-//!
-//!     let buffer = OutageBuffer::new(storage.clone(), storage.settings().tracker.outage_buffer);
-//!     let tracker = Tracker::with_buffer(storage.clone(), buffer.clone());
-//!     let metrics = Metrics::with_buffer(storage.clone(), buffer);
-//!     let llm = CachedClient::new(provider, storage.clone())?.with_metrics(metrics);
-//!     let limiter = RateLimiter::new(storage);
+//!     let artemis = artemis::Artemis::from_env().await?;
+//!     let (tracker, limiter) = (artemis.tracker(), artemis.limiter());
+//!     let llm = artemis.cached(provider)?;
 //!
 //!     tracker.start_pipeline(card, 8, serde_json::Map::new()).await?;
 //!     tracker
 //!         .update_stage(card, "analysis", StageUpdate::new(StageStatus::Running).progress(10))
 //!         .await?;
-//!     // Requests and tokens per minute for this model (prefix-matched preset), per team.
+//!     // Requests and tokens per minute for this model, per team.
 //!     let limit = limiter.preset("anthropic", "claude-sonnet-4-5-20250929", "team-a")?;
 //!     let slot = limiter.acquire(&limit, 4_000).await?;
 //!     let request = LlmRequest::new(
@@ -59,31 +45,74 @@
 //!     Ok(done.response.content)
 //! }
 //! ```
+//!
+//! `examples/pipeline_stage.rs` is the same as a program (`cargo run --example pipeline_stage
+//! -- --memory` runs it without Redis).
+//!
+//! # Module map
+//!
+//! (See `docs/ARCHITECTURE.md`.)
+//! - The jobs, each owning its storage interface, its Redis and memory backends, its scripts and
+//!   its read model: [`tracker`], [`metrics`], [`cache`], [`limiter`].
+//! - Below them: [`config`] (layered settings), [`keys`] (every Redis key name), [`connection`]
+//!   (the Redis handle, reconnects, Cluster routing), [`store`] (what every job's backend
+//!   shares), [`buffer`] (the outage buffer), [`model`] (the Python wire documents),
+//!   [`error`].
+//! - Above them: [`backend`] (one store per job over one connection), [`client`] (the
+//!   [`Artemis`] entry point), [`snapshot`] (the one picture every face renders), [`demo`] (the
+//!   built-in simulator).
+//!
+//! # Features
+//!
+//! `tui` (on by default) builds the `artemis-top` binary and its faces (the dashboard, `--once`,
+//! the command line, `check`). Those modules are compiled into the library only for the binary
+//! and its tests, are hidden from these docs and are not part of the API. A pipeline that only
+//! wants the core builds with `default-features = false`: no ratatui, crossterm or clap.
+
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod buffer;
 pub mod cache;
-pub mod check;
-pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod demo;
 pub mod error;
-#[cfg(any(test, feature = "fuzzing"))]
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod headless;
 pub mod keys;
 pub mod limiter;
-pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod snapshot;
 pub mod store;
 pub mod tracker;
+
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+
+// The binary's faces: public only so the binary and its tests reach them.
+#[cfg(feature = "tui")]
+#[doc(hidden)]
+pub mod check;
+#[cfg(feature = "tui")]
+#[doc(hidden)]
+pub mod cli;
+#[cfg(feature = "tui")]
+#[doc(hidden)]
+pub mod headless;
+#[cfg(feature = "tui")]
+#[doc(hidden)]
+pub mod logging;
+#[cfg(feature = "tui")]
+#[doc(hidden)]
 pub mod tui;
 
 pub use backend::Backend;
 pub use client::{Artemis, ArtemisBuilder};
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled as doctests so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

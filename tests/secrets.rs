@@ -1,4 +1,5 @@
-//! No password appears in anything artemis-top prints: every mode of the binary, with the
+//! No password appears in anything artemis-top prints: `--print-config`, `--once` (text and
+//! JSON), `check` and the dashboard with its log file, with the
 //! password given in each way the configuration accepts (URL, environment, config file), with
 //! the right and the wrong password, with the most verbose logging, and in `Debug` output of
 //! the library's types. Each run's stdout, stderr and log file are searched for the secrets.

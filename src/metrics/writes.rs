@@ -49,7 +49,8 @@ impl Writes {
 
     /// One guard-script call per group of keys that share a slot (one group on a single
     /// server), each with its marker `marker(first key of the group)` in that slot, in the order
-    /// the groups first appear. `evalsha` picks `EVALSHA <sha>` or `EVAL <source>`.
+    /// the groups first appear. `script` makes the command head (`EVALSHA <sha>` or `EVAL <source>`)
+    /// that the group's keys and arguments are appended to.
     pub fn guarded(
         &self,
         cluster: bool,
