@@ -30,12 +30,13 @@ pub const PYTHON_ENV: &[(&str, &str)] = &[
     ("REDIS_CONNECT_TIMEOUT", "redis.connect_timeout"),
 ];
 
+/// The log filter (`tracing` env-filter syntax) of the `artemis-top` binary.
+pub const LOG_ENV: &str = "ARTEMIS_LOG";
+/// The file the dashboard logs to (it never logs to its own terminal).
+pub const LOG_FILE_ENV: &str = "ARTEMIS_LOG_FILE";
+
 /// `ARTEMIS_*` variables that are not settings.
-const NON_SETTING_ENV: &[&str] = &[
-    CONFIG_ENV,
-    crate::logging::LOG_ENV,
-    crate::logging::LOG_FILE_ENV,
-];
+const NON_SETTING_ENV: &[&str] = &[CONFIG_ENV, LOG_ENV, LOG_FILE_ENV];
 
 /// The full, validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

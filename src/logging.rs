@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-/// Names of the environment variables read here (they are not settings).
-pub const LOG_ENV: &str = "ARTEMIS_LOG";
-pub const LOG_FILE_ENV: &str = "ARTEMIS_LOG_FILE";
+// The environment variables read here (they are not settings) are named beside the settings.
+pub use crate::config::{LOG_ENV, LOG_FILE_ENV};
+/// The log filter when `ARTEMIS_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "warn,redis=error";
 
 /// Where log lines go.

@@ -415,9 +415,12 @@ fn a_card_with_100k_stages() {
     tmux.wait_for("the wide card", |s| s.contains("wide"));
     tmux.keys(&["Enter"]);
     tmux.wait_for("the drill-down", |s| s.contains("Stages ("));
-    tmux.keys(&["End", "PageUp", "Home"]);
+    tmux.keys(&["End", "PageUp", "Home", "End"]);
+    // Wait for each step to show: a slow reader that finds Escape and `q` queued together reads
+    // them as one Alt-q, as a terminal would.
+    tmux.wait_for("the end of the list", |s| s.contains("s99999"));
     tmux.keys(&["Escape"]);
-    std::thread::sleep(Duration::from_millis(100));
+    tmux.wait_for("the card list", |s| !s.contains("Stages ("));
     tmux.keys(&["q"]);
     let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
     assert!(s.contains("EXIT=0"), "{s}");
