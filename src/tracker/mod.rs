@@ -19,6 +19,7 @@
 //! [`Tracker`] is the handle pipelines use: it validates, stamps the time, and sends every
 //! write through the [`OutageBuffer`] so that a Redis outage never fails or stalls a pipeline.
 
+mod live;
 pub(crate) mod memory;
 pub(crate) mod redis;
 
