@@ -7,9 +7,10 @@
 //! selection visible.
 //!
 //! `App` composes one part per job and dispatches messages to them: the chart series
-//! ([`charts`]), the live-event log ([`events`]), the card table patched by events
-//! ([`cards`], with the tracker's own rule for an event), the overview's rows ([`rows`]), the
-//! drilldown ([`drilldown`]) and key handling ([`keys`]).
+//! (`charts.rs`), the live-event log (`events.rs`), the card table patched by events
+//! (`cards.rs`, with the tracker's own rule for an event,
+//! [`CardSnapshot::apply_event`]), the overview's rows (`rows.rs`), the drilldown
+//! (`drilldown.rs`) and key handling (`keys.rs`).
 //!
 //! Memory stays bounded whatever Redis holds: history series are capped rings, events seen
 //! live are capped per card and in total and dropped when the card leaves Redis.
