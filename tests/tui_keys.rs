@@ -328,7 +328,9 @@ fn live_events_patch_cards_until_the_next_snapshot() {
         .iter()
         .find(|c| c.pipeline.card_id == "card-104")
         .unwrap();
-    assert_eq!(c.pipeline.status, PipelineStatus::Running);
+    // The tracker's rule for a stage update (issue 12): it sets the current stage and leaves
+    // the pipeline status alone, so the card shows what the next read will show.
+    assert_eq!(c.pipeline.status, PipelineStatus::Queued);
     assert_eq!(c.pipeline.current_stage.as_deref(), Some("planning"));
     // A new card appears from its start event.
     app.apply(Message::Event(PipelineEvent::PipelineStarted {

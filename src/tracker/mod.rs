@@ -24,6 +24,7 @@
 
 mod card;
 mod handle;
+mod live;
 mod memory;
 pub(crate) mod redis;
 

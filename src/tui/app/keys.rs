@@ -1,0 +1,174 @@
+//! Key handling: a key press becomes an action through the key map (or edits the filter while
+//! it is being typed), and each action changes the app's state or asks the source tasks for
+//! work.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::{App, CardView, Frozen, Row, View};
+use crate::tui::keymap::Action;
+use crate::tui::message::Command;
+
+impl App {
+    /// Handles one key press; returns work for the source tasks.
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        self.dirty = true;
+        self.notices.clear();
+        if self.filter_editing {
+            return self.edit_filter(key);
+        }
+        let Some(action) = self.keymap.action(&key, self.scope()) else {
+            return Vec::new();
+        };
+        self.perform(action)
+    }
+
+    fn edit_filter(&mut self, key: KeyEvent) -> Vec<Command> {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('c') if ctrl => self.quit = true,
+            KeyCode::Char('u') if ctrl => self.set_filter(String::new()),
+            KeyCode::Esc => {
+                self.filter_editing = false;
+                self.set_filter(String::new());
+            }
+            KeyCode::Enter => self.filter_editing = false,
+            KeyCode::Backspace => {
+                let mut f = self.filter.clone();
+                f.pop();
+                self.set_filter(f);
+            }
+            KeyCode::Up => self.move_by(-1),
+            KeyCode::Down => self.move_by(1),
+            KeyCode::Char(c)
+                if !ctrl
+                    && !key.modifiers.contains(KeyModifiers::ALT)
+                    && !c.is_control()
+                    && self.filter.chars().count() < 200 =>
+            {
+                let mut f = self.filter.clone();
+                f.push(c);
+                self.set_filter(f);
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn set_filter(&mut self, f: String) {
+        self.filter = f;
+        self.selected = 0;
+        self.offset = 0;
+        self.selected_id = None;
+        self.rows_stale = true;
+    }
+
+    /// Carries out an action as if its key had been pressed.
+    pub fn perform(&mut self, action: Action) -> Vec<Command> {
+        self.dirty = true;
+        if self.help {
+            match action {
+                Action::Quit => self.quit = true,
+                Action::Help | Action::Back => self.help = false,
+                _ => {}
+            }
+            return Vec::new();
+        }
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.help = true,
+            Action::Up => self.move_by(-1),
+            Action::Down => self.move_by(1),
+            Action::PageUp => self.move_by(-(self.page.max(1) as i64)),
+            Action::PageDown => self.move_by(self.page.max(1) as i64),
+            Action::Top => self.move_by(i64::MIN / 2),
+            Action::Bottom => self.move_by(i64::MAX / 2),
+            Action::Open => return self.open_selected(),
+            Action::Back => match self.view {
+                View::Card(_) => {
+                    self.view = View::Overview;
+                    self.card_history = None;
+                }
+                View::Overview => {
+                    if !self.filter.is_empty() {
+                        self.set_filter(String::new());
+                    }
+                }
+            },
+            Action::Filter => self.filter_editing = true,
+            Action::Sort => {
+                self.sort = self.sort.next();
+                self.reverse = false;
+                self.rows_stale = true;
+            }
+            Action::SortReverse => {
+                self.reverse = !self.reverse;
+                self.rows_stale = true;
+            }
+            Action::Freeze => {
+                if self.frozen.take().is_none() {
+                    self.frozen = Some(Box::new(Frozen {
+                        snapshot: self.live.clone(),
+                        history: self.history.clone(),
+                        at: self.now,
+                    }));
+                }
+                self.rows_stale = true;
+            }
+            Action::Theme => {
+                if self.no_color {
+                    self.notices
+                        .push("NO_COLOR is set: the theme stays mono".to_owned());
+                } else {
+                    self.theme = self.theme.next();
+                }
+            }
+            Action::Refresh => return vec![Command::Refresh],
+        }
+        Vec::new()
+    }
+
+    fn move_by(&mut self, delta: i64) {
+        if let View::Card(v) = &mut self.view {
+            // The renderer clamps the scroll to the list length.
+            v.scroll = (v.scroll as i64).saturating_add(delta).max(0) as usize;
+            return;
+        }
+        let n = self.rows().len() as i64;
+        if n == 0 {
+            self.selected = 0;
+            return;
+        }
+        self.selected = (self.selected as i64).saturating_add(delta).clamp(0, n - 1) as usize;
+        self.remember_selection();
+    }
+
+    fn open_selected(&mut self) -> Vec<Command> {
+        let sel = self.selected;
+        match self.rows().get(sel).copied() {
+            Some(Row::Card(_)) => {
+                let Some(card) = self.selected_card().cloned() else {
+                    return Vec::new();
+                };
+                let id = card.pipeline.card_id.clone();
+                self.view = View::Card(Box::new(CardView {
+                    card_id: id.clone(),
+                    scroll: 0,
+                    last_seen: Some(card),
+                }));
+                self.card_history = None;
+                vec![Command::LoadHistory(id)]
+            }
+            Some(Row::Malformed(_)) => {
+                self.notices.push(
+                    "a malformed document has nothing to open; its reason is shown in the row"
+                        .into(),
+                );
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
+    }
+}

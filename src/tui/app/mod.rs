@@ -1,0 +1,328 @@
+//! The dashboard's state and everything that changes it: messages from the source tasks
+//! ([`App::apply`]) and keys ([`App::handle_key`]).
+//!
+//! The UI task owns this struct alone (no lock, no sharing), so every change is a plain
+//! method call that tests can drive directly: feed a snapshot, press keys, assert on fields.
+//! Rendering reads it and never changes anything but the scroll offsets it needs to keep the
+//! selection visible.
+//!
+//! `App` composes one part per job and dispatches messages to them: the chart series
+//! (`charts.rs`), the live-event log (`events.rs`), the card table patched by events
+//! (`cards.rs`, with the tracker's own rule for an event,
+//! [`Card::apply_event`]), the overview's rows (`rows.rs`), the drilldown
+//! (`drilldown.rs`) and key handling (`keys.rs`).
+//!
+//! Memory stays bounded whatever Redis holds: history series are capped rings, events seen
+//! live are capped per card and in total and dropped when the card leaves Redis.
+
+mod cards;
+mod charts;
+mod drilldown;
+mod events;
+mod keys;
+mod rows;
+
+pub use self::cards::{CARDS_FROM_EVENTS, EVENT_CARD_GRACE_SECS};
+pub use self::charts::{HISTORY_SAMPLES, History, Ring, SPEND_WINDOW_SECS};
+pub use self::drilldown::{CardView, HistoryResult};
+pub use self::events::{
+    EVENTS_PER_CARD, LIVE_EVENTS_TOTAL, LiveEvents, RATE_WINDOW_SECS, SeenEvent, TRACKED_CARDS,
+};
+pub use self::rows::{Row, SortKey};
+
+use chrono::{DateTime, Utc};
+
+use crate::connection::ConnState;
+use crate::model::{PipelineEvent, PipelineStatus, StageStatus};
+use crate::snapshot::Snapshot;
+use crate::tracker::Card;
+
+use self::cards::{CardTable, TableChange};
+use super::keymap::{KeyMap, Scope};
+use super::message::Message;
+use super::theme::Theme;
+
+/// What the main area shows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum View {
+    /// The card table and the panels.
+    Overview,
+    /// One card's drilldown.
+    Card(Box<CardView>),
+}
+
+/// What a frozen screen shows: a copy of everything displayed at the moment of freezing.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    /// The snapshot on screen when frozen.
+    pub snapshot: Option<Snapshot>,
+    /// The chart series when frozen.
+    pub history: History,
+    /// When the screen was frozen.
+    pub at: DateTime<Utc>,
+}
+
+/// The whole state of the dashboard.
+#[derive(Debug)]
+pub struct App {
+    /// Key bindings.
+    pub keymap: KeyMap,
+    /// Colours in use.
+    pub theme: Theme,
+    /// `NO_COLOR` is set: themes stay mono.
+    pub no_color: bool,
+    /// Where the data comes from (no credentials).
+    pub endpoint: String,
+    /// The latest data, patched by live events.
+    pub live: Option<Snapshot>,
+    /// Chart series of the live data.
+    pub history: History,
+    /// The frozen copy on screen, while frozen.
+    pub frozen: Option<Box<Frozen>>,
+    /// Overview or drilldown.
+    pub view: View,
+    /// The help popup is open.
+    pub help: bool,
+    /// The overview's filter text.
+    pub filter: String,
+    /// The filter is being typed (keys edit it instead of acting).
+    pub filter_editing: bool,
+    /// The overview's sort column.
+    pub sort: SortKey,
+    /// The sort is reversed.
+    pub reverse: bool,
+    /// Selected row among [`App::rows`].
+    pub selected: usize,
+    selected_id: Option<String>,
+    /// First table row on screen (kept by the renderer).
+    pub offset: usize,
+    /// Table rows that fit on screen (set by the renderer, used by PgUp/PgDn).
+    pub page: usize,
+    rows: Vec<Row>,
+    rows_stale: bool,
+    cards: CardTable,
+    /// The connection state the source tasks last reported.
+    pub conn: ConnState,
+    /// The live-event subscription is up.
+    pub subscribed: bool,
+    /// Why the last subscription attempt failed, until one succeeds.
+    pub subscribe_error: Option<String>,
+    /// The last failed read, while no later read succeeded.
+    pub read_error: Option<(DateTime<Utc>, String)>,
+    /// Events seen live, per card.
+    pub live_events: LiveEvents,
+    /// Live events received since start.
+    pub events_total: u64,
+    /// Payloads on event channels that were not events.
+    pub bad_events: u64,
+    /// The last of those, with why it was refused.
+    pub last_bad_event: Option<crate::model::Malformed>,
+    /// The drilldown card's stored history, once loaded.
+    pub card_history: Option<(String, HistoryResult)>,
+    /// Warnings shown until the next key press (key config problems, theme refusals).
+    pub notices: Vec<String>,
+    /// The clock, set by the run loop before handling anything (injected in tests).
+    pub now: DateTime<Utc>,
+    /// Something changed since the last frame.
+    pub dirty: bool,
+    /// The user asked to quit.
+    pub quit: bool,
+}
+
+impl App {
+    /// A dashboard with no data yet.
+    pub fn new(keymap: KeyMap, theme: Theme, no_color: bool, endpoint: String) -> Self {
+        let theme = if no_color { Theme::mono() } else { theme };
+        let notices = keymap.warnings.clone();
+        Self {
+            keymap,
+            theme,
+            no_color,
+            endpoint,
+            live: None,
+            history: History::default(),
+            frozen: None,
+            view: View::Overview,
+            help: false,
+            filter: String::new(),
+            filter_editing: false,
+            sort: SortKey::Started,
+            reverse: false,
+            selected: 0,
+            selected_id: None,
+            offset: 0,
+            page: 10,
+            rows: Vec::new(),
+            rows_stale: true,
+            cards: CardTable::default(),
+            conn: ConnState::Connecting,
+            subscribed: false,
+            subscribe_error: None,
+            read_error: None,
+            live_events: LiveEvents::default(),
+            events_total: 0,
+            bad_events: 0,
+            last_bad_event: None,
+            card_history: None,
+            notices,
+            now: Utc::now(),
+            dirty: true,
+            quit: false,
+        }
+    }
+
+    /// From the dashboard settings (and whether `NO_COLOR` is set).
+    pub fn from_settings(
+        dash: &crate::config::DashboardSettings,
+        no_color: bool,
+        endpoint: String,
+    ) -> Self {
+        Self::new(
+            KeyMap::from_config(&dash.keys),
+            Theme::by_name(&dash.theme),
+            no_color,
+            endpoint,
+        )
+    }
+
+    /// The snapshot on screen: the frozen copy when frozen, else the live one.
+    pub fn shown(&self) -> Option<&Snapshot> {
+        match &self.frozen {
+            Some(f) => f.snapshot.as_ref(),
+            None => self.live.as_ref(),
+        }
+    }
+
+    /// The history series on screen.
+    pub fn shown_history(&self) -> &History {
+        match &self.frozen {
+            Some(f) => &f.history,
+            None => &self.history,
+        }
+    }
+
+    /// Whether the screen is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// Which binding scope keys are looked up in.
+    pub fn scope(&self) -> Scope {
+        if self.help {
+            Scope::Help
+        } else {
+            match self.view {
+                View::Overview => Scope::Overview,
+                View::Card(_) => Scope::Card,
+            }
+        }
+    }
+
+    /// Live events per second over the last few whole seconds.
+    pub fn events_per_sec(&self) -> f64 {
+        self.live_events.per_sec(self.now)
+    }
+
+    /// Applies one message from the source tasks.
+    pub fn apply(&mut self, msg: Message) {
+        self.dirty = true;
+        match msg {
+            Message::Snapshot(s) => self.apply_snapshot(*s),
+            Message::Event(e) => self.apply_event(e),
+            Message::Connection(c) => self.conn = c,
+            Message::ReadFailed(e) => {
+                self.read_error = Some((self.now, super::text::sanitize(&e).into_owned()));
+            }
+            Message::History { card_id, result } => {
+                if matches!(&self.view, View::Card(v) if v.card_id == card_id) {
+                    self.card_history = Some((card_id, result));
+                }
+            }
+            Message::Subscribed(up) => {
+                self.subscribed = up;
+                if up {
+                    self.subscribe_error = None;
+                }
+            }
+            Message::SubscribeFailed(why) => {
+                self.subscribed = false;
+                self.subscribe_error = Some(why);
+            }
+            Message::BadEvent(m) => {
+                self.bad_events += 1;
+                self.last_bad_event = Some(m);
+            }
+        }
+    }
+
+    fn apply_snapshot(&mut self, mut snap: Snapshot) {
+        self.read_error = None;
+        self.history.record(&snap);
+        self.cards
+            .take_snapshot(&mut snap, self.live.as_ref(), self.now);
+        let open = match &mut self.view {
+            View::Card(v) => {
+                if let Some(c) = snap.cards.iter().find(|c| c.pipeline.card_id == v.card_id) {
+                    v.last_seen = Some(c.clone());
+                }
+                Some(v.card_id.clone())
+            }
+            View::Overview => None,
+        };
+        // A card that left Redis leaves the table and takes its live events with it.
+        let cards = &self.cards;
+        self.live_events
+            .retain(|id| cards.contains(id) || open.as_deref() == Some(id));
+        self.live = Some(snap);
+        if !self.is_frozen() {
+            self.rows_stale = true;
+        }
+    }
+
+    fn apply_event(&mut self, event: PipelineEvent) {
+        self.events_total += 1;
+        let listed = self.cards.contains(event.card_id());
+        self.live_events.record(&event, self.now, listed);
+        let Some(snap) = self.live.as_mut() else {
+            return;
+        };
+        let change = self.cards.apply_event(snap, &event, self.now);
+        let reorders = match change {
+            TableChange::None => false,
+            TableChange::Added => true,
+            // An event never changes a card's id, so the id order stays.
+            TableChange::Patched => self.sort != SortKey::Id,
+        };
+        if reorders && !self.is_frozen() {
+            self.rows_stale = true;
+        }
+    }
+}
+
+/// Share of the pipeline done, counting the running stage's percent (0.0–1.0).
+pub fn progress(card: &Card) -> f64 {
+    let total = card.pipeline.total_stages.max(0) as f64;
+    if total == 0.0 {
+        return if card.pipeline.status == PipelineStatus::Completed {
+            1.0
+        } else {
+            0.0
+        };
+    }
+    let done = card
+        .pipeline
+        .completed_stages
+        .clamp(0, card.pipeline.total_stages) as f64;
+    let running = running_percent(card).unwrap_or(0) as f64 / 100.0;
+    ((done + running) / total).clamp(0.0, 1.0)
+}
+
+/// Percent of the running (current) stage, when it reports one.
+pub fn running_percent(card: &Card) -> Option<i64> {
+    let current = card.pipeline.current_stage.as_deref()?;
+    card.stages
+        .iter()
+        .find(|s| s.stage_name == current && s.status == StageStatus::Running)
+        .and_then(|s| s.progress_percent)
+        .map(|p| p.clamp(0, 100))
+}
