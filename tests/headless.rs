@@ -296,6 +296,35 @@ fn fixture_snapshot_with_every_field_matches_the_schema() {
     assert!(!schema().is_valid(&v));
 }
 
+/// The fixture snapshot with every section filled, code reviews included (the fixture's
+/// metrics have none).
+fn full_fixture() -> artemis::snapshot::Snapshot {
+    let mut snap = tui_fixtures::snapshot();
+    snap.metrics
+        .code_review
+        .developers
+        .push(artemis::snapshot::DeveloperReviews {
+            developer: "alice".into(),
+            total_reviews: 3,
+            total_score: 250,
+            critical_issues: 1,
+            high_issues: 2,
+        });
+    snap
+}
+
+#[test]
+fn report_json_of_the_fixture_is_unchanged() {
+    let json = serde_json::to_string_pretty(&full_fixture()).unwrap();
+    insta::assert_snapshot!("report_json", json);
+}
+
+#[test]
+fn report_text_of_the_fixture_is_unchanged() {
+    let snap = full_fixture();
+    insta::assert_snapshot!("report_text", headless::report(&snap, tui_fixtures::now()));
+}
+
 fn bin() -> Command {
     support::artemis_top(&std::env::temp_dir().join("artemis-top-headless-test-home"))
 }
