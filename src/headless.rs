@@ -17,10 +17,10 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Settings;
 use crate::connection::ConnState;
+use crate::feed::{Feed, StorageFeed};
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
-use crate::tui::source::Feed;
-use crate::tui::{StorageFeed, app, format, render, text};
+use crate::{format, text};
 
 /// Output format of a headless report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -216,7 +216,7 @@ pub fn report(snap: &Snapshot, now: DateTime<Utc>) -> String {
         "source: {} {} ({})",
         text::sanitize(&snap.source.backend),
         text::sanitize(&snap.source.endpoint),
-        render::header_describe_conn(&snap.connection)
+        format::describe_conn(&snap.connection)
     );
 
     // ---- cards ----
@@ -251,7 +251,7 @@ pub fn report(snap: &Snapshot, now: DateTime<Utc>) -> String {
         for c in &snap.cards {
             let p = &c.pipeline;
             let mut prog = format!("{}/{}", p.completed_stages, p.total_stages);
-            if let Some(pct) = app::running_percent(c) {
+            if let Some(pct) = format::running_percent(c) {
                 let _ = write!(prog, " {pct}%");
             }
             let _ = writeln!(

@@ -68,6 +68,8 @@ pub mod config;
 pub mod connection;
 pub mod demo;
 pub mod error;
+pub mod feed;
+mod format;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -79,6 +81,7 @@ pub mod metrics;
 pub mod model;
 pub mod snapshot;
 pub mod storage;
+mod text;
 pub mod tracker;
 pub mod tui;
 

@@ -10,15 +10,16 @@
 //! hook restores before the message prints), SIGTERM, SIGHUP or SIGINT.
 
 pub mod app;
-pub mod format;
 pub mod keymap;
 mod loop_stats;
 pub mod message;
 pub mod render;
 pub mod source;
-mod storage_feed;
-pub mod text;
 pub mod theme;
+
+// The formatting helpers live below both faces now; these names keep `super::format` and
+// `super::text` paths inside `tui` (app.rs, keymap.rs) working until those files are split.
+use crate::{format, text};
 
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::Arc;
@@ -43,9 +44,9 @@ use tokio::time::Instant;
 use crate::config::Settings;
 use crate::storage::Storage;
 
+use crate::feed::{Feed, StorageFeed};
+
 use self::app::App;
-use self::source::Feed;
-pub use self::storage_feed::StorageFeed;
 
 /// Messages buffered between the source tasks and the UI before senders wait.
 const CHANNEL: usize = 4096;

@@ -13,10 +13,11 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::format::running_percent;
 use crate::model::{PipelineEvent, StageStatus};
-use crate::tui::app::{App, View, progress, running_percent};
+use crate::tui::app::{App, View, progress};
 use crate::tui::theme::Theme;
-use crate::tui::{format, text};
+use crate::{format, text};
 
 /// When a stage started and ended, as far as its events tell.
 type StageSpan = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);

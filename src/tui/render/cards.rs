@@ -9,11 +9,12 @@ use ratatui::widgets::{
     Cell, Paragraph, Row as TableRow, Scrollbar, ScrollbarOrientation, ScrollbarState, Table,
 };
 
+use crate::format::running_percent;
 use crate::model::PipelineStatus;
 use crate::snapshot::CardSnapshot;
-use crate::tui::app::{App, Row, progress, running_percent};
+use crate::tui::app::{App, Row, progress};
 use crate::tui::theme::Theme;
-use crate::tui::{format, text};
+use crate::{format, text};
 
 /// Column widths for a given inner width: (id, title, status, stage, progress, time, cost).
 fn widths(inner: u16) -> [u16; 7] {
