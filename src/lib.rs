@@ -79,6 +79,7 @@ pub mod limiter;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod snapshot;
 pub mod storage;
 mod text;
