@@ -21,7 +21,7 @@ use futures::StreamExt;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-pub use crate::feed::Feed;
+use crate::feed::Feed;
 
 use super::message::{Command, Message};
 

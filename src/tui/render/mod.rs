@@ -22,8 +22,8 @@
 //! stages in order and its events; the help popup (`help.rs`) is drawn over either view.
 //! Below [`MIN_WIDTH`]×[`MIN_HEIGHT`] only a "too small" message is drawn.
 //!
-//! Every string from Redis goes through [`crate::text`] here, and only the visible rows of
-//! the table are built, so a frame costs the same with 100 or 10,000 cards.
+//! Every string from Redis goes through `crate::text` (sanitizing, widths) here, and only the
+//! visible rows of the table are built, so a frame costs the same with 100 or 10,000 cards.
 
 mod cache;
 mod card;
