@@ -1,30 +1,33 @@
 //! `artemis-top --once`: the dashboard's other face, for scripts, CI and agents.
 //!
-//! It reads the same [`Snapshot`] the dashboard draws and prints it as a plain-text report or
-//! as JSON (one object per line, schema in `schema/snapshot.schema.json`), once or `count`
-//! times `interval` apart. The text report is sanitized like the screen (data from Redis can
-//! hold escape sequences); the JSON is exact (serde escapes control characters).
+//! It reads the same snapshot the dashboard draws, through the same [`Feed`], and prints it
+//! as a [`crate::report`]: plain text ([`crate::report::text`]) or versioned JSON (one
+//! [`Report`] per line, schema in `schema/snapshot.schema.json`), once or `count` times
+//! `interval` apart. The text report is sanitized like the screen (data from Redis can hold
+//! escape sequences); the JSON is exact (serde escapes control characters). This module only
+//! drives the reads and the output; it shares nothing with the dashboard but what lies below
+//! both ([`crate::feed`], [`crate::report`], the formatting helpers).
 //!
 //! Failure is one line for stderr ([`HeadlessError`]) and a non-zero exit code, never a
 //! half-written report: each snapshot is formatted in full before it is written.
 
-use std::fmt::Write as _;
 use std::io::Write;
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 
 use crate::backend::Backend;
 use crate::config::Settings;
 use crate::connection::ConnState;
-use crate::snapshot::Snapshot;
-use crate::tui::source::Feed;
-use crate::tui::{StorageFeed, app, format, render, text};
+use crate::feed::{Feed, StorageFeed};
+use crate::report::{self, Report};
+use crate::text;
 
 /// Output format of a headless report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
+    /// The plain-text report ([`crate::report::text`]).
     #[default]
     Text,
     /// One JSON object per snapshot, one per line (JSON lines).
@@ -58,6 +61,7 @@ impl std::fmt::Display for Format {
 /// What to print and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadlessOptions {
+    /// Text or JSON.
     pub format: Format,
     /// Snapshots to print (at least 1).
     pub count: u32,
@@ -80,10 +84,21 @@ impl Default for HeadlessOptions {
 pub enum HeadlessError {
     /// Redis could not be reached (connect failed, or the connection is down).
     #[error("{reason}")]
-    Unreachable { endpoint: String, reason: String },
+    Unreachable {
+        /// Where Redis was expected, without credentials.
+        endpoint: String,
+        /// One line naming the endpoint once.
+        reason: String,
+    },
     /// Redis answered but the read failed (permissions, unexpected reply).
     #[error("reading from {endpoint} failed: {reason}")]
-    Read { endpoint: String, reason: String },
+    Read {
+        /// Where the read went, without credentials.
+        endpoint: String,
+        /// What Redis answered, sanitized.
+        reason: String,
+    },
+    /// The options cannot be honoured (e.g. `--count 0`).
     #[error("invalid options: {0}")]
     Options(String),
     /// stdout could not be written (e.g. the reader of a pipe went away).
@@ -151,13 +166,13 @@ pub async fn run_feed(
         })?;
         let rendered = match opts.format {
             Format::Json => {
-                let mut s = serde_json::to_string(&snap)
+                let mut s = serde_json::to_string(&Report::from_snapshot(&snap))
                     .map_err(|e| HeadlessError::Output(std::io::Error::other(e)))?;
                 s.push('\n');
                 s
             }
             Format::Text => {
-                let mut s = report(&snap, snap.taken_at);
+                let mut s = report::text::render(&snap, snap.taken_at);
                 if opts.count > 1 && i + 1 < opts.count {
                     s.push('\n');
                 }
@@ -200,218 +215,4 @@ async fn wait_for_first_attempt(feed: &dyn Feed, settings: &Settings) {
         }
     })
     .await;
-}
-
-/// The plain-text report of one snapshot. Every string from Redis is sanitized.
-pub fn report(snap: &Snapshot, now: DateTime<Utc>) -> String {
-    let mut o = String::new();
-    let m = &snap.metrics;
-    let _ = writeln!(
-        o,
-        "artemis-top report · {} UTC",
-        snap.taken_at.format("%Y-%m-%d %H:%M:%S")
-    );
-    let _ = writeln!(
-        o,
-        "source: {} {} ({})",
-        text::sanitize(&snap.source.backend),
-        text::sanitize(&snap.source.endpoint),
-        render::header_describe_conn(&snap.connection)
-    );
-
-    // ---- cards ----
-    let _ = writeln!(o, "\nCARDS ({})", snap.cards.len());
-    if snap.cards.is_empty() {
-        let _ = writeln!(o, "  none");
-    } else {
-        let id_w = col_width(
-            snap.cards.iter().map(|c| c.pipeline.card_id.as_str()),
-            6,
-            32,
-        );
-        let title_w = col_width(snap.cards.iter().map(|c| c.title().unwrap_or("")), 5, 40);
-        let stage_w = col_width(
-            snap.cards
-                .iter()
-                .map(|c| c.pipeline.current_stage.as_deref().unwrap_or("-")),
-            5,
-            20,
-        );
-        let _ = writeln!(
-            o,
-            "  {} {} {} {} {} {} {}",
-            text::pad("ID", id_w),
-            text::pad("TITLE", title_w),
-            text::pad("STATUS", 9),
-            text::pad("STAGE", stage_w),
-            text::pad("PROGRESS", 12),
-            text::pad_left("TIME", 7),
-            text::pad_left("COST", 8)
-        );
-        for c in &snap.cards {
-            let p = &c.pipeline;
-            let mut prog = format!("{}/{}", p.completed_stages, p.total_stages);
-            if let Some(pct) = app::running_percent(c) {
-                let _ = write!(prog, " {pct}%");
-            }
-            let _ = writeln!(
-                o,
-                "  {} {} {} {} {} {} {}",
-                text::pad(&p.card_id, id_w),
-                text::pad(c.title().unwrap_or(""), title_w),
-                text::pad(p.status.as_str(), 9),
-                text::pad(p.current_stage.as_deref().unwrap_or("-"), stage_w),
-                text::pad(&prog, 12),
-                text::pad_left(
-                    &format::elapsed(p, now)
-                        .map(format::duration)
-                        .unwrap_or_else(|| "-".into()),
-                    7
-                ),
-                text::pad_left(
-                    &c.cost_usd.map(format::usd).unwrap_or_else(|| "-".into()),
-                    8
-                )
-            );
-        }
-    }
-    if !snap.malformed.is_empty() {
-        let _ = writeln!(o, "\nMALFORMED ({})", snap.malformed.len());
-        for mal in &snap.malformed {
-            let _ = writeln!(
-                o,
-                "  {}: {}",
-                text::sanitize(&mal.key),
-                text::sanitize(&mal.reason)
-            );
-        }
-    }
-
-    // ---- cache ----
-    let llm = &m.llm;
-    let _ = writeln!(o, "\nLLM CACHE");
-    let _ = writeln!(
-        o,
-        "  hit rate {} · hits {} · misses {} · saved {}",
-        llm.hit_rate
-            .map(format::percent)
-            .unwrap_or_else(|| "-".into()),
-        llm.cache_hits,
-        llm.cache_misses,
-        format::usd(llm.saved_cost)
-    );
-
-    // ---- limits ----
-    let _ = writeln!(o, "\nRATE LIMITS (used/limit in the current window)");
-    if snap.limits.is_empty() {
-        let _ = writeln!(o, "  none registered");
-    }
-    for l in &snap.limits {
-        let mut line = format!(
-            "  {}:{}  requests {}/{} per {}",
-            text::sanitize(&l.resource),
-            text::sanitize(&l.identifier),
-            l.requests_used,
-            l.requests_limit,
-            format::duration(l.window_seconds)
-        );
-        if let (Some(u), Some(lim)) = (l.tokens_used, l.tokens_limit) {
-            let _ = write!(line, " · tokens {u}/{lim}");
-        }
-        let _ = writeln!(o, "{line}");
-    }
-
-    // ---- cost ----
-    let _ = writeln!(o, "\nCOST (USD)");
-    let _ = writeln!(
-        o,
-        "  LLM total {} · {} requests · {} prompt + {} completion tokens",
-        format::usd(llm.total_cost),
-        llm.total_requests,
-        llm.prompt_tokens,
-        llm.completion_tokens
-    );
-    let pt = &m.pipelines;
-    let _ = writeln!(
-        o,
-        "  pipelines completed {} · total {} · avg duration {} · avg cost {}",
-        pt.completed,
-        format::usd(pt.total_cost),
-        pt.avg_duration
-            .map(format::duration)
-            .unwrap_or_else(|| "-".into()),
-        pt.avg_cost.map(format::usd).unwrap_or_else(|| "-".into())
-    );
-    if !pt.by_status.is_empty() {
-        let parts: Vec<String> = pt
-            .by_status
-            .iter()
-            .map(|(k, v)| format!("{} {v}", text::sanitize(k)))
-            .collect();
-        let _ = writeln!(o, "  by status: {}", parts.join(" · "));
-    }
-    let days: Vec<String> = m
-        .daily
-        .iter()
-        .filter(|d| d.cost != 0.0 || d.completions != 0)
-        .map(|d| {
-            format!(
-                "{} {} ({} runs)",
-                d.date,
-                format::usd(d.cost),
-                d.completions
-            )
-        })
-        .collect();
-    let _ = writeln!(
-        o,
-        "  per day, last {} days (local dates, days with activity): {}",
-        m.daily.len(),
-        if days.is_empty() {
-            "none".into()
-        } else {
-            days.join(" · ")
-        }
-    );
-    for (label, items) in [("per provider", &m.providers), ("per model", &m.models)] {
-        let parts: Vec<String> = items
-            .iter()
-            .map(|b| {
-                format!(
-                    "{} {} ({} req)",
-                    text::sanitize(&b.name),
-                    format::usd(b.cost),
-                    b.requests
-                )
-            })
-            .collect();
-        let _ = writeln!(
-            o,
-            "  {label}: {}",
-            if parts.is_empty() {
-                "none".into()
-            } else {
-                parts.join(" · ")
-            }
-        );
-    }
-    if !m.recent.is_empty() {
-        let _ = writeln!(o, "\nRECENT PIPELINES");
-        for r in &m.recent {
-            let _ = writeln!(
-                o,
-                "  {}  {}  {}  {}  {}",
-                text::sanitize(&r.timestamp),
-                text::sanitize(&r.card_id),
-                text::sanitize(&r.status),
-                format::duration(r.duration_seconds),
-                format::usd(r.cost)
-            );
-        }
-    }
-    o
-}
-
-fn col_width<'a>(items: impl Iterator<Item = &'a str>, min: usize, max: usize) -> usize {
-    items.map(text::width).max().unwrap_or(0).clamp(min, max)
 }

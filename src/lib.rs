@@ -59,8 +59,9 @@
 //!   shares), [`buffer`] (the outage buffer), [`model`] (the Python wire documents),
 //!   [`error`].
 //! - Above them: [`backend`] (one store per job over one connection), [`client`] (the
-//!   [`Artemis`] entry point), [`snapshot`] (the one picture every face renders), [`demo`] (the
-//!   built-in simulator).
+//!   [`Artemis`] entry point), [`snapshot`] (the one picture every face renders), [`feed`] (what
+//!   the faces read), [`report`] (the versioned `--once` report), [`demo`] (the built-in
+//!   simulator).
 //!
 //! # Features
 //!
@@ -79,12 +80,16 @@ pub mod config;
 pub mod connection;
 pub mod demo;
 pub mod error;
+pub mod feed;
+mod format;
 pub mod keys;
 pub mod limiter;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod snapshot;
 pub mod store;
+mod text;
 pub mod tracker;
 
 #[cfg(any(test, feature = "fuzzing"))]

@@ -1,7 +1,9 @@
 //! `--once` against a real Redis seeded exactly as the Python original writes (text and JSON,
 //! the JSON checked against the committed schema), `--count` JSON lines, and an unreachable
 //! Redis (non-zero exit, one line on stderr) — through the library entry point and through
-//! the real binary.
+//! the real binary. The schema and the report types are checked against each other: real
+//! output with every optional field filled validates, and an unknown or a missing field in
+//! any object is rejected, so neither can change without the other.
 
 mod support;
 mod tui_fixtures;
@@ -14,6 +16,7 @@ use redis::Commands;
 use serde_json::Value;
 
 use artemis::headless::{self, Format, HeadlessError, HeadlessOptions};
+use artemis::report::{REPORT_VERSION, Report};
 use support::{RedisServer, free_port};
 
 fn schema() -> jsonschema::Validator {
@@ -194,6 +197,7 @@ async fn once_json_reads_python_data_and_matches_the_schema() {
         v["malformed"]
     );
     assert_eq!(v["connection"]["state"], "connected");
+    assert_eq!(v["version"], REPORT_VERSION);
 }
 
 #[tokio::test]
@@ -283,18 +287,282 @@ fn fixture_snapshot_with_every_field_matches_the_schema() {
         },
     ] {
         snap.connection = conn;
-        assert_valid(&serde_json::to_value(&snap).unwrap());
+        assert_valid(&report_json(&snap));
     }
     // The schema is closed: an unknown field fails, so output and schema cannot drift apart.
-    let mut v = serde_json::to_value(&snap).unwrap();
+    let mut v = report_json(&snap);
     v["cards"][0]["surprise"] = Value::Bool(true);
     assert!(!schema().is_valid(&v));
-    let mut v = serde_json::to_value(&snap).unwrap();
+    let mut v = report_json(&snap);
     v["metrics"]["llm"]
         .as_object_mut()
         .unwrap()
         .remove("hit_rate");
     assert!(!schema().is_valid(&v));
+}
+
+/// The fixture snapshot with every section filled, code reviews included (the fixture's
+/// metrics have none).
+fn full_fixture() -> artemis::snapshot::Snapshot {
+    let mut snap = tui_fixtures::snapshot();
+    snap.metrics
+        .code_review
+        .developers
+        .push(artemis::metrics::DeveloperReviews {
+            developer: "alice".into(),
+            total_reviews: 3,
+            total_score: 250,
+            critical_issues: 1,
+            high_issues: 2,
+        });
+    snap
+}
+
+#[test]
+fn report_json_of_the_fixture_is_unchanged() {
+    let json = serde_json::to_string_pretty(&Report::from_snapshot(&full_fixture())).unwrap();
+    insta::assert_snapshot!("report_json", json);
+}
+
+#[test]
+fn report_text_of_the_fixture_is_unchanged() {
+    let snap = full_fixture();
+    insta::assert_snapshot!(
+        "report_text",
+        artemis::report::text::render(&snap, tui_fixtures::now())
+    );
+}
+
+/// The report of a snapshot as JSON, as `--once --format json` prints it.
+fn report_json(snap: &artemis::snapshot::Snapshot) -> Value {
+    serde_json::to_value(Report::from_snapshot(snap)).unwrap()
+}
+
+/// Writes, through the library, what Python data lacks: a card cost from stage metadata, a
+/// finished card with its duration, pipeline completions (recent, daily, per status), an LLM
+/// request with saved cost and latency, a code review and a registered limit with tokens.
+async fn seed_library(server: &RedisServer) {
+    use artemis::limiter::{Limits, RateLimiter};
+    use artemis::metrics::{CodeReviewRecord, LlmRequestRecord, Metrics, PipelineCompletionRecord};
+    use artemis::model::{PipelineStatus, StageStatus};
+    use artemis::tracker::{StageUpdate, Tracker};
+
+    let storage = Backend::redis(server.settings()).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
+    let mut meta = serde_json::Map::new();
+    meta.insert("title".into(), Value::from("Rust card"));
+    tracker.start_pipeline("card-rs-1", 2, meta).await.unwrap();
+    let mut stage_meta = serde_json::Map::new();
+    stage_meta.insert("cost_usd".into(), Value::from(0.25));
+    tracker
+        .update_stage(
+            "card-rs-1",
+            "build",
+            StageUpdate::new(StageStatus::Running)
+                .progress(50)
+                .message("compiling")
+                .metadata(stage_meta),
+        )
+        .await
+        .unwrap();
+    tracker
+        .start_pipeline("card-rs-2", 1, serde_json::Map::new())
+        .await
+        .unwrap();
+    tracker
+        .complete_pipeline("card-rs-2", PipelineStatus::Completed, Some("done"))
+        .await
+        .unwrap();
+
+    let metrics = Metrics::new(storage.metrics().clone());
+    metrics
+        .track_pipeline_completion(PipelineCompletionRecord {
+            card_id: "card-rs-2".into(),
+            duration_seconds: 12.5,
+            status: "completed".into(),
+            cost: 0.4,
+            metadata: serde_json::Map::new(),
+            at: None,
+        })
+        .await
+        .unwrap();
+    metrics
+        .track_llm_request(LlmRequestRecord {
+            provider: "anthropic".into(),
+            model: "claude-sonnet-4-5".into(),
+            prompt_tokens: 100,
+            completion_tokens: 20,
+            cost: 0.0,
+            cache_hit: true,
+            latency_ms: 35.0,
+            saved_cost: 0.02,
+        })
+        .await
+        .unwrap();
+    metrics
+        .track_code_review(CodeReviewRecord {
+            developer: "alice".into(),
+            status: "approved".into(),
+            score: 90,
+            critical_issues: 0,
+            high_issues: 1,
+        })
+        .await
+        .unwrap();
+
+    let limiter = RateLimiter::new(storage.limiter().clone());
+    let limit = limiter
+        .limit(
+            "llm",
+            "team-a",
+            Limits::requests(5, Duration::from_secs(60)).with_tokens(1_000),
+        )
+        .unwrap();
+    limiter
+        .check(&limit, 100)
+        .await
+        .unwrap()
+        .into_reservation()
+        .expect("admitted")
+        .keep();
+}
+
+/// Every path of `v` (array items as `[]`, free-form metadata not entered) and whether it
+/// is populated somewhere: not null, not an empty array or object.
+fn populated_paths(v: &Value, path: &str, out: &mut std::collections::BTreeMap<String, bool>) {
+    let populated = match v {
+        Value::Null => false,
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        _ => true,
+    };
+    *out.entry(path.to_owned()).or_default() |= populated;
+    if path.ends_with("/metadata") {
+        return;
+    }
+    match v {
+        Value::Array(items) => {
+            for item in items {
+                populated_paths(item, &format!("{path}/[]"), out);
+            }
+        }
+        Value::Object(fields) => {
+            for (k, item) in fields {
+                populated_paths(item, &format!("{path}/{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn once_json_from_redis_with_every_optional_field_filled_matches_the_schema() {
+    let server = RedisServer::start();
+    seed_python(&server);
+    seed_library(&server).await;
+    let out = once(&server, Format::Json, 1).await.unwrap();
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_valid(&v);
+    let mut paths = std::collections::BTreeMap::new();
+    populated_paths(&v, "", &mut paths);
+    let empty: Vec<&String> = paths.iter().filter(|(_, p)| !**p).map(|(k, _)| k).collect();
+    assert!(empty.is_empty(), "never filled: {empty:#?}\n{v:#}");
+    assert!(paths.contains_key("/cards/[]/duration_seconds"), "{v:#}");
+    assert!(paths.contains_key("/limits/[]/tokens_limit"), "{v:#}");
+}
+
+/// JSON pointers of every object in `v` whose fields the types fix (not free-form metadata,
+/// not the per-status counter maps).
+fn closed_objects(v: &Value, pointer: String, out: &mut Vec<String>) {
+    let free_form = pointer.ends_with("/metadata") || pointer.ends_with("/by_status");
+    match v {
+        Value::Object(fields) if !free_form => {
+            for (k, item) in fields {
+                closed_objects(item, format!("{pointer}/{k}"), out);
+            }
+            out.push(pointer);
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                closed_objects(item, format!("{pointer}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn schema_rejects_an_unknown_field_in_any_object() {
+    let v = report_json(&full_fixture());
+    let validator = schema();
+    let mut objects = Vec::new();
+    closed_objects(&v, String::new(), &mut objects);
+    assert!(objects.len() > 20, "{objects:?}");
+    for pointer in objects {
+        let mut bad = v.clone();
+        bad.pointer_mut(&pointer)
+            .unwrap()
+            .as_object_mut()
+            .unwrap()
+            .insert("surprise".into(), Value::Bool(true));
+        assert!(
+            !validator.is_valid(&bad),
+            "an unknown field at {pointer:?} passed"
+        );
+    }
+}
+
+#[test]
+fn schema_rejects_a_report_missing_any_field_the_types_always_emit() {
+    let v = report_json(&full_fixture());
+    let validator = schema();
+    let mut objects = Vec::new();
+    closed_objects(&v, String::new(), &mut objects);
+    let mut checked = 0;
+    for pointer in objects {
+        let keys: Vec<String> = v
+            .pointer(&pointer)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        // The one field the types leave out when empty (`skip_serializing_if`).
+        for key in keys.into_iter().filter(|k| k != "duration_seconds") {
+            let mut bad = v.clone();
+            bad.pointer_mut(&pointer)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove(&key);
+            assert!(
+                !validator.is_valid(&bad),
+                "a report without {pointer}/{key} passed"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
+
+#[test]
+fn report_json_opens_with_the_version_the_schema_names() {
+    let json = serde_json::to_string(&Report::from_snapshot(&full_fixture())).unwrap();
+    assert!(
+        json.starts_with(&format!("{{\"version\":{REPORT_VERSION},")),
+        "{json}"
+    );
+    let raw = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/snapshot.schema.json"
+    ))
+    .unwrap();
+    let schema: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(schema["properties"]["version"]["const"], REPORT_VERSION);
+    let mut older = report_json(&full_fixture());
+    older["version"] = Value::from(REPORT_VERSION + 1);
+    assert!(!self::schema().is_valid(&older), "another version passed");
 }
 
 fn bin() -> Command {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use artemis::connection::ConnState;
-use artemis::tui::StorageFeed;
+use artemis::feed::StorageFeed;
 use artemis::tui::message::{Command, Message};
 use artemis::tui::source;
 use support::RedisServer;

@@ -245,7 +245,7 @@ pub(super) fn build(i: Inputs<'_>) -> SimReport {
 }
 
 fn usd(v: f64) -> String {
-    crate::tui::format::usd(v) // MERGE: report branch moves format below the faces
+    crate::format::usd(v)
 }
 
 impl fmt::Display for SimReport {

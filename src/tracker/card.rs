@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ParsedDoc;
-use crate::model::{Malformed, PipelineDoc, StageDoc};
+use crate::model::{Malformed, PipelineDoc, PipelineStatus, StageDoc, StageStatus};
 
 /// One card: its pipeline document and its stages in stage order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +27,35 @@ impl Card {
     /// The title from the metadata, if it is a string.
     pub fn title(&self) -> Option<&str> {
         self.pipeline.metadata.get("title").and_then(|v| v.as_str())
+    }
+
+    /// Percent (0–100) of the current stage while it runs and reports one.
+    pub fn running_percent(&self) -> Option<i64> {
+        let current = self.pipeline.current_stage.as_deref()?;
+        self.stages
+            .iter()
+            .find(|s| s.stage_name == current && s.status == StageStatus::Running)
+            .and_then(|s| s.progress_percent)
+            .map(|p| p.clamp(0, 100))
+    }
+
+    /// Share of the pipeline done (0.0–1.0): completed stages plus the running stage's
+    /// percent, over the total; a card without stages counts as done once completed.
+    pub fn progress(&self) -> f64 {
+        let total = self.pipeline.total_stages.max(0) as f64;
+        if total == 0.0 {
+            return if self.pipeline.status == PipelineStatus::Completed {
+                1.0
+            } else {
+                0.0
+            };
+        }
+        let done = self
+            .pipeline
+            .completed_stages
+            .clamp(0, self.pipeline.total_stages) as f64;
+        let running = self.running_percent().unwrap_or(0) as f64 / 100.0;
+        ((done + running) / total).clamp(0.0, 1.0)
     }
 }
 

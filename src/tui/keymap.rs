@@ -380,7 +380,7 @@ impl KeyMap {
                 let known: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
                 warnings.push(format!(
                     "dashboard.keys: unknown action {:?} (known: {})",
-                    crate::tui::text::sanitize(name),
+                    crate::text::sanitize(name),
                     known.join(", ")
                 ));
                 continue;
@@ -403,7 +403,7 @@ impl KeyMap {
                     Some(k) => parsed.push(k),
                     None => warnings.push(format!(
                         "dashboard.keys.{name}: {:?} is not a key name; keeping the default",
-                        crate::tui::text::sanitize(p)
+                        crate::text::sanitize(p)
                     )),
                 }
             }

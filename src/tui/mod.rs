@@ -10,14 +10,11 @@
 //! hook restores before the message prints), SIGTERM, SIGHUP or SIGINT.
 
 pub mod app;
-pub mod format;
 pub mod keymap;
 mod loop_stats;
 pub mod message;
 pub mod render;
 pub mod source;
-mod storage_feed;
-pub mod text;
 pub mod theme;
 
 use std::io::{self, IsTerminal, Stdout};
@@ -43,9 +40,9 @@ use tokio::time::Instant;
 use crate::backend::Backend;
 use crate::config::Settings;
 
+use crate::feed::{Feed, StorageFeed};
+
 use self::app::App;
-use self::source::Feed;
-pub use self::storage_feed::StorageFeed;
 
 /// Messages buffered between the source tasks and the UI before senders wait.
 const CHANNEL: usize = 4096;

@@ -9,45 +9,21 @@
 //! - the **watcher** forwards connection state changes and wakes the other two on reconnect;
 //! - **history** reads run one per request, for the drilldown.
 //!
-//! Reads go through the [`Feed`] trait, so tests and benchmarks can drive the same tasks with
-//! scripted data; `StorageFeed` is the real one over a [`crate::storage::Storage`]. Everything here is
-//! read-only against Redis.
+//! Reads go through the [`Feed`] trait ([`crate::feed`], shared with `--once`), so tests and
+//! benchmarks can drive the same tasks with scripted data; [`crate::feed::StorageFeed`] is the
+//! real one over a [`crate::storage::Storage`]. Everything here is read-only against Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
-use futures::stream::BoxStream;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::connection::ConnState;
-use crate::model::{Malformed, PipelineEvent};
-use crate::snapshot::Snapshot;
+use crate::feed::Feed;
 
 use super::message::{Command, Message};
-
-/// Live events as a feed delivers them; a payload that is not an event comes as `Err`.
-pub type FeedEvents = BoxStream<'static, Result<PipelineEvent, Malformed>>;
-
-/// Where the dashboard's data comes from.
-#[async_trait::async_trait]
-pub trait Feed: Send + Sync + 'static {
-    /// Where the data lives, without credentials.
-    fn endpoint(&self) -> String;
-    /// Follows reachability.
-    fn connection(&self) -> watch::Receiver<ConnState>;
-    /// One full read.
-    async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot>;
-    /// Live events of every card; the stream ends when the connection is lost.
-    async fn subscribe(&self) -> crate::Result<FeedEvents>;
-    /// A card's stored events, oldest first; `None` when none are stored (Python writers).
-    async fn history(&self, card_id: &str) -> crate::Result<Option<Vec<PipelineEvent>>>;
-}
-
-/// Events fetched per drilldown.
-pub const HISTORY_LIMIT: usize = 500;
 
 /// Handles of the running tasks; dropping it stops them.
 pub struct Sources {

@@ -61,7 +61,7 @@ impl App {
         }
         // Oldest first by timestamp (stable: equal stamps keep arrival order), then reversed.
         out.sort_by(|a, b| {
-            crate::tui::format::utc(a.timestamp()).cmp(&crate::tui::format::utc(b.timestamp()))
+            crate::format::utc(a.timestamp()).cmp(&crate::format::utc(b.timestamp()))
         });
         out.reverse();
         (out, stored)

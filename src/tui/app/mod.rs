@@ -33,9 +33,8 @@ pub use self::rows::{Row, SortKey};
 use chrono::{DateTime, Utc};
 
 use crate::connection::ConnState;
-use crate::model::{PipelineEvent, PipelineStatus, StageStatus};
+use crate::model::PipelineEvent;
 use crate::snapshot::Snapshot;
-use crate::tracker::Card;
 
 use self::cards::{CardTable, TableChange};
 use super::keymap::{KeyMap, Scope};
@@ -231,7 +230,7 @@ impl App {
             Message::Event(e) => self.apply_event(e),
             Message::Connection(c) => self.conn = c,
             Message::ReadFailed(e) => {
-                self.read_error = Some((self.now, super::text::sanitize(&e).into_owned()));
+                self.read_error = Some((self.now, crate::text::sanitize(&e).into_owned()));
             }
             Message::History { card_id, result } => {
                 if matches!(&self.view, View::Card(v) if v.card_id == card_id) {
@@ -297,32 +296,4 @@ impl App {
             self.rows_stale = true;
         }
     }
-}
-
-/// Share of the pipeline done, counting the running stage's percent (0.0–1.0).
-pub fn progress(card: &Card) -> f64 {
-    let total = card.pipeline.total_stages.max(0) as f64;
-    if total == 0.0 {
-        return if card.pipeline.status == PipelineStatus::Completed {
-            1.0
-        } else {
-            0.0
-        };
-    }
-    let done = card
-        .pipeline
-        .completed_stages
-        .clamp(0, card.pipeline.total_stages) as f64;
-    let running = running_percent(card).unwrap_or(0) as f64 / 100.0;
-    ((done + running) / total).clamp(0.0, 1.0)
-}
-
-/// Percent of the running (current) stage, when it reports one.
-pub fn running_percent(card: &Card) -> Option<i64> {
-    let current = card.pipeline.current_stage.as_deref()?;
-    card.stages
-        .iter()
-        .find(|s| s.stage_name == current && s.status == StageStatus::Running)
-        .and_then(|s| s.progress_percent)
-        .map(|p| p.clamp(0, 100))
 }

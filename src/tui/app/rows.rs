@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::{App, progress};
+use super::App;
 use crate::model::{PipelineStatus, parse_timestamp};
 use crate::snapshot::Snapshot;
 use crate::tracker::Card;
@@ -183,10 +183,10 @@ fn compare(
         SortKey::Started => started.1.cmp(&started.0),
         SortKey::Id => x.pipeline.card_id.cmp(&y.pipeline.card_id),
         SortKey::Status => status_rank(x.pipeline.status).cmp(&status_rank(y.pipeline.status)),
-        SortKey::Progress => progress(y).total_cmp(&progress(x)),
-        SortKey::Elapsed => crate::tui::format::elapsed(&y.pipeline, now)
+        SortKey::Progress => y.progress().total_cmp(&x.progress()),
+        SortKey::Elapsed => crate::format::elapsed(&y.pipeline, now)
             .unwrap_or(-1.0)
-            .total_cmp(&crate::tui::format::elapsed(&x.pipeline, now).unwrap_or(-1.0)),
+            .total_cmp(&crate::format::elapsed(&x.pipeline, now).unwrap_or(-1.0)),
         SortKey::Cost => y
             .cost_usd
             .unwrap_or(-1.0)

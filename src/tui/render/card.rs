@@ -14,9 +14,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::model::{PipelineEvent, StageStatus};
-use crate::tui::app::{App, View, progress, running_percent};
+use crate::tui::app::{App, View};
 use crate::tui::theme::Theme;
-use crate::tui::{format, text};
+use crate::{format, text};
 
 /// When a stage started and ended, as far as its events tell.
 type StageSpan = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
@@ -122,12 +122,12 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
         t.text,
     ));
     status_spans.push(Span::styled("   ", t.dim));
-    status_spans.push(Span::styled(super::bar(progress(&card), 12), t.bar));
+    status_spans.push(Span::styled(super::bar(card.progress(), 12), t.bar));
     status_spans.push(Span::styled(
-        format!(" {}", format::percent(progress(&card))),
+        format!(" {}", format::percent(card.progress())),
         t.text,
     ));
-    if let Some(pct) = running_percent(&card) {
+    if let Some(pct) = card.running_percent() {
         status_spans.push(Span::styled(format!(" (stage {pct}%)"), t.dim));
     }
     let elapsed = format::elapsed(p, now)

@@ -11,9 +11,9 @@ use ratatui::widgets::{
 
 use crate::model::PipelineStatus;
 use crate::tracker::Card;
-use crate::tui::app::{App, Row, progress, running_percent};
+use crate::tui::app::{App, Row};
 use crate::tui::theme::Theme;
-use crate::tui::{format, text};
+use crate::{format, text};
 
 /// Column widths for a given inner width: (id, title, status, stage, progress, time, cost).
 fn widths(inner: u16) -> [u16; 7] {
@@ -48,14 +48,14 @@ pub fn progress_cell(card: &Card, width: usize) -> String {
         p.completed_stages.clamp(0, 9999),
         p.total_stages.clamp(0, 9999)
     );
-    if let Some(pct) = running_percent(card) {
+    if let Some(pct) = card.running_percent() {
         figures.push_str(&format!(" {pct}%"));
     }
     let bar_w = width.saturating_sub(figures.chars().count());
     if bar_w < 3 {
         return text::fit(figures.trim_start(), width);
     }
-    format!("{}{figures}", super::bar(progress(card), bar_w))
+    format!("{}{figures}", super::bar(card.progress(), bar_w))
 }
 
 pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {

@@ -8,7 +8,7 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Paragraph};
 
 use crate::metrics::Breakdown;
 use crate::tui::app::App;
-use crate::tui::{format, text};
+use crate::{format, text};
 
 /// Days shown in the chart.
 pub const DAYS: usize = 30;

@@ -6,19 +6,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::connection::ConnState;
+use crate::format::conn_label;
+use crate::text;
 use crate::tui::app::App;
-use crate::tui::text;
-
-/// Symbol and words for a connection state; the bool says whether it is healthy.
-pub fn conn_label(c: &ConnState) -> (String, bool) {
-    match c {
-        ConnState::Connecting => ("◌ connecting".into(), false),
-        ConnState::Connected { .. } => ("● connected".into(), true),
-        ConnState::InProcess => ("● in-process".into(), true),
-        ConnState::Reconnecting { .. } => ("↻ reconnecting".into(), false),
-        ConnState::Unreachable { .. } => ("✖ unreachable".into(), false),
-    }
-}
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
@@ -50,7 +40,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     ));
     if !app.subscribed && app.conn.is_up() {
         let label = match &app.subscribe_error {
-            Some(why) => format!(" (no live events: {})", crate::tui::text::sanitize(why)),
+            Some(why) => format!(" (no live events: {})", text::sanitize(why)),
             None => " (no live events)".into(),
         };
         spans.push(Span::styled(label, t.warn));
@@ -113,21 +103,4 @@ pub fn render_banner(frame: &mut Frame, app: &App, area: Rect, msg: &str) {
         Paragraph::new(Line::from(Span::styled(shown, app.theme.banner))),
         area,
     );
-}
-
-/// Used by the headless report too: one line describing the connection.
-pub fn describe_conn(c: &ConnState) -> String {
-    let (label, _) = conn_label(c);
-    match c {
-        ConnState::Reconnecting { since, error, .. }
-        | ConnState::Unreachable { since, error, .. } => {
-            format!(
-                "{label} since {} UTC: {}",
-                since.format("%H:%M:%S"),
-                text::sanitize(error)
-            )
-        }
-        ConnState::Connected { since } => format!("{label} since {} UTC", since.format("%H:%M:%S")),
-        _ => label,
-    }
 }

@@ -5,8 +5,8 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
+use crate::text;
 use crate::tui::app::App;
-use crate::tui::text;
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use crate::tui::app::App;
-use crate::tui::{format, text};
+use crate::{format, text};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;

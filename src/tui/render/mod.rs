@@ -22,8 +22,8 @@
 //! stages in order and its events; the help popup (`help.rs`) is drawn over either view.
 //! Below [`MIN_WIDTH`]×[`MIN_HEIGHT`] only a "too small" message is drawn.
 //!
-//! Every string from Redis goes through [`super::text`] here, and only the visible rows of
-//! the table are built, so a frame costs the same with 100 or 10,000 cards.
+//! Every string from Redis goes through `crate::text` (sanitizing, widths) here, and only the
+//! visible rows of the table are built, so a frame costs the same with 100 or 10,000 cards.
 
 mod cache;
 mod card;
@@ -40,8 +40,8 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::app::{App, View};
-use super::format;
-use super::text;
+use crate::format;
+use crate::text;
 
 /// Narrowest terminal the dashboard draws in.
 pub const MIN_WIDTH: u16 = 60;
@@ -107,7 +107,7 @@ fn splash(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled("reading ", t.dim),
             Span::styled(text::sanitize(&app.endpoint).into_owned(), t.text),
         ]),
-        Line::from(Span::styled(header::conn_label(&app.conn).0, t.text)),
+        Line::from(Span::styled(format::conn_label(&app.conn).0, t.text)),
     ];
     if let Some((_, e)) = &app.read_error {
         lines.push(Line::from(""));
@@ -159,11 +159,6 @@ fn centered(frame: &mut Frame, area: Rect, text: Text<'_>) {
             .wrap(Wrap { trim: true }),
         mid,
     );
-}
-
-/// One line describing a connection state (used by the headless report too).
-pub fn header_describe_conn(c: &crate::connection::ConnState) -> String {
-    header::describe_conn(c)
 }
 
 /// A bordered panel with a title in the theme's style.

@@ -1,10 +1,11 @@
-//! Making untrusted text safe and the right width for a terminal cell.
+//! Making untrusted text safe and the right width for a terminal cell, for both faces (the
+//! dashboard and the `--once` text report).
 //!
-//! Everything the dashboard shows about a card (id, title, stage names, messages, metadata)
+//! Everything either face shows about a card (id, title, stage names, messages, metadata)
 //! comes from Redis, where any process may have written anything. A title holding `ESC [ 2 J`
 //! must not clear the user's screen, and a title full of emoji must not push the next column
-//! off by one. So every string passes through [`sanitize`] before it reaches a buffer, and is
-//! cut by display width ([`fit`]), never by bytes or chars.
+//! off by one. So every string passes through [`sanitize`] before it reaches a buffer or
+//! stdout, and is cut by display width ([`fit`]), never by bytes or chars.
 
 use std::borrow::Cow;
 

@@ -1,9 +1,12 @@
-//! Number, time and money formatting shared by the dashboard and the headless text report, so
-//! that both faces print the same figures the same way.
+//! Number, time, money and state formatting shared by the dashboard and the `--once` text
+//! report, so that both faces print the same figures the same way. It sits below both faces
+//! and knows neither.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use crate::connection::ConnState;
 use crate::model::{PipelineDoc, parse_timestamp};
+use crate::text;
 
 /// `4m12s`, `1h02m`, `12.3s`, `2d04h`; negative or non-finite input gives `-`.
 pub fn duration(secs: f64) -> String {
@@ -91,6 +94,35 @@ pub fn elapsed(doc: &PipelineDoc, now: DateTime<Utc>) -> Option<f64> {
 pub fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let ms = (now - then).num_milliseconds().max(0);
     duration(ms as f64 / 1000.0)
+}
+
+/// Symbol and words for a connection state; the bool says whether it is healthy.
+pub fn conn_label(c: &ConnState) -> (String, bool) {
+    match c {
+        ConnState::Connecting => ("◌ connecting".into(), false),
+        ConnState::Connected { .. } => ("● connected".into(), true),
+        ConnState::InProcess => ("● in-process".into(), true),
+        ConnState::Reconnecting { .. } => ("↻ reconnecting".into(), false),
+        ConnState::Unreachable { .. } => ("✖ unreachable".into(), false),
+    }
+}
+
+/// One line describing a connection state: its label, since when, and the last error
+/// (sanitized: it may quote what a server sent).
+pub fn describe_conn(c: &ConnState) -> String {
+    let (label, _) = conn_label(c);
+    match c {
+        ConnState::Reconnecting { since, error, .. }
+        | ConnState::Unreachable { since, error, .. } => {
+            format!(
+                "{label} since {} UTC: {}",
+                since.format("%H:%M:%S"),
+                text::sanitize(error)
+            )
+        }
+        ConnState::Connected { since } => format!("{label} since {} UTC", since.format("%H:%M:%S")),
+        _ => label,
+    }
 }
 
 #[cfg(test)]

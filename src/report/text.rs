@@ -1,0 +1,225 @@
+//! The plain-text report of `artemis-top --once --format text`: the dashboard's sections as
+//! aligned text for a terminal, a log or a pager. Every string from Redis is sanitized, like
+//! on the screen, because it may hold escape sequences meant for a terminal.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+
+use crate::format;
+use crate::snapshot::Snapshot;
+use crate::text;
+
+/// The plain-text report of one snapshot. Every string from Redis is sanitized.
+pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
+    let mut o = String::new();
+    let m = &snap.metrics;
+    let _ = writeln!(
+        o,
+        "artemis-top report · {} UTC",
+        snap.taken_at.format("%Y-%m-%d %H:%M:%S")
+    );
+    let _ = writeln!(
+        o,
+        "source: {} {} ({})",
+        text::sanitize(&snap.source.backend),
+        text::sanitize(&snap.source.endpoint),
+        format::describe_conn(&snap.connection)
+    );
+
+    // ---- cards ----
+    let _ = writeln!(o, "\nCARDS ({})", snap.cards.len());
+    if snap.cards.is_empty() {
+        let _ = writeln!(o, "  none");
+    } else {
+        let id_w = col_width(
+            snap.cards.iter().map(|c| c.pipeline.card_id.as_str()),
+            6,
+            32,
+        );
+        let title_w = col_width(snap.cards.iter().map(|c| c.title().unwrap_or("")), 5, 40);
+        let stage_w = col_width(
+            snap.cards
+                .iter()
+                .map(|c| c.pipeline.current_stage.as_deref().unwrap_or("-")),
+            5,
+            20,
+        );
+        let _ = writeln!(
+            o,
+            "  {} {} {} {} {} {} {}",
+            text::pad("ID", id_w),
+            text::pad("TITLE", title_w),
+            text::pad("STATUS", 9),
+            text::pad("STAGE", stage_w),
+            text::pad("PROGRESS", 12),
+            text::pad_left("TIME", 7),
+            text::pad_left("COST", 8)
+        );
+        for c in &snap.cards {
+            let p = &c.pipeline;
+            let mut prog = format!("{}/{}", p.completed_stages, p.total_stages);
+            if let Some(pct) = c.running_percent() {
+                let _ = write!(prog, " {pct}%");
+            }
+            let _ = writeln!(
+                o,
+                "  {} {} {} {} {} {} {}",
+                text::pad(&p.card_id, id_w),
+                text::pad(c.title().unwrap_or(""), title_w),
+                text::pad(p.status.as_str(), 9),
+                text::pad(p.current_stage.as_deref().unwrap_or("-"), stage_w),
+                text::pad(&prog, 12),
+                text::pad_left(
+                    &format::elapsed(p, now)
+                        .map(format::duration)
+                        .unwrap_or_else(|| "-".into()),
+                    7
+                ),
+                text::pad_left(
+                    &c.cost_usd.map(format::usd).unwrap_or_else(|| "-".into()),
+                    8
+                )
+            );
+        }
+    }
+    if !snap.malformed.is_empty() {
+        let _ = writeln!(o, "\nMALFORMED ({})", snap.malformed.len());
+        for mal in &snap.malformed {
+            let _ = writeln!(
+                o,
+                "  {}: {}",
+                text::sanitize(&mal.key),
+                text::sanitize(&mal.reason)
+            );
+        }
+    }
+
+    // ---- cache ----
+    let llm = &m.llm;
+    let _ = writeln!(o, "\nLLM CACHE");
+    let _ = writeln!(
+        o,
+        "  hit rate {} · hits {} · misses {} · saved {}",
+        llm.hit_rate
+            .map(format::percent)
+            .unwrap_or_else(|| "-".into()),
+        llm.cache_hits,
+        llm.cache_misses,
+        format::usd(llm.saved_cost)
+    );
+
+    // ---- limits ----
+    let _ = writeln!(o, "\nRATE LIMITS (used/limit in the current window)");
+    if snap.limits.is_empty() {
+        let _ = writeln!(o, "  none registered");
+    }
+    for l in &snap.limits {
+        let mut line = format!(
+            "  {}:{}  requests {}/{} per {}",
+            text::sanitize(&l.resource),
+            text::sanitize(&l.identifier),
+            l.requests_used,
+            l.requests_limit,
+            format::duration(l.window_seconds)
+        );
+        if let (Some(u), Some(lim)) = (l.tokens_used, l.tokens_limit) {
+            let _ = write!(line, " · tokens {u}/{lim}");
+        }
+        let _ = writeln!(o, "{line}");
+    }
+
+    // ---- cost ----
+    let _ = writeln!(o, "\nCOST (USD)");
+    let _ = writeln!(
+        o,
+        "  LLM total {} · {} requests · {} prompt + {} completion tokens",
+        format::usd(llm.total_cost),
+        llm.total_requests,
+        llm.prompt_tokens,
+        llm.completion_tokens
+    );
+    let pt = &m.pipelines;
+    let _ = writeln!(
+        o,
+        "  pipelines completed {} · total {} · avg duration {} · avg cost {}",
+        pt.completed,
+        format::usd(pt.total_cost),
+        pt.avg_duration
+            .map(format::duration)
+            .unwrap_or_else(|| "-".into()),
+        pt.avg_cost.map(format::usd).unwrap_or_else(|| "-".into())
+    );
+    if !pt.by_status.is_empty() {
+        let parts: Vec<String> = pt
+            .by_status
+            .iter()
+            .map(|(k, v)| format!("{} {v}", text::sanitize(k)))
+            .collect();
+        let _ = writeln!(o, "  by status: {}", parts.join(" · "));
+    }
+    let days: Vec<String> = m
+        .daily
+        .iter()
+        .filter(|d| d.cost != 0.0 || d.completions != 0)
+        .map(|d| {
+            format!(
+                "{} {} ({} runs)",
+                d.date,
+                format::usd(d.cost),
+                d.completions
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "  per day, last {} days (local dates, days with activity): {}",
+        m.daily.len(),
+        if days.is_empty() {
+            "none".into()
+        } else {
+            days.join(" · ")
+        }
+    );
+    for (label, items) in [("per provider", &m.providers), ("per model", &m.models)] {
+        let parts: Vec<String> = items
+            .iter()
+            .map(|b| {
+                format!(
+                    "{} {} ({} req)",
+                    text::sanitize(&b.name),
+                    format::usd(b.cost),
+                    b.requests
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "  {label}: {}",
+            if parts.is_empty() {
+                "none".into()
+            } else {
+                parts.join(" · ")
+            }
+        );
+    }
+    if !m.recent.is_empty() {
+        let _ = writeln!(o, "\nRECENT PIPELINES");
+        for r in &m.recent {
+            let _ = writeln!(
+                o,
+                "  {}  {}  {}  {}  {}",
+                text::sanitize(&r.timestamp),
+                text::sanitize(&r.card_id),
+                text::sanitize(&r.status),
+                format::duration(r.duration_seconds),
+                format::usd(r.cost)
+            );
+        }
+    }
+    o
+}
+
+fn col_width<'a>(items: impl Iterator<Item = &'a str>, min: usize, max: usize) -> usize {
+    items.map(text::width).max().unwrap_or(0).clamp(min, max)
+}
