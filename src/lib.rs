@@ -77,6 +77,7 @@ pub mod limiter;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod redact;
 pub mod snapshot;
 pub mod storage;
 pub mod tracker;
