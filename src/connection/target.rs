@@ -25,13 +25,36 @@ pub(super) enum Target {
     },
 }
 
-/// The certificates to trust: the CA file when one is configured, else the system's roots
-/// (what the driver uses when no root is given).
-fn certificates(root_cert: &[u8]) -> TlsCertificates {
+/// The certificates to trust when a CA file is configured: that CA in addition to the
+/// system's roots. (Given no root, the driver trusts the system's roots; given one, it trusts
+/// only what it is given, so the system's roots are added here.)
+fn certificates(ca_file: &[u8]) -> TlsCertificates {
     TlsCertificates {
         client_tls: None,
-        root_cert: Some(root_cert.to_vec()),
+        root_cert: Some(with_system_roots(ca_file)),
     }
+}
+
+/// `ca_file` followed by every system root certificate that parses as a trust anchor, as
+/// PEM. A system certificate that does not parse is left out rather than failing the whole
+/// bundle (the driver refuses a bundle with one bad certificate).
+fn with_system_roots(ca_file: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let mut bundle = ca_file.to_vec();
+    bundle.push(b'\n');
+    for cert in rustls_native_certs::load_native_certs().certs {
+        if rustls::RootCertStore::empty().add(cert.clone()).is_err() {
+            continue;
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        bundle.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            bundle.extend_from_slice(line);
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    bundle
 }
 
 /// The target and its showable endpoint.
@@ -199,6 +222,25 @@ mod tests {
         };
         let (_, endpoint) = resolve_target(&s).unwrap();
         assert_eq!(endpoint, "redis://example.invalid:7000/3");
+    }
+
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn the_ca_file_is_trusted_in_addition_to_the_system_roots() {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let bundle = with_system_roots(made.cert.pem().as_bytes());
+        let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_slice_iter(&bundle)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(certs[0].as_ref(), made.cert.der().as_ref());
+        if !rustls_native_certs::load_native_certs().certs.is_empty() {
+            assert!(certs.len() > 1, "the system's roots follow the CA");
+        }
+        let mut store = rustls::RootCertStore::empty();
+        for cert in certs {
+            store.add(cert).unwrap();
+        }
     }
 
     #[test]
