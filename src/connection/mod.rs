@@ -7,7 +7,7 @@
 //! fail fast with [`Error::Unavailable`] while one background task reconnects with capped,
 //! jittered exponential backoff, and every state change is published on a `watch` channel.
 //!
-//! By concern: [`state`] (the state and its one transition rule), `target` (settings to
+//! By concern: `state` (the state and its one transition rule), `target` (settings to
 //! endpoint and TLS), `reconnect` (the attempts and the background task), `scan` (key
 //! listing), [`cluster`] (all Cluster routing), and here the handle and its request methods.
 

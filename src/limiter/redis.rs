@@ -131,9 +131,9 @@ impl LimiterStore for RedisStorage {
             )
             .await?;
         let ints: Vec<i64> = redis::from_redis_value(reply)
-            .map_err(|e| Error::UnexpectedReply(format!("from the limiter script: {e}")))?;
+            .map_err(|e| Error::UnexpectedReply(format!("limiter script: {e}")))?;
         Verdict::from_reply(&ints)
-            .ok_or_else(|| Error::UnexpectedReply(format!("from the limiter script: {ints:?}")))
+            .ok_or_else(|| Error::UnexpectedReply(format!("limiter script: {ints:?}")))
     }
 
     async fn limit_reconcile(
