@@ -355,7 +355,10 @@ mod tests {
     #[async_trait::async_trait]
     impl Replay for Rejected {
         async fn replay(&self) -> Result<()> {
-            Err(Error::Redis("NOPERM".into()))
+            Err(Error::Server {
+                code: crate::error::ServerCode::NoPerm,
+                detail: "no permissions".into(),
+            })
         }
     }
 

@@ -104,10 +104,7 @@ impl Default for RedisSettings {
 impl std::fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
-            .field(
-                "url",
-                &self.url.as_deref().map(crate::connection::redact_url),
-            )
+            .field("url", &self.url.as_deref().map(crate::redact::redact_url))
             .field("host", &self.host)
             .field("port", &self.port)
             .field("db", &self.db)
@@ -689,7 +686,7 @@ impl Settings {
             if !ok || url::Url::parse(url).is_err() {
                 return bad(
                     "redis.url",
-                    format!("{:?}", crate::connection::redact_url(url)),
+                    format!("{:?}", crate::redact::redact_url(url)),
                     "expected redis://, rediss://, unix:// or redis+unix:// URL",
                 );
             }
@@ -795,13 +792,13 @@ impl Settings {
             shown.redis.password = Some("<redacted>".into());
         }
         if let Some(url) = &shown.redis.url {
-            shown.redis.url = Some(crate::connection::redact_url(url));
+            shown.redis.url = Some(crate::redact::redact_url(url));
         }
         shown.redis.cluster_nodes = shown
             .redis
             .cluster_nodes
             .iter()
-            .map(|n| crate::connection::redact_url(n))
+            .map(|n| crate::redact::redact_url(n))
             .collect();
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }

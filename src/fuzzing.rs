@@ -52,7 +52,7 @@ pub fn replies(reply: &Value) {
     let _ = reply_of(reply).strings(&mut malformed);
     let _ = reply_of(reply).counter(&mut malformed);
     let _ = crate::tracker::redis::parse_stream_reply("artemis:fuzz", reply.clone());
-    let _ = crate::tracker::redis::SlotMap::parse(reply.clone());
+    let _ = crate::connection::cluster::SlotMap::parse(reply.clone());
     if let Value::Array(items) = reply {
         for now_us in [0, 1_700_000_000_000_000, i64::MAX] {
             let _ = crate::limiter::redis::decode_usage(items, now_us);
@@ -73,7 +73,7 @@ pub fn resp(data: &[u8]) {
 /// Text the readers split themselves: `CLUSTER NODES`, sorted-set members of the limiter,
 /// key names.
 pub fn text_replies(text: &str) {
-    let _ = crate::connection::parse_cluster_masters(text);
+    let _ = crate::connection::cluster::parse_cluster_masters(text);
     let _ = crate::limiter::redis::entry_weight(text);
     let keys = crate::keys::KeySpace::default();
     let _ = keys.card_id_of_pipeline_key(text);

@@ -128,21 +128,22 @@ pub fn slot_tag(key: &str) -> &str {
     key
 }
 
-/// The Redis Cluster hash slot of `key` (CRC16/XMODEM of its [`slot_tag`], mod 16384), to
-/// group keys by node for pipelined reads.
+/// The Redis Cluster hash slot of `key` (CRC16/XMODEM of its [`slot_tag`], mod 16384), as
+/// the driver computes it, to group keys by node for pipelined reads.
 pub fn hash_slot(key: &str) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in slot_tag(key).as_bytes() {
-        crc ^= u16::from(b) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16_384
+    use redis::cluster_routing::Slot;
+    // The driver's `Slot` has no public number; a table built once from its public
+    // constructor reads it back.
+    static NUMBERS: std::sync::LazyLock<std::collections::HashMap<Slot, u16>> =
+        std::sync::LazyLock::new(|| {
+            (0..16_384)
+                .filter_map(|n| Slot::new(n).map(|s| (s, n)))
+                .collect()
+        });
+    NUMBERS
+        .get(&Slot::for_key(key.as_bytes()))
+        .copied()
+        .unwrap_or_default()
 }
 
 /// Builds every key and channel name from the configured prefixes.
@@ -514,6 +515,10 @@ mod tests {
         assert_eq!(hash_slot("foo"), 12182);
         assert_eq!(hash_slot("123456789"), 12739);
         assert_eq!(hash_slot("{user1000}.following"), hash_slot("user1000"));
+        // The tag this module wraps into other keys decides the slot as the driver sees it.
+        for key in ["a{}b{c}", "a{x}b", "{", "}{", "{a}{b}", "plain"] {
+            assert_eq!(hash_slot(slot_tag(key)), hash_slot(key), "{key}");
+        }
         let k = KeySpace::default();
         assert_eq!(
             hash_slot(&k.event_history("card-1")),

@@ -54,8 +54,9 @@
 //! (See `docs/ARCHITECTURE.md`.)
 //! - The jobs, each owning its storage interface, its Redis and memory backends, its scripts and
 //!   its read model: [`tracker`], [`metrics`], [`cache`], [`limiter`].
-//! - Below them: [`config`] (layered settings), [`keys`] (every Redis key name), [`connection`]
-//!   (the Redis handle, reconnects, Cluster routing), [`store`] (what every job's backend
+//! - Below them: [`config`] (layered settings), [`keys`] (every Redis key name), [`redact`]
+//!   (secrets out of what is shown), [`connection`] (the Redis handle, reconnects, Cluster
+//!   routing in [`connection::cluster`]), [`store`] (what every job's backend
 //!   shares), [`buffer`] (the outage buffer), [`model`] (the Python wire documents),
 //!   [`error`].
 //! - Above them: [`backend`] (one store per job over one connection), [`client`] (the
@@ -86,6 +87,7 @@ pub mod keys;
 pub mod limiter;
 pub mod metrics;
 pub mod model;
+pub mod redact;
 pub mod report;
 pub mod snapshot;
 pub mod store;

@@ -95,7 +95,7 @@ impl RedisCore {
                     .arg(keys)
                     .arg(args);
                 match evalsha.query_async::<redis::Value>(&mut conn).await {
-                    Err(e) if e.code() == Some("NOSCRIPT") => {
+                    Err(e) if crate::Error::from_reply(&e).is_noscript() => {
                         tracing::debug!("script not cached on the server; sending its source");
                         let mut eval = redis::cmd("EVAL");
                         eval.arg(source).arg(keys.len()).arg(keys).arg(args);

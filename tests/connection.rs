@@ -153,6 +153,32 @@ async fn wrong_password_is_clear_and_secret_free() {
 }
 
 #[tokio::test]
+async fn the_reconnect_task_lets_go_of_a_dropped_handle() {
+    // Wrong credentials make the task wait the longest backoff between attempts; a task that
+    // kept the handle alive through that wait would keep its state channel open for a minute.
+    let server = RedisServer::start_with(ServerOptions {
+        password: Some("right-pass-123".into()),
+        ..Default::default()
+    });
+    let mut settings = server.redis_settings();
+    settings.password = Some("wrong-pass-456".into());
+    settings.reconnect_max_backoff = 60.0;
+    let redis = Redis::connect_lazy(&settings).unwrap();
+    let mut state = redis.state();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(redis.current_state(), ConnState::Unreachable { .. }) {
+        assert!(Instant::now() < deadline, "the first attempt did not fail");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(redis);
+    let closed = tokio::time::timeout(Duration::from_secs(3), async {
+        while state.changed().await.is_ok() {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the handle outlived its last user");
+}
+
+#[tokio::test]
 async fn acl_user_logs_in_and_is_confined() {
     let server = RedisServer::start_with(ServerOptions {
         acl_users: vec![

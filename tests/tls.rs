@@ -1,14 +1,15 @@
 //! TLS end to end against a local TLS-only server: the library verifies the server with the CA
 //! file from the configuration (no "insecure" shortcut), writes and reads cards; the binary's
 //! `--once` does the same from a config file; without the CA the connection is refused with a
-//! clear message instead of silently trusting the server.
+//! clear message instead of silently trusting the server. The same against a TLS-only
+//! Cluster (TLS on the cluster bus too), with the CA file. Certificates are made in process.
 
 mod support;
 
 use artemis::Backend;
 use artemis::model::StageStatus;
 use artemis::tracker::{StageUpdate, Tracker};
-use support::{RedisServer, ServerOptions};
+use support::{RedisCluster, RedisServer, ServerOptions};
 
 fn tls_server() -> RedisServer {
     RedisServer::start_with(ServerOptions {
@@ -20,7 +21,7 @@ fn tls_server() -> RedisServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_tls_end_to_end() {
     let server = tls_server();
-    let ca = server.dir.path().join("cert.pem");
+    let ca = server.dir.path().join("ca.pem");
     let url = format!("rediss://127.0.0.1:{}/0", server.port);
 
     let mut settings = server.settings();
@@ -97,4 +98,60 @@ async fn verified_tls_end_to_end() {
         err.to_lowercase().contains("certificate") || err.to_lowercase().contains("tls"),
         "says it is about TLS: {err}"
     );
+}
+
+fn tls_cluster() -> RedisCluster {
+    RedisCluster::start_with(ServerOptions {
+        tls: true,
+        ..Default::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_is_verified_with_the_ca_file() {
+    let cluster = tls_cluster();
+    let mut settings = cluster.settings();
+    settings.redis.tls_insecure = false;
+    settings.redis.tls_ca_file = Some(cluster.nodes[0].dir.path().join("ca.pem"));
+    let storage = Backend::redis(settings).await.unwrap();
+    let tracker = Tracker::new(storage.tracker().clone());
+    // Enough cards to land on every master.
+    let cards: Vec<String> = (0..12).map(|i| format!("tls-cluster-{i}")).collect();
+    for card in &cards {
+        tracker
+            .start_pipeline(card, 1, serde_json::Map::new())
+            .await
+            .unwrap();
+        tracker
+            .update_stage(
+                card,
+                "build",
+                StageUpdate::new(StageStatus::Running).progress(25),
+            )
+            .await
+            .unwrap();
+    }
+    for card in &cards {
+        let read = tracker.get_card(card).await.unwrap().unwrap();
+        assert_eq!(read.stages[0].progress_percent, Some(25), "{card}");
+    }
+    let keys: usize = cluster
+        .cli_all(&["DBSIZE"])
+        .iter()
+        .filter(|n| n.trim().parse::<usize>().unwrap_or(0) > 0)
+        .count();
+    assert_eq!(keys, 3, "the cards are spread over the three masters");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_is_not_trusted_without_the_ca_file() {
+    let cluster = tls_cluster();
+    let mut settings = cluster.settings();
+    settings.redis.tls_insecure = false;
+    settings.redis.tls_ca_file = None;
+    let err = Backend::redis(settings)
+        .await
+        .err()
+        .expect("an untrusted cluster is refused");
+    assert!(err.is_outage(), "{err}");
 }

@@ -210,7 +210,7 @@ impl super::CacheStore for RedisCache {
             // whole keyspace, so every key that existed throughout has been seen and deleted.
             for pass in 0.. {
                 if pass == MAX_PASSES {
-                    return Err(crate::Error::Redis(format!(
+                    return Err(crate::Error::Incomplete(format!(
                         "cache invalidation stopped after {MAX_PASSES} passes of \
                          {INVALIDATE_PASS} keys: entries are written faster than deleted"
                     )));

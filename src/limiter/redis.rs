@@ -105,7 +105,7 @@ impl RedisLimiter {
 /// window, and the running token sum minus the entries that have left the window but have not
 /// been pruned yet (the check script prunes; a reader must not write).
 pub(crate) fn decode_usage(replies: &[Value], now_us: i64) -> crate::Result<Usage> {
-    let bad = |what: &str| Error::Redis(format!("unexpected reply to the limiter's {what}"));
+    let bad = |what: &str| Error::UnexpectedReply(format!("the limiter's {what}"));
     let [count, sum, expired] = replies else {
         return Err(bad("headroom read"));
     };
@@ -150,12 +150,9 @@ impl LimiterStore for RedisLimiter {
             )
             .await?;
         let ints: Vec<i64> = redis::from_redis_value(reply)
-            .map_err(|e| Error::Redis(format!("unexpected reply from the limiter script: {e}")))?;
-        Verdict::from_reply(&ints).ok_or_else(|| {
-            Error::Redis(format!(
-                "unexpected reply from the limiter script: {ints:?}"
-            ))
-        })
+            .map_err(|e| Error::UnexpectedReply(format!("limiter script: {e}")))?;
+        Verdict::from_reply(&ints)
+            .ok_or_else(|| Error::UnexpectedReply(format!("limiter script: {ints:?}")))
     }
 
     async fn limit_reconcile(
@@ -204,7 +201,7 @@ impl LimiterStore for RedisLimiter {
 
     async fn limit_register(&self, limit: &Limit) -> crate::Result<()> {
         let entry = serde_json::to_string(&RegistryEntry::of(limit))
-            .map_err(|e| Error::Redis(format!("cannot encode a registry entry: {e}")))?;
+            .map_err(|e| Error::InvalidInput(format!("cannot encode a registry entry: {e}")))?;
         let mut cmd = redis::cmd("HSET");
         cmd.arg(self.core.keys.ratelimit_registry())
             .arg(&limit.key)
@@ -288,8 +285,8 @@ impl LimiterStore for RedisLimiter {
         let flat: Vec<Value> = self.core.redis.query_pipe(&pipe).await?;
         let replies: Vec<&[Value]> = flat.chunks(3).collect();
         if replies.len() != entries.len() {
-            return Err(Error::Redis(
-                "unexpected number of replies to the headroom pipeline".into(),
+            return Err(Error::UnexpectedReply(
+                "wrong number of replies to the headroom pipeline".into(),
             ));
         }
         let mut limits = Vec::with_capacity(entries.len());

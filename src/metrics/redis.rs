@@ -103,11 +103,6 @@ impl RedisMetrics {
 /// within this time after it was first sent is applied once; later, it could count twice.
 pub(crate) const REPLAY_GUARD_SECONDS: u64 = 3_600;
 
-fn is_noscript(message: &str) -> bool {
-    let m = message.to_ascii_uppercase();
-    m.contains("NOSCRIPT") || m.contains("NO MATCHING SCRIPT")
-}
-
 const GUARD_SOURCE: &str = include_str!("scripts/guard.lua");
 static GUARD: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(GUARD_SOURCE));
@@ -293,7 +288,7 @@ impl super::MetricsStore for RedisMetrics {
         match self.core.redis.query_pipe_ok(&first).await {
             // A restarted server has no scripts cached: send the source. Parts of the write that
             // did run are not run again (their markers are set).
-            Err(crate::Error::Redis(m)) if is_noscript(&m) => {
+            Err(e) if e.is_noscript() => {
                 let eval = || {
                     let mut c = redis::cmd("EVAL");
                     c.arg(GUARD_SOURCE);

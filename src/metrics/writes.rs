@@ -58,20 +58,13 @@ impl Writes {
         marker: impl Fn(&str) -> String,
         script: &(impl Fn() -> Cmd + ?Sized),
     ) -> Pipeline {
-        let mut groups: Vec<(u16, Vec<&(String, Op)>)> = Vec::new();
-        for entry in &self.ops {
-            let slot = if cluster {
-                crate::keys::hash_slot(&entry.0)
-            } else {
-                0
-            };
-            match groups.iter_mut().find(|(s, _)| *s == slot) {
-                Some((_, ops)) => ops.push(entry),
-                None => groups.push((slot, vec![entry])),
-            }
-        }
+        let slots = self
+            .ops
+            .iter()
+            .map(|(key, _)| cluster.then(|| crate::keys::hash_slot(key)));
         let mut p = Pipeline::new();
-        for (_, ops) in groups {
+        for (_, indices) in crate::connection::cluster::group_by_slot(slots) {
+            let ops: Vec<&(String, Op)> = indices.into_iter().map(|i| &self.ops[i]).collect();
             let mut keys: Vec<&str> = Vec::new();
             let mut args: Vec<String> = vec![marker_ttl_seconds.to_string()];
             for (key, op) in &ops {

@@ -13,7 +13,7 @@
 //!
 //! Reads are pipelined: the dashboard's [`TrackerStore::read_cards`] costs three round trips
 //! whatever the number of cards (index, documents, stage documents; MGETs of at most
-//! [`MGET_CHUNK`] keys; on Cluster one pipeline of GETs per master, placed with the slot map
+//! [`MGET_CHUNK`](crate::connection::cluster::MGET_CHUNK) keys; on Cluster one pipeline of GETs per master, placed with the slot map
 //! read alongside the index), plus a SCAN for Python-written cards at most every
 //! `tracker.scan_interval_seconds`.
 
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use redis::{Cmd, Pipeline, Value};
+use redis::Value;
 
 use super::{
     CardsRead, EventStream, HistoryEntry, ParsedDoc, PipelineCompletion, PipelineStart,
@@ -31,7 +31,7 @@ use super::{
     parse_stage, sort_cards, stage_doc, stage_event, stage_names, start_doc, started_event,
     to_json,
 };
-use crate::connection::Conn;
+use crate::connection::cluster::SlotMap;
 use crate::error::{Error, Result};
 use crate::model::{Malformed, format_naive};
 use crate::store::{RedisCore, delegate_store};
@@ -43,8 +43,6 @@ const INDEX_SCRIPT_SOURCE: &str = include_str!("scripts/index.lua");
 static INDEX_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(INDEX_SCRIPT_SOURCE));
 
-/// Keys per MGET in reads.
-pub const MGET_CHUNK: usize = 1000;
 /// Most keys one SCAN for Python-written cards collects.
 const SCAN_LIMIT: usize = 1_000_000;
 
@@ -183,112 +181,18 @@ impl RedisTracker {
     }
 
     /// The values of any number of string keys in one round-trip time (`None`: missing or
-    /// not a string). Standalone: MGETs of at most [`MGET_CHUNK`] keys in one pipeline.
-    /// Cluster, given the slot map: one pipeline of GETs per master, all sent at once
-    /// (MGET cannot span slots, and letting the driver split it sends one request per slot).
+    /// not a string); see [`crate::connection::Redis::get_many`].
     async fn get_many(
         &self,
         keys: &[String],
         slots: Option<&SlotMap>,
     ) -> Result<Vec<Option<Vec<u8>>>> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        if self.core.redis.is_cluster() {
-            return self.cluster_get_many(keys, slots).await;
-        }
-        let mut p = Pipeline::new();
-        for chunk in keys.chunks(MGET_CHUNK) {
-            p.cmd("MGET").arg(chunk);
-        }
-        let parts: Vec<Vec<Option<Vec<u8>>>> = self.core.redis.query_pipe(&p).await?;
-        Ok(parts.into_iter().flatten().collect())
-    }
-
-    async fn cluster_get_many(
-        &self,
-        keys: &[String],
-        slots: Option<&SlotMap>,
-    ) -> Result<Vec<Option<Vec<u8>>>> {
-        let mut by_node: HashMap<(String, u16), Vec<usize>> = HashMap::new();
-        let mut unrouted = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            match slots.and_then(|m| m.node_of(crate::keys::hash_slot(key))) {
-                Some(node) => by_node.entry(node.clone()).or_default().push(i),
-                None => unrouted.push(i),
-            }
-        }
-        let sends = by_node.into_iter().map(|((host, port), indices)| {
-            let mut p = Pipeline::with_capacity(indices.len());
-            for &i in &indices {
-                p.cmd("GET").arg(&keys[i]);
-            }
-            let routing = redis::cluster_routing::SingleNodeRoutingInfo::ByAddress { host, port };
-            async move {
-                let n = indices.len();
-                let values = self
-                    .core
-                    .redis
-                    .run(|c| async move {
-                        match c {
-                            Conn::Cluster(mut c) => c.route_pipeline(p, 0, n, routing).await,
-                            Conn::Single(mut c) => p.query_async(&mut c).await,
-                        }
-                    })
-                    .await?;
-                Ok::<_, Error>((indices, values))
-            }
-        });
-        let mut out: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
-        for (indices, values) in futures::future::try_join_all(sends).await? {
-            if values.len() != indices.len() {
-                unrouted.extend(indices);
-                continue;
-            }
-            for (i, v) in indices.into_iter().zip(values) {
-                match v {
-                    Value::BulkString(b) => out[i] = Some(b),
-                    Value::Nil => {}
-                    // Not a string: MGET would say nil.
-                    Value::ServerError(e) if e.code() == "WRONGTYPE" => {}
-                    // MOVED, ASK, TRYAGAIN…: the map is stale; let the driver route it.
-                    _ => unrouted.push(i),
-                }
-            }
-        }
-        // Keys the map did not place: single GETs the driver routes (and redirects), at once.
-        let gets: Vec<Cmd> = unrouted
-            .iter()
-            .map(|&i| {
-                let mut c = redis::cmd("GET");
-                c.arg(&keys[i]);
-                c
-            })
-            .collect();
-        let values =
-            futures::future::join_all(gets.iter().map(|c| self.core.redis.query::<Value>(c))).await;
-        for (&i, v) in unrouted.iter().zip(values) {
-            match v {
-                Ok(Value::BulkString(b)) => out[i] = Some(b),
-                Ok(_) => {}
-                Err(Error::Redis(msg)) if msg.contains("WRONGTYPE") => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        self.core.redis.get_many(keys, slots).await
     }
 
     /// The Cluster's slot map (one `CLUSTER SLOTS`), `None` on a standalone server.
     async fn slot_map(&self) -> Result<Option<SlotMap>> {
-        if !self.core.redis.is_cluster() {
-            return Ok(None);
-        }
-        let reply: Value = self
-            .core
-            .redis
-            .query(redis::cmd("CLUSTER").arg("SLOTS"))
-            .await?;
-        Ok(Some(SlotMap::parse(reply)))
+        self.core.redis.slot_map().await
     }
 
     /// Python-written cards and stage names, from a SCAN at most every
@@ -382,56 +286,6 @@ impl RedisTracker {
             .zip(stages)
             .map(|((_, p), s)| assemble_card(p, s))
             .collect())
-    }
-}
-
-/// Which master serves which slots, from `CLUSTER SLOTS`.
-#[derive(Debug, Default)]
-pub(crate) struct SlotMap {
-    ranges: Vec<(u16, u16, (String, u16))>,
-}
-
-impl SlotMap {
-    pub(crate) fn parse(reply: Value) -> Self {
-        let mut ranges = Vec::new();
-        let Value::Array(entries) = reply else {
-            return Self { ranges };
-        };
-        for entry in entries {
-            let Value::Array(parts) = entry else { continue };
-            let (Some(Value::Int(start)), Some(Value::Int(end)), Some(Value::Array(master))) =
-                (parts.first(), parts.get(1), parts.get(2))
-            else {
-                continue;
-            };
-            let host = match master.first() {
-                Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
-                Some(Value::SimpleString(h)) => h.clone(),
-                _ => continue,
-            };
-            let Some(Value::Int(port)) = master.get(1) else {
-                continue;
-            };
-            // An empty or unknown host cannot be addressed: those keys go through the driver.
-            if host.is_empty() || host == "?" {
-                continue;
-            }
-            if let (Ok(start), Ok(end), Ok(port)) = (
-                u16::try_from(*start),
-                u16::try_from(*end),
-                u16::try_from(*port),
-            ) {
-                ranges.push((start, end, (host, port)));
-            }
-        }
-        Self { ranges }
-    }
-
-    fn node_of(&self, slot: u16) -> Option<&(String, u16)> {
-        self.ranges
-            .iter()
-            .find(|(a, b, _)| (*a..=*b).contains(&slot))
-            .map(|(_, _, n)| n)
     }
 }
 

@@ -67,33 +67,58 @@ fn redis_server_bin() -> String {
     std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into())
 }
 
-/// Makes a self-signed certificate for 127.0.0.1/localhost in `dir`.
-fn make_cert(dir: &Path) -> (PathBuf, PathBuf) {
-    let cert = dir.join("cert.pem");
-    let key = dir.join("key.pem");
-    let status = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args([
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(
-        status.success(),
-        "openssl failed to make a test certificate"
+/// The test TLS material, made once per test process in memory (no `openssl` binary): a CA
+/// and a server certificate it signed for localhost/127.0.0.1, with the server's key, as PEM.
+/// One CA for every server of the process, so the nodes of a TLS Cluster trust each other.
+struct TestPki {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+static PKI: std::sync::LazyLock<TestPki> = std::sync::LazyLock::new(|| {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "artemis test CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let key = KeyPair::generate().expect("server key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("server params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let cert = params.signed_by(&key, &issuer).expect("server certificate");
+    TestPki {
+        ca: ca.pem(),
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+});
+
+/// Writes the test CA (`ca.pem`), the server certificate (`cert.pem`) and its key (`key.pem`)
+/// into `dir`; returns their paths in that order.
+fn make_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
     );
-    (cert, key)
+    std::fs::write(&paths.0, &PKI.ca).expect("write ca.pem");
+    std::fs::write(&paths.1, &PKI.cert).expect("write cert.pem");
+    std::fs::write(&paths.2, &PKI.key).expect("write key.pem");
+    paths
 }
 
 impl RedisServer {
@@ -124,15 +149,19 @@ impl RedisServer {
             .arg("--logfile")
             .arg(self.dir.path().join("redis.log"));
         if self.options.tls {
-            let (cert, key) = make_cert(self.dir.path());
+            let (ca, cert, key) = make_cert(self.dir.path());
             cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
                 .arg("--tls-cert-file")
                 .arg(&cert)
                 .arg("--tls-key-file")
                 .arg(&key)
                 .arg("--tls-ca-cert-file")
-                .arg(&cert)
+                .arg(&ca)
                 .args(["--tls-auth-clients", "no"]);
+            if !cluster_args.is_empty() {
+                // The cluster bus and replication between nodes speak TLS too.
+                cmd.args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+            }
         } else {
             cmd.args(["--port", &self.port.to_string()]);
         }
@@ -262,7 +291,8 @@ impl RedisCluster {
         Self::start_with(ServerOptions::default())
     }
 
-    /// A cluster whose nodes all get `options` (e.g. `extra` persistence settings).
+    /// A cluster whose nodes all get `options` (e.g. `extra` persistence settings, or `tls`:
+    /// TLS-only nodes whose cluster bus and replication use TLS too).
     pub fn start_with(options: ServerOptions) -> Self {
         let mut nodes = Vec::new();
         for _ in 0..3 {
@@ -280,7 +310,11 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let out = Command::new("redis-cli")
+        let mut create = Command::new("redis-cli");
+        if options.tls {
+            create.args(["--tls", "--insecure"]);
+        }
+        let out = create
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -323,6 +357,8 @@ impl RedisCluster {
             redis: RedisSettings {
                 cluster: true,
                 cluster_nodes: self.seeds(),
+                tls: self.nodes[0].options.tls,
+                tls_insecure: self.nodes[0].options.tls,
                 timeout: 2.0,
                 connect_timeout: 2.0,
                 reconnect_max_backoff: 0.5,

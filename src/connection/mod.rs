@@ -1,0 +1,353 @@
+//! One Redis handle for standalone servers and Redis Cluster, with an observable connection
+//! state and automatic reconnect.
+//!
+//! Why not a bare `ConnectionManager`: the core's fallbacks (outage buffer, local limiter, cache
+//! bypass) must learn *at once* that Redis is gone instead of waiting a connect timeout on every
+//! call, and the dashboard must show "reconnecting since T". So commands on a lost connection
+//! fail fast with [`Error::Unavailable`] while one background task reconnects with capped,
+//! jittered exponential backoff, and every state change is published on a `watch` channel.
+//!
+//! By concern: `state` (the state and its one transition rule), `target` (settings to
+//! endpoint and TLS), `reconnect` (the attempts and the background task), `scan` (key
+//! listing), [`cluster`] (all Cluster routing), and here the handle and its request methods.
+
+pub mod cluster;
+mod reconnect;
+mod scan;
+mod state;
+mod target;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use tokio::sync::watch;
+
+use crate::config::RedisSettings;
+use crate::error::{Error, ServerCode, scrub};
+
+pub use crate::redact::redact_url;
+pub use cluster::SlotMap;
+pub use state::ConnState;
+
+use state::{Event, publish};
+use target::{Target, resolve_target};
+
+/// A cheap-to-clone live connection (multiplexed; clones share one socket).
+#[derive(Clone)]
+pub enum Conn {
+    /// To one server.
+    Single(MultiplexedConnection),
+    /// To a Cluster (the driver routes each command to its node).
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+struct Inner {
+    target: Target,
+    endpoint: String,
+    username: Option<String>,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    max_backoff: Duration,
+    conn: RwLock<Option<Conn>>,
+    state: watch::Sender<ConnState>,
+    reconnecting: AtomicBool,
+}
+
+/// A Redis connection shared by every part of the core. Clone freely.
+#[derive(Clone)]
+pub struct Redis {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Redis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("endpoint", &self.inner.endpoint)
+            .field("state", &*self.inner.state.borrow())
+            .finish()
+    }
+}
+
+/// Whether the server refused the credentials (at connect or on any later command).
+fn is_auth_failure(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::AuthenticationFailed
+        || e.code()
+            .is_some_and(|c| ServerCode::parse(c).is_auth_failure())
+}
+
+impl Redis {
+    /// Connects now, failing within the connect timeout with a message that names the endpoint
+    /// (and never the password) if the server cannot be reached or refuses the credentials.
+    pub async fn connect(settings: &RedisSettings) -> Result<Self, Error> {
+        let redis = Self::new(settings)?;
+        redis.establish().await.map(|_| redis)
+    }
+
+    /// Returns at once and connects in the background: for processes that must keep running
+    /// while Redis is away (pipelines, the dashboard). Check [`Redis::state`].
+    pub fn connect_lazy(settings: &RedisSettings) -> Result<Self, Error> {
+        let redis = Self::new(settings)?;
+        redis.spawn_reconnect();
+        Ok(redis)
+    }
+
+    fn new(settings: &RedisSettings) -> Result<Self, Error> {
+        let (target, endpoint) = resolve_target(settings)?;
+        let (state, _) = watch::channel(ConnState::Connecting);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                target,
+                endpoint,
+                username: settings.username.clone().filter(|u| !u.is_empty()),
+                connect_timeout: settings.connect_timeout(),
+                command_timeout: settings.command_timeout(),
+                max_backoff: settings.max_backoff(),
+                conn: RwLock::new(None),
+                state,
+                reconnecting: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The endpoint, without credentials: safe to print.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// Whether this handle talks Redis Cluster protocol.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.target, Target::Cluster { .. })
+    }
+
+    /// How long one request may take before it fails with [`Error::Timeout`].
+    pub fn command_timeout(&self) -> Duration {
+        self.inner.command_timeout
+    }
+
+    /// Follows the connection state.
+    pub fn state(&self) -> watch::Receiver<ConnState> {
+        self.inner.state.subscribe()
+    }
+
+    /// The connection state now.
+    pub fn current_state(&self) -> ConnState {
+        self.inner.state.borrow().clone()
+    }
+
+    /// The live connection, or [`Error::Unavailable`] at once while Redis is away (a reconnect
+    /// is then running in the background).
+    pub fn conn(&self) -> Result<Conn, Error> {
+        if let Some(c) = self.inner.conn.read().ok().and_then(|g| g.clone()) {
+            return Ok(c);
+        }
+        self.spawn_reconnect();
+        Err(self.unavailable())
+    }
+
+    fn unavailable(&self) -> Error {
+        let detail = match &*self.inner.state.borrow() {
+            ConnState::Reconnecting { since, error, .. } => {
+                format!("connection lost at {}: {error}", since.format("%H:%M:%S"))
+            }
+            ConnState::Unreachable { error, .. } => error.clone(),
+            _ => "not connected yet".into(),
+        };
+        Error::Unavailable {
+            endpoint: self.inner.endpoint.clone(),
+            detail,
+        }
+    }
+
+    fn auth_error(&self) -> Error {
+        Error::Auth {
+            endpoint: self.inner.endpoint.clone(),
+            user: self.inner.username.clone(),
+        }
+    }
+
+    /// Runs one request (a command, pipeline or script invocation) with the command timeout,
+    /// turning connection failures into a reconnect and a clear error.
+    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn()?;
+        match tokio::time::timeout(self.inner.command_timeout, f(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.classify(e)),
+            Err(_) => {
+                let e = Error::Timeout {
+                    endpoint: self.inner.endpoint.clone(),
+                    after: self.inner.command_timeout,
+                };
+                self.lost(&e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends one command.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// Sends one pipeline in one round trip.
+    ///
+    /// On Cluster the driver only accepts single-slot pipelines, so a pipeline spanning slots
+    /// is split into one sub-pipeline per slot, all sent at once (still one round-trip time),
+    /// and the replies are put back in command order. Each command stays atomic on its own
+    /// key; a multi-slot pipeline as a whole is not a transaction (it never is on Cluster).
+    /// After a split, `.ignore()` is not honoured and per-command errors come back as
+    /// `Value::ServerError` items: read such pipelines positionally as `Vec<Value>`. Writes use
+    /// [`Redis::query_pipe_ok`], which fails on any error reply (read as `()`, a split pipeline's
+    /// error replies would pass unnoticed).
+    pub async fn query_pipe<T: redis::FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, Error> {
+        if let Some(replies) = self.split_pipe(pipe).await? {
+            return redis::from_redis_value(replies).map_err(|e| Error::from_reply(&e.into()));
+        }
+        self.run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await
+    }
+
+    /// [`Redis::query_pipe`] for writes: any command's error reply fails the call. (On Cluster,
+    /// a pipeline split across slots collects per-command replies, where an error reply would
+    /// otherwise pass as a value.)
+    pub async fn query_pipe_ok(&self, pipe: &Pipeline) -> Result<(), Error> {
+        let replies: Value = self.query_pipe(pipe).await?;
+        match first_error(&replies) {
+            Some(e) => Err(self.classify(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Maps a driver error to the core's error; connection-class errors start a reconnect.
+    /// Every other error reply keeps its code ([`Error::from_reply`]).
+    pub fn classify(&self, e: RedisError) -> Error {
+        let endpoint = self.inner.endpoint.clone();
+        if is_auth_failure(&e) {
+            return self.auth_error();
+        }
+        let code = e.code().map(ServerCode::parse);
+        if code == Some(ServerCode::NoPerm) {
+            return Error::Permission {
+                endpoint,
+                detail: e.detail().unwrap_or("").to_owned(),
+            };
+        }
+        // The request did not run and may succeed later, so to callers it is an outage, not a
+        // bad request. The connection itself is fine (the driver repairs its node links), so
+        // no reconnect is started.
+        if code.as_ref().is_some_and(ServerCode::is_cluster_transition) {
+            return Error::Unavailable {
+                endpoint,
+                detail: scrub(&e.to_string()),
+            };
+        }
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.kind() == ErrorKind::ClusterConnectionNotFound
+        {
+            let msg = scrub(&e.to_string());
+            self.lost(&msg);
+            return Error::Unavailable {
+                endpoint,
+                detail: msg,
+            };
+        }
+        Error::from_reply(&e)
+    }
+
+    /// Drops the broken connection and starts reconnecting.
+    fn lost(&self, why: &str) {
+        if let Ok(mut g) = self.inner.conn.write() {
+            *g = None;
+        }
+        publish(&self.inner.state, Event::Lost(why));
+        self.spawn_reconnect();
+    }
+
+    /// A dedicated pub/sub connection. On Cluster, PUBLISH reaches every node, so the first
+    /// seed that answers is enough.
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, Error> {
+        let clients: Vec<&Client> = match &self.inner.target {
+            Target::Single { client, .. } => vec![client],
+            Target::Cluster { seeds, .. } => seeds.iter().collect(),
+        };
+        let mut last = None;
+        for client in clients {
+            match tokio::time::timeout(self.inner.connect_timeout, client.get_async_pubsub()).await
+            {
+                Ok(Ok(p)) => return Ok(p),
+                Ok(Err(e)) => last = Some(self.classify(e)),
+                Err(_) => {
+                    last = Some(Error::Unreachable {
+                        endpoint: self.inner.endpoint.clone(),
+                        detail: "pub/sub connect timed out".into(),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| self.unavailable()))
+    }
+}
+
+/// The first error reply in a (possibly nested) reply, as a driver error.
+fn first_error(v: &Value) -> Option<RedisError> {
+    match v {
+        Value::ServerError(e) => Some(RedisError::from(e.clone())),
+        Value::Array(items) | Value::Set(items) => items.iter().find_map(first_error),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let s = RedisSettings {
+            password: Some("hunter2".into()),
+            ..Default::default()
+        };
+        let r = Redis::new(&s).unwrap();
+        assert!(!format!("{r:?}").contains("hunter2"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
