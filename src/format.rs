@@ -46,6 +46,7 @@ pub fn usd(v: f64) -> String {
 }
 
 /// Counts: `950`, `12.3k`, `4.5M`.
+#[cfg(feature = "tui")] // only the dashboard shows it
 pub fn count(v: u64) -> String {
     match v {
         0..10_000 => v.to_string(),
@@ -69,6 +70,7 @@ pub fn utc(ts: &str) -> Option<DateTime<Utc>> {
 
 /// `HH:MM:SS` of a naive UTC timestamp, or the raw text (sanitized by the caller) when it does
 /// not parse.
+#[cfg(feature = "tui")] // only the dashboard shows it
 pub fn clock(ts: &str) -> String {
     match parse_timestamp(ts) {
         Some(t) => t.format("%H:%M:%S").to_string(),
@@ -91,6 +93,7 @@ pub fn elapsed(doc: &PipelineDoc, now: DateTime<Utc>) -> Option<f64> {
 }
 
 /// Age of something taken at `then`, e.g. `0.4s`, never negative.
+#[cfg(feature = "tui")] // only the dashboard shows it
 pub fn age(then: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let ms = (now - then).num_milliseconds().max(0);
     duration(ms as f64 / 1000.0)

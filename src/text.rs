@@ -75,6 +75,7 @@ pub fn fit(s: &str, max: usize) -> String {
 
 /// Like [`fit`] but keeps the end of `s` (`…pipeline:card-7`): for keys, whose distinctive
 /// part is last.
+#[cfg(feature = "tui")] // only the dashboard shows it
 pub fn fit_tail(s: &str, max: usize) -> String {
     let clean = sanitize(s);
     if clean.width() <= max {
