@@ -489,8 +489,9 @@ impl RegistryEntry {
     }
 }
 
-/// Most registry entries [`LimiterStore::read_limits`] (and so [`RateLimiter::headroom_all`]) reads (in key order), so one dashboard poll stays one
-/// bounded pipeline even if identifiers are per user.
+/// Most registry entries [`LimiterStore::read_limits`] (and so [`RateLimiter::headroom_all`])
+/// reads (in key order), so one dashboard poll stays one bounded pipeline even if identifiers
+/// are per user.
 pub const REGISTRY_READ_LIMIT: usize = 1_000;
 
 /// The limiter's storage interface, over Redis ([`RedisLimiter`]) or memory ([`MemoryLimiter`]):

@@ -100,7 +100,7 @@ pub struct PipelineCompletion {
 }
 
 impl PipelineStart {
-    /// Fails with [`Error::InvalidName`](crate::Error::InvalidName) when the card id cannot be used in a key.
+    /// Fails with [`Error::InvalidName`] when the card id cannot be used in a key.
     pub fn validate(&self) -> Result<()> {
         validate_card_id(&self.card_id)?;
         Ok(())
