@@ -339,7 +339,8 @@ pub struct DashboardSettings {
     pub poll_interval: f64,
     /// `dark`, `light` or `mono` (`NO_COLOR` forces mono).
     pub theme: String,
-    /// Let the mouse wheel scroll (it takes the terminal's own text selection away).
+    /// Capture the mouse so that the wheel scrolls (off by default, which leaves the terminal's
+    /// own mouse handling, such as text selection, alone).
     pub mouse: bool,
     /// Upper bound on redraws per second under event storms.
     pub max_fps: u32,

@@ -17,8 +17,7 @@ pub enum StageStatus {
     Pending,
     /// Being worked on; `progress_percent` says how far.
     Running,
-    /// Finished successfully. Python adds 1 to the pipeline's `completed_stages` on every such
-    /// report, even a repeated one.
+    /// Finished successfully; counts towards the pipeline's `completed_stages`.
     Completed,
     /// Ended with an error; `message` usually says why.
     Failed,
@@ -120,12 +119,13 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
 pub struct PipelineDoc {
     /// PROTOCOL `card_id`: the card (pipeline) id, also the last segment of the key.
     pub card_id: String,
-    /// PROTOCOL `status`.
+    /// PROTOCOL `status`: `running` from the start until completion writes the final one.
     pub status: PipelineStatus,
     /// PROTOCOL `total_stages`: how many stages the pipeline was started with.
     pub total_stages: i64,
-    /// PROTOCOL `completed_stages`: how many `completed` stage reports arrived (Python counts a
-    /// repeated report again, so this can exceed `total_stages`).
+    /// PROTOCOL `completed_stages`: stages reported `completed`. This project counts each stage
+    /// once, up to `total_stages`; Python counts every such report, so a Python-written value
+    /// can exceed `total_stages`.
     pub completed_stages: i64,
     /// PROTOCOL `current_stage`: the stage last reported, `None` before the first report.
     pub current_stage: Option<String>,
@@ -148,7 +148,7 @@ pub struct PipelineDoc {
 pub struct StageDoc {
     /// PROTOCOL `stage_name`: also the last segment of the key.
     pub stage_name: String,
-    /// PROTOCOL `status`.
+    /// PROTOCOL `status`: the stage's latest reported status.
     pub status: StageStatus,
     /// PROTOCOL `progress_percent`: 0–100 as the writer reported it, `None` when not given.
     pub progress_percent: Option<i64>,
@@ -241,7 +241,7 @@ impl PipelineEvent {
 /// show it as malformed instead of dropping it or crashing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Malformed {
-    /// The Redis key (or key and field) that held the bad value.
+    /// The Redis key that held the bad value (a hash field, if any, is named in `reason`).
     pub key: String,
     /// What was wrong, in words for display.
     pub reason: String,

@@ -297,7 +297,7 @@ pub struct Refusal {
     pub tokens_requested: u64,
     /// Which limit refused the request.
     pub exceeded: Exceeded,
-    /// Who decided: Redis, or the in-process fallback window while Redis is unreachable.
+    /// Who decided: the store, or the in-process fallback window while Redis is unreachable.
     pub source: Source,
     /// The deciding clock at the refusal (the Redis server's for [`Source::Store`]), epoch
     /// microseconds: `checked_at_us + retry_after` is when the request would pass.
@@ -367,8 +367,8 @@ pub struct Headroom {
     pub tokens_used: Option<u64>,
     /// Tokens still admissible now, never below 0.
     pub tokens_remaining: Option<u64>,
-    /// Where the figures come from: Redis, or the in-process fallback window while Redis is
-    /// unreachable.
+    /// Where the figures come from: the store, or the in-process fallback window while Redis
+    /// is unreachable.
     pub source: Source,
 }
 

@@ -72,8 +72,8 @@ pub struct StageReport {
     pub card_id: String,
     /// The stage's name, the last segment of its key; must pass [`validate_name`].
     pub stage_name: String,
-    /// The stage's new status; `completed` also counts towards the pipeline's
-    /// `completed_stages`.
+    /// The stage's new status; the first `completed` of each stage raises the pipeline's
+    /// `completed_stages` by one (capped at `total_stages`; Python counts every report).
     pub status: StageStatus,
     /// 0-100.
     pub progress_percent: Option<u8>,
