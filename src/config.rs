@@ -42,12 +42,19 @@ const NON_SETTING_ENV: &[&str] = &[CONFIG_ENV, LOG_ENV, LOG_FILE_ENV];
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// Connection: where Redis is, credentials, TLS, Cluster, timeouts.
     pub redis: RedisSettings,
+    /// Key prefixes of the four jobs (the Python defaults unless changed).
     pub prefixes: Prefixes,
+    /// Pipeline tracker: TTLs, event history, outage buffer, SCAN for Python-written cards.
     pub tracker: TrackerSettings,
+    /// Metrics: time-series retention, daily TTL, how much the snapshot reads.
     pub metrics: MetricsSettings,
+    /// LLM response cache: TTL, in-process tier, fetch leases, prices.
     pub cache: CacheSettings,
+    /// Rate limiter: outage policy, `acquire` timing, presets.
     pub limiter: LimiterSettings,
+    /// The `artemis-top` dashboard: polling, theme, keys.
     pub dashboard: DashboardSettings,
 }
 
@@ -58,11 +65,19 @@ pub struct RedisSettings {
     /// `redis://`, `rediss://` (TLS), `unix://` or `redis+unix://`. When set it wins over
     /// host/port/db/tls; username and password fill in what the URL leaves out.
     pub url: Option<String>,
+    /// Host name or address (`REDIS_HOST`, default `localhost`); ignored when `url` is set.
     pub host: String,
+    /// TCP port (`REDIS_PORT`, default 6379); ignored when `url` is set.
     pub port: u16,
+    /// Database number (`REDIS_DB`, default 0); ignored when `url` is set. Redis Cluster only
+    /// has database 0.
     pub db: i64,
+    /// ACL user name (`REDIS_USERNAME`); `None` authenticates as the default user.
     pub username: Option<String>,
+    /// Password (`REDIS_PASSWORD`); `None` sends no AUTH. Redacted in `Debug` and
+    /// `--print-config`.
     pub password: Option<String>,
+    /// Connect with TLS (`rediss://`); ignored when `url` is set.
     pub tls: bool,
     /// Accept a server certificate that does not verify (self-signed test servers only).
     pub tls_insecure: bool,
@@ -123,14 +138,19 @@ impl std::fmt::Debug for RedisSettings {
 }
 
 impl RedisSettings {
+    /// [`Self::timeout`] as a `Duration`; panics if the configured number is negative or not
+    /// finite, which configuration validation rejects.
     pub fn command_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.timeout)
     }
 
+    /// [`Self::connect_timeout`](field@Self::connect_timeout) as a `Duration`; panics like
+    /// [`Self::command_timeout`].
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.connect_timeout)
     }
 
+    /// [`Self::reconnect_max_backoff`] as a `Duration`; panics like [`Self::command_timeout`].
     pub fn max_backoff(&self) -> Duration {
         Duration::from_secs_f64(self.reconnect_max_backoff)
     }
@@ -194,6 +214,7 @@ impl Default for MetricsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CacheSettings {
+    /// Look up and store responses at all; `false` sends every request upstream.
     pub enabled: bool,
     /// Entry TTL, seconds (Python: 604800).
     pub ttl_seconds: u64,
@@ -247,12 +268,17 @@ pub enum FailurePolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitPreset {
+    /// Provider name, the first segment of the preset's resource (`openai`, `anthropic`, …);
+    /// matched case-insensitively, written into keys as spelled here.
     pub provider: String,
     /// Model-id prefix; the longest matching prefix wins; `""` is the provider's fallback.
     pub model_prefix: String,
+    /// Requests admitted per window (at least 1).
     pub requests_per_window: u64,
+    /// Tokens admitted per window; `None` enforces none (the original never enforces them).
     #[serde(default)]
     pub tokens_per_window: Option<u64>,
+    /// Window length, seconds (default 60).
     #[serde(default = "default_window")]
     pub window_seconds: f64,
 }
@@ -265,6 +291,7 @@ fn default_window() -> f64 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimiterSettings {
+    /// What happens while Redis is unreachable (default [`FailurePolicy::Local`]).
     pub failure_policy: FailurePolicy,
     /// Longest time `acquire` waits by default, seconds.
     pub acquire_timeout: f64,
@@ -309,6 +336,8 @@ pub struct DashboardSettings {
     pub poll_interval: f64,
     /// `dark`, `light` or `mono` (`NO_COLOR` forces mono).
     pub theme: String,
+    /// Capture the mouse so that the wheel scrolls (off by default, which leaves the terminal's
+    /// own mouse handling, such as text selection, alone).
     pub mouse: bool,
     /// Upper bound on redraws per second under event storms.
     pub max_fps: u32,
@@ -339,6 +368,7 @@ pub type FlagOverrides = Vec<(String, String, String)>;
 /// Where the configuration file is looked for, and whether it must exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileChoice {
+    /// The file to read; `None` when neither `XDG_CONFIG_HOME` nor `HOME` is set.
     pub path: Option<PathBuf>,
     /// Named explicitly (flag or `ARTEMIS_CONFIG`): a missing file is then an error.
     pub required: bool,

@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 
 /// Default prefixes of the Python original.
 pub const DEFAULT_CACHE_PREFIX: &str = "artemis:llm:cache";
+/// Python's pipeline tracker prefix: documents, stages and event channels live under it.
 pub const DEFAULT_PIPELINE_PREFIX: &str = "artemis:pipeline";
+/// Python's rate limiter prefix: sliding-window sorted sets live under it.
 pub const DEFAULT_RATELIMIT_PREFIX: &str = "artemis:ratelimit";
+/// Python's metrics prefix: totals, daily hashes, counters and the time series live under it.
 pub const DEFAULT_METRICS_PREFIX: &str = "artemis:metrics";
 
 /// Longest card id, stage name, resource or identifier accepted for writing.
@@ -29,9 +32,13 @@ fn hex64_glob() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Prefixes {
+    /// LLM response cache prefix (default [`DEFAULT_CACHE_PREFIX`]); must not contain `{` or `}`.
     pub cache: String,
+    /// Pipeline tracker prefix (default [`DEFAULT_PIPELINE_PREFIX`]); must not contain `{` or `}`.
     pub pipeline: String,
+    /// Rate limiter prefix (default [`DEFAULT_RATELIMIT_PREFIX`]); must not contain `{` or `}`.
     pub ratelimit: String,
+    /// Metrics prefix (default [`DEFAULT_METRICS_PREFIX`]); must not contain `{` or `}`.
     pub metrics: String,
 }
 
@@ -50,9 +57,11 @@ impl Default for Prefixes {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind} {name:?}: {reason}")]
 pub struct InvalidName {
+    /// What the name was meant to be (`"card id"`, `"stage name"`, `"model"`, …).
     pub kind: &'static str,
     /// The offending name, already made safe to print (control characters escaped).
     pub name: String,
+    /// Which rule it broke, in words.
     pub reason: &'static str,
 }
 
@@ -153,10 +162,12 @@ pub struct KeySpace {
 }
 
 impl KeySpace {
+    /// Key names under the given prefixes (not validated here: the configuration checks them).
     pub fn new(prefixes: Prefixes) -> Self {
         Self { prefixes }
     }
 
+    /// The prefixes every name is built from.
     pub fn prefixes(&self) -> &Prefixes {
         &self.prefixes
     }
@@ -348,10 +359,14 @@ impl KeySpace {
 
     // ---- Metrics (PROTOCOL A) ----
 
+    /// `<metrics>:timeseries:pipelines`: sorted set of completed pipelines, member JSON, score
+    /// epoch seconds.
     pub fn metrics_timeseries(&self) -> String {
         format!("{}:timeseries:pipelines", self.prefixes.metrics)
     }
 
+    /// `<metrics>:total`: hash of all-time pipeline totals (`pipelines_completed`, `total_cost`,
+    /// `total_duration`).
     pub fn metrics_total(&self) -> String {
         format!("{}:total", self.prefixes.metrics)
     }
@@ -365,18 +380,23 @@ impl KeySpace {
         )
     }
 
+    /// `<metrics>:status:<status>`: string counter of pipelines that ended in `status`
+    /// (lowercased here, as Python does).
     pub fn metrics_status(&self, status: &str) -> String {
         format!("{}:status:{}", self.prefixes.metrics, status.to_lowercase())
     }
 
+    /// `<metrics>:llm`: hash of all-time LLM request, token, cache and cost totals.
     pub fn metrics_llm(&self) -> String {
         format!("{}:llm", self.prefixes.metrics)
     }
 
+    /// `<metrics>:llm:<provider>`: hash of `requests` and `cost` for one provider.
     pub fn metrics_llm_provider(&self, provider: &str) -> String {
         format!("{}:llm:{provider}", self.prefixes.metrics)
     }
 
+    /// `<metrics>:llm:model:<model>`: hash of `requests` and `cost` for one model.
     pub fn metrics_llm_model(&self, model: &str) -> String {
         format!("{}:llm:model:{model}", self.prefixes.metrics)
     }
@@ -403,10 +423,13 @@ impl KeySpace {
         )
     }
 
+    /// `<metrics>:code_review:<developer>`: hash of one developer's review totals.
     pub fn metrics_code_review(&self, developer: &str) -> String {
         format!("{}:code_review:{developer}", self.prefixes.metrics)
     }
 
+    /// `<metrics>:code_review:status:<status>`: string counter of reviews that ended in
+    /// `status` (lowercased here, as Python does).
     pub fn metrics_code_review_status(&self, status: &str) -> String {
         format!(
             "{}:code_review:status:{}",

@@ -13,10 +13,15 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum StageStatus {
+    /// Reported, not yet started.
     Pending,
+    /// Being worked on; `progress_percent` says how far.
     Running,
+    /// Finished successfully; counts towards the pipeline's `completed_stages`.
     Completed,
+    /// Ended with an error; `message` usually says why.
     Failed,
+    /// Deliberately not run.
     Skipped,
 }
 
@@ -24,14 +29,20 @@ pub enum StageStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum PipelineStatus {
+    /// Created but not yet started.
     Queued,
+    /// Started and not yet ended.
     Running,
+    /// Ended successfully.
     Completed,
+    /// Ended with an error.
     Failed,
+    /// Stopped before the end on request.
     Cancelled,
 }
 
 impl StageStatus {
+    /// The lowercase wire spelling (`"pending"`, …), as Python writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
@@ -44,6 +55,7 @@ impl StageStatus {
 }
 
 impl PipelineStatus {
+    /// The lowercase wire spelling (`"queued"`, …), as Python writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -105,15 +117,28 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
 /// The pipeline document at `artemis:pipeline:<card_id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineDoc {
+    /// PROTOCOL `card_id`: the card (pipeline) id, also the last segment of the key.
     pub card_id: String,
+    /// PROTOCOL `status`: `running` from the start until completion writes the final one.
     pub status: PipelineStatus,
+    /// PROTOCOL `total_stages`: how many stages the pipeline was started with.
     pub total_stages: i64,
+    /// PROTOCOL `completed_stages`: stages reported `completed`. This project counts each stage
+    /// once, up to `total_stages`; Python counts every such report, so a Python-written value
+    /// can exceed `total_stages`.
     pub completed_stages: i64,
+    /// PROTOCOL `current_stage`: the stage last reported, `None` before the first report.
     pub current_stage: Option<String>,
+    /// PROTOCOL `start_time`: naive UTC ISO-8601 (see [`format_naive`]); never with `Z` or an
+    /// offset, which breaks Python's completion step.
     pub start_time: String,
+    /// PROTOCOL `end_time`: naive UTC ISO-8601, `None` while the pipeline is not final.
     pub end_time: Option<String>,
+    /// PROTOCOL `metadata`: free-form (e.g. `title`, `priority`); empty when missing.
     #[serde(default)]
     pub metadata: Map<String, Value>,
+    /// PROTOCOL `duration_seconds`: wall time from start to completion in seconds; written only
+    /// on completion, `None` before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
 }
@@ -121,11 +146,18 @@ pub struct PipelineDoc {
 /// A stage document at `artemis:pipeline:<card_id>:stage:<stage_name>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageDoc {
+    /// PROTOCOL `stage_name`: also the last segment of the key.
     pub stage_name: String,
+    /// PROTOCOL `status`: the stage's latest reported status.
     pub status: StageStatus,
+    /// PROTOCOL `progress_percent`: 0–100 as the writer reported it, `None` when not given.
     pub progress_percent: Option<i64>,
+    /// PROTOCOL `message`: free text from the writer, `None` when not given.
     pub message: Option<String>,
+    /// PROTOCOL `timestamp`: naive UTC ISO-8601 of the report.
     pub timestamp: String,
+    /// PROTOCOL `metadata`: free-form; `cost_usd` ([`STAGE_COST_FIELD`]) is the one name
+    /// readers interpret. Empty when missing.
     #[serde(default)]
     pub metadata: Map<String, Value>,
 }
@@ -139,9 +171,13 @@ pub const STAGE_COST_FIELD: &str = "cost_usd";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum PipelineEvent {
+    /// `pipeline_started`: a pipeline was (re)started.
     PipelineStarted {
+        /// The card (pipeline) id.
         card_id: String,
+        /// How many stages the pipeline was started with.
         total_stages: i64,
+        /// Naive UTC ISO-8601 time of the event.
         timestamp: String,
         /// Extension: the card's metadata (title, priority, …), so that a dashboard can show a
         /// new card fully before its next read. Python readers ignore it; Python writers do not
@@ -149,24 +185,40 @@ pub enum PipelineEvent {
         #[serde(default, skip_serializing_if = "Map::is_empty")]
         metadata: Map<String, Value>,
     },
+    /// `stage_updated`: a stage reported progress or a new status.
     StageUpdated {
+        /// The card (pipeline) id.
         card_id: String,
+        /// The stage's name.
         stage_name: String,
+        /// The stage's new status.
         status: StageStatus,
+        /// 0–100, `None` when the writer gave none.
         progress_percent: Option<i64>,
+        /// Free text from the writer, `None` when not given.
         message: Option<String>,
+        /// Naive UTC ISO-8601 time of the event.
         timestamp: String,
     },
+    /// `pipeline_completed`: the pipeline ended (completed, failed and cancelled all arrive
+    /// here).
     PipelineCompleted {
+        /// The card (pipeline) id.
         card_id: String,
+        /// The final status.
         status: PipelineStatus,
+        /// Seconds from start to completion; `None` when the pipeline document was gone or its
+        /// `start_time` could not be read.
         duration_seconds: Option<f64>,
+        /// Free text from the writer, `None` when not given.
         message: Option<String>,
+        /// Naive UTC ISO-8601 time of the event.
         timestamp: String,
     },
 }
 
 impl PipelineEvent {
+    /// The card the event is about (the last segment of its channel).
     pub fn card_id(&self) -> &str {
         match self {
             Self::PipelineStarted { card_id, .. }
@@ -175,6 +227,7 @@ impl PipelineEvent {
         }
     }
 
+    /// The event's naive UTC ISO-8601 timestamp, as written.
     pub fn timestamp(&self) -> &str {
         match self {
             Self::PipelineStarted { timestamp, .. }
@@ -188,7 +241,9 @@ impl PipelineEvent {
 /// show it as malformed instead of dropping it or crashing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Malformed {
+    /// The Redis key that held the bad value (a hash field, if any, is named in `reason`).
     pub key: String,
+    /// What was wrong, in words for display.
     pub reason: String,
 }
 

@@ -59,21 +59,27 @@ pub struct CacheControl {
 }
 
 impl CacheControl {
+    /// Always call upstream for this request (its answer is still stored).
     pub fn skip_read(mut self) -> Self {
         self.skip_read = true;
         self
     }
 
+    /// Do not store this request's answer.
     pub fn skip_write(mut self) -> Self {
         self.skip_write = true;
         self
     }
 
+    /// Store the answer for `ttl` instead of `cache.ttl_seconds` (rounded up to whole seconds;
+    /// zero is refused when the request is made).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }
 
+    /// Share answers only with requests of `namespace` (must pass
+    /// [`validate_name`](crate::keys::validate_name)).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
         self
@@ -106,7 +112,9 @@ impl Source {
 /// An answer and what it cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
+    /// The provider's answer, or the cached one (the same shape either way).
     pub response: LlmResponse,
+    /// Where the answer came from; anything but [`Source::Upstream`] is a hit.
     pub source: Source,
     /// Whether the cache was consulted (false for bypassed and uncacheable requests).
     pub looked_up: bool,
@@ -116,6 +124,7 @@ pub struct Completion {
     pub saved_usd: f64,
     /// Whether the model was in the price table (if not, both figures are zero).
     pub priced: bool,
+    /// Wall time of the whole request, cache lookups and waits included.
     pub latency: Duration,
     /// The entry's key, when the request was cacheable.
     pub key: Option<CacheKey>,
@@ -124,13 +133,18 @@ pub struct Completion {
 /// Hits, by where they were served from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HitsBySource {
+    /// Answered from the store (Redis, or memory for the in-memory backend).
     pub store: u64,
+    /// Answered from the in-process tier.
     pub memory_tier: u64,
+    /// Answered by an identical concurrent request of this process.
     pub flight: u64,
+    /// Answered by another process while this one waited on its lease.
     pub peer: u64,
 }
 
 impl HitsBySource {
+    /// All hits, whatever served them.
     pub fn total(&self) -> u64 {
         self.store + self.memory_tier + self.flight + self.peer
     }
@@ -140,6 +154,7 @@ impl HitsBySource {
 /// plus money, time and error accounting.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CacheStats {
+    /// Answers had without calling the provider (as the original counts them).
     pub cache_hits: u64,
     /// Answers that came from the provider (including bypassed requests).
     pub cache_misses: u64,
@@ -147,24 +162,32 @@ pub struct CacheStats {
     pub total_requests: u64,
     /// `100 × cache_hits / total_requests`, 0 before the first request.
     pub hit_rate_percent: f64,
+    /// The hits, split by what served them.
     pub hits_by_source: HitsBySource,
     /// Misses that did not consult the cache (`skip_read`, uncacheable temperature, disabled).
     pub bypassed: u64,
     /// Cache failures hidden from callers: corrupt or foreign entries, store errors.
     pub errors: u64,
+    /// Calls made to the wrapped client.
     pub upstream_calls: u64,
+    /// Calls to the wrapped client that failed.
     pub upstream_errors: u64,
     /// Requests that returned an error to their caller.
     pub failed_requests: u64,
+    /// USD spent on upstream calls, by the price table.
     pub cost_spent_usd: f64,
+    /// USD that hits saved (what they would have cost upstream).
     pub cost_saved_usd: f64,
     /// Estimated: for each hit, this process's mean upstream latency for the model (or for all
     /// models, before the first call to it) minus the hit's own latency.
     pub time_saved_ms: f64,
     /// Answers whose model is not in the price table (priced at zero).
     pub unpriced_requests: u64,
+    /// Names of the unpriced models, in name order (the first 64 distinct ones seen).
     pub unpriced_models: Vec<String>,
+    /// Entries in the in-process tier now (0 when it is off).
     pub memory_tier_entries: usize,
+    /// Bytes the in-process tier holds now (bounded by `cache.memory_tier_bytes`).
     pub memory_tier_bytes: u64,
     /// Request records the metrics writer could not keep up with.
     pub metrics_dropped: u64,
@@ -297,14 +320,17 @@ impl<C: LlmClient> CachedClient<C> {
         self
     }
 
+    /// The wrapped client.
     pub fn inner(&self) -> &C {
         &self.inner
     }
 
+    /// The cache settings this client was built with.
     pub fn settings(&self) -> &CacheSettings {
         &self.settings
     }
 
+    /// The price table that turns usage into spend and savings.
     pub fn prices(&self) -> &PriceTable {
         &self.prices
     }

@@ -21,7 +21,9 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4000;
 /// One chat message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// `system`, `user`, `assistant`, … as the provider names it; part of the cache key.
     pub role: String,
+    /// The message text; part of the cache key byte for byte.
     pub content: String,
     /// Further fields the provider sees (`name`, `tool_call_id`, …). They join the cache key;
     /// with none, the message hashes exactly as in the Python original.
@@ -30,6 +32,7 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message with any role and no extra fields.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             role: role.into(),
@@ -38,14 +41,17 @@ impl Message {
         }
     }
 
+    /// A `system` message.
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
     }
 
+    /// A `user` message.
     pub fn user(content: impl Into<String>) -> Self {
         Self::new("user", content)
     }
 
+    /// An `assistant` message (a previous answer, for multi-turn requests).
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new("assistant", content)
     }
@@ -57,11 +63,14 @@ impl Message {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Temperature {
+    /// Written as an integer (`0`): Python prints it `0`, which gives another key than `0.0`.
     Int(i64),
+    /// Written as a float (`0.7`, `0.0`), the usual case.
     Float(f64),
 }
 
 impl Temperature {
+    /// The value as a number, for deciding whether a request is cacheable.
     pub fn as_f64(self) -> f64 {
         match self {
             Self::Int(i) => i as f64,
@@ -97,10 +106,14 @@ impl From<i32> for Temperature {
 /// A chat completion request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmRequest {
+    /// The conversation, in order; only `role`, `content` and extra fields join the key.
     pub messages: Vec<Message>,
+    /// The model id asked for (e.g. `gpt-4o`); part of the cache key.
     pub model: String,
+    /// Sampling temperature (default 0.7, as in the original); part of the cache key.
     #[serde(default)]
     pub temperature: Temperature,
+    /// Upper bound on output tokens (default 4000, as in the original); part of the cache key.
     #[serde(default = "default_max_tokens")]
     pub max_tokens: u64,
     /// Every other parameter sent to the provider (`response_format`, `tools`, `top_p`, `stop`,
@@ -126,11 +139,13 @@ impl LlmRequest {
         }
     }
 
+    /// Sets the temperature; pass an integer to reproduce a Python caller that wrote `0`.
     pub fn temperature(mut self, t: impl Into<Temperature>) -> Self {
         self.temperature = t.into();
         self
     }
 
+    /// Sets the output token bound.
     pub fn max_tokens(mut self, n: u64) -> Self {
         self.max_tokens = n;
         self
@@ -147,19 +162,24 @@ impl LlmRequest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Usage {
+    /// Input tokens the provider counted.
     pub prompt_tokens: u64,
+    /// Output tokens the provider counted.
     pub completion_tokens: u64,
+    /// As the provider reports it (normally the sum of the other two).
     pub total_tokens: u64,
 }
 
 /// A provider's answer, in the shape the cache stores (PROTOCOL A, the five-key value).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmResponse {
+    /// The answer text.
     pub content: String,
     /// The model the API says answered (may be more specific than the requested one).
     pub model: String,
     /// `openai`, `anthropic`, …
     pub provider: String,
+    /// Token counts (PROTOCOL `usage`).
     pub usage: Usage,
     /// The provider's whole response, as JSON.
     pub raw_response: Value,
@@ -175,8 +195,11 @@ pub enum LlmError {
     /// The provider failed or refused.
     #[error("{provider} request failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
     Upstream {
+        /// The provider that failed.
         provider: String,
+        /// Its error message.
         message: String,
+        /// The HTTP status, `None` when the call did not get one (network, timeout).
         status: Option<u16>,
         /// Whether the same request may succeed later (rate limit, overload, network).
         retryable: bool,
@@ -189,6 +212,8 @@ pub trait LlmClient: Send + Sync {
     /// The provider name used in metrics when a response does not name one (`openai`, …).
     fn provider(&self) -> &str;
 
+    /// Answers `request`, or says why not. [`CachedClient`](super::CachedClient) calls it only
+    /// on a miss or a bypass.
     async fn complete(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError>;
 }
 

@@ -68,10 +68,12 @@ impl CacheKey {
         })
     }
 
+    /// The request's sha256, 64 lowercase hex digits (the Python key's suffix).
     pub fn hash(&self) -> &str {
         &self.hash
     }
 
+    /// The namespace the entry is shared in; `None` for a plain, Python-shared entry.
     pub fn namespace(&self) -> Option<&str> {
         self.namespace.as_deref()
     }
@@ -117,6 +119,7 @@ impl CacheScope {
 /// How many entries a scope holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheCount {
+    /// Entries counted (a lower bound when `truncated`).
     pub entries: u64,
     /// The count stopped at a bound (see the backend); there are at least `entries`.
     pub truncated: bool,
@@ -125,6 +128,7 @@ pub struct CacheCount {
 /// What a read found under an entry key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
+    /// No entry under the key (never written, expired or invalidated).
     Missing,
     /// The stored bytes (not yet checked: see [`entry::decode`]).
     Found(Vec<u8>),
@@ -135,6 +139,7 @@ pub enum Lookup {
 /// What a waiter sees while another process may be fetching the answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Poll {
+    /// The entry as [`CacheStore::cache_get`] would return it.
     pub entry: Lookup,
     /// Whether a lease on the entry is held.
     pub leased: bool,
@@ -143,9 +148,11 @@ pub struct Poll {
 /// The remaining lifetime of an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryTtl {
+    /// No entry under the key.
     Missing,
     /// Stored without a TTL (not written by this project or Python).
     Persistent,
+    /// Expires after this long (to the millisecond, as `PTTL` reports it).
     Expires(Duration),
 }
 
@@ -154,6 +161,8 @@ pub enum EntryTtl {
 /// a value that is not a usable entry is a successful [`Lookup`].
 #[async_trait::async_trait]
 pub trait CacheStore: crate::store::Store {
+    /// The bytes stored under `key`, without checking or refreshing them (reads never extend
+    /// the TTL, as in the original).
     async fn cache_get(&self, key: &CacheKey) -> crate::Result<Lookup>;
 
     /// Stores `value` with a TTL (`SET … EX`); with `lease`, also releases that lease if it
@@ -180,6 +189,7 @@ pub trait CacheStore: crate::store::Store {
     /// The entry and whether its lease is held, in one round trip.
     async fn cache_poll(&self, key: &CacheKey) -> crate::Result<Poll>;
 
+    /// How long the entry under `key` has left.
     async fn cache_ttl(&self, key: &CacheKey) -> crate::Result<EntryTtl>;
 
     /// Counts the entries of `scope`.

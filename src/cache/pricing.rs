@@ -24,6 +24,7 @@ pub struct PriceTable {
     pub effective_date: NaiveDate,
     /// Where the prices come from.
     pub source: Option<String>,
+    /// The priced models; the most specific pattern that matches wins.
     pub models: Vec<ModelPrice>,
 }
 
@@ -33,6 +34,7 @@ pub struct PriceTable {
 pub struct ModelPrice {
     /// A model name, or a prefix ending in `*`; case is ignored.
     pub pattern: String,
+    /// The provider the pattern belongs to, for display; matching ignores it.
     #[serde(default)]
     pub provider: Option<String>,
     /// USD per million input (prompt) tokens.

@@ -74,6 +74,8 @@ pub struct SimOptions {
     /// Chance that a card fails at some stage (0..1); a card that does not fail is cancelled
     /// with a quarter of that chance.
     pub failure_rate: f64,
+    /// Seed of every card's plan (title, stages, calls, failures, reviews): the same seed gives
+    /// the same cards; timing still decides cache hits and rate-limit waits.
     pub seed: u64,
     /// Start no new card after this long (real time); in-flight cards finish.
     pub duration: Option<Duration>,
@@ -108,6 +110,9 @@ impl SimOptions {
         }
     }
 
+    /// Fails with [`Error::InvalidInput`] when speed is not in (0, 100000], the failure rate
+    /// not in 0..=1, concurrency not in 1..=10000, `cards` is 0, or `<id_prefix>-1` is not a
+    /// valid card id.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidInput(m));
         if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= 100_000.0) {
@@ -157,6 +162,7 @@ pub fn stop_pair() -> (Stop, StopSignal) {
 }
 
 impl Stop {
+    /// Asks the simulation to stop; calling it again also gives up waiting for buffered writes.
     pub fn stop(&self) {
         self.tx.send_modify(|n| *n = n.saturating_add(1));
     }
@@ -169,6 +175,7 @@ impl Drop for Stop {
 }
 
 impl StopSignal {
+    /// Whether a stop was asked at least once.
     pub fn is_stopped(&self) -> bool {
         *self.rx.borrow() >= 1
     }
@@ -180,6 +187,7 @@ impl StopSignal {
         }
     }
 
+    /// Resolves once a stop is asked (at once if it already was).
     pub async fn stopped(&mut self) {
         self.reached(1).await;
     }

@@ -90,6 +90,7 @@ impl SimProvider {
         })
     }
 
+    /// The provider's running counts, shared: they keep changing while the simulation runs.
     pub fn stats(&self) -> Arc<ProviderStats> {
         self.stats.clone()
     }

@@ -32,10 +32,13 @@ pub enum EndedBy {
 pub struct CardOutcome {
     /// 1-based start order.
     pub index: u64,
+    /// `<id_prefix>-<index>`.
     pub card_id: String,
+    /// The card's title (its metadata `title`).
     pub title: String,
     /// `completed`, `failed` or `cancelled`.
     pub status: PipelineStatus,
+    /// Stages the card was planned with (the tracker's `total_stages`).
     pub total_stages: u32,
     /// Distinct stages reported completed (the tracker's `completed_stages`).
     pub completed_stages: u32,
@@ -43,30 +46,40 @@ pub struct CardOutcome {
     pub stage_updates: u64,
     /// LLM calls answered (cache hits included).
     pub llm_calls: u64,
+    /// LLM calls answered from the cache.
     pub cache_hits: u64,
+    /// LLM calls that returned an error to the card.
     pub llm_errors: u64,
     /// Tokens of the calls that reached the provider.
     pub prompt_tokens: u64,
+    /// Output tokens of the calls that reached the provider.
     pub completion_tokens: u64,
     /// Spent on this card's LLM calls: the cost in its `track_pipeline_completion`.
     pub cost_usd: f64,
     /// Saved by this card's cache hits.
     pub saved_usd: f64,
+    /// Code reviews recorded for the card (`track_code_review` calls).
     pub code_reviews: u64,
     /// The completion message.
     pub message: Option<String>,
 }
 
+/// How the cards ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CardCounts {
+    /// Cards started (aborted ones included).
     pub started: u64,
+    /// Cards that completed.
     pub completed: u64,
+    /// Cards that failed at some stage.
     pub failed: u64,
+    /// Cards cancelled (by plan, or by a stop).
     pub cancelled: u64,
     /// Card tasks that ended abnormally (a bug): never reported to storage as ended.
     pub aborted: u64,
 }
 
+/// Stage reports, over all cards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageCounts {
     /// `update_stage` calls.
@@ -75,11 +88,14 @@ pub struct StageCounts {
     pub completed: u64,
 }
 
+/// LLM calls, over all cards.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LlmCounts {
     /// Requests answered through the cache (hits + misses), as in `metrics.llm.total_requests`.
     pub calls: u64,
+    /// Calls answered from the cache.
     pub cache_hits: u64,
+    /// Calls that went to the provider.
     pub cache_misses: u64,
     /// `cache_hits / calls`, `None` before the first call.
     pub hit_rate: Option<f64>,
@@ -87,7 +103,9 @@ pub struct LlmCounts {
     pub provider_calls: u64,
     /// Calls that failed (returned an error to the card).
     pub errors: u64,
+    /// Input tokens of the calls that reached the provider.
     pub prompt_tokens: u64,
+    /// Output tokens of the calls that reached the provider.
     pub completion_tokens: u64,
     /// Money spent, as in `metrics.llm.total_cost`.
     pub cost_usd: f64,
@@ -95,12 +113,14 @@ pub struct LlmCounts {
     pub saved_usd: f64,
 }
 
+/// What the rate limiter did to the provider calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct LimiterCounts {
     /// Provider calls whose first rate-limit check was refused.
     pub refused: u64,
     /// Calls that then waited and were admitted.
     pub waited: u64,
+    /// Total time spent waiting for admission, seconds (real time, not scaled by `speed`).
     pub waited_seconds: f64,
     /// `acquire` deadlines that passed while a call kept waiting.
     pub acquire_timeouts: u64,
@@ -110,12 +130,15 @@ pub struct LimiterCounts {
     /// or the `open` policy (no counting) while Redis was away.
     #[serde(default)]
     pub admitted_by_redis: u64,
+    /// Admissions by the `local` failure policy's in-process window (Redis away).
     #[serde(default)]
     pub admitted_locally: u64,
+    /// Admissions by the `open` failure policy, not counted anywhere (Redis away).
     #[serde(default)]
     pub admitted_uncounted: u64,
 }
 
+/// What became of the writes to storage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct WriteCounts {
     /// Writes kept in the outage buffer because Redis was unreachable.
@@ -132,6 +155,7 @@ pub struct WriteCounts {
     pub errors: u64,
     /// LLM request records the cache's recorder dropped or failed to write.
     pub metrics_dropped: u64,
+    /// LLM request records whose metrics write failed.
     pub metrics_failed: u64,
     /// Whether every buffered write landed before the end.
     pub drained: bool,
@@ -153,17 +177,29 @@ impl WriteCounts {
 /// The final report of a simulation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimReport {
+    /// The seed the run used ([`SimOptions::seed`]).
     pub seed: u64,
+    /// The time multiplier ([`SimOptions::speed`]).
     pub speed: f64,
+    /// The failure rate asked for ([`SimOptions::failure_rate`]).
     pub failure_rate: f64,
+    /// Cards run at once ([`SimOptions::concurrency`]).
     pub concurrency: usize,
+    /// Wall time of the run, seconds.
     pub elapsed_seconds: f64,
+    /// Why no more cards were started.
     pub ended_by: EndedBy,
+    /// How the cards ended.
     pub cards: CardCounts,
+    /// Stage reports.
     pub stages: StageCounts,
+    /// LLM calls, cache use, tokens and money.
     pub llm: LlmCounts,
+    /// Rate-limit refusals and waits.
     pub limiter: LimiterCounts,
+    /// Code reviews recorded, over all cards.
     pub code_reviews: u64,
+    /// What became of the writes to storage.
     pub writes: WriteCounts,
     /// Every card, in start order.
     pub card_list: Vec<CardOutcome>,

@@ -35,6 +35,7 @@ pub const STAGES: [&str; 8] = [
 pub struct ModelSpec {
     /// The requested model id.
     pub model: &'static str,
+    /// The provider that serves it (`openai`, `anthropic`).
     pub provider: &'static str,
     /// The model id the "API" answers with (dated, as real APIs do); priced by prefix.
     pub served_as: &'static str,
@@ -106,11 +107,15 @@ pub fn model(name: &str) -> Option<&'static ModelSpec> {
 /// One kind of LLM call a stage makes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CallSpec {
+    /// The requested model id (one of [`MODELS`]).
     pub model: &'static str,
+    /// The system prompt.
     pub system: &'static str,
     /// The user prompt; `{component}` and `{title}` are filled from the card.
     pub template: &'static str,
+    /// The request's `max_tokens`.
     pub max_tokens: u64,
+    /// The request's temperature.
     pub temperature: f64,
     /// Progress message while the call runs.
     pub message: &'static str,
@@ -119,6 +124,7 @@ pub struct CallSpec {
 /// One stage of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StageSpec {
+    /// The stage name the tracker shows (`analysis`, `development`, …).
     pub name: &'static str,
     /// Progress messages of the stage's non-LLM work, in order.
     pub work: &'static [&'static str],
@@ -398,12 +404,16 @@ pub const COMPONENTS: &[&str] = &[
 /// What kind of work item a card is; a bug fix skips the architecture stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// New functionality: goes through every stage.
     Feature,
+    /// A bug fix: skips the architecture stage.
     Bugfix,
+    /// A restructuring without new behaviour.
     Refactor,
 }
 
 impl Kind {
+    /// The lowercase name stored in the card's metadata.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Feature => "feature",
@@ -445,10 +455,17 @@ pub const DEVELOPERS: &[&str] = &["developer-a", "developer-b", "developer-c"];
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Non-LLM work: wait this many simulated seconds.
-    Work { seconds: f64, message: String },
+    Work {
+        /// Simulated seconds (divided by the speed for real time).
+        seconds: f64,
+        /// Progress message while the work runs.
+        message: String,
+    },
     /// One LLM call through the cache.
     Llm {
+        /// The request, sent through the cache.
         request: LlmRequest,
+        /// Progress message while the call runs.
         message: String,
     },
 }
@@ -458,8 +475,11 @@ pub enum Step {
 pub struct ReviewPlan {
     /// `approved`, `changes_requested` or `rejected`.
     pub status: &'static str,
+    /// Score out of 100.
     pub score: i64,
+    /// Critical findings (0 for an approval).
     pub critical_issues: i64,
+    /// High-severity findings.
     pub high_issues: i64,
 }
 
@@ -467,6 +487,7 @@ pub struct ReviewPlan {
 /// changes).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageRun {
+    /// The stage's name (one of [`STAGES`]).
     pub stage: &'static str,
     /// Each step, with the progress reported once it is done.
     pub steps: Vec<(Step, u8)>,
@@ -481,17 +502,24 @@ pub struct StageRun {
 /// How a card ends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ending {
+    /// Every run finishes; the pipeline completes.
     Completed,
     /// Fails before step `step` of run `run`.
     Failed {
+        /// Index into [`CardPlan::runs`].
         run: usize,
+        /// Index into that run's steps.
         step: usize,
+        /// The completion message.
         message: String,
     },
     /// Is cancelled before step `step` of run `run`.
     Cancelled {
+        /// Index into [`CardPlan::runs`].
         run: usize,
+        /// Index into that run's steps.
         step: usize,
+        /// The completion message.
         message: String,
     },
 }
@@ -499,12 +527,19 @@ pub enum Ending {
 /// Everything one card will do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CardPlan {
+    /// One of [`WORK_ITEMS`]' titles (the card's metadata `title`).
     pub title: &'static str,
+    /// What kind of work item it is.
     pub kind: Kind,
+    /// One of [`COMPONENTS`], the part of the product the card touches.
     pub component: &'static str,
+    /// `high`, `medium` or `low` (the card's metadata `priority`).
     pub priority: &'static str,
+    /// One of [`DEVELOPERS`], the agent whose code is reviewed.
     pub developer: &'static str,
+    /// The stage runs, in order.
     pub runs: Vec<StageRun>,
+    /// How the card ends.
     pub ending: Ending,
 }
 

@@ -37,10 +37,12 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// Whether the request was admitted (and may be sent).
     pub fn is_admitted(&self) -> bool {
         matches!(self, Self::Admitted(_))
     }
 
+    /// The refusal, `None` when admitted.
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             Self::Refused(r) => Some(r),
@@ -48,6 +50,7 @@ impl Decision {
         }
     }
 
+    /// The reservation to settle, `None` when refused.
     pub fn into_reservation(self) -> Option<Reservation> {
         match self {
             Self::Admitted(r) => Some(r),
@@ -66,6 +69,8 @@ pub struct AcquireOptions {
 }
 
 impl AcquireOptions {
+    /// The options `limiter.acquire_timeout` and `limiter.acquire_jitter_ms` give; a timeout
+    /// that is not a valid duration falls back to 120 s.
     pub fn from_settings(s: &LimiterSettings) -> Self {
         Self {
             timeout: Duration::try_from_secs_f64(s.acquire_timeout)
@@ -74,6 +79,7 @@ impl AcquireOptions {
         }
     }
 
+    /// The same options with another deadline.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -135,6 +141,7 @@ impl Reservation {
         self.at_us
     }
 
+    /// [`Self::admitted_at_us`] as a UTC time (the epoch when out of range).
     pub fn admitted_at(&self) -> DateTime<Utc> {
         DateTime::from_timestamp_micros(self.at_us).unwrap_or_default()
     }
@@ -149,6 +156,7 @@ impl Reservation {
         self.tokens_used
     }
 
+    /// The limited key this reservation holds a slot in.
     pub fn limit(&self) -> &Limit {
         &self.limit
     }
@@ -254,6 +262,7 @@ impl RateLimiter {
         }
     }
 
+    /// The limiter settings in force (failure policy, `acquire` timing, presets).
     pub fn settings(&self) -> &LimiterSettings {
         &self.inner.settings
     }

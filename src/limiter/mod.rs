@@ -101,6 +101,7 @@ impl Limits {
         self.window.as_micros() as u64
     }
 
+    /// [`Self::window`] in seconds, as the original and the registry state it.
     pub fn window_seconds(&self) -> f64 {
         self.window.as_secs_f64()
     }
@@ -133,10 +134,13 @@ impl Limit {
         &self.resource
     }
 
+    /// Who is limited within the resource (a team, a user; [`DEFAULT_IDENTIFIER`] in the
+    /// original), the last key segment.
     pub fn identifier(&self) -> &str {
         &self.identifier
     }
 
+    /// The limits that apply to this key.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -155,7 +159,9 @@ impl Limit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Exceeded {
+    /// The request count is at the limit.
     Requests,
+    /// The tokens reserved in the window plus this request's exceed the token limit.
     Tokens,
     /// Both at once; the retry-after is the later of the two.
     RequestsAndTokens,
@@ -184,17 +190,23 @@ pub enum Verdict {
     Admitted {
         /// The storage clock at the decision, epoch microseconds (the request's score).
         at_us: i64,
+        /// Requests in the window, this one included.
         requests_used: u64,
+        /// Tokens reserved in the window, this request's included.
         tokens_used: u64,
     },
     /// Nothing recorded.
     Refused {
+        /// The storage clock at the decision, epoch microseconds.
         at_us: i64,
+        /// Requests in the window (this one not recorded).
         requests_used: u64,
+        /// Tokens reserved in the window (this request's not recorded).
         tokens_used: u64,
         /// Microseconds until the request would be admitted if nobody else came first
         /// (rounded up, never early).
         retry_after_us: u64,
+        /// Which limit stands in the way.
         exceeded: Exceeded,
     },
     /// The request alone needs more tokens than the whole limit: it can never pass.
@@ -233,7 +245,9 @@ impl Verdict {
 pub struct Usage {
     /// The clock the figures were computed against, epoch microseconds.
     pub at_us: i64,
+    /// Requests in the window.
     pub requests_used: u64,
+    /// Tokens reserved in the window (0 when tokens are not limited).
     pub tokens_used: u64,
 }
 
@@ -253,11 +267,15 @@ pub enum Source {
 /// window_seconds, current_count, retry_after_seconds) and what remains.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {
+    /// The limited resource (`openai:gpt-4o` for presets), as in the original's refusal.
     pub resource: String,
+    /// Who was limited within the resource.
     pub identifier: String,
+    /// The window's Redis key.
     pub key: String,
     /// The request limit.
     pub limit: u64,
+    /// The window length, seconds.
     pub window_seconds: f64,
     /// Requests in the window now.
     pub current_count: u64,
@@ -268,12 +286,18 @@ pub struct Refusal {
     pub retry_after: Duration,
     /// The same wait in seconds, as the original reports it.
     pub retry_after_seconds: f64,
+    /// The token limit; `None` when tokens are not limited (then the other token fields are
+    /// `None` too).
     pub tokens_limit: Option<u64>,
+    /// Tokens reserved in the window now, this request's not included.
     pub tokens_used: Option<u64>,
+    /// Tokens still admissible in the window now.
     pub tokens_remaining: Option<u64>,
     /// The tokens this request asked for.
     pub tokens_requested: u64,
+    /// Which limit refused the request.
     pub exceeded: Exceeded,
+    /// Who decided: the store, or the in-process fallback window while Redis is unreachable.
     pub source: Source,
     /// The deciding clock at the refusal (the Redis server's for [`Source::Store`]), epoch
     /// microseconds: `checked_at_us + retry_after` is when the request would pass.
@@ -322,16 +346,29 @@ mod duration_seconds {
 /// A read-only report of a key's headroom.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Headroom {
+    /// The window's Redis key.
     pub key: String,
+    /// The limited resource (`openai:gpt-4o` for presets).
     pub resource: String,
+    /// Who is limited within the resource.
     pub identifier: String,
+    /// The window length, seconds.
     pub window_seconds: f64,
+    /// Requests admitted per window.
     pub requests_limit: u64,
+    /// Requests in the window now.
     pub requests_used: u64,
+    /// Requests still admissible now (`requests_limit - requests_used`, never below 0).
     pub requests_remaining: u64,
+    /// The token limit; `None` when tokens are not limited (then the other token fields are
+    /// `None` too).
     pub tokens_limit: Option<u64>,
+    /// Tokens reserved in the window now.
     pub tokens_used: Option<u64>,
+    /// Tokens still admissible now, never below 0.
     pub tokens_remaining: Option<u64>,
+    /// Where the figures come from: the store, or the in-process fallback window while Redis
+    /// is unreachable.
     pub source: Source,
 }
 
@@ -343,8 +380,11 @@ pub enum LimitError {
         "waited {waited:?} for a rate-limit slot without admission (deadline {timeout:?}): {refusal}"
     )]
     DeadlineExceeded {
+        /// The longest wait that was allowed.
         timeout: Duration,
+        /// How long `acquire` actually waited.
         waited: Duration,
+        /// The last refusal before the deadline.
         refusal: Box<Refusal>,
     },
     /// The request alone needs more tokens than the whole limit: retrying cannot help.
@@ -352,16 +392,27 @@ pub enum LimitError {
         "a request of {requested} tokens can never pass the limit of {limit} tokens per {window_seconds} s for {resource}"
     )]
     TooLarge {
+        /// The limited resource.
         resource: String,
+        /// The tokens the request asked for.
         requested: u64,
+        /// The token limit per window.
         limit: u64,
+        /// The window length, seconds.
         window_seconds: f64,
     },
     /// No preset matches and the provider has no fallback (`model_prefix = ""`).
     #[error(
         "no rate-limit preset for provider {provider:?} and model {model:?} (add a [[limiter.presets]] entry)"
     )]
-    NoPreset { provider: String, model: String },
+    NoPreset {
+        /// The provider asked for (printable form).
+        provider: String,
+        /// The model asked for (printable form).
+        model: String,
+    },
+    /// The figures cannot make a key: a zero request or token limit, or a window outside
+    /// [`MIN_WINDOW`]..=[`MAX_WINDOW`].
     #[error("invalid rate limit: {0}")]
     InvalidLimits(String),
     /// Redis is unreachable and the failure policy is `closed`.
@@ -382,21 +433,28 @@ impl From<crate::keys::InvalidName> for LimitError {
 /// writer's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegistryEntry {
+    /// The limited resource (`openai:gpt-4o` for presets).
     pub resource: String,
+    /// Who is limited within the resource.
     pub identifier: String,
+    /// What the key admits per window.
     pub limits: RegistryLimits,
+    /// The window length, seconds.
     pub window_seconds: f64,
 }
 
 /// The limits part of a [`RegistryEntry`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryLimits {
+    /// Requests admitted per window.
     pub requests: u64,
+    /// Tokens admitted per window; `None` when tokens are not limited.
     #[serde(default)]
     pub tokens: Option<u64>,
 }
 
 impl RegistryEntry {
+    /// The registry entry describing `limit`.
     pub fn of(limit: &Limit) -> Self {
         Self {
             resource: limit.resource.clone(),
@@ -431,8 +489,9 @@ impl RegistryEntry {
     }
 }
 
-/// Most registry entries `headroom_all` reads (in key order), so one dashboard poll stays one
-/// bounded pipeline even if identifiers are per user.
+/// Most registry entries [`LimiterStore::read_limits`] (and so [`RateLimiter::headroom_all`])
+/// reads (in key order), so one dashboard poll stays one bounded pipeline even if identifiers
+/// are per user.
 pub const REGISTRY_READ_LIMIT: usize = 1_000;
 
 /// The limiter's storage interface, over Redis ([`RedisLimiter`]) or memory ([`MemoryLimiter`]):
@@ -479,7 +538,9 @@ pub trait LimiterStore: crate::store::Store {
 /// What a headroom read returns: the figures, and whatever could not be parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LimitsRead {
+    /// Headroom of every readable registered key, in key order.
     pub limits: Vec<LimitUsage>,
+    /// Registry entries and windows that could not be read, with the reason.
     pub malformed: Vec<crate::model::Malformed>,
 }
 

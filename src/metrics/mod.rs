@@ -33,11 +33,15 @@ use crate::model::Malformed;
 /// A finished pipeline, for `timeseries:pipelines`, `total`, `daily:<date>` and `status:<s>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineCompletionRecord {
+    /// The card that finished (time-series member `card_id`).
     pub card_id: String,
+    /// Wall time of the pipeline, seconds; added to `total_duration` and the day's `duration`.
     pub duration_seconds: f64,
     /// Lowercased on write.
     pub status: String,
+    /// LLM spend of the pipeline, USD; added to `total_cost` and the day's `cost`.
     pub cost: f64,
+    /// Free-form, copied into the time-series member's `metadata`.
     #[serde(default)]
     pub metadata: Map<String, Value>,
     /// When it finished (now when `None`).
@@ -48,13 +52,19 @@ pub struct PipelineCompletionRecord {
 /// One LLM request, for the `llm`, `llm:<provider>` and `llm:model:<model>` hashes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmRequestRecord {
+    /// Provider name (`openai`, `anthropic`, …): the `llm:<provider>` hash.
     pub provider: String,
+    /// Model id as requested: the `llm:model:<model>` hash.
     pub model: String,
+    /// Input tokens, added to the `llm` hash's `prompt_tokens`.
     pub prompt_tokens: u64,
+    /// Output tokens, added to the `llm` hash's `completion_tokens`.
     pub completion_tokens: u64,
     /// Money spent: zero for a cache hit.
     pub cost: f64,
+    /// Answered from the cache: counts in `cache_hits`, else in `cache_misses`.
     pub cache_hit: bool,
+    /// Time the request took, milliseconds (extension field `latency_ms_total` of `llm`).
     pub latency_ms: f64,
     /// Money a cache hit saved (what the call would have cost).
     #[serde(default)]
@@ -64,26 +74,35 @@ pub struct LlmRequestRecord {
 /// One code review, for `code_review:<developer>` and `code_review:status:<status>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CodeReviewRecord {
+    /// Who was reviewed: the `code_review:<developer>` hash.
     pub developer: String,
     /// Lowercased on write.
     pub status: String,
+    /// Review score, added to `total_score` (readers average it over `total_reviews`).
     pub score: i64,
+    /// Critical findings, added to `critical_issues`.
     pub critical_issues: i64,
+    /// High-severity findings, added to `high_issues`.
     pub high_issues: i64,
 }
 
 /// One metrics write, as the outage buffer keeps it for a replay.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetricsWrite {
+    /// [`MetricsStore::track_pipeline_completion`].
     Completion(PipelineCompletionRecord),
+    /// [`MetricsStore::track_llm_requests`].
     Requests(Vec<LlmRequestRecord>),
+    /// [`MetricsStore::track_code_review`].
     Review(CodeReviewRecord),
 }
 
 /// What a metrics read returns: the figures, and whatever could not be parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MetricsRead {
+    /// The figures; fields whose value was unreadable count as zero.
     pub metrics: Summary,
+    /// Keys and fields that could not be parsed, with the reason.
     pub malformed: Vec<Malformed>,
 }
 
@@ -94,7 +113,10 @@ pub const KNOWN_PIPELINE_STATUSES: &[&str] = &["completed", "failed", "cancelled
 /// ([`MemoryMetrics`]). Writes do not buffer: use [`Metrics`].
 #[async_trait::async_trait]
 pub trait MetricsStore: crate::store::Store {
+    /// Adds one finished pipeline: a time-series member, `total`, `daily:<local date>` (TTL
+    /// re-applied) and `status:<status>`.
     async fn track_pipeline_completion(&self, r: &PipelineCompletionRecord) -> crate::Result<()>;
+    /// Adds one LLM request to `llm`, `llm:<provider>` and `llm:model:<model>`.
     async fn track_llm_request(&self, r: &LlmRequestRecord) -> crate::Result<()>;
     /// Many requests at once, with the same effect as one `track_llm_request` each. The Redis
     /// backend sums them per key first: one pipeline whose size depends on the number of
@@ -105,6 +127,8 @@ pub trait MetricsStore: crate::store::Store {
         }
         Ok(())
     }
+    /// Adds one code review to `code_review:<developer>` and
+    /// `code_review:status:<status>`.
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()>;
     /// Applies `write` at most once per `op_id`: sending it again after a failure whose reply
     /// was lost (the server may have applied it) changes nothing. The Redis backend marks each

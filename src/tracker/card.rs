@@ -64,6 +64,8 @@ impl Card {
 pub struct CardsRead {
     /// Newest start first.
     pub cards: Vec<Card>,
+    /// Keys (documents, stages) that could not be parsed, with the reason; the cards around
+    /// them are still read.
     pub malformed: Vec<Malformed>,
 }
 

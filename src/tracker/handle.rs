@@ -17,13 +17,19 @@ use crate::model::{PipelineStatus, StageStatus};
 /// What a stage update says, for [`Tracker::update_stage`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageUpdate {
+    /// The stage's new status.
     pub status: StageStatus,
+    /// 0–100; `None` leaves the stage document's `progress_percent` `null`. Above 100 is
+    /// refused when written.
     pub progress_percent: Option<u8>,
+    /// Free text shown with the stage; `None` writes `null`.
     pub message: Option<String>,
+    /// Free-form stage metadata; replaces what the previous update wrote.
     pub metadata: Map<String, Value>,
 }
 
 impl StageUpdate {
+    /// An update with only a status: no progress, no message, empty metadata.
     pub fn new(status: StageStatus) -> Self {
         Self {
             status,
@@ -33,16 +39,19 @@ impl StageUpdate {
         }
     }
 
+    /// Sets the progress, 0–100 (more is refused when the update is written).
     pub fn progress(mut self, percent: u8) -> Self {
         self.progress_percent = Some(percent);
         self
     }
 
+    /// Sets the message shown with the stage.
     pub fn message(mut self, message: impl Into<String>) -> Self {
         self.message = Some(message.into());
         self
     }
 
+    /// Sets the stage metadata, e.g. `{"cost_usd": 0.42}` to report the stage's LLM spend.
     pub fn metadata(mut self, metadata: Map<String, Value>) -> Self {
         self.metadata = metadata;
         self

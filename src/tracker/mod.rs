@@ -55,7 +55,9 @@ pub const MAX_DOC_BYTES: usize = 1 << 20;
 /// A pipeline starts: written as `status: running`, no stage completed yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineStart {
+    /// The card (pipeline) id; must pass [`validate_card_id`] (no `:stage:`, no leading `:`).
     pub card_id: String,
+    /// How many stages the pipeline has (PROTOCOL `total_stages`).
     pub total_stages: u32,
     /// Free-form, e.g. `title` and `priority`; stored and returned exactly as given.
     pub metadata: Map<String, Value>,
@@ -66,27 +68,39 @@ pub struct PipelineStart {
 /// A stage reports its status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageReport {
+    /// The card the stage belongs to; must pass [`validate_card_id`].
     pub card_id: String,
+    /// The stage's name, the last segment of its key; must pass [`validate_name`].
     pub stage_name: String,
+    /// The stage's new status; the first `completed` of each stage raises the pipeline's
+    /// `completed_stages` by one (capped at `total_stages`; Python counts every report).
     pub status: StageStatus,
     /// 0-100.
     pub progress_percent: Option<u8>,
+    /// Free text shown with the stage; `None` writes `null`.
     pub message: Option<String>,
+    /// Free-form stage metadata, replacing the previous report's; a number under
+    /// [`STAGE_COST_FIELD`](crate::model::STAGE_COST_FIELD) is the stage's LLM spend.
     pub metadata: Map<String, Value>,
+    /// When the report was made (the document's and event's `timestamp`).
     pub at: DateTime<Utc>,
 }
 
 /// A pipeline ends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineCompletion {
+    /// The card (pipeline) id; must pass [`validate_card_id`].
     pub card_id: String,
     /// `completed`, `failed` or `cancelled`.
     pub status: PipelineStatus,
+    /// Free text carried by the `pipeline_completed` event; `None` sends `null`.
     pub message: Option<String>,
+    /// When it ended (the document's `end_time`; `duration_seconds` is measured up to it).
     pub at: DateTime<Utc>,
 }
 
 impl PipelineStart {
+    /// Fails with [`Error::InvalidName`] when the card id cannot be used in a key.
     pub fn validate(&self) -> Result<()> {
         validate_card_id(&self.card_id)?;
         Ok(())
@@ -94,6 +108,8 @@ impl PipelineStart {
 }
 
 impl StageReport {
+    /// Fails when the card id or stage name cannot be used in a key, or
+    /// `progress_percent` is above 100.
     pub fn validate(&self) -> Result<()> {
         validate_card_id(&self.card_id)?;
         validate_name("stage name", &self.stage_name)?;
@@ -110,6 +126,8 @@ impl StageReport {
 }
 
 impl PipelineCompletion {
+    /// Fails when the card id cannot be used in a key, or `status` is not final
+    /// (`queued` or `running`).
     pub fn validate(&self) -> Result<()> {
         validate_card_id(&self.card_id)?;
         if !self.status.is_final() {
@@ -127,6 +145,7 @@ impl PipelineCompletion {
 pub struct HistoryEntry {
     /// The stream entry id (`<ms>-<seq>`); pass it as `after` to read only newer events.
     pub id: String,
+    /// The event, or why its entry could not be read as one.
     pub event: std::result::Result<PipelineEvent, Malformed>,
 }
 
