@@ -151,7 +151,6 @@ async fn a_tls_cluster_is_not_trusted_without_the_ca_file() {
     settings.redis.tls_ca_file = None;
     let err = Backend::redis(settings)
         .await
-        .err()
-        .expect("an untrusted cluster is refused");
+        .expect_err("an untrusted cluster is refused");
     assert!(err.is_outage(), "{err}");
 }
