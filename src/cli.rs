@@ -1,5 +1,7 @@
 //! The command line of `artemis-top`: flags, subcommands, and how each flag maps onto a
 //! setting (flags are the top layer of [`crate::config`]).
+// The doc comments below are the `--help` text (clap): written for a terminal, not for rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use std::path::PathBuf;
 

@@ -11,7 +11,7 @@
 //!
 //! Reads go through the [`Feed`] trait ([`crate::feed`], shared with `--once`), so tests and
 //! benchmarks can drive the same tasks with scripted data; [`crate::feed::StorageFeed`] is the
-//! real one over a [`crate::storage::Storage`]. Everything here is read-only against Redis.
+//! real one over a [`crate::Backend`]. Everything here is read-only against Redis.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 //! `App` composes one part per job and dispatches messages to them: the chart series
 //! (`charts.rs`), the live-event log (`events.rs`), the card table patched by events
 //! (`cards.rs`, with the tracker's own rule for an event,
-//! [`Card::apply_event`]), the overview's rows (`rows.rs`), the drilldown
+//! [`crate::tracker::Card::apply_event`]), the overview's rows (`rows.rs`), the drilldown
 //! (`drilldown.rs`) and key handling (`keys.rs`).
 //!
 //! Memory stays bounded whatever Redis holds: history series are capped rings, events seen
