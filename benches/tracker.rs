@@ -447,13 +447,7 @@ async fn round_trip_table(server_port: u16, mut settings: Settings) {
 
 async fn cluster_commands_table(cluster: &RedisCluster) {
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
-    let tracker = Tracker::new(
-        Backend::redis(cluster.settings())
-            .await
-            .unwrap()
-            .tracker()
-            .clone(),
-    );
+    let tracker = support::tracker(cluster.settings()).await;
     let ops = 200;
     println!("\n### Commands per operation on a 3-master Cluster (INFO commandstats, all nodes)\n");
     println!("| operation | commands per op |");
@@ -548,13 +542,7 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
 
 async fn snapshot_part(server: RedisServer, settings: &Settings, runs: usize, only: bool) {
     let mut rows = Vec::new();
-    let writer = Tracker::new(
-        Backend::redis(settings.clone())
-            .await
-            .unwrap()
-            .tracker()
-            .clone(),
-    );
+    let writer = support::tracker(settings.clone()).await;
     let mut seeded = 0;
     for n in [1_000usize, 10_000] {
         seed_cards(&writer, &format!("snap{n}"), n - seeded).await;
@@ -571,13 +559,7 @@ async fn snapshot_part(server: RedisServer, settings: &Settings, runs: usize, on
         cluster_commands_table(&cluster).await;
     }
     cluster.cli_all(&["FLUSHALL"]);
-    let writer = Tracker::new(
-        Backend::redis(cluster.settings())
-            .await
-            .unwrap()
-            .tracker()
-            .clone(),
-    );
+    let writer = support::tracker(cluster.settings()).await;
     let mut seeded = 0;
     for n in [1_000usize, 10_000] {
         seed_cards(&writer, &format!("snap{n}"), n - seeded).await;

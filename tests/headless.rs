@@ -265,17 +265,7 @@ async fn unreachable_redis_is_one_clear_error() {
 fn fixture_snapshot_with_every_field_matches_the_schema() {
     // Limits, daily figures, code review, every connection state: what a seeded Redis may
     // not contain.
-    let mut snap = tui_fixtures::snapshot();
-    snap.metrics
-        .code_review
-        .developers
-        .push(artemis::metrics::DeveloperReviews {
-            developer: "alice".into(),
-            total_reviews: 3,
-            total_score: 250,
-            critical_issues: 1,
-            high_issues: 2,
-        });
+    let mut snap = full_fixture();
     for conn in [
         artemis::connection::ConnState::Connecting,
         artemis::connection::ConnState::InProcess,

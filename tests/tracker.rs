@@ -770,13 +770,7 @@ async fn we_read_and_drive_python_cards(env: &Env, p: &str) {
         .unwrap();
     // A reader finds the stage Python added by its periodic SCAN (this one's last SCAN is
     // older than stage b; a new reader scans at once).
-    let reader = Tracker::new(
-        Backend::redis(env.storage.settings().clone())
-            .await
-            .unwrap()
-            .tracker()
-            .clone(),
-    );
+    let reader = support::tracker(env.storage.settings().clone()).await;
     let c = reader.get_card(&ours).await.unwrap().unwrap();
     assert_eq!(c.pipeline.completed_stages, 3);
     let names: Vec<_> = c.stages.iter().map(|s| s.stage_name.as_str()).collect();
@@ -945,13 +939,7 @@ async fn overflow_is_counted_not_silent() {
 #[tokio::test]
 async fn a_flushed_script_cache_is_reloaded() {
     let server = RedisServer::start();
-    let tracker = Tracker::new(
-        Backend::redis(server.settings())
-            .await
-            .unwrap()
-            .tracker()
-            .clone(),
-    );
+    let tracker = support::tracker(server.settings()).await;
     tracker.start_pipeline("c", 2, Map::new()).await.unwrap();
     assert_eq!(server.cli(&["SCRIPT", "FLUSH"]), "OK");
     tracker
@@ -1115,13 +1103,7 @@ async fn stage_report_replays_through_the_store_trait() {
 #[tokio::test]
 async fn documents_of_any_shape_are_edited_in_place() {
     let server = RedisServer::start();
-    let tracker = Tracker::new(
-        Backend::redis(server.settings())
-            .await
-            .unwrap()
-            .tracker()
-            .clone(),
-    );
+    let tracker = support::tracker(server.settings()).await;
     let raw = Raw::server(&server);
     let text = |card: &str| {
         String::from_utf8(raw.get(&format!("artemis:pipeline:{card}")).unwrap()).unwrap()

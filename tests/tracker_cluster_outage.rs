@@ -5,10 +5,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use artemis::Backend;
 use artemis::buffer::WriteOutcome;
 use artemis::model::{PipelineStatus, StageStatus};
-use artemis::tracker::{StageUpdate, Tracker};
+use artemis::tracker::StageUpdate;
 use serde_json::Map;
 use support::RedisCluster;
 
@@ -16,13 +15,7 @@ use support::RedisCluster;
 async fn writes_to_a_dead_master_are_replayed_when_it_returns() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let mut cluster = RedisCluster::start();
-    let tracker = Tracker::new(
-        Backend::redis(cluster.settings())
-            .await
-            .unwrap()
-            .tracker()
-            .clone(),
-    );
+    let tracker = support::tracker(cluster.settings()).await;
     tracker.start_pipeline("card", 2, Map::new()).await.unwrap();
     // The master holding the card's document.
     let owner = cluster

@@ -457,3 +457,11 @@ pub fn artemis_top(home: &Path) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     c
 }
+
+/// A tracker handle over a fresh connection to the server (or Cluster) these settings name.
+pub async fn tracker(settings: Settings) -> artemis::tracker::Tracker {
+    let backend = artemis::Backend::redis(settings)
+        .await
+        .expect("connect to the test server");
+    artemis::tracker::Tracker::new(backend.tracker().clone())
+}
