@@ -18,7 +18,8 @@
 //!
 //! Where things live: [`TrackerStore`] is the job's storage interface, implemented by
 //! [`RedisTracker`] (`redis.rs`, scripts in `scripts/`) and [`MemoryTracker`] (`memory.rs`);
-//! [`Card`] is its read model (`card.rs`); [`Tracker`] (`handle.rs`) is the handle pipelines
+//! [`Card`] is its read model (`card.rs`), patched by live events with the same rules as the
+//! writes (`live.rs`, [`Card::apply_event`]); [`Tracker`] (`handle.rs`) is the handle pipelines
 //! use: it validates, stamps the time, and sends every write through the
 //! [`crate::buffer::OutageBuffer`] so that a Redis outage never fails or stalls a pipeline.
 
