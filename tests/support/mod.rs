@@ -6,6 +6,7 @@
 //! (same port, same options).
 #![allow(dead_code)]
 
+pub mod python;
 pub mod tmux;
 
 use std::net::{TcpListener, TcpStream};
