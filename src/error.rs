@@ -55,6 +55,19 @@ pub enum Error {
         /// The command timeout.
         after: Duration,
     },
+    /// The server is up but refused the request for a reason that passes on its own (`OOM`
+    /// at `maxmemory`, `READONLY` from a replica, `LOADING`, `BUSY`, a Cluster in transition;
+    /// see [`ServerCode::is_transient`]). The request did not run, so to callers this is an
+    /// outage: writes are buffered and replayed, the limiter applies its failure policy.
+    #[error("Redis at {endpoint} refuses requests: {code}{}", if detail.is_empty() { String::new() } else { format!(" {detail}") })]
+    Refused {
+        /// Where, without credentials.
+        endpoint: String,
+        /// The reply's code (`OOM`, `READONLY`, …).
+        code: ServerCode,
+        /// The rest of the reply, scrubbed.
+        detail: String,
+    },
     /// Any other error reply from the server, with its code.
     #[error("Redis error: {code}{}", if detail.is_empty() { String::new() } else { format!(" {detail}") })]
     Server {
@@ -176,9 +189,9 @@ impl ServerCode {
 
     /// Whether the server refused for a reason that passes on its own (memory freed, a
     /// failover finished, the dataset loaded, a script ended, slots settled): the request did
-    /// not run and the same request may succeed later. Not yet used to decide anything (today
-    /// only the Cluster states in [`ServerCode::is_cluster_transition`] count as an outage);
-    /// meant for retry and buffering decisions.
+    /// not run and the same request may succeed later. `connection::Redis::classify` turns
+    /// such replies (and the Cluster states of [`ServerCode::is_cluster_transition`]) into
+    /// [`Error::Refused`], an outage to every fallback.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -236,7 +249,7 @@ impl Error {
     /// The code of an error reply, `None` for every other error.
     pub fn server_code(&self) -> Option<&ServerCode> {
         match self {
-            Self::Server { code, .. } => Some(code),
+            Self::Server { code, .. } | Self::Refused { code, .. } => Some(code),
             _ => None,
         }
     }
@@ -258,7 +271,10 @@ impl Error {
     pub fn is_outage(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable { .. } | Self::Unavailable { .. } | Self::Timeout { .. }
+            Self::Unreachable { .. }
+                | Self::Unavailable { .. }
+                | Self::Timeout { .. }
+                | Self::Refused { .. }
         )
     }
 }

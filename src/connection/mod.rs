@@ -268,13 +268,14 @@ impl Redis {
                 detail: e.detail().unwrap_or("").to_owned(),
             };
         }
-        // The request did not run and may succeed later, so to callers it is an outage, not a
-        // bad request. The connection itself is fine (the driver repairs its node links), so
-        // no reconnect is started.
-        if code.as_ref().is_some_and(ServerCode::is_cluster_transition) {
-            return Error::Unavailable {
+        // The request did not run and may succeed later (memory freed, failover done, slots
+        // settled), so to callers it is an outage, not a bad request. The connection itself is
+        // fine, so no reconnect is started here.
+        if let Some(code) = code.filter(|c| c.is_transient() || c.is_cluster_transition()) {
+            return Error::Refused {
                 endpoint,
-                detail: scrub(&e.to_string()),
+                code,
+                detail: scrub(e.detail().unwrap_or("")),
             };
         }
         if e.is_io_error()
