@@ -912,9 +912,15 @@ impl Settings {
             ),
         ] {
             if !(v.is_finite() && v >= min && v <= MAX_SECONDS) {
+                // `1e-300`, not three hundred zeros.
+                let shown = if v != 0.0 && v.is_finite() && !(1e-3..1e9).contains(&v.abs()) {
+                    format!("{v:e}")
+                } else {
+                    v.to_string()
+                };
                 return bad(
                     key,
-                    v.to_string(),
+                    shown,
                     &format!("must be a number of seconds from {min} to {MAX_SECONDS} (a day)"),
                 );
             }
