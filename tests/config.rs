@@ -798,3 +798,33 @@ fn the_dashboard_runs_beside_a_non_utf8_variable() {
     );
     assert!(!end.contains("pa55") && !end.contains("panicked"), "{end}");
 }
+
+/// The library (`Artemis::from_env`) reads the environment through the same
+/// `config::Environment`: others' bytes ignored, ours checked, values never in `Debug`.
+#[test]
+fn the_environment_keeps_only_our_variables_and_never_shows_values() {
+    let vars = vec![
+        (OsString::from("JUNK"), not_utf8("x")),
+        (not_utf8("ALSO_JUNK"), OsString::from("y")),
+        (OsString::from("REDIS_PORT"), OsString::from("7003")),
+        (
+            OsString::from("REDIS_PASSWORD"),
+            OsString::from("dbg-s3cret"),
+        ),
+        (OsString::from("ARTEMIS_DAILY_BUDGET"), not_utf8("5")),
+        (OsString::from("REDIS_SERVER_BIN"), not_utf8("/x")),
+    ];
+    let env = config::Environment::from_vars(vars.clone()).unwrap();
+    let s = config::load(&none(), env.settings(), &vec![]).unwrap();
+    assert_eq!(s.redis.port, 7003);
+    assert_eq!(env.settings().len(), 2, "{env:?}");
+    assert!(!format!("{env:?}").contains("dbg-s3cret"), "{env:?}");
+
+    let mut bad = vars;
+    bad.push((OsString::from("REDIS_USERNAME"), not_utf8("dbg-user")));
+    let e = config::Environment::from_vars(bad).unwrap_err().0;
+    assert!(
+        e.contains("REDIS_USERNAME") && !e.contains("dbg-user"),
+        "{e}"
+    );
+}
