@@ -135,8 +135,8 @@ fn run(
     let log = home.path().join("loop.log");
     let tmux = Tmux::new(&format!("scale-{label}"));
     let line = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color ARTEMIS_LOG=artemis::tui=info \
-         ARTEMIS_LOG_FILE={log} {bin} {redis_args}; sleep 600",
+        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color ARTEMIS_TOP_LOG=artemis::tui=info \
+         ARTEMIS_TOP_LOG_FILE={log} {bin} {redis_args}; sleep 600",
         home = home.path().display(),
         log = log.display(),
         bin = env!("CARGO_BIN_EXE_artemis-top"),

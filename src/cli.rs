@@ -13,12 +13,15 @@ use crate::config::FlagOverrides;
 ///
 /// Without a subcommand it shows the dashboard; with --once (or when stdout is not a
 /// terminal) it prints a snapshot instead. Settings come from built-in defaults < config file
-/// < environment (REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD, REDIS_TIMEOUT,
-/// REDIS_CONNECT_TIMEOUT, ARTEMIS_<SECTION>_<KEY>) < these flags.
+/// < environment (REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME, REDIS_PASSWORD,
+/// REDIS_TIMEOUT, REDIS_CONNECT_TIMEOUT, and ARTEMIS_TOP_<SECTION>_<KEY> for any other
+/// setting, e.g. ARTEMIS_TOP_CACHE_TTL_SECONDS) < these flags. Other ARTEMIS_* variables
+/// belong to the Python original and are ignored. Logging: ARTEMIS_TOP_LOG (filter),
+/// ARTEMIS_TOP_LOG_FILE.
 #[derive(Debug, Parser)]
 #[command(name = "artemis-top", version, about, long_about)]
 pub struct Cli {
-    /// Config file (default: $ARTEMIS_CONFIG, else $XDG_CONFIG_HOME/artemis-top/config.toml).
+    /// Config file (default: $ARTEMIS_TOP_CONFIG, else $XDG_CONFIG_HOME/artemis-top/config.toml).
     #[arg(short, long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
 
@@ -31,7 +34,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub cluster: bool,
 
-    /// Comma-separated Redis Cluster seed nodes, host:port.
+    /// Comma-separated Redis Cluster seed nodes, host:port (or [user[:password]@]host:port, or
+    /// redis:// URLs; passwords are best given in REDIS_PASSWORD).
     #[arg(long, value_name = "HOST:PORT,...", global = true)]
     pub cluster_nodes: Option<String>,
 

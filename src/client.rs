@@ -3,8 +3,8 @@
 //! process's writes replay in the order it made them and nobody wires handles by hand.
 //!
 //! `Artemis::from_env()` reads the settings the way the Python original's
-//! `RedisConfig.from_env()` does (`REDIS_*`), plus the `ARTEMIS_*` variables and the config file
-//! `artemis-top` reads; [`ArtemisBuilder`] takes explicit settings instead.
+//! `RedisConfig.from_env()` does (`REDIS_*`), plus the `ARTEMIS_TOP_*` variables and the config
+//! file `artemis-top` reads (any other `ARTEMIS_*` variable is the original's and is ignored); [`ArtemisBuilder`] takes explicit settings instead.
 
 use std::path::PathBuf;
 
@@ -31,8 +31,8 @@ pub struct Artemis {
 }
 
 impl Artemis {
-    /// Settings from defaults < the config file (`ARTEMIS_CONFIG`, else
-    /// `$XDG_CONFIG_HOME/artemis-top/config.toml`) < `REDIS_*` / `ARTEMIS_*` environment
+    /// Settings from defaults < the config file (`ARTEMIS_TOP_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/artemis-top/config.toml`) < `REDIS_*` / `ARTEMIS_TOP_*` environment
     /// variables; connects in the background, so it starts even while Redis is down.
     pub async fn from_env() -> Result<Self> {
         Self::builder().build().await
@@ -151,13 +151,10 @@ impl ArtemisBuilder {
     }
 }
 
-/// Defaults < config file < environment, as `artemis-top` reads them. Variables whose name or
-/// value is not UTF-8 are no setting of ours and are left out.
+/// Defaults < config file < environment, as `artemis-top` reads them. Variables of others are
+/// ignored whatever their bytes; one of ours that is not UTF-8 is a configuration error.
 fn settings_from_env(config_file: Option<PathBuf>) -> Result<Settings> {
-    let env: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let file = config::choose_file(config_file.as_deref(), &lookup);
-    config::load(&file, &env, &Vec::new()).map_err(|e| Error::Config(e.0))
+    let env = config::Environment::capture().map_err(|e| Error::Config(e.0))?;
+    let file = config::choose_file(config_file.as_deref(), &env);
+    config::load(&file, env.settings(), &Vec::new()).map_err(|e| Error::Config(e.0))
 }

@@ -15,8 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::keys::Prefixes;
 
+/// The prefix of every environment variable of ours other than the Python `REDIS_*` ones:
+/// `ARTEMIS_TOP_<SECTION>_<KEY>` sets `<section>.<key>`. The Python original reads 20-odd
+/// `ARTEMIS_*` variables of its own (`ARTEMIS_LLM_PROVIDER`, `ARTEMIS_REDIS_URL`, …), so any
+/// other `ARTEMIS_*` name is the original's and is ignored; inside this prefix an unknown name
+/// is an error, so a typo is never silently ignored.
+pub const ENV_PREFIX: &str = "ARTEMIS_TOP_";
+
 /// Environment variable that names the config file when `--config` is not given.
-pub const CONFIG_ENV: &str = "ARTEMIS_CONFIG";
+pub const CONFIG_ENV: &str = "ARTEMIS_TOP_CONFIG";
 
 /// Environment variables of the Python original, and the setting each one sets.
 pub const PYTHON_ENV: &[(&str, &str)] = &[
@@ -31,12 +38,124 @@ pub const PYTHON_ENV: &[(&str, &str)] = &[
 ];
 
 /// The log filter (`tracing` env-filter syntax) of the `artemis-top` binary.
-pub const LOG_ENV: &str = "ARTEMIS_LOG";
+pub const LOG_ENV: &str = "ARTEMIS_TOP_LOG";
 /// The file the dashboard logs to (it never logs to its own terminal).
-pub const LOG_FILE_ENV: &str = "ARTEMIS_LOG_FILE";
+pub const LOG_FILE_ENV: &str = "ARTEMIS_TOP_LOG_FILE";
 
-/// `ARTEMIS_*` variables that are not settings.
+/// Variables in our namespace that are not settings.
 const NON_SETTING_ENV: &[&str] = &[CONFIG_ENV, LOG_ENV, LOG_FILE_ENV];
+
+/// Variables whose values are paths: any bytes are a valid value.
+const PATH_ENV: &[&str] = &[CONFIG_ENV, LOG_FILE_ENV, "HOME", "XDG_CONFIG_HOME"];
+
+/// Settings whose values are secrets: never shown, not even in a type error.
+const SECRET_SETTINGS: &[&str] = &["redis.password"];
+
+/// Largest config file read, bytes. Real config files are a few kilobytes; the cap keeps a
+/// mistake such as `--config /dev/zero` or a huge log file from taking all memory.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The variables of the process environment that are ours, read once with
+/// [`std::env::vars_os`], so that a variable that is not UTF-8 can never panic the process.
+///
+/// Kept: the Python `REDIS_*` names of [`PYTHON_ENV`], everything under [`ENV_PREFIX`], and
+/// `HOME` / `XDG_CONFIG_HOME` (to find the config file). Everything else, whatever its bytes,
+/// is ignored. A variable of ours whose value is not UTF-8 (paths excepted) is an error naming
+/// the variable, never showing its value. `Debug` shows names only.
+#[derive(Clone, Default)]
+pub struct Environment {
+    text: Vec<(String, String)>,
+    paths: Vec<(String, std::ffi::OsString)>,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field(
+                "names",
+                &self.text.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field(
+                "paths",
+                &self.paths.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Environment {
+    /// This process's environment.
+    pub fn capture() -> Result<Self, ConfigErrorMsg> {
+        Self::from_vars(std::env::vars_os())
+    }
+
+    /// Keeps our variables out of `vars` (see the type's documentation).
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigErrorMsg>
+    where
+        K: Into<std::ffi::OsString>,
+        V: Into<std::ffi::OsString>,
+    {
+        let mut out = Self::default();
+        for (name, value) in vars {
+            let (name, value) = (name.into(), value.into());
+            let Some(name) = name.to_str().map(str::to_owned) else {
+                if name.as_encoded_bytes().starts_with(ENV_PREFIX.as_bytes()) {
+                    return Err(ConfigErrorMsg(format!(
+                        "environment variable {}: the name is not valid UTF-8, so it is no \
+                         setting of ours (unset it)",
+                        name.to_string_lossy().escape_debug()
+                    )));
+                }
+                continue;
+            };
+            let ours = name.starts_with(ENV_PREFIX) || PYTHON_ENV.iter().any(|(n, _)| *n == name);
+            if PATH_ENV.contains(&name.as_str()) {
+                out.paths.push((name, value));
+            } else if ours {
+                match value.into_string() {
+                    Ok(v) => out.text.push((name, v)),
+                    Err(_) => {
+                        return Err(ConfigErrorMsg(format!(
+                            "environment variable {name}: the value is not valid UTF-8"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The setting variables, as [`load`] takes them.
+    pub fn settings(&self) -> &[(String, String)] {
+        &self.text
+    }
+
+    /// One text variable of ours (e.g. [`LOG_ENV`]).
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.text
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// One path variable ([`CONFIG_ENV`], [`LOG_FILE_ENV`], `HOME`, `XDG_CONFIG_HOME`); an
+    /// empty value counts as unset.
+    pub fn path(&self, name: &str) -> Option<&Path> {
+        self.paths
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| Path::new(v))
+    }
+}
+
+/// Shortest duration setting, seconds (1 ms): below it every call would time out.
+pub const MIN_SECONDS: f64 = 0.001;
+/// Shortest dashboard poll interval, seconds: faster polling only loads Redis.
+pub const MIN_POLL_SECONDS: f64 = 0.01;
+/// Longest duration setting, seconds (a day).
+pub const MAX_SECONDS: f64 = 86_400.0;
+/// Longest TTL setting, seconds (ten years).
+pub const MAX_TTL_SECONDS: u64 = 315_360_000;
 
 /// The full, validated configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -370,29 +489,30 @@ pub type FlagOverrides = Vec<(String, String, String)>;
 pub struct FileChoice {
     /// The file to read; `None` when neither `XDG_CONFIG_HOME` nor `HOME` is set.
     pub path: Option<PathBuf>,
-    /// Named explicitly (flag or `ARTEMIS_CONFIG`): a missing file is then an error.
+    /// Named explicitly (flag or `ARTEMIS_TOP_CONFIG`): a missing file is then an error.
     pub required: bool,
 }
 
-/// Picks the config file: `--config`, else `ARTEMIS_CONFIG`, else
+/// Picks the config file: `--config`, else `ARTEMIS_TOP_CONFIG`, else
 /// `$XDG_CONFIG_HOME/artemis-top/config.toml` (or `~/.config/…`, on macOS too).
-pub fn choose_file(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> FileChoice {
+pub fn choose_file(flag: Option<&Path>, env: &Environment) -> FileChoice {
     if let Some(p) = flag {
         return FileChoice {
             path: Some(p.to_owned()),
             required: true,
         };
     }
-    if let Some(p) = env(CONFIG_ENV).filter(|p| !p.is_empty()) {
+    if let Some(p) = env.path(CONFIG_ENV) {
         return FileChoice {
-            path: Some(p.into()),
+            path: Some(p.to_owned()),
             required: true,
         };
     }
-    let base = env("XDG_CONFIG_HOME")
-        .filter(|p| Path::new(p).is_absolute())
+    let base = env
+        .path("XDG_CONFIG_HOME")
+        .filter(|p| p.is_absolute())
         .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")));
+        .or_else(|| env.path("HOME").map(|h| h.join(".config")));
     FileChoice {
         path: base.map(|b| b.join("artemis-top").join("config.toml")),
         required: false,
@@ -407,19 +527,69 @@ pub fn load(
 ) -> Result<Settings, ConfigErrorMsg> {
     let mut text = None;
     if let Some(path) = &file.path {
-        if path.exists() {
-            let read = std::fs::read_to_string(path).map_err(|e| {
-                ConfigErrorMsg(format!("cannot read config file {}: {e}", path.display()))
-            })?;
-            text = Some((read, path.as_path()));
-        } else if file.required {
-            return Err(ConfigErrorMsg(format!(
-                "config file {} does not exist",
-                path.display()
-            )));
+        match read_config_file(path)? {
+            Some(read) => text = Some((read, path.as_path())),
+            None if file.required => {
+                return Err(ConfigErrorMsg(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            None => {}
         }
     }
     load_text(text.as_ref().map(|(t, p)| (t.as_str(), *p)), env, flags)
+}
+
+/// Reads a config file, `None` if there is none. Only a regular file is read (a FIFO would
+/// block, a device or `/proc` file may never end), and at most [`MAX_CONFIG_BYTES`] of it,
+/// read through `take` so that a file growing while it is read cannot exceed the cap either.
+fn read_config_file(path: &Path) -> Result<Option<String>, ConfigErrorMsg> {
+    use std::io::Read as _;
+    let cannot = |why: String| ConfigErrorMsg(format!("config file {}: {why}", path.display()));
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(cannot(format!("cannot read it: {e}"))),
+    };
+    let not_regular = |meta: &std::fs::Metadata| -> Option<&'static str> {
+        use std::os::unix::fs::FileTypeExt as _;
+        let t = meta.file_type();
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("a directory")
+        } else if t.is_fifo() {
+            Some("a FIFO (named pipe)")
+        } else if t.is_char_device() || t.is_block_device() {
+            Some("a device")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else {
+            Some("not a regular file")
+        }
+    };
+    if let Some(what) = not_regular(&meta) {
+        return Err(cannot(format!("is {what}; give a regular TOML file")));
+    }
+    let f = std::fs::File::open(path).map_err(|e| cannot(format!("cannot read it: {e}")))?;
+    // Checked again on the open file: the path may have been replaced in between.
+    if let Some(what) = f.metadata().ok().as_ref().and_then(not_regular) {
+        return Err(cannot(format!("is {what}; give a regular TOML file")));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| cannot(format!("cannot read it: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(cannot(format!(
+            "is larger than {} KiB, which no config file needs",
+            MAX_CONFIG_BYTES / 1024
+        )));
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| cannot("is not UTF-8 text".into()))
 }
 
 /// [`load`] with the config file's text already read (`path` names it in messages).
@@ -451,15 +621,23 @@ fn describe(e: &ConfigError) -> String {
             unexpected,
             expected,
             key,
-        } => format!(
-            "{}: got {unexpected}{}, expected {expected}",
-            key.as_deref().unwrap_or("?"),
-            origin
-                .as_deref()
-                .map(|o| format!(" from {o}"))
-                .unwrap_or_default()
-        ),
-        other => other.to_string(),
+        } => {
+            let key = key.as_deref().unwrap_or("?");
+            // A secret given with the wrong type (`password = 1234`) is still a secret.
+            let got = if SECRET_SETTINGS.contains(&key) {
+                "a value of the wrong type".to_owned()
+            } else {
+                crate::redact::redact_text(&unexpected.to_string())
+            };
+            format!(
+                "{key}: got {got}{}, expected {expected}",
+                origin
+                    .as_deref()
+                    .map(|o| format!(" from {o}"))
+                    .unwrap_or_default()
+            )
+        }
+        other => crate::redact::redact_text(&other.to_string()),
     }
 }
 
@@ -489,11 +667,22 @@ impl Layer {
     }
 
     fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigErrorMsg> {
+        // The parser's own message quotes the offending line, which may be the password's:
+        // only its reason and position are shown.
         let table: toml::Table = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|span| {
+                    let before = &text[..span.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
             ConfigErrorMsg(format!(
-                "config file {}: {}",
+                "config file {}: {at}{}",
                 path.display(),
-                e.to_string().trim().replace('\n', " ")
+                e.message().trim().replace('\n', " ")
             ))
         })?;
         let json = serde_json::to_value(table)
@@ -504,21 +693,39 @@ impl Layer {
     }
 
     fn from_env(env: &[(String, String)]) -> Result<Self, ConfigErrorMsg> {
+        let known = known_settings();
+        let mut sections: Vec<&String> = known
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        // The longest section name first, should one ever be a prefix of another.
+        sections.sort_by_key(|s| std::cmp::Reverse(s.len()));
         let mut values = Map::new();
         let mut put = |key: &str, raw: &str, origin: String| {
-            insert_path(&mut values, key, text_value(key, raw, &origin));
+            insert_path(&mut values, key, text_value(&known, key, raw, &origin));
         };
         for (name, raw) in env {
             if let Some((_, key)) = PYTHON_ENV.iter().find(|(n, _)| n == name) {
                 put(key, raw, format!("environment variable {name}"));
-            } else if let Some(rest) = name.strip_prefix("ARTEMIS_") {
+            } else if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
                 if NON_SETTING_ENV.contains(&name.as_str()) {
                     continue;
                 }
+                // Generic over the sections, so a field any job adds is settable at once.
                 let lower = rest.to_ascii_lowercase();
-                let Some((section, field)) = lower.split_once('_') else {
+                let split = sections.iter().find_map(|section| {
+                    let field = lower.strip_prefix(section.as_str())?.strip_prefix('_')?;
+                    (!field.is_empty()).then_some((section.as_str(), field))
+                });
+                let Some((section, field)) = split else {
                     return Err(ConfigErrorMsg(format!(
-                        "unknown setting in environment variable {name}"
+                        "unknown setting in environment variable {name}: expected \
+                         {ENV_PREFIX}<SECTION>_<KEY> with a section of {}",
+                        sections
+                            .iter()
+                            .map(|s| s.to_ascii_uppercase())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 };
                 put(
@@ -532,34 +739,48 @@ impl Layer {
     }
 
     fn from_flags(flags: &FlagOverrides) -> Self {
+        let known = known_settings();
         let mut values = Map::new();
         for (key, raw, flag) in flags {
             let origin = format!("command-line flag {flag}");
-            insert_path(&mut values, key, text_value(key, raw, &origin));
+            insert_path(&mut values, key, text_value(&known, key, raw, &origin));
         }
         Self { values }
     }
 }
 
-/// A setting given as text (environment, flag): lists are comma-separated, everything else is
-/// converted to its type when the settings are deserialized.
-fn text_value(key: &str, raw: &str, origin: &String) -> Value {
-    let kind = if LIST_SETTINGS.contains(&key) {
-        ValueKind::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::new(Some(origin), s))
-                .collect(),
-        )
+/// Every setting with its default, as a tree of names.
+fn known_settings() -> serde_json::Value {
+    serde_json::to_value(Settings::default()).unwrap_or_default()
+}
+
+/// A setting given as text (environment, flag): a setting whose default is a list takes a
+/// comma-separated list; everything else is converted to its type when the settings are
+/// deserialized.
+fn text_value(known: &serde_json::Value, key: &str, raw: &str, origin: &String) -> Value {
+    let is_list = key
+        .split('.')
+        .try_fold(known, |v, part| v.get(part))
+        .is_some_and(serde_json::Value::is_array);
+    let kind = if is_list {
+        let items: Vec<Value> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::new(Some(origin), s))
+            .collect();
+        // An empty list given explicitly is kept as one empty item, which validation refuses,
+        // rather than silently meaning "not given".
+        if items.is_empty() {
+            ValueKind::Array(vec![Value::new(Some(origin), "")])
+        } else {
+            ValueKind::Array(items)
+        }
     } else {
         ValueKind::String(raw.to_owned())
     };
     Value::new(Some(origin), kind)
 }
-
-/// Settings that are lists of strings.
-const LIST_SETTINGS: &[&str] = &["redis.cluster_nodes"];
 
 fn insert_path(map: &mut Map<String, Value>, dotted: &str, value: Value) {
     match dotted.split_once('.') {
@@ -612,8 +833,7 @@ fn json_to_config(json: &serde_json::Value, origin: &str) -> Map<String, Value> 
 const OPEN_TABLES: &[&str] = &["dashboard.keys"];
 
 fn check_unknown_keys(collected: &Map<String, Value>) -> Result<(), ConfigErrorMsg> {
-    let known = serde_json::to_value(Settings::default()).unwrap_or_default();
-    walk_unknown(collected, &known, "")
+    walk_unknown(collected, &known_settings(), "")
 }
 
 fn walk_unknown(
@@ -672,16 +892,62 @@ impl Settings {
             )))
         };
         let r = &self.redis;
-        for (key, v) in [
-            ("redis.timeout", r.timeout),
-            ("redis.connect_timeout", r.connect_timeout),
-            ("redis.reconnect_max_backoff", r.reconnect_max_backoff),
-            ("dashboard.poll_interval", self.dashboard.poll_interval),
-            ("limiter.acquire_timeout", self.limiter.acquire_timeout),
+        for (key, v, min) in [
+            ("redis.timeout", r.timeout, MIN_SECONDS),
+            ("redis.connect_timeout", r.connect_timeout, MIN_SECONDS),
+            (
+                "redis.reconnect_max_backoff",
+                r.reconnect_max_backoff,
+                MIN_SECONDS,
+            ),
+            (
+                "dashboard.poll_interval",
+                self.dashboard.poll_interval,
+                MIN_POLL_SECONDS,
+            ),
+            (
+                "limiter.acquire_timeout",
+                self.limiter.acquire_timeout,
+                MIN_SECONDS,
+            ),
         ] {
-            if !(v.is_finite() && v > 0.0 && v <= 86_400.0) {
-                return bad(key, v.to_string(), "must be a number of seconds above 0");
+            if !(v.is_finite() && v >= min && v <= MAX_SECONDS) {
+                // `1e-300`, not three hundred zeros.
+                let shown = if v != 0.0 && v.is_finite() && !(1e-3..1e9).contains(&v.abs()) {
+                    format!("{v:e}")
+                } else {
+                    v.to_string()
+                };
+                return bad(
+                    key,
+                    shown,
+                    &format!("must be a number of seconds from {min} to {MAX_SECONDS} (a day)"),
+                );
             }
+        }
+        for (key, v, min, max) in self.counts() {
+            if !(min..=max).contains(&v) {
+                return bad(key, v.to_string(), &format!("must be {min}-{max}"));
+            }
+        }
+        if let Some(url) = &r.url
+            && url.trim().is_empty()
+        {
+            return bad(
+                "redis.url",
+                format!("{url:?}"),
+                "empty; give a redis://, rediss:// or unix:// URL, or leave it unset",
+            );
+        }
+        if r.host.trim().is_empty() {
+            return bad("redis.host", format!("{:?}", r.host), "must not be empty");
+        }
+        if r.cluster_nodes.iter().any(|n| n.trim().is_empty()) {
+            return bad(
+                "redis.cluster_nodes",
+                "\"\"".into(),
+                "empty node; give host:port or redis:// URLs, comma-separated",
+            );
         }
         if r.port == 0 {
             return bad("redis.port", "0".into(), "must be 1-65535");
@@ -735,40 +1001,11 @@ impl Settings {
                 );
             }
         }
-        for (key, v) in [
-            ("tracker.ttl_seconds", self.tracker.ttl_seconds),
-            (
-                "tracker.history_max_events",
-                self.tracker.history_max_events,
-            ),
-            ("cache.ttl_seconds", self.cache.ttl_seconds),
-            (
-                "cache.memory_tier_ttl_seconds",
-                self.cache.memory_tier_ttl_seconds,
-            ),
-            ("cache.lease_ms", self.cache.lease_ms),
-            ("metrics.daily_ttl_seconds", self.metrics.daily_ttl_seconds),
-            (
-                "metrics.timeseries_retention_days",
-                self.metrics.timeseries_retention_days,
-            ),
-        ] {
-            if v == 0 {
-                return bad(key, "0".into(), "must be above 0");
-            }
-        }
         if !["dark", "light", "mono"].contains(&self.dashboard.theme.as_str()) {
             return bad(
                 "dashboard.theme",
                 format!("{:?}", self.dashboard.theme),
                 "expected dark, light or mono",
-            );
-        }
-        if self.dashboard.max_fps == 0 || self.dashboard.max_fps > 240 {
-            return bad(
-                "dashboard.max_fps",
-                self.dashboard.max_fps.to_string(),
-                "must be 1-240",
             );
         }
         for (i, p) in self.limiter.presets.iter().enumerate() {
@@ -805,14 +1042,77 @@ impl Settings {
                 );
             }
         }
-        if self.limiter.acquire_jitter_ms > 60_000 {
-            return bad(
-                "limiter.acquire_jitter_ms",
-                self.limiter.acquire_jitter_ms.to_string(),
-                "must be 0-60000",
-            );
-        }
         Ok(())
+    }
+
+    /// Every count and integer duration with its bounds `(key, value, min, max)`: the bounds
+    /// keep each one in what Redis and the process can honour (a TTL Redis accepts, a buffer
+    /// that fits in memory) and refuse the zero that would mean "expire at once" or "never".
+    fn counts(&self) -> Vec<(&'static str, u64, u64, u64)> {
+        let (t, m, c, d) = (&self.tracker, &self.metrics, &self.cache, &self.dashboard);
+        let wide = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        vec![
+            ("tracker.ttl_seconds", t.ttl_seconds, 1, MAX_TTL_SECONDS),
+            (
+                "tracker.history_max_events",
+                t.history_max_events,
+                1,
+                1_000_000,
+            ),
+            (
+                "tracker.outage_buffer",
+                wide(t.outage_buffer),
+                1,
+                10_000_000,
+            ),
+            (
+                "tracker.scan_interval_seconds",
+                t.scan_interval_seconds,
+                0,
+                86_400,
+            ),
+            (
+                "metrics.timeseries_retention_days",
+                m.timeseries_retention_days,
+                1,
+                36_500,
+            ),
+            (
+                "metrics.daily_ttl_seconds",
+                m.daily_ttl_seconds,
+                1,
+                MAX_TTL_SECONDS,
+            ),
+            (
+                "metrics.snapshot_days",
+                u64::from(m.snapshot_days),
+                1,
+                3_660,
+            ),
+            (
+                "metrics.snapshot_recent",
+                u64::from(m.snapshot_recent),
+                0,
+                10_000,
+            ),
+            ("cache.ttl_seconds", c.ttl_seconds, 1, MAX_TTL_SECONDS),
+            ("cache.memory_tier_bytes", c.memory_tier_bytes, 0, 1 << 36),
+            (
+                "cache.memory_tier_ttl_seconds",
+                c.memory_tier_ttl_seconds,
+                1,
+                86_400,
+            ),
+            ("cache.lease_ms", c.lease_ms, 1, 86_400_000),
+            ("cache.lease_wait_ms", c.lease_wait_ms, 0, 86_400_000),
+            ("dashboard.max_fps", u64::from(d.max_fps), 1, 240),
+            (
+                "limiter.acquire_jitter_ms",
+                self.limiter.acquire_jitter_ms,
+                0,
+                60_000,
+            ),
+        ]
     }
 
     /// The effective configuration as TOML, secrets redacted.
@@ -905,8 +1205,8 @@ mod tests {
         let s = load(
             &no_file(),
             &env(&[
-                ("ARTEMIS_CACHE_RECORD_METRICS", "false"),
-                ("ARTEMIS_CACHE_MEMORY_TIER_TTL_SECONDS", "5"),
+                ("ARTEMIS_TOP_CACHE_RECORD_METRICS", "false"),
+                ("ARTEMIS_TOP_CACHE_MEMORY_TIER_TTL_SECONDS", "5"),
             ]),
             &vec![],
         )
@@ -915,7 +1215,7 @@ mod tests {
         assert_eq!(s.cache.memory_tier_ttl_seconds, 5);
         let e = load(
             &no_file(),
-            &env(&[("ARTEMIS_CACHE_LEASE_MS", "0")]),
+            &env(&[("ARTEMIS_TOP_CACHE_LEASE_MS", "0")]),
             &vec![],
         )
         .unwrap_err();
@@ -923,9 +1223,14 @@ mod tests {
     }
 
     #[test]
-    fn unknown_artemis_env_is_an_error() {
-        let e = load(&no_file(), &env(&[("ARTEMIS_REDIS_PORTT", "1")]), &vec![]).unwrap_err();
+    fn unknown_variable_in_our_namespace_is_an_error() {
+        let e = load(
+            &no_file(),
+            &env(&[("ARTEMIS_TOP_REDIS_PORTT", "1")]),
+            &vec![],
+        )
+        .unwrap_err();
         assert!(e.0.contains("redis.portt"), "{e}");
-        assert!(e.0.contains("ARTEMIS_REDIS_PORTT"), "{e}");
+        assert!(e.0.contains("ARTEMIS_TOP_REDIS_PORTT"), "{e}");
     }
 }

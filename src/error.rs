@@ -31,13 +31,25 @@ pub enum Error {
         /// Why, scrubbed.
         detail: String,
     },
-    /// The server refused the credentials. The password is never part of the message.
-    #[error("Redis at {endpoint} refused the credentials{} (wrong password?)", user.as_ref().map(|u| format!(" for user {u:?}")).unwrap_or_default())]
+    /// The server refused the credentials, or asked for a password none was sent for. The
+    /// password is never part of the message.
+    #[error("Redis at {endpoint} {}", if *missing_password {
+        "requires a password and none was given (set REDIS_PASSWORD, redis.password or the \
+         URL's password)".to_owned()
+    } else {
+        format!(
+            "refused the credentials{} (wrong user name or password?)",
+            user.as_ref().map(|u| format!(" for user {u:?}")).unwrap_or_default()
+        )
+    })]
     Auth {
         /// Where, without credentials.
         endpoint: String,
         /// The ACL user name, if one was configured.
         user: Option<String>,
+        /// The server answered `NOAUTH`: it requires a password and none was sent (as
+        /// opposed to `WRONGPASS`, credentials that were sent and refused).
+        missing_password: bool,
     },
     /// The ACL user may not run a command or touch a key.
     #[error("Redis at {endpoint} denied permission: {detail}")]
@@ -286,7 +298,9 @@ pub(crate) fn scrub(msg: &str) -> String {
     if lower.contains("auth ") {
         return "authentication-related error (details withheld)".into();
     }
-    msg.chars().filter(|c| !c.is_control()).collect()
+    let shown: String = msg.chars().filter(|c| !c.is_control()).collect();
+    // A driver's message may quote the URL or node it failed on.
+    crate::redact::redact_text(&shown)
 }
 
 /// The core's result type.

@@ -237,12 +237,12 @@ mod tests {
                 "REDIS_TIMEOUT",
                 "REDIS_CONNECT_TIMEOUT",
                 "REDIS_URL",
-                "ARTEMIS_DASHBOARD_POLL_INTERVAL",
-                "ARTEMIS_TRACKER_OUTAGE_BUFFER",
-                "ARTEMIS_CACHE_TTL_SECONDS",
+                "ARTEMIS_TOP_DASHBOARD_POLL_INTERVAL",
+                "ARTEMIS_TOP_TRACKER_OUTAGE_BUFFER",
+                "ARTEMIS_TOP_CACHE_TTL_SECONDS",
             ])
             .prop_map(str::to_owned),
-            "ARTEMIS_[A-Z_]{1,20}",
+            "ARTEMIS_TOP_[A-Z_]{1,20}",
         ]
     }
 

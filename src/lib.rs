@@ -5,7 +5,7 @@
 //! # Getting going
 //!
 //! [`Artemis::from_env`] reads the settings like the Python original's `RedisConfig.from_env()`
-//! (`REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, …, plus `ARTEMIS_*` and the config file
+//! (`REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, …, plus `ARTEMIS_TOP_*` and the config file
 //! `artemis-top` reads) and hands out the four jobs over one connection and one outage buffer;
 //! [`Artemis::builder`] takes explicit settings or keeps everything in memory.
 //!

@@ -1,18 +1,18 @@
 //! Where the library's `tracing` events go. Outage warnings, dropped writes and skipped data are
 //! logged; a user must be able to see them without them ever corrupting the dashboard's screen.
 //!
-//! `ARTEMIS_LOG` sets the filter (`tracing_subscriber::EnvFilter` syntax). The default is
+//! `ARTEMIS_TOP_LOG` sets the filter (`tracing_subscriber::EnvFilter` syntax). The default is
 //! `warn,redis=error`: the Redis client logs a warning per failed node connection attempt, which
 //! during a Cluster outage is hundreds of lines a second saying what our own outage warnings
 //! already say once.
 //! Headless modes log to stderr. The dashboard owns the terminal, so it logs only to the file
-//! named by `ARTEMIS_LOG_FILE` (appended to), and not at all without one.
+//! named by `ARTEMIS_TOP_LOG_FILE` (appended to), and not at all without one.
 
 use std::path::Path;
 
 // The environment variables read here (they are not settings) are named beside the settings.
 pub use crate::config::{LOG_ENV, LOG_FILE_ENV};
-/// The log filter when `ARTEMIS_LOG` is unset.
+/// The log filter when `ARTEMIS_TOP_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "warn,redis=error";
 
 /// Where log lines go.
@@ -25,9 +25,9 @@ pub enum Sink {
 
 /// Installs the global subscriber. A bad filter or an unopenable log file is reported on stderr
 /// (before the dashboard takes the terminal) and logging falls back to `warn` / off.
-pub fn init(sink: Sink, env: &dyn Fn(&str) -> Option<String>) {
-    let spec = env(LOG_ENV).unwrap_or_else(|| DEFAULT_FILTER.into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|e| {
+pub fn init(sink: Sink, env: &crate::config::Environment) {
+    let spec = env.var(LOG_ENV).unwrap_or(DEFAULT_FILTER);
+    let filter = tracing_subscriber::EnvFilter::try_new(spec).unwrap_or_else(|e| {
         eprintln!(
             "artemis-top: {LOG_ENV}={spec:?} is not a log filter ({e}); using {DEFAULT_FILTER:?}"
         );
@@ -36,15 +36,18 @@ pub fn init(sink: Sink, env: &dyn Fn(&str) -> Option<String>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
-    let file = env(LOG_FILE_ENV).filter(|p| !p.is_empty());
+    let file = env.path(LOG_FILE_ENV);
     let result = match (file, sink) {
-        (Some(path), _) => match open_log(Path::new(&path)) {
+        (Some(path), _) => match open_log(path) {
             Ok(f) => builder
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(f))
                 .try_init(),
             Err(e) => {
-                eprintln!("artemis-top: cannot open log file {path}: {e}; not logging");
+                eprintln!(
+                    "artemis-top: cannot open log file {}: {e}; not logging",
+                    path.display()
+                );
                 return;
             }
         },

@@ -13,10 +13,14 @@ use artemis::config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    let file = config::choose_file(cli.config.as_deref(), &|k| std::env::var(k).ok());
-    let settings = match config::load(&file, &env, &cli.overrides()) {
-        Ok(s) => s,
+    // Read once, with `vars_os`: a variable that is not UTF-8 (ours or anyone's) is never a
+    // panic; one of ours is a one-line error naming it, anyone else's is ignored.
+    let loaded = config::Environment::capture().and_then(|env| {
+        let file = config::choose_file(cli.config.as_deref(), &env);
+        config::load(&file, env.settings(), &cli.overrides()).map(|s| (env, s))
+    });
+    let (env, settings) = match loaded {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("artemis-top: {e}");
             return ExitCode::from(2);
@@ -32,7 +36,7 @@ fn main() -> ExitCode {
     } else {
         artemis::logging::Sink::FileOnly
     };
-    artemis::logging::init(sink, &|k| std::env::var(k).ok());
+    artemis::logging::init(sink, &env);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -30,7 +30,7 @@ fn command(redis_args: &[String], home: &std::path::Path) -> Command {
 fn dashboard(tag: &str, redis_args: &[String], home: &std::path::Path) -> Tmux {
     let log = home.join("dash.log").display().to_string();
     let args: Vec<&str> = redis_args.iter().map(String::as_str).collect();
-    let (line, _) = binary_line(home, &[("ARTEMIS_LOG_FILE", &log)], &args);
+    let (line, _) = binary_line(home, &[("ARTEMIS_TOP_LOG_FILE", &log)], &args);
     let tmux = Tmux::start(tag, 160, 40, &line);
     tmux.wait_for("the dashboard", |s| s.contains("● connected"));
     tmux

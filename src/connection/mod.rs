@@ -190,10 +190,11 @@ impl Redis {
         }
     }
 
-    fn auth_error(&self) -> Error {
+    fn auth_error(&self, e: &RedisError) -> Error {
         Error::Auth {
             endpoint: self.inner.endpoint.clone(),
             user: self.inner.username.clone(),
+            missing_password: e.code().map(ServerCode::parse) == Some(ServerCode::NoAuth),
         }
     }
 
@@ -259,7 +260,7 @@ impl Redis {
     pub fn classify(&self, e: RedisError) -> Error {
         let endpoint = self.inner.endpoint.clone();
         if is_auth_failure(&e) {
-            return self.auth_error();
+            return self.auth_error(&e);
         }
         let code = e.code().map(ServerCode::parse);
         if code == Some(ServerCode::NoPerm) {

@@ -81,7 +81,7 @@ impl Redis {
     async fn open(&self) -> Result<Conn, Error> {
         let connect_err = |e: RedisError| {
             if is_auth_failure(&e) {
-                self.auth_error()
+                self.auth_error(&e)
             } else {
                 Error::Unreachable {
                     endpoint: self.inner.endpoint.clone(),

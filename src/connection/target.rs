@@ -88,11 +88,11 @@ pub(super) fn resolve_target(s: &RedisSettings) -> Result<(Target, String), Erro
         })?),
         None => None,
     };
-    let url_info = |raw: &str| -> Result<ConnectionInfo, Error> {
+    let url_info = |setting: &str, raw: &str| -> Result<ConnectionInfo, Error> {
         raw.into_connection_info()
-            .map_err(|_| config_err(format!("redis.url: cannot parse {}", redact_url(raw))))
+            .map_err(|_| config_err(format!("{setting}: cannot parse {}", redact_url(raw))))
     };
-    let host_info = |host: &str, port: u16| -> ConnectionInfo {
+    let host_info = |host: &str, port: u16| -> Result<ConnectionInfo, Error> {
         let addr = if s.tls {
             ConnectionAddr::TcpTls {
                 host: host.to_owned(),
@@ -103,24 +103,21 @@ pub(super) fn resolve_target(s: &RedisSettings) -> Result<(Target, String), Erro
         } else {
             ConnectionAddr::Tcp(host.to_owned(), port)
         };
-        // A bare host:port always parses; only the address is replaced.
-        format!("redis://{host}:{port}")
-            .into_connection_info()
-            .map(|i| i.set_addr(addr))
-            .unwrap_or_else(|_| {
-                ("127.0.0.1", port)
-                    .into_connection_info()
-                    .expect("tuple address")
-            })
+        // From the address itself (infallible): a host such as `::1` would not parse inside
+        // a URL.
+        addr.into_connection_info()
+            .map_err(|e| config_err(format!("redis: {}", scrub(&e.to_string()))))
     };
+    // Built from the address alone, never from what the user typed; redacted all the same,
+    // should a host name itself hold credentials (`REDIS_HOST=user:pw@host`).
     let describe = |info: &ConnectionInfo| -> String {
         let db = info.redis_settings().db();
-        match info.addr() {
+        redact_url(&match info.addr() {
             ConnectionAddr::Tcp(h, p) => format!("redis://{h}:{p}/{db}"),
             ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}/{db}"),
             ConnectionAddr::Unix(path) => format!("unix://{}?db={db}", path.display()),
             _ => "redis".into(),
-        }
+        })
     };
     let build_client = |info: ConnectionInfo| -> Result<Client, Error> {
         let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
@@ -138,22 +135,43 @@ pub(super) fn resolve_target(s: &RedisSettings) -> Result<(Target, String), Erro
                 .iter()
                 .map(|n| {
                     if n.contains("://") {
-                        url_info(n).map(|i| with_auth(i, None))
-                    } else {
-                        let (h, p) = n.rsplit_once(':').ok_or_else(|| {
-                            config_err(format!("redis.cluster_nodes: {n:?} is not host:port"))
-                        })?;
-                        let port = p.parse::<u16>().map_err(|_| {
-                            config_err(format!("redis.cluster_nodes: bad port in {n:?}"))
-                        })?;
-                        Ok(with_auth(host_info(h, port), None))
+                        return url_info("redis.cluster_nodes", n).map(|i| with_auth(i, None));
                     }
+                    // `[user[:password]@]host:port`: the credentials are taken as typed.
+                    let (creds, host_port) = match n.rsplit_once('@') {
+                        Some((c, hp)) => (Some(c), hp),
+                        None => (None, n.as_str()),
+                    };
+                    let shown = redact_url(n);
+                    let (h, p) = host_port.rsplit_once(':').ok_or_else(|| {
+                        config_err(format!("redis.cluster_nodes: {shown:?} is not host:port"))
+                    })?;
+                    let port = p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                        config_err(format!("redis.cluster_nodes: bad port in {shown:?}"))
+                    })?;
+                    let h = h.trim_start_matches('[').trim_end_matches(']');
+                    let mut info = host_info(h, port)?;
+                    if let Some(creds) = creds {
+                        let (user, pass) = match creds.split_once(':') {
+                            Some((u, p)) => (u, Some(p)),
+                            None => (creds, None),
+                        };
+                        let mut r = info.redis_settings().clone();
+                        if !user.is_empty() {
+                            r = r.set_username(user);
+                        }
+                        if let Some(p) = pass.filter(|p| !p.is_empty()) {
+                            r = r.set_password(p);
+                        }
+                        info = info.set_redis_settings(r);
+                    }
+                    Ok(with_auth(info, None))
                 })
                 .collect::<Result<_, _>>()?
         } else if let Some(u) = &url {
-            vec![with_auth(url_info(u)?, None)]
+            vec![with_auth(url_info("redis.url", u)?, None)]
         } else {
-            vec![with_auth(host_info(&s.host, s.port), None)]
+            vec![with_auth(host_info(&s.host, s.port)?, None)]
         };
         let endpoint = format!(
             "cluster[{}]",
@@ -194,8 +212,8 @@ pub(super) fn resolve_target(s: &RedisSettings) -> Result<(Target, String), Erro
     }
 
     let info = match &url {
-        Some(u) => with_auth(url_info(u)?, None),
-        None => with_auth(host_info(&s.host, s.port), Some(s.db)),
+        Some(u) => with_auth(url_info("redis.url", u)?, None),
+        None => with_auth(host_info(&s.host, s.port)?, Some(s.db)),
     };
     let endpoint = describe(&info);
     let config = AsyncConnectionConfig::new()

@@ -1,6 +1,6 @@
 //! How long the UI loop's work takes, logged every 10 s at `info` (target
 //! `artemis::tui::loop_stats`) so responsiveness can be measured on the real binary under real
-//! load (`ARTEMIS_LOG=artemis::tui=info ARTEMIS_LOG_FILE=…`): frame draw times, and the longest
+//! load (`ARTEMIS_TOP_LOG=artemis::tui=info ARTEMIS_TOP_LOG_FILE=…`): frame draw times, and the longest
 //! stretch spent applying messages (e.g. a new 10,000-card snapshot), during which keys wait.
 
 use std::time::{Duration, Instant};
