@@ -630,9 +630,9 @@ async fn python_reads_what_we_write(env: &Env, p: &str) {
     assert_python_pipeline(&doc);
     assert_eq!(doc["status"], "cancelled");
     assert!(raw.ttl(&key) > 86_000);
-    let history = format!("artemis:pipeline::history:{{artemis:pipeline:{card}}}");
+    let history = format!("artemis:pipeline#history:{{artemis:pipeline:{card}}}");
     assert!(raw.ttl(&history) > 86_000);
-    assert!(raw.ttl("artemis:pipeline::index") > 86_000);
+    assert!(raw.ttl("artemis:pipeline#index") > 86_000);
     type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
     let events: Entries = raw.query(redis::cmd("XRANGE").arg(&history).arg("-").arg("+"));
     assert_eq!(events.len(), 3);
