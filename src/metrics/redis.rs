@@ -1,5 +1,7 @@
 //! Metrics on Redis: each `track_*` is one pipeline (one round trip; split per node on
-//! Cluster, where each command is still atomic on its own key), each read two.
+//! Cluster, where each command is still atomic on its own key), each read two, plus the SCAN
+//! for names only the original wrote when its cached result is older than
+//! `metrics.scan_interval_seconds`.
 
 use std::collections::{BTreeMap, HashMap};
 
