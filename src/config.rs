@@ -308,8 +308,14 @@ impl Default for TrackerSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
-    /// Age after which pipeline time-series members are trimmed, days.
-    pub timeseries_retention_days: u64,
+    /// Age after which pipeline time-series members are trimmed on every completion write,
+    /// days; `None` (the default) never trims, as the original, which keeps every entry for
+    /// ever. When set, it trims every member older than that, the original's included.
+    pub timeseries_retention_days: Option<u64>,
+    /// How long the SCAN for metric names only the original wrote (providers, models,
+    /// developers, statuses: it keeps no name index) is reused before the next, seconds (0:
+    /// scan on every read). Its names are always added to the indexed ones.
+    pub scan_interval_seconds: u64,
     /// TTL of the `daily:<date>` hashes, seconds (Python: 2592000).
     pub daily_ttl_seconds: u64,
     /// Days of daily figures the snapshot reads.
@@ -321,7 +327,8 @@ pub struct MetricsSettings {
 impl Default for MetricsSettings {
     fn default() -> Self {
         Self {
-            timeseries_retention_days: 30,
+            timeseries_retention_days: None,
+            scan_interval_seconds: 30,
             daily_ttl_seconds: 2_592_000,
             snapshot_days: 30,
             snapshot_recent: 20,
@@ -1071,11 +1078,18 @@ impl Settings {
                 0,
                 86_400,
             ),
+            // Unset means never trim (the original keeps its history); a set value is bounded.
             (
                 "metrics.timeseries_retention_days",
-                m.timeseries_retention_days,
+                m.timeseries_retention_days.unwrap_or(1),
                 1,
                 36_500,
+            ),
+            (
+                "metrics.scan_interval_seconds",
+                m.scan_interval_seconds,
+                0,
+                86_400,
             ),
             (
                 "metrics.daily_ttl_seconds",

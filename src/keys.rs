@@ -1,8 +1,14 @@
 //! Every Redis key and channel name this project reads or writes, in one place.
 //!
-//! The Python original's layout (`shared/PROTOCOL.md`, section A) is reproduced byte for byte;
-//! the extensions this project adds (section B) live under an empty path segment
-//! (`<prefix>::…`) that no valid card id can produce, so they never collide with a card.
+//! The Python original's layout (`shared/PROTOCOL.md`, section A) is reproduced byte for byte.
+//! The extensions this project adds (section B) must match none of the patterns the original
+//! scans, or its tools would count, read or delete them as their own:
+//! - under the cache and pipeline prefixes, which the original scans (`<cache>:*` in its cache
+//!   stats and `invalidate_all`; `<pipeline>:*` is how a Python reader finds cards, which the
+//!   original keeps no list of), extension keys start with `<prefix>#` ([`EXTENSION_MARK`]):
+//!   no key that starts with `<prefix>:` can equal one, and no `<prefix>:…` glob matches one;
+//! - under the metrics and rate-limit prefixes, which the original reads only by exact key
+//!   names, they live under an empty path segment (`<prefix>::…`), which no name produces.
 //!
 //! On Redis Cluster a script may only touch keys of one hash slot. The Python key names carry no
 //! hash tags, so extension keys that a script must touch together with a Python key embed that
@@ -22,6 +28,10 @@ pub const DEFAULT_METRICS_PREFIX: &str = "artemis:metrics";
 
 /// Longest card id, stage name, resource or identifier accepted for writing.
 pub const MAX_NAME_BYTES: usize = 512;
+
+/// What follows the cache or pipeline prefix in an extension key instead of the original's
+/// `:`, so that none of the original's `<prefix>:*` patterns reaches it.
+pub const EXTENSION_MARK: &str = "#";
 
 /// A glob that matches exactly 64 lowercase hex digits (a sha256 in a cache key).
 fn hex64_glob() -> String {
@@ -179,15 +189,19 @@ impl KeySpace {
         format!("{}:{hash_hex}", self.prefixes.cache)
     }
 
-    /// Extension: `artemis:llm:cache::ns:<namespace>:<sha256 hex>`, a cached response that only
+    /// Extension: `artemis:llm:cache#ns:<namespace>:<sha256 hex>`, a cached response that only
     /// requests of that namespace share. The plain key stays the Python one; the namespace is a
     /// key segment so one SCAN pattern finds exactly one namespace's entries (see
     /// [`Self::cache_namespace_scan_pattern`]). `namespace` must pass [`validate_name`].
     pub fn cache_namespaced_entry(&self, namespace: &str, hash_hex: &str) -> String {
-        format!("{}::ns:{namespace}:{hash_hex}", self.prefixes.cache)
+        format!(
+            "{}{EXTENSION_MARK}ns:{namespace}:{hash_hex}",
+            self.prefixes.cache
+        )
     }
 
-    /// SCAN pattern for every cache entry (and lease) under the prefix.
+    /// The original's SCAN pattern under the cache prefix (its `get_stats` counts and its
+    /// `invalidate_all` deletes every match): no extension key may match it.
     pub fn cache_scan_pattern(&self) -> String {
         format!("{}:*", escape_glob(&self.prefixes.cache))
     }
@@ -202,7 +216,7 @@ impl KeySpace {
     /// namespace `a` from matching the entries of namespace `a:b`.
     pub fn cache_namespace_scan_pattern(&self, namespace: &str) -> String {
         format!(
-            "{}::ns:{}:{}",
+            "{}{EXTENSION_MARK}ns:{}:{}",
             escape_glob(&self.prefixes.cache),
             escape_glob(namespace),
             hex64_glob()
@@ -212,13 +226,13 @@ impl KeySpace {
     /// SCAN pattern for the entries of every namespace (again ending in exactly one hash).
     pub fn cache_all_namespaces_scan_pattern(&self) -> String {
         format!(
-            "{}::ns:*:{}",
+            "{}{EXTENSION_MARK}ns:*:{}",
             escape_glob(&self.prefixes.cache),
             hex64_glob()
         )
     }
 
-    /// Extension: `artemis:llm:cache::lease:{<entry key>}`, the short lease that lets one
+    /// Extension: `artemis:llm:cache#lease:{<entry key>}`, the short lease that lets one
     /// process fetch an answer while others wait. Same slot as the entry.
     pub fn cache_lease(&self, hash_hex: &str) -> String {
         self.cache_lease_for(&self.cache_entry(hash_hex))
@@ -226,7 +240,11 @@ impl KeySpace {
 
     /// The lease of any entry key, plain or namespaced; same slot as the entry.
     pub fn cache_lease_for(&self, entry_key: &str) -> String {
-        format!("{}::lease:{{{}}}", self.prefixes.cache, slot_tag(entry_key))
+        format!(
+            "{}{EXTENSION_MARK}lease:{{{}}}",
+            self.prefixes.cache,
+            slot_tag(entry_key)
+        )
     }
 
     // ---- Pipeline tracker (PROTOCOL A) ----
@@ -251,7 +269,8 @@ impl KeySpace {
     }
 
     /// SCAN pattern that finds Python-written pipeline documents (and stage documents, which the
-    /// reader filters out).
+    /// reader filters out). A Python reader finds cards with the same pattern, which is why no
+    /// extension key starts with `<pipeline>:`.
     pub fn pipeline_scan_pattern(&self) -> String {
         format!("{}:*", escape_glob(&self.prefixes.pipeline))
     }
@@ -301,17 +320,23 @@ impl KeySpace {
             .strip_prefix(":events:")
     }
 
-    /// Extension: sorted set of card ids written by this project, score = the card's last
-    /// write (epoch s), so an entry leaves the index when the card's documents expire.
+    /// Extension: `artemis:pipeline#index`, sorted set of card ids written by this project,
+    /// score = the card's last write (epoch s), so an entry leaves the index when the card's
+    /// documents expire.
     pub fn pipeline_index(&self) -> String {
-        format!("{}::index", self.prefixes.pipeline)
+        format!("{}{EXTENSION_MARK}index", self.prefixes.pipeline)
     }
 
-    /// Extension: capped stream of one card's events, in the slot of its pipeline document so
-    /// that one script can update the document and append the event.
+    /// Extension: `artemis:pipeline#history:{artemis:pipeline:<card>}`, capped stream of one
+    /// card's events, in the slot of its pipeline document so that one script can update the
+    /// document and append the event.
     pub fn event_history(&self, card_id: &str) -> String {
         let doc = self.pipeline(card_id);
-        format!("{}::history:{{{}}}", self.prefixes.pipeline, slot_tag(&doc))
+        format!(
+            "{}{EXTENSION_MARK}history:{{{}}}",
+            self.prefixes.pipeline,
+            slot_tag(&doc)
+        )
     }
 
     // ---- Rate limiter (PROTOCOL A) ----
@@ -384,6 +409,12 @@ impl KeySpace {
     /// (lowercased here, as Python does).
     pub fn metrics_status(&self, status: &str) -> String {
         format!("{}:status:{}", self.prefixes.metrics, status.to_lowercase())
+    }
+
+    /// SCAN pattern for the pipeline status counters (`status:<status>`), whose names the
+    /// original keeps no index of.
+    pub fn metrics_status_scan_pattern(&self) -> String {
+        format!("{}:status:*", escape_glob(&self.prefixes.metrics))
     }
 
     /// `<metrics>:llm`: hash of all-time LLM request, token, cache and cost totals.
@@ -488,22 +519,49 @@ mod tests {
         assert_eq!(k.cache_entry(&h), format!("artemis:llm:cache:{h}"));
         assert_eq!(
             k.cache_namespaced_entry("t:1", &h),
-            format!("artemis:llm:cache::ns:t:1:{h}")
+            format!("artemis:llm:cache#ns:t:1:{h}")
         );
         assert_eq!(
             k.cache_lease(&h),
-            format!("artemis:llm:cache::lease:{{artemis:llm:cache:{h}}}")
+            format!("artemis:llm:cache#lease:{{artemis:llm:cache:{h}}}")
         );
         let ns_key = k.cache_namespaced_entry("a", &h);
         assert_eq!(slot_tag(&k.cache_lease_for(&ns_key)), ns_key);
         assert!(
             k.cache_namespace_scan_pattern("a*")
-                .starts_with(r"artemis:llm:cache::ns:a\*:[0-9a-f]")
+                .starts_with(r"artemis:llm:cache#ns:a\*:[0-9a-f]")
         );
         assert!(
             k.cache_plain_scan_pattern()
                 .ends_with(&"[0-9a-f]".repeat(64))
         );
+    }
+
+    #[test]
+    fn no_extension_key_is_under_a_prefix_the_original_scans() {
+        // The original scans `artemis:llm:cache:*` (cache stats, invalidate_all),
+        // `artemis:pipeline:<card>:stage:*`, and a Python reader finds cards with
+        // `artemis:pipeline:*`: every such match starts with `<prefix>:`.
+        let k = KeySpace::default();
+        let h = "a".repeat(64);
+        let ns = k.cache_namespaced_entry("team", &h);
+        for key in [
+            ns.clone(),
+            k.cache_lease(&h),
+            k.cache_lease_for(&ns),
+            k.pipeline_index(),
+            k.event_history("card-1"),
+            k.event_history(""),
+        ] {
+            assert!(!key.starts_with("artemis:llm:cache:"), "{key}");
+            assert!(!key.starts_with("artemis:pipeline:"), "{key}");
+        }
+        // Our own patterns still find exactly our keys.
+        assert!(
+            k.cache_all_namespaces_scan_pattern()
+                .starts_with("artemis:llm:cache#ns:")
+        );
+        assert_eq!(slot_tag(&k.cache_lease(&h)), k.cache_entry(&h));
     }
 
     #[test]
@@ -518,7 +576,7 @@ mod tests {
         let k = KeySpace::default();
         assert_eq!(
             k.event_history("card-1"),
-            "artemis:pipeline::history:{artemis:pipeline:card-1}"
+            "artemis:pipeline#history:{artemis:pipeline:card-1}"
         );
         assert_eq!(slot_tag(&k.event_history("card-1")), k.pipeline("card-1"));
         let window = k.ratelimit("openai:gpt-4o", "u1");
@@ -571,6 +629,8 @@ mod tests {
             None
         );
         assert_eq!(k.card_id_of_pipeline_key("artemis:pipeline::index"), None);
+        assert_eq!(k.card_id_of_pipeline_key(&k.pipeline_index()), None);
+        assert_eq!(k.card_id_of_pipeline_key(&k.event_history("c1")), None);
         assert_eq!(
             k.card_and_stage_of_stage_key("artemis:pipeline:c1:stage:dev:x"),
             Some(("c1", "dev:x"))

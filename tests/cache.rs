@@ -903,12 +903,12 @@ async fn administration_scans_in_batches_and_spares_foreign_keys() {
         p.set_ex(format!("artemis:llm:cache:{hash}"), "x", 600)
             .ignore();
         if i < 300 {
-            p.set_ex(format!("artemis:llm:cache::ns:batch:{hash}"), "x", 600)
+            p.set_ex(format!("artemis:llm:cache#ns:batch:{hash}"), "x", 600)
                 .ignore();
         }
     }
     p.set("artemis:llm:cache:notes", "not an entry").ignore();
-    p.set("artemis:llm:cache::ns:batch:short", "not an entry")
+    p.set("artemis:llm:cache#ns:batch:short", "not an entry")
         .ignore();
     p.set("other:key", "x").ignore();
     let _: () = p.query(&mut raw).unwrap();

@@ -126,7 +126,7 @@ fn plant_garbage(server: &RedisServer) {
     );
     // The extension keys: garbage in the card index and the history stream, and a bad event.
     let _: () = redis::cmd("ZADD")
-        .arg("artemis:pipeline::index")
+        .arg("artemis:pipeline#index")
         .arg(chrono::Utc::now().timestamp())
         .arg("no-such-card")
         .arg(chrono::Utc::now().timestamp())
@@ -134,7 +134,7 @@ fn plant_garbage(server: &RedisServer) {
         .query(&mut c)
         .unwrap();
     let _: () = redis::cmd("XADD")
-        .arg("artemis:pipeline::history:{artemis:pipeline:good-card}")
+        .arg("artemis:pipeline#history:{artemis:pipeline:good-card}")
         .arg("*")
         .arg("garbage")
         .arg(b"\xff\x00\x1b[2J".as_slice())
@@ -187,7 +187,7 @@ fn plant_garbage(server: &RedisServer) {
         .query(&mut c)
         .unwrap();
     let _: () = redis::cmd("ZADD")
-        .arg("artemis:pipeline::index")
+        .arg("artemis:pipeline#index")
         .arg(chrono::Utc::now().timestamp())
         .arg(b"idx\xffcard".as_slice())
         .query(&mut c)
@@ -282,7 +282,7 @@ fn once_survives_planted_garbage_and_says_what_is_wrong() {
         "artemis:metrics:llm",
         "artemis:metrics::index:models",
         "artemis:metrics:llm:model:bin-model",
-        "artemis:pipeline::index",
+        "artemis:pipeline#index",
         "artemis:ratelimit::registry",
     ] {
         assert!(all.contains(key), "{key} not reported as malformed:\n{all}");
@@ -439,7 +439,7 @@ fn extension_keys_of_the_wrong_type() {
         pipeline_doc("good-card", "Good card", "build"),
     );
     for key in [
-        "artemis:pipeline::index",
+        "artemis:pipeline#index",
         "artemis:ratelimit::registry",
         "artemis:metrics::index:models",
         "artemis:metrics:timeseries:pipelines",
@@ -456,7 +456,7 @@ fn extension_keys_of_the_wrong_type() {
         .map(|m| m["key"].as_str().unwrap().to_owned())
         .collect();
     for key in [
-        "artemis:pipeline::index",
+        "artemis:pipeline#index",
         "artemis:ratelimit::registry",
         "artemis:metrics::index:models",
         "artemis:metrics:timeseries:pipelines",

@@ -265,10 +265,10 @@ async fn wrong_types_and_garbage_are_reported_not_fatal() {
 }
 
 #[tokio::test]
-async fn time_series_is_trimmed_by_age() {
+async fn time_series_is_trimmed_by_age_when_retention_is_set() {
     let server = RedisServer::start();
     let mut settings = server.settings();
-    settings.metrics.timeseries_retention_days = 1;
+    settings.metrics.timeseries_retention_days = Some(1);
     let store = Backend::redis(settings).await.unwrap();
     let mut old = completion("old", "completed", 0.0, 1.0);
     old.at = Some(chrono::Utc::now() - chrono::Duration::days(3));
@@ -287,6 +287,40 @@ async fn time_series_is_trimmed_by_age() {
     assert_eq!(n, 1);
     let read = store.metrics().read_metrics(1, 10).await.unwrap();
     assert_eq!(read.metrics.recent[0].card_id, "new");
+}
+
+#[tokio::test]
+async fn time_series_is_never_trimmed_by_default() {
+    let server = RedisServer::start();
+    let store = Backend::redis(server.settings()).await.unwrap();
+    let mut old = completion("old", "completed", 0.0, 1.0);
+    old.at = Some(chrono::Utc::now() - chrono::Duration::days(400));
+    for r in [old, completion("new", "completed", 0.0, 1.0)] {
+        store.metrics().track_pipeline_completion(&r).await.unwrap();
+    }
+    let mut raw = server.raw();
+    let n: i64 = raw.zcard("artemis:metrics:timeseries:pipelines").unwrap();
+    assert_eq!(
+        n, 2,
+        "the original keeps every entry; so do we unless told otherwise"
+    );
+}
+
+#[tokio::test]
+async fn memory_time_series_is_trimmed_only_when_retention_is_set() {
+    let mut settings = artemis::config::Settings::default();
+    let mut old = completion("old", "completed", 0.0, 1.0);
+    old.at = Some(chrono::Utc::now() - chrono::Duration::days(40));
+    let fresh = completion("new", "completed", 0.0, 1.0);
+    for (retention, expect) in [(None, 2), (Some(30), 1)] {
+        settings.metrics.timeseries_retention_days = retention;
+        let store = Backend::memory(settings.clone());
+        for r in [old.clone(), fresh.clone()] {
+            store.metrics().track_pipeline_completion(&r).await.unwrap();
+        }
+        let read = store.metrics().read_metrics(1, 10).await.unwrap();
+        assert_eq!(read.metrics.recent.len(), expect, "retention {retention:?}");
+    }
 }
 
 #[tokio::test]

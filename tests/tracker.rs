@@ -542,6 +542,51 @@ async fn snapshot_lists_cards_newest_first(env: &Env, p: &str) {
     assert_eq!(back.cards.len(), snap.cards.len());
 }
 
+/// As the original: a completion clears `current_stage`; completing a card that has no
+/// document writes and publishes nothing.
+async fn completion_is_the_originals(env: &Env, p: &str) {
+    let card = format!("{p}-done");
+    let ghost = format!("{p}-ghost");
+    let mut mine = env.tracker.subscribe_card(&ghost).await.unwrap();
+    env.tracker
+        .start_pipeline(&card, 1, Map::new())
+        .await
+        .unwrap();
+    env.tracker
+        .update_stage(&card, "deploy", StageUpdate::new(StageStatus::Completed))
+        .await
+        .unwrap();
+    env.tracker
+        .complete_pipeline(&card, PipelineStatus::Completed, None)
+        .await
+        .unwrap();
+    let c = env.tracker.get_card(&card).await.unwrap().unwrap();
+    assert_eq!(c.pipeline.current_stage, None);
+    assert_eq!(c.pipeline.status, PipelineStatus::Completed);
+
+    env.tracker
+        .complete_pipeline(&ghost, PipelineStatus::Completed, None)
+        .await
+        .unwrap();
+    assert!(env.tracker.get_card(&ghost).await.unwrap().is_none());
+    assert!(
+        env.tracker
+            .history(&ghost, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The next event on the ghost's channel is the start that follows, not a completion.
+    env.tracker
+        .start_pipeline(&ghost, 1, Map::new())
+        .await
+        .unwrap();
+    assert!(matches!(
+        next(&mut mine).await,
+        PipelineEvent::PipelineStarted { .. }
+    ));
+}
+
 async fn next(s: &mut artemis::tracker::EventStream) -> PipelineEvent {
     tokio::time::timeout(Duration::from_secs(5), s.next())
         .await
@@ -558,6 +603,7 @@ async fn behaviour_suite(env: &Env) {
     metadata_survives_untouched(env, "b5").await;
     subscriptions_deliver_events(env, "b6").await;
     snapshot_lists_cards_newest_first(env, "b7").await;
+    completion_is_the_originals(env, "b8").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -630,9 +676,9 @@ async fn python_reads_what_we_write(env: &Env, p: &str) {
     assert_python_pipeline(&doc);
     assert_eq!(doc["status"], "cancelled");
     assert!(raw.ttl(&key) > 86_000);
-    let history = format!("artemis:pipeline::history:{{artemis:pipeline:{card}}}");
+    let history = format!("artemis:pipeline#history:{{artemis:pipeline:{card}}}");
     assert!(raw.ttl(&history) > 86_000);
-    assert!(raw.ttl("artemis:pipeline::index") > 86_000);
+    assert!(raw.ttl("artemis:pipeline#index") > 86_000);
     type Entries = Vec<(String, Vec<(String, Vec<u8>)>)>;
     let events: Entries = raw.query(redis::cmd("XRANGE").arg(&history).arg("-").arg("+"));
     assert_eq!(events.len(), 3);
@@ -735,7 +781,11 @@ async fn we_read_and_drive_python_cards(env: &Env, p: &str) {
     let now_doc: Value = serde_json::from_str(&text).unwrap();
     assert_python_pipeline(&now_doc);
     assert_eq!(now_doc["completed_stages"], 2);
-    assert_eq!(now_doc["current_stage"], "review");
+    assert_eq!(
+        now_doc["current_stage"],
+        Value::Null,
+        "a finished card is in no stage, as the original writes it"
+    );
     let d = now_doc["duration_seconds"].as_f64().unwrap();
     let expected = (Utc::now().naive_utc()
         - chrono::NaiveDateTime::parse_from_str("2025-10-22T20:30:45", "%Y-%m-%dT%H:%M:%S")
@@ -1129,7 +1179,11 @@ async fn documents_of_any_shape_are_edited_in_place() {
     let doc: Value = serde_json::from_str(&text("nested")).unwrap();
     assert_python_pipeline(&doc);
     assert_eq!(doc["metadata"], Value::Object(nested));
-    assert_eq!(doc["current_stage"], "s1");
+    assert_eq!(
+        doc["current_stage"],
+        Value::Null,
+        "cleared by the completion"
+    );
     assert_eq!(doc["completed_stages"], 1);
     assert_eq!(doc["status"], "failed");
     assert_eq!(doc["_stages"], json!(["s1"]));

@@ -1,6 +1,6 @@
 //! The cache on Redis (standalone or Cluster), in the Python original's layout.
 //!
-//! A hit is one GET. The lease (`<prefix>::lease:{<entry key>}`) lives in the entry's hash slot,
+//! A hit is one GET. The lease (`<prefix>#lease:{<entry key>}`) lives in the entry's hash slot,
 //! so the write of a fetched answer and the release of the lease run as one script on one node.
 //! Administration walks the keyspace with SCAN (never KEYS) and deletes with UNLINK in batches
 //! of [`DELETE_BATCH`]; on Cluster the driver splits each batch by slot.

@@ -66,7 +66,7 @@ impl super::MetricsStore for MemoryMetrics {
         s.pipelines.completed += 1;
         s.pipelines.total_cost += r.cost;
         s.pipelines.total_duration += r.duration_seconds;
-        *s.pipelines.by_status.entry(status.clone()).or_default() += 1;
+        *s.pipelines.by_status.entry(status).or_default() += 1;
         let date = local_date(at);
         let day = s.daily.entry(date).or_insert(DailyFigures {
             date,
@@ -85,15 +85,18 @@ impl super::MetricsStore for MemoryMetrics {
         let member = RecentPipeline {
             card_id: r.card_id.clone(),
             duration_seconds: r.duration_seconds,
-            status,
+            // The caller's text, as the original stores it; only the counter is lowercased.
+            status: r.status.clone(),
             cost: r.cost,
             timestamp: crate::model::format_naive(at.with_timezone(&chrono::Local).naive_local()),
         };
         let pos = s.timeseries.partition_point(|(e, _)| *e <= epoch);
         s.timeseries.insert(pos, (epoch, member));
-        let oldest = epoch - (settings.timeseries_retention_days * 86_400) as f64;
-        while s.timeseries.front().is_some_and(|(e, _)| *e < oldest) {
-            s.timeseries.pop_front();
+        if let Some(days) = settings.timeseries_retention_days {
+            let oldest = epoch - days.saturating_mul(86_400) as f64;
+            while s.timeseries.front().is_some_and(|(e, _)| *e < oldest) {
+                s.timeseries.pop_front();
+            }
         }
         Ok(())
     }

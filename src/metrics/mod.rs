@@ -7,8 +7,9 @@
 //!
 //! Extensions (ignored by Python readers): `saved_cost` and `latency_ms_total` fields in the
 //! `llm` hash, name indexes (`<prefix>::index:<kind>` sets) so readers need no SCAN for names
-//! this project wrote, and age-trimming of the pipeline time series, which the original lets
-//! grow forever.
+//! this project wrote (always unioned with a periodic, cached SCAN for the names only the
+//! original wrote), and optional age-trimming of the pipeline time series
+//! (`metrics.timeseries_retention_days`, off by default: the original keeps every entry).
 
 mod handle;
 mod memory;
@@ -37,7 +38,8 @@ pub struct PipelineCompletionRecord {
     pub card_id: String,
     /// Wall time of the pipeline, seconds; added to `total_duration` and the day's `duration`.
     pub duration_seconds: f64,
-    /// Lowercased on write.
+    /// Stored as given in the time-series member (the original keeps `"COMPLETED"` as
+    /// `"COMPLETED"`); the `status:<status>` counter key lowercases it, as the original does.
     pub status: String,
     /// LLM spend of the pipeline, USD; added to `total_cost` and the day's `cost`.
     pub cost: f64,
@@ -165,7 +167,7 @@ pub fn timeseries_member(r: &PipelineCompletionRecord, at: DateTime<Utc>) -> Str
     let member = serde_json::json!({
         "card_id": r.card_id,
         "duration_seconds": r.duration_seconds,
-        "status": r.status.to_lowercase(),
+        "status": r.status,
         "cost": r.cost,
         "timestamp": crate::model::format_naive(at.with_timezone(&Local).naive_local()),
         "metadata": r.metadata,

@@ -1,5 +1,7 @@
 //! Metrics on Redis: each `track_*` is one pipeline (one round trip; split per node on
-//! Cluster, where each command is still atomic on its own key), each read two.
+//! Cluster, where each command is still atomic on its own key), each read two, plus the SCAN
+//! for names only the original wrote when its cached result is older than
+//! `metrics.scan_interval_seconds`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,9 +24,11 @@ const SCAN_LIMIT: usize = 10_000;
 
 type Fields = HashMap<String, String>;
 
-/// Names of Python-written metric keys, found by SCAN.
+/// Names of metric keys found by SCAN: the original keeps no name index, so names only it
+/// wrote are found this way.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ScannedNames {
+    statuses: Vec<String>,
     providers: Vec<String>,
     models: Vec<String>,
     developers: Vec<String>,
@@ -50,8 +54,12 @@ impl RedisMetrics {
         }
     }
 
+    /// The names under the original's key patterns (`status:*`, `llm:*`, `code_review:*`),
+    /// from a SCAN (never KEYS; at most [`SCAN_LIMIT`] keys per pattern) reused for
+    /// `metrics.scan_interval_seconds`, so a dashboard polling every second does not walk the
+    /// keyspace every second.
     async fn scanned_metric_names(&self) -> crate::Result<ScannedNames> {
-        let interval = self.core.settings.tracker.scan_interval_seconds;
+        let interval = self.core.settings.metrics.scan_interval_seconds;
         if let Some((at, names)) = &*self
             .scanned
             .lock()
@@ -62,6 +70,17 @@ impl RedisMetrics {
         }
         let k = &self.core.keys;
         let mut names = ScannedNames::default();
+        let found = self
+            .core
+            .redis
+            .scan_match(&k.metrics_status_scan_pattern(), Some("string"), SCAN_LIMIT)
+            .await?;
+        let status_prefix = k.metrics_status("");
+        for key in found {
+            if let Some(s) = key.strip_prefix(&status_prefix) {
+                names.statuses.push(s.to_owned());
+            }
+        }
         let found = self
             .core
             .redis
@@ -117,7 +136,6 @@ impl RedisMetrics {
         let epoch = at.timestamp_micros() as f64 / 1e6;
         let status = r.status.to_lowercase();
         let daily = k.metrics_daily(local_date(at));
-        let oldest = epoch - (m.timeseries_retention_days * 86_400) as f64;
         let total = k.metrics_total();
         let mut w = Writes::default();
         w.push(
@@ -126,29 +144,34 @@ impl RedisMetrics {
                 member: timeseries_member(r, at),
                 score: epoch,
             },
-        )
-        .push(
-            k.metrics_timeseries(),
-            Op::ZRemRangeByScore {
-                min: "-inf".into(),
-                max: format!("({oldest}"),
-            },
-        )
-        .push(&total, Op::HIncrBy("pipelines_completed".into(), 1))
-        .push(&total, Op::HIncrByFloat("total_cost".into(), r.cost))
-        .push(
-            &total,
-            Op::HIncrByFloat("total_duration".into(), r.duration_seconds),
-        )
-        .push(&daily, Op::HIncrBy("completions".into(), 1))
-        .push(&daily, Op::HIncrByFloat("cost".into(), r.cost))
-        .push(
-            &daily,
-            Op::HIncrByFloat("duration".into(), r.duration_seconds),
-        )
-        .push(&daily, Op::Expire(m.daily_ttl_seconds as i64))
-        .push(k.metrics_status(&status), Op::IncrBy(1))
-        .push(k.metrics_index("statuses"), Op::SAdd(status));
+        );
+        // The original keeps every entry for ever; trimming (the original's entries too) only
+        // when the operator asked for it.
+        if let Some(days) = m.timeseries_retention_days {
+            let oldest = epoch - days.saturating_mul(86_400) as f64;
+            w.push(
+                k.metrics_timeseries(),
+                Op::ZRemRangeByScore {
+                    min: "-inf".into(),
+                    max: format!("({oldest}"),
+                },
+            );
+        }
+        w.push(&total, Op::HIncrBy("pipelines_completed".into(), 1))
+            .push(&total, Op::HIncrByFloat("total_cost".into(), r.cost))
+            .push(
+                &total,
+                Op::HIncrByFloat("total_duration".into(), r.duration_seconds),
+            )
+            .push(&daily, Op::HIncrBy("completions".into(), 1))
+            .push(&daily, Op::HIncrByFloat("cost".into(), r.cost))
+            .push(
+                &daily,
+                Op::HIncrByFloat("duration".into(), r.duration_seconds),
+            )
+            .push(&daily, Op::Expire(m.daily_ttl_seconds as i64))
+            .push(k.metrics_status(&status), Op::IncrBy(1))
+            .push(k.metrics_index("statuses"), Op::SAdd(status));
         Ok(w)
     }
 
@@ -329,7 +352,7 @@ impl super::MetricsStore for RedisMetrics {
         };
         let total = next(k.metrics_total()).hash(&mut malformed);
         let llm = next(k.metrics_llm()).hash(&mut malformed);
-        let statuses = next(k.metrics_index("statuses")).strings(&mut malformed);
+        let mut statuses = next(k.metrics_index("statuses")).strings(&mut malformed);
         let mut providers = next(k.metrics_index("providers")).strings(&mut malformed);
         let mut models = next(k.metrics_index("models")).strings(&mut malformed);
         let mut developers = next(k.metrics_index("developers")).strings(&mut malformed);
@@ -386,22 +409,15 @@ impl super::MetricsStore for RedisMetrics {
             .filter_map(|member| parse_recent(&ts_key, member, &mut malformed))
             .collect();
 
-        // Python writers keep no name index: find their names by SCAN, only when needed,
-        // and at most once per `tracker.scan_interval_seconds` so that a dashboard polling
-        // every second does not walk the keyspace every second.
-        let need_llm = providers.is_empty() && models.is_empty() && m.llm.total_requests > 0;
-        let need_reviews = developers.is_empty() && review_statuses.is_empty();
-        if need_llm || need_reviews {
-            let scanned = self.scanned_metric_names().await?;
-            if need_llm {
-                providers.extend(scanned.providers);
-                models.extend(scanned.models);
-            }
-            if need_reviews {
-                developers.extend(scanned.developers);
-                review_statuses.extend(scanned.review_statuses);
-            }
-        }
+        // The original keeps no name index: the names only it wrote come from a SCAN of its
+        // key patterns (cached, see `scanned_metric_names`), always added to the indexed
+        // ones, so neither side's names can hide the other's.
+        let scanned = self.scanned_metric_names().await?;
+        statuses.extend(scanned.statuses);
+        providers.extend(scanned.providers);
+        models.extend(scanned.models);
+        developers.extend(scanned.developers);
+        review_statuses.extend(scanned.review_statuses);
         let mut all_statuses: Vec<String> = KNOWN_PIPELINE_STATUSES
             .iter()
             .map(|s| s.to_string())

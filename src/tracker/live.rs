@@ -200,6 +200,7 @@ impl Card {
                 let p = &mut self.pipeline;
                 p.status = *status;
                 p.end_time = Some(timestamp.clone());
+                p.current_stage = None;
                 // The write leaves the duration alone when the start time does not parse; the
                 // event then says null.
                 if let Some(d) = duration_seconds {

@@ -282,11 +282,17 @@ impl TrackerStore for MemoryTracker {
         let now = Instant::now();
         let end = format_naive(c.at.naive_utc());
         let mut st = self.tracker_state();
-        let mut duration = None;
-        if let Some(d) = st.live_doc_mut(&c.card_id, now) {
+        // The original publishes nothing for a card that has no document.
+        let Some(d) = st.live_doc_mut(&c.card_id, now) else {
+            return Ok(());
+        };
+        let duration;
+        {
             let doc = &mut d.value;
             doc.insert("status".into(), c.status.as_str().into());
             doc.insert("end_time".into(), Value::String(end.clone()));
+            // A finished card is in no stage any more, as in the original.
+            doc.insert("current_stage".into(), Value::Null);
             let start = doc.get("start_time").and_then(Value::as_str);
             duration = start
                 .and_then(|s| duration_micros(s, c.at))

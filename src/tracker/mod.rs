@@ -167,8 +167,9 @@ pub trait TrackerStore: Store {
     /// `completed_stages`; appends and publishes `stage_updated`. A card without a pipeline
     /// document gets its stage document and event only, as in the original.
     async fn update_stage(&self, report: &StageReport) -> Result<()>;
-    /// Sets the final status, `end_time` and `duration_seconds`; appends and publishes
-    /// `pipeline_completed`.
+    /// Sets the final status, `end_time` and `duration_seconds` and clears `current_stage`;
+    /// appends and publishes `pipeline_completed`. A card without a pipeline document gets
+    /// nothing: no document, no event (as in the original).
     async fn complete_pipeline(&self, completion: &PipelineCompletion) -> Result<()>;
     /// One card with its stages in stage order; `None` when it has no pipeline document.
     /// A malformed pipeline document is an [`Error::Malformed`]; malformed stage documents

@@ -166,6 +166,11 @@ impl RedisTracker {
     fn report_code(&self, op: &str, card_id: &str, reply: &Value) {
         match reply_code(reply) {
             Some(1) => {}
+            Some(0) if op == "complete" => tracing::debug!(
+                card_id = %card_id.escape_debug(),
+                "no pipeline document for this card; nothing written or published, as in the \
+                 original"
+            ),
             Some(0) => tracing::debug!(
                 card_id = %card_id.escape_debug(),
                 op,

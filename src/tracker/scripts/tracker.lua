@@ -1,8 +1,8 @@
 -- One atomic step of the pipeline tracker (see src/tracker/redis.rs).
 --
 -- KEYS[1] pipeline document   artemis:pipeline:<card>
--- KEYS[2] event history       artemis:pipeline::history:{artemis:pipeline:<card>}  (same slot)
--- KEYS[3] card index          artemis:pipeline::index       (standalone only; on Cluster the
+-- KEYS[2] event history       artemis:pipeline#history:{artemis:pipeline:<card>}  (same slot)
+-- KEYS[3] card index          artemis:pipeline#index        (standalone only; on Cluster the
 -- KEYS[4] stage document      artemis:pipeline:<card>:stage:<name>  caller writes these two apart)
 --
 -- ARGV[1] op: start | stage | complete
@@ -298,18 +298,21 @@ elseif op == 'complete' then
   local duration = 'null'
   local d, code = read_doc()
   if d then
-    local set = { status = '"' .. status .. '"', end_time = ARGV[8] }
-    local order = { 'status', 'end_time' }
+    -- A finished card is in no stage any more (the original sets current_stage to None).
+    local set = { status = '"' .. status .. '"', end_time = ARGV[8], current_stage = 'null' }
+    local order = { 'status', 'end_time', 'current_stage' }
     local start = d.obj.start_time
     local start_us = type(start) == 'string' and parse_micros(start)
     if start_us then
       duration = format_seconds(tonumber(ARGV[9]) - start_us)
       set.duration_seconds = duration
-      order[3] = 'duration_seconds'
+      order[4] = 'duration_seconds'
     end
     local text = edited(d, set, order)
     if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
   end
+  -- The original publishes nothing for a card that has no document.
+  if code == 0 then return { code, duration } end
   emit('{"event":"pipeline_completed","card_id":' .. ARGV[10] .. ',"status":"' .. status
     .. '","duration_seconds":' .. duration .. ',"message":' .. ARGV[11]
     .. ',"timestamp":' .. ARGV[12] .. '}')
