@@ -227,12 +227,12 @@ fn ctrl_z_suspends_to_the_shell_and_fg_resumes_and_redraws() {
     let dir = tempfile::tempdir().unwrap();
     let stty = dir.path().join("stty-suspended.txt");
     let shell = format!(
-        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color PS1='$ ' \
+        "env -i HOME={home} PATH=/usr/bin:/bin TERM=xterm-256color PS1='PROMPT> ' \
          bash --norc --noprofile -i",
         home = dir.path().display()
     );
     let tmux = Tmux::start("ctrlz", 100, 30, &shell);
-    tmux.wait_for("the prompt", |s| s.contains("$ "));
+    tmux.wait_for("the prompt", |s| s.contains("PROMPT>"));
     let cmd = format!(
         "{} --redis-url {}",
         env!("CARGO_BIN_EXE_artemis-top"),
@@ -273,7 +273,9 @@ fn ctrl_z_suspends_to_the_shell_and_fg_resumes_and_redraws() {
     tmux.keys(&["Escape"]);
     tmux.wait_for("the overview", |s| s.contains("Cards 1/1"));
     tmux.keys(&["q"]);
-    tmux.wait_for("the prompt after the exit", |s| s.lines().any(|l| l.trim() == "$"));
+    tmux.wait_for("the prompt after the exit", |s| {
+        s.lines().any(|l| l.trim() == "PROMPT>")
+    });
     assert_eq!(modes(&tmux), "0 1");
 }
 
