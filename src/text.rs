@@ -170,7 +170,12 @@ fn push_cluster(out: &mut String, cluster: &str) {
     // What is left may still be zero cells wide (a combining mark at the very start, or after
     // a control): ratatui would drop it or glue it to the previous cell. Shown as placeholders.
     let kept = &out[start..];
-    if !kept.is_empty() && kept.graphemes(true).next().is_some_and(|g| cluster_width(g) == 0) {
+    if !kept.is_empty()
+        && kept
+            .graphemes(true)
+            .next()
+            .is_some_and(|g| cluster_width(g) == 0)
+    {
         let kept: Vec<char> = kept.chars().collect();
         out.truncate(start);
         let mut rest = kept.into_iter().peekable();
@@ -207,7 +212,10 @@ pub fn cluster_width(g: &str) -> usize {
         return 1;
     }
     // ratatui counts the halfwidth (han)dakuten as one cell each, where unicode-width says 0.
-    let marks = g.chars().filter(|c| matches!(c, '\u{FF9E}' | '\u{FF9F}')).count();
+    let marks = g
+        .chars()
+        .filter(|c| matches!(c, '\u{FF9E}' | '\u{FF9F}'))
+        .count();
     g.width() + marks
 }
 
@@ -311,7 +319,10 @@ mod tests {
     #[test]
     fn clean_text_is_not_copied() {
         assert!(matches!(sanitize("plain ünïcode 🚀"), Cow::Borrowed(_)));
-        assert!(matches!(sanitize("e\u{301} 👨\u{200D}👩\u{200D}👧"), Cow::Borrowed(_)));
+        assert!(matches!(
+            sanitize("e\u{301} 👨\u{200D}👩\u{200D}👧"),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]
@@ -374,9 +385,17 @@ mod tests {
 
     #[test]
     fn every_cluster_is_at_least_one_cell() {
-        for raw in ["\u{301}", "\u{1b}\u{301}", "\u{200B}\u{302}\u{303}", "\u{FE0F}\u{FE0F}"] {
+        for raw in [
+            "\u{301}",
+            "\u{1b}\u{301}",
+            "\u{200B}\u{302}\u{303}",
+            "\u{FE0F}\u{FE0F}",
+        ] {
             let s = sanitize(raw);
-            assert!(s.graphemes(true).all(|g| cluster_width(g) >= 1), "{raw:?} → {s:?}");
+            assert!(
+                s.graphemes(true).all(|g| cluster_width(g) >= 1),
+                "{raw:?} → {s:?}"
+            );
         }
     }
 

@@ -564,7 +564,14 @@ fn once_shows_invisible_characters_and_keeps_rows_aligned() {
     let (text, _) = once(&server, "text");
     assert_inert(&text);
     assert_eq!(hidden_in(&text), None, "{text}");
-    for shown in ["⟨U+2028⟩", "⟨U+00AD⟩", "⟨U+200B⟩", "⟨U+E0041⟩", "⟨U+202E⟩", "tw⟨U+200B⟩in"] {
+    for shown in [
+        "⟨U+2028⟩",
+        "⟨U+00AD⟩",
+        "⟨U+200B⟩",
+        "⟨U+E0041⟩",
+        "⟨U+202E⟩",
+        "tw⟨U+200B⟩in",
+    ] {
         assert!(text.contains(shown), "{shown} missing:\n{text}");
     }
     let width = |l: &str| -> usize {
@@ -631,7 +638,10 @@ fn dashboard_shows_invisible_characters_and_keeps_rows_aligned() {
             // A row drawn in the table's panel ends at the panel's right border, in the
             // terminal's last column.
             if l.starts_with('│') {
-                assert!(l.ends_with('│') || l.ends_with('┃'), "{what} row {y}: {l:?}");
+                assert!(
+                    l.ends_with('│') || l.ends_with('┃'),
+                    "{what} row {y}: {l:?}"
+                );
                 assert_eq!(width, w, "{what} row {y} is {width} cells: {l:?}");
             }
         }

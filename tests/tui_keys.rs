@@ -464,7 +464,10 @@ fn alt(c: char) -> KeyEvent {
 
 /// Feeds one key event the way the run loop does: through `KeyMap::split_escape`.
 fn feed(app: &mut App, event: KeyEvent) {
-    for key in app.keymap.split_escape(event, app.scope(), app.filter_editing) {
+    for key in app
+        .keymap
+        .split_escape(event, app.scope(), app.filter_editing)
+    {
         app.handle_key(key);
     }
 }
@@ -504,7 +507,10 @@ fn a_bound_alt_key_keeps_its_action() {
     let km = KeyMap::from_config(&cfg);
     let mut app = App::new(km, Theme::dark(), false, fx::ENDPOINT.into());
     app.apply(Message::Snapshot(Box::new(fx::snapshot())));
-    assert_eq!(app.keymap.split_escape(alt('x'), app.scope(), false), vec![alt('x')]);
+    assert_eq!(
+        app.keymap.split_escape(alt('x'), app.scope(), false),
+        vec![alt('x')]
+    );
     feed(&mut app, alt('x'));
     assert!(app.quit);
 }

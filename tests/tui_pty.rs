@@ -111,7 +111,10 @@ fn modes(tmux: &Tmux) -> String {
 fn wait_until(what: &str, want: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while !want() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -269,7 +272,9 @@ fn ctrl_z_suspends_to_the_shell_and_fg_resumes_and_redraws() {
         s.contains("card-pty-1") && s.contains("● connected") && !s.contains("Stopped")
     });
     tmux.keys(&["Enter"]);
-    tmux.wait_for("the drilldown (raw mode works)", |s| s.contains("Stages (1)"));
+    tmux.wait_for("the drilldown (raw mode works)", |s| {
+        s.contains("Stages (1)")
+    });
     tmux.keys(&["Escape"]);
     tmux.wait_for("the overview", |s| s.contains("Cards 1/1"));
     tmux.keys(&["q"]);

@@ -309,10 +309,15 @@ fn check_no_hidden(buf: &Buffer) {
                         | '\u{FEFF}'
                 )
                 || (!emoji && (c == '\u{200D}' || ('\u{E0000}'..='\u{E007F}').contains(&c)))
-                || (sym.starts_with(c) && matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{300}'..='\u{36F}'));
+                || (sym.starts_with(c)
+                    && matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{300}'..='\u{36F}'));
             assert!(!hidden, "{c:?} reached a cell as itself: {sym:?}");
         }
-        assert!(sym.chars().count() <= 16, "a cell holds {} code points", sym.chars().count());
+        assert!(
+            sym.chars().count() <= 16,
+            "a cell holds {} code points",
+            sym.chars().count()
+        );
     }
 }
 
