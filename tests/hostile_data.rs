@@ -499,3 +499,171 @@ fn unreadable_key_names_are_listed_then_counted() {
         "{reasons:?}"
     );
 }
+
+/// Titles, ids, stage names and messages full of what terminals do not show as itself: line
+/// and paragraph separators, a soft hyphen, zero-width and tag characters, bidi controls, a
+/// 1,000-code-point combining cluster, flag and family emoji. Planted as Python writes cards.
+fn plant_invisible(server: &RedisServer) -> Vec<String> {
+    let mut c = server.raw();
+    let hostile: Vec<String> = vec![
+        "ls\u{2028}sep\u{2029}para".into(),
+        "soft\u{AD}hyphen".into(),
+        "zero\u{200B}width\u{200C}join\u{2060}".into(),
+        "tag\u{E0041}\u{E0042}chars".into(),
+        "bidi\u{202E}desrever\u{202C}".into(),
+        format!("zalgo{}!", "\u{301}".repeat(1000)),
+        "flags 🇫🇷🇩🇪 end".into(),
+        "family 👨\u{200D}👩\u{200D}👧 end".into(),
+    ];
+    let mut ids = Vec::new();
+    for (i, h) in hostile.iter().enumerate() {
+        let id = format!("inv{i}-{h}");
+        set(
+            &mut c,
+            format!("artemis:pipeline:{id}"),
+            pipeline_doc(&id, &format!("{h} title"), h),
+        );
+        set(
+            &mut c,
+            format!("artemis:pipeline:{id}:stage:{h}"),
+            stage_doc(h, h),
+        );
+        ids.push(id);
+    }
+    // Two ids a plain terminal would show identically.
+    for id in ["twin", "tw\u{200B}in"] {
+        set(
+            &mut c,
+            format!("artemis:pipeline:{id}"),
+            pipeline_doc(id, "twin", "x"),
+        );
+    }
+    ids
+}
+
+/// Code points that must not reach the terminal as themselves (outside emoji sequences).
+fn hidden_in(s: &str) -> Option<char> {
+    s.chars().find(|c| {
+        matches!(
+            c,
+            '\u{AD}'
+                | '\u{200B}'..='\u{200C}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'
+                | '\u{E0041}'..='\u{E0042}'
+        ) || (c.is_control() && *c != '\n')
+    })
+}
+
+/// `--once` text: every invisible character shows as a placeholder, lookalike ids differ, and
+/// every card row is as wide (by grapheme cluster) as the header.
+#[test]
+fn once_shows_invisible_characters_and_keeps_rows_aligned() {
+    let server = RedisServer::start();
+    plant_invisible(&server);
+    let (text, _) = once(&server, "text");
+    assert_inert(&text);
+    assert_eq!(hidden_in(&text), None, "{text}");
+    for shown in [
+        "⟨U+2028⟩",
+        "⟨U+00AD⟩",
+        "⟨U+200B⟩",
+        "⟨U+E0041⟩",
+        "⟨U+202E⟩",
+        "tw⟨U+200B⟩in",
+    ] {
+        assert!(text.contains(shown), "{shown} missing:\n{text}");
+    }
+    let width = |l: &str| -> usize {
+        use unicode_segmentation::UnicodeSegmentation;
+        l.graphemes(true).map(artemis_width).sum()
+    };
+    let header = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("ID "))
+        .expect("the card table");
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("inv") || l.starts_with("tw")
+        })
+        .collect();
+    assert_eq!(rows.len(), 10, "{text}");
+    // The STATUS column starts at the same cell in every row.
+    let status_at = |l: &str| -> usize {
+        let word = if l.trim_start().starts_with("ID ") {
+            "STATUS"
+        } else {
+            "running"
+        };
+        let at = l.find(word).unwrap();
+        width(&l[..at])
+    };
+    for r in &rows {
+        assert_eq!(status_at(r), status_at(header), "{r:?}");
+    }
+}
+
+/// ratatui's (and the text module's) width of one grapheme cluster.
+fn artemis_width(g: &str) -> usize {
+    if g.len() == 1 {
+        1
+    } else {
+        unicode_width::UnicodeWidthStr::width(g)
+    }
+}
+
+/// The live dashboard in a real terminal (tmux) with those cards: placeholders on screen, no
+/// invisible character left in the terminal's cells, every row of the card table closed by the
+/// panel's right border in the last column, in the overview and in each drilldown.
+#[test]
+fn dashboard_shows_invisible_characters_and_keeps_rows_aligned() {
+    let server = RedisServer::start();
+    let ids = plant_invisible(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let (line, stty) = binary_line(dir.path(), &[], &["--redis-url", &server.url()]);
+    let (w, h) = (120usize, 40usize);
+    let tmux = Tmux::start("invisible", w as u16, h as u16, &line);
+    let s = tmux.wait_for("the cards", |s| s.contains("inv7") && s.contains("twin"));
+    let check = |s: &str, what: &str| {
+        assert_eq!(hidden_in(s), None, "{what}:\n{s}");
+        assert_eq!(s.lines().count(), h, "{what}: no row wrapped:\n{s}");
+        for (y, l) in s.lines().enumerate() {
+            let l = l.trim_end();
+            let width: usize = {
+                use unicode_segmentation::UnicodeSegmentation;
+                l.graphemes(true).map(artemis_width).sum()
+            };
+            // A row drawn in the table's panel ends at the panel's right border, in the
+            // terminal's last column.
+            if l.starts_with('│') {
+                assert!(
+                    l.ends_with('│') || l.ends_with('┃'),
+                    "{what} row {y}: {l:?}"
+                );
+                assert_eq!(width, w, "{what} row {y} is {width} cells: {l:?}");
+            }
+        }
+    };
+    check(&s, "overview");
+    assert!(s.contains("⟨U+200B⟩"), "{s}");
+    assert!(s.contains("tw⟨U+200B⟩in"), "{s}");
+    for (i, _) in ids.iter().enumerate() {
+        tmux.keys(&["/"]);
+        tmux.cmd(&["send-keys", "-t", "t", "-l", &format!("inv{i}-")]);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for("one card", |s| s.contains("Cards 1/1"));
+        tmux.keys(&["Enter"]);
+        let s = tmux.wait_for("the drilldown", |s| s.contains("Stages (1)"));
+        check(&s, &format!("drilldown of card {i}"));
+        tmux.keys(&["Escape"]);
+        tmux.wait_for("the overview", |s| !s.contains("Stages ("));
+        tmux.keys(&["Escape"]);
+        tmux.wait_for("the filter cleared", |s| s.contains("twin"));
+    }
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
+    assert_restored(&tmux, &stty);
+}

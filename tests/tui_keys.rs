@@ -457,3 +457,60 @@ fn live_events_stay_bounded_under_a_storm() {
     assert_eq!(app.live_events["card-000001"].len(), EVENTS_PER_CARD);
     assert!(total(&app) <= LIVE_EVENTS_TOTAL);
 }
+
+fn alt(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::ALT)
+}
+
+/// Feeds one key event the way the run loop does: through `KeyMap::split_escape`.
+fn feed(app: &mut App, event: KeyEvent) {
+    for key in app
+        .keymap
+        .split_escape(event, app.scope(), app.filter_editing)
+    {
+        app.handle_key(key);
+    }
+}
+
+/// `ESC q` read at once is Alt-q to the terminal parser; bound to nothing, it is Escape then q:
+/// out of the drilldown, then quit.
+#[test]
+fn an_unbound_alt_key_is_escape_then_the_key() {
+    let mut app = fx::app();
+    press(&mut app, "j");
+    app.handle_key(k(KeyCode::Enter));
+    assert!(matches!(app.view, View::Card(_)));
+    feed(&mut app, alt('q'));
+    assert_eq!(app.view, View::Overview);
+    assert!(app.quit);
+}
+
+/// While the filter is typed, `ESC x` ends the filter (Escape) and x is a key again.
+#[test]
+fn escape_then_a_key_while_filtering_leaves_the_filter() {
+    let mut app = fx::app();
+    press(&mut app, "/card");
+    assert!(app.filter_editing);
+    feed(&mut app, alt('q'));
+    assert!(!app.filter_editing);
+    assert!(app.filter.is_empty(), "Escape clears the filter");
+    assert!(app.quit, "q after it quits");
+}
+
+/// An Alt key the user bound keeps its binding.
+#[test]
+fn a_bound_alt_key_keeps_its_action() {
+    let cfg: BTreeMap<String, String> = [("quit", "alt-x")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let km = KeyMap::from_config(&cfg);
+    let mut app = App::new(km, Theme::dark(), false, fx::ENDPOINT.into());
+    app.apply(Message::Snapshot(Box::new(fx::snapshot())));
+    assert_eq!(
+        app.keymap.split_escape(alt('x'), app.scope(), false),
+        vec![alt('x')]
+    );
+    feed(&mut app, alt('x'));
+    assert!(app.quit);
+}

@@ -243,3 +243,168 @@ fn hostile_text_is_neutralised_and_cut_by_width() {
         assert_eq!(unicode_width::UnicodeWidthStr::width(line), 160, "{line:?}");
     }
 }
+
+/// Titles, ids, stage names and messages as a hostile or careless writer leaves them: line and
+/// paragraph separators, soft hyphens, zero-width and tag characters, bidi controls, a
+/// 1,000-code-point combining cluster, flag and family emoji, a lone variation selector, a
+/// combining mark with nothing to combine with, escape sequences, wide CJK.
+fn hostile_strings() -> Vec<String> {
+    vec![
+        "ls\u{2028}sep\u{2029}para".into(),
+        "soft\u{AD}hyphen".into(),
+        "zero\u{200B}width\u{200C}joiners\u{2060}".into(),
+        "tag\u{E0041}\u{E0042}chars".into(),
+        "bidi\u{202E}desrever\u{202C}\u{2067}iso\u{2069}".into(),
+        format!("zalgo{}!", "\u{301}".repeat(1000)),
+        "flags 🇫🇷🇩🇪🇯🇵 end".into(),
+        "family 👨\u{200D}👩\u{200D}👧\u{200D}👦 end".into(),
+        "england 🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} flag".into(),
+        "\u{FE0F}lone selector".into(),
+        "\u{301}mark first".into(),
+        "ctl\u{1b}[2J\u{7}bell".into(),
+        "wide 日本語テキスト".into(),
+    ]
+}
+
+/// The standard snapshot with one running card per hostile string, the string in its id, title,
+/// current stage, stage name and stage message.
+fn hostile_snapshot() -> artemis::snapshot::Snapshot {
+    let mut s = fx::snapshot();
+    let base = fx::cards()[0].clone();
+    s.cards = hostile_strings()
+        .into_iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut c = base.clone();
+            c.pipeline.card_id = format!("h{i:02}-{h}");
+            c.pipeline
+                .metadata
+                .insert("title".into(), serde_json::json!(format!("{h} title")));
+            c.pipeline.current_stage = Some(h.clone());
+            let mut stage = base.stages[3].clone();
+            stage.stage_name = h.clone();
+            stage.message = Some(h);
+            c.stages = vec![stage];
+            c
+        })
+        .collect();
+    s
+}
+
+/// Characters that must never reach a cell as themselves (the emoji sequences' own joiners and
+/// tags stay inside their cluster and are allowed there).
+fn check_no_hidden(buf: &Buffer) {
+    for cell in buf.content() {
+        let sym = cell.symbol();
+        let emoji = sym.starts_with(|c: char| c as u32 >= 0x1F000);
+        for c in sym.chars() {
+            let hidden = c.is_control()
+                || matches!(
+                    c,
+                    '\u{AD}'
+                        | '\u{200B}'..='\u{200C}'
+                        | '\u{200E}'..='\u{200F}'
+                        | '\u{2028}'..='\u{202E}'
+                        | '\u{2060}'..='\u{206F}'
+                        | '\u{FEFF}'
+                )
+                || (!emoji && (c == '\u{200D}' || ('\u{E0000}'..='\u{E007F}').contains(&c)))
+                || (sym.starts_with(c)
+                    && matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{300}'..='\u{36F}'));
+            assert!(!hidden, "{c:?} reached a cell as itself: {sym:?}");
+        }
+        assert!(
+            sym.chars().count() <= 16,
+            "a cell holds {} code points",
+            sym.chars().count()
+        );
+    }
+}
+
+/// The column (in cells) where `word` starts on row `y`, if it is there.
+fn column_of(buf: &Buffer, y: u16, word: &str) -> Option<u16> {
+    let w = buf.area.width;
+    (0..w).find(|&x| {
+        let mut s = String::new();
+        let mut xx = x;
+        while xx < w && s.len() < word.len() {
+            s.push_str(buf[(xx, y)].symbol());
+            xx += 1;
+        }
+        s == word
+    })
+}
+
+fn row_text(buf: &Buffer, y: u16) -> String {
+    (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect()
+}
+
+/// In the overview, every hostile card's row keeps its columns: the status, progress and time
+/// columns start where their headers do, and the right border closes every row.
+#[test]
+fn hostile_rows_keep_their_columns_in_the_overview() {
+    let mut app = fx::app();
+    app.apply(Message::Snapshot(Box::new(hostile_snapshot())));
+    for (w, h) in [(160, 48), (100, 30), (80, 24)] {
+        let buf = frame(&mut app, w, h);
+        check_safe(&buf, false);
+        check_no_hidden(&buf);
+        let header = (0..h)
+            .find(|&y| column_of(&buf, y, "STATUS").is_some())
+            .expect("the table header");
+        let status_x = column_of(&buf, header, "STATUS").unwrap();
+        let mut rows = 0;
+        for y in header + 1..h {
+            if let Some(x) = column_of(&buf, y, "running") {
+                assert_eq!(x, status_x, "{w}x{h} row {y}: {:?}", row_text(&buf, y));
+                rows += 1;
+            }
+        }
+        assert!(rows >= 5, "{w}x{h}: only {rows} card rows");
+    }
+}
+
+/// In the drilldown of every hostile card, the stage row's columns (laid out by the text
+/// module's own padding, not by a table widget) line up with their headers cell for cell.
+#[test]
+fn hostile_stage_rows_keep_their_columns_in_the_drilldown() {
+    let n = hostile_strings().len();
+    for i in 0..n {
+        let mut app = fx::app();
+        app.apply(Message::Snapshot(Box::new(hostile_snapshot())));
+        // Sort by id, then walk down to the i-th card.
+        while app.sort != artemis::tui::app::SortKey::Id {
+            app.handle_key(key('s'));
+        }
+        if app.reverse {
+            app.handle_key(key('S'));
+        }
+        for _ in 0..i {
+            app.handle_key(code(KeyCode::Down));
+        }
+        app.handle_key(code(KeyCode::Enter));
+        for (w, h) in [(160, 48), (100, 30)] {
+            let buf = frame(&mut app, w, h);
+            check_safe(&buf, false);
+            check_no_hidden(&buf);
+            let header = (0..h)
+                .find(|&y| column_of(&buf, y, "PROGRESS").is_some())
+                .unwrap_or_else(|| panic!("card {i}: no stage table:\n{}", text(&buf)));
+            let row = header + 1;
+            for (head, cell) in [("STATUS", "running"), ("PROGRESS", "█")] {
+                let want = column_of(&buf, header, head).unwrap();
+                let got = column_of(&buf, row, cell);
+                assert_eq!(
+                    got,
+                    Some(want),
+                    "card {i} at {w}x{h}, {head}: {:?}",
+                    row_text(&buf, row)
+                );
+            }
+            // The START column holds a time (HH:MM:SS) or "-", where its header is.
+            let start = column_of(&buf, header, "START").unwrap();
+            let s = buf[(start, row)].symbol();
+            assert!(s == "-" || s.chars().all(|c| c.is_ascii_digit()), "{s:?}");
+        }
+    }
+}

@@ -470,6 +470,26 @@ impl KeyMap {
             .map(|((a, _), _)| *a)
     }
 
+    /// The key presses one key event stands for. A lone Escape and the key typed after it can
+    /// reach the dashboard in one read (a fast typist, a loaded machine, a slow link): their
+    /// bytes are then exactly those of Alt and that key (`ESC q`). When that Alt key is bound to
+    /// nothing here (or the filter is being typed, where Alt keys do nothing), it is taken as
+    /// what it almost certainly was: Escape, then the key.
+    pub fn split_escape(&self, event: KeyEvent, scope: Scope, editing: bool) -> Vec<KeyEvent> {
+        let alt_char = matches!(event.code, KeyCode::Char(_))
+            && event.modifiers.contains(KeyModifiers::ALT)
+            && !event.modifiers.contains(KeyModifiers::CONTROL);
+        if !alt_char || (!editing && self.action(&event, scope).is_some()) {
+            return vec![event];
+        }
+        let mut key = event;
+        key.modifiers.remove(KeyModifiers::ALT);
+        let mut esc = event;
+        esc.code = KeyCode::Esc;
+        esc.modifiers = KeyModifiers::NONE;
+        vec![esc, key]
+    }
+
     /// The keys bound to `action`.
     pub fn keys(&self, action: Action) -> &[Key] {
         self.keys

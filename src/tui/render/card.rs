@@ -370,7 +370,7 @@ fn event_line<'a>(t: &Theme, e: &PipelineEvent, w: usize) -> Line<'a> {
         ),
     };
     let head = format!("{} {} ", text::pad(&time, 8), text::pad(kind, 8));
-    let room = w.saturating_sub(head.chars().count());
+    let room = w.saturating_sub(text::cells(&head));
     Line::from(vec![
         Span::styled(text::fit(&head, w), t.dim),
         Span::styled(text::fit(&detail, room), style),
