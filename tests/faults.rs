@@ -44,7 +44,7 @@ fn request(i: u64) -> LlmRequestRecord {
         prompt_tokens: 10 + i % 7,
         completion_tokens: 5,
         cost: 0.25,
-        cache_hit: i % 3 == 0,
+        cache_hit: i.is_multiple_of(3),
         latency_ms: 12.0,
         saved_cost: 0.0,
     }
