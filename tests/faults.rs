@@ -552,3 +552,71 @@ async fn live_events_keep_arriving_through_a_server_idle_timeout() {
     );
     assert_eq!(events, sent);
 }
+
+#[test]
+fn simulate_through_six_seconds_of_oom_reports_exactly_what_redis_holds() {
+    let server = RedisServer::start();
+    let home = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let sim = support::artemis_top(home.path())
+        .args([
+            "--redis-url",
+            &url,
+            "simulate",
+            "--format",
+            "json",
+            "--seed",
+            "5",
+        ])
+        .args(["--cards", "200", "--speed", "40", "--concurrency", "8"])
+        .args(["--duration", "12", "--drain-timeout", "60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    std::thread::sleep(Duration::from_secs(6));
+    server.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    let out = support::wait_output(sim, Duration::from_secs(120), "simulate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "simulate: {stderr}");
+    let report: artemis::demo::report::SimReport = serde_json::from_slice(&out.stdout).unwrap();
+    let w = &report.writes;
+    eprintln!("writes: {w:?}");
+    assert!(w.buffered > 0, "the refusal buffered writes: {w:?}");
+    assert_eq!(w.replayed, w.buffered, "{w:?}");
+    assert!(w.drained && !w.lost_any(), "{w:?}");
+
+    let once = support::artemis_top(home.path())
+        .args(["--redis-url", &url, "--once", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(once.status.success());
+    let snap: artemis::snapshot::Snapshot = serde_json::from_slice(&once.stdout).unwrap();
+    assert_eq!(snap.cards.len(), report.card_list.len());
+    for card in &report.card_list {
+        let c = snap
+            .cards
+            .iter()
+            .find(|c| c.pipeline.card_id == card.card_id)
+            .unwrap_or_else(|| panic!("{} missing", card.card_id));
+        assert_eq!(c.pipeline.status, card.status, "{}", card.card_id);
+        assert_eq!(
+            c.pipeline.completed_stages,
+            i64::from(card.completed_stages),
+            "{}",
+            card.card_id
+        );
+    }
+    let (llm, r) = (&snap.metrics.llm, &report.llm);
+    assert_eq!(llm.total_requests as u64, r.calls, "LLM requests");
+    assert_eq!(llm.cache_hits as u64, r.cache_hits, "cache hits");
+    assert_eq!(llm.prompt_tokens as u64, r.prompt_tokens, "prompt tokens");
+    assert!((llm.total_cost - r.cost_usd).abs() <= 1e-6, "cost");
+    assert_eq!(
+        snap.metrics.pipelines.completed as u64, report.cards.started,
+        "pipeline completions"
+    );
+}
