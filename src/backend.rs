@@ -109,4 +109,8 @@ impl Store for Backend {
     fn settings(&self) -> &Settings {
         self.core.settings()
     }
+
+    fn redis(&self) -> Option<&crate::connection::Redis> {
+        self.core.redis()
+    }
 }

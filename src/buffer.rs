@@ -10,9 +10,16 @@
 //!
 //! The buffer knows only the connection state and the writes: each write is a [`Replay`] trait
 //! object that carries its own store, so the tracker and the metrics (and any later job) share
-//! one buffer (and so one order) without the buffer knowing any of them. A replayed write that Redis rejects for another reason than an outage (e.g.
-//! a permission error) cannot succeed by waiting: it is counted in [`BufferStats::failed`],
-//! logged, and skipped so it does not block everything behind it.
+//! one buffer (and so one order) without the buffer knowing any of them.
+//!
+//! "An outage" includes a server that answers but refuses for a while (`OOM` at `maxmemory`,
+//! `READONLY` after a failover, `LOADING`: [`crate::Error::Refused`]): the connection then stays
+//! "up", so the drain retries with a growing pause (at most [`MAX_RETRY_PAUSE`]) instead of
+//! waiting for a reconnect, and the first retry after the server accepts writes again replays
+//! everything. A write that Redis rejects for another reason (`NOPERM`, `WRONGTYPE`, a syntax
+//! `ERR`) cannot succeed by waiting: it is never queued (the caller gets the error), or, met on
+//! replay, skipped so it does not block everything behind it; either way it is counted per
+//! reply code in [`BufferStats::rejected`] (and a replayed one in [`BufferStats::failed`]).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -46,7 +53,7 @@ pub enum WriteOutcome {
 }
 
 /// Counters of one buffer since it was made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BufferStats {
     /// Writes waiting now.
     pub pending: usize,
@@ -60,6 +67,23 @@ pub struct BufferStats {
     pub dropped: u64,
     /// Queued writes Redis rejected on replay for another reason than an outage.
     pub failed: u64,
+    /// Writes Redis rejected for a reason that waiting does not cure, per reply code
+    /// (`NOPERM`, `WRONGTYPE`, `ERR`, …), whether met on the first try or on replay. Never
+    /// queued, never retried.
+    #[serde(default)]
+    pub rejected: std::collections::BTreeMap<String, u64>,
+}
+
+/// The reply code of a write Redis rejected for good, for [`BufferStats::rejected`]; `None`
+/// for errors that are not the server's answer (invalid input caught before sending).
+fn rejection_code(e: &crate::Error) -> Option<String> {
+    match e {
+        crate::Error::Permission { .. } => Some("NOPERM".into()),
+        crate::Error::Auth { .. } => Some("AUTH".into()),
+        crate::Error::Server { code, .. } => Some(code.as_str().to_owned()),
+        crate::Error::UnexpectedReply(_) => Some("UNEXPECTED_REPLY".into()),
+        _ => None,
+    }
 }
 
 /// A bounded, ordered queue of writes made while Redis was unreachable. Cheap to clone; clones
@@ -96,8 +120,9 @@ impl fmt::Debug for OutageBuffer {
 }
 
 /// Longest pause between replay attempts while the connection claims to be up but writes still
-/// fail (e.g. a server that accepts connections but does not answer).
-const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
+/// fail (a server refusing writes with `OOM` or `READONLY`, or one that accepts connections
+/// but does not answer): how late, at most, the backlog starts landing once writes pass again.
+pub const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 /// At most one overflow warning per this period (the count covers the whole period).
 const DROP_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
@@ -135,7 +160,10 @@ impl OutageBuffer {
                 Err(e) if e.is_outage() => {
                     tracing::debug!(error = %e, "write failed with an outage, buffering it");
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.count_rejection(&e);
+                    return Err(e);
+                }
             }
         }
         Ok(self.enqueue(op))
@@ -146,8 +174,12 @@ impl OutageBuffer {
         let st = self.inner.lock();
         BufferStats {
             pending: st.queue.len(),
-            ..st.stats
+            ..st.stats.clone()
         }
+    }
+
+    fn count_rejection(&self, e: &crate::Error) {
+        self.inner.count_rejection(e);
     }
 
     /// Waits until nothing is queued, at most `timeout`; whether the queue is empty.
@@ -213,6 +245,12 @@ impl Inner {
         // A panic while holding this lock leaves consistent data (plain pushes and pops).
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    fn count_rejection(&self, e: &crate::Error) {
+        if let Some(code) = rejection_code(e) {
+            *self.lock().stats.rejected.entry(code).or_default() += 1;
+        }
+    }
 }
 
 /// Replays the queue front to back, one write at a time, then ends. Holds the buffer only
@@ -260,6 +298,7 @@ async fn drain(weak: Weak<Inner>) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "a buffered write was rejected on replay; skipping it");
+                inner.count_rejection(&e);
                 let mut st = inner.lock();
                 st.queue.pop_front();
                 st.stats.failed += 1;
@@ -367,6 +406,9 @@ mod tests {
         let core = MemoryCore::new(Settings::default());
         let buffer = OutageBuffer::new(core.connection(), 3);
         assert!(buffer.submit(Arc::new(Rejected)).await.is_err());
-        assert_eq!(buffer.stats().buffered, 0);
+        assert!(buffer.submit(Arc::new(Rejected)).await.is_err());
+        let s = buffer.stats();
+        assert_eq!(s.buffered, 0);
+        assert_eq!(s.rejected.get("NOPERM"), Some(&2), "{s:?}");
     }
 }

@@ -112,16 +112,13 @@ pub async fn check(settings: &Settings) -> crate::Result<CheckReport> {
         Err(Error::Permission { detail, .. }) => Access::Denied(detail),
         Err(e) => return Err(e),
     };
-    let mut pubsub = redis.pubsub().await?;
-    let can_subscribe = match pubsub.psubscribe(keys.events_channel_pattern()).await {
-        Ok(()) => Access::Yes,
-        Err(e) => match redis.classify(e) {
-            Error::Permission { detail, .. } => Access::Denied(format!(
-                "{detail}; the ACL must list &{} literally",
-                keys.events_channel_pattern()
-            )),
-            other => return Err(other),
-        },
+    let can_subscribe = match redis.psubscribe(&keys.events_channel_pattern()).await {
+        Ok(_) => Access::Yes,
+        Err(Error::Permission { detail, .. }) => Access::Denied(format!(
+            "{detail}; the ACL must list &{} literally",
+            keys.events_channel_pattern()
+        )),
+        Err(other) => return Err(other),
     };
     Ok(CheckReport {
         endpoint: redis.endpoint().to_owned(),

@@ -10,7 +10,7 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 
 use crate::backend::Backend;
-use crate::connection::ConnState;
+use crate::connection::{ConnState, Health};
 use crate::model::{Malformed, PipelineEvent};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -25,9 +25,15 @@ pub trait Feed: Send + Sync + 'static {
     fn endpoint(&self) -> String;
     /// Follows reachability.
     fn connection(&self) -> watch::Receiver<ConnState>;
+    /// Follows whether the server accepts writes. The default never changes from healthy
+    /// (a feed with no server behind it).
+    fn health(&self) -> watch::Receiver<Health> {
+        watch::channel(Health::default()).1
+    }
     /// One full read.
     async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot>;
-    /// Live events of every card; the stream ends when the connection is lost.
+    /// Live events of every card, on a subscription of its own (its life does not follow the
+    /// command connection's reconnects); the stream ends when the subscription is lost.
     async fn subscribe(&self) -> crate::Result<FeedEvents>;
     /// A card's stored events, oldest first; `None` when none are stored (Python writers).
     async fn history(&self, card_id: &str) -> crate::Result<Option<Vec<PipelineEvent>>>;
@@ -56,6 +62,13 @@ impl Feed for StorageFeed {
 
     fn connection(&self) -> watch::Receiver<ConnState> {
         self.backend.connection()
+    }
+
+    fn health(&self) -> watch::Receiver<Health> {
+        match self.backend.redis() {
+            Some(redis) => redis.health(),
+            None => watch::channel(Health::default()).1,
+        }
     }
 
     async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot> {

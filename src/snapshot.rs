@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::connection::ConnState;
+use crate::connection::{ConnState, Health};
 use crate::limiter::LimitUsage;
 use crate::metrics::{RecentPipeline, Summary};
 use crate::model::Malformed;
@@ -26,17 +26,34 @@ use crate::tracker::Card;
 pub async fn read_snapshot(backend: &Backend, now: DateTime<Utc>) -> crate::Result<Snapshot> {
     let m = &backend.settings().metrics;
     let recent = usize::try_from(m.snapshot_recent).unwrap_or(usize::MAX);
-    let (cards, metrics, limits) = futures::try_join!(
-        backend.tracker().read_cards(now),
-        backend.metrics().read_metrics(m.snapshot_days, recent),
-        backend.limiter().read_limits()
-    )?;
+    // The health probe rides along (at most every few seconds): the faces barely write, so
+    // they would never see a refused write of their own.
+    let probe = async {
+        if let Some(redis) = backend.redis() {
+            redis.probe_health_if_due().await;
+        }
+    };
+    let (read, ()) = futures::join!(
+        async {
+            futures::try_join!(
+                backend.tracker().read_cards(now),
+                backend.metrics().read_metrics(m.snapshot_days, recent),
+                backend.limiter().read_limits()
+            )
+        },
+        probe
+    );
+    let (cards, metrics, limits) = read?;
     let mut malformed = cards.malformed;
     malformed.extend(metrics.malformed);
     malformed.extend(limits.malformed);
     let mut cards = cards.cards;
     attribute_costs(&mut cards, &metrics.metrics.recent);
     let connection = backend.connection().borrow().clone();
+    let health = backend
+        .redis()
+        .map(|r| r.current_health())
+        .unwrap_or_default();
     Ok(Snapshot {
         taken_at: now,
         source: SourceInfo {
@@ -44,6 +61,7 @@ pub async fn read_snapshot(backend: &Backend, now: DateTime<Utc>) -> crate::Resu
             endpoint: backend.endpoint(),
         },
         connection,
+        health,
         cards,
         metrics: metrics.metrics,
         limits: limits.limits,
@@ -81,6 +99,10 @@ pub struct Snapshot {
     pub source: SourceInfo,
     /// The connection state when the read finished.
     pub connection: ConnState,
+    /// Whether the server accepted writes when the read finished (a reachable server may
+    /// refuse them: `OOM`, read-only replica, loading).
+    #[serde(default)]
+    pub health: Health,
     /// Live cards, newest start first.
     pub cards: Vec<Card>,
     /// The metrics' aggregates.

@@ -28,6 +28,10 @@ pub trait Store: Send + Sync {
     fn connection(&self) -> watch::Receiver<ConnState>;
     /// The settings the backend was opened with.
     fn settings(&self) -> &Settings;
+    /// The Redis handle underneath, if any (its health, its probe); `None` in process.
+    fn redis(&self) -> Option<&Redis> {
+        None
+    }
 }
 
 /// The shared part of every job's Redis backend: one connection (standalone or Cluster), the
@@ -128,6 +132,10 @@ impl Store for RedisCore {
     fn settings(&self) -> &Settings {
         &self.settings
     }
+
+    fn redis(&self) -> Option<&Redis> {
+        Some(&self.redis)
+    }
 }
 
 /// The shared part of every job's in-process backend.
@@ -183,6 +191,9 @@ macro_rules! delegate_store {
             }
             fn settings(&self) -> &$crate::config::Settings {
                 $crate::store::Store::settings(&self.core)
+            }
+            fn redis(&self) -> Option<&$crate::connection::Redis> {
+                $crate::store::Store::redis(&self.core)
             }
         }
     };

@@ -279,6 +279,16 @@ fn fixture_snapshot_with_every_field_matches_the_schema() {
         snap.connection = conn;
         assert_valid(&report_json(&snap));
     }
+    // A server refusing writes (the health's refusal filled).
+    snap.health.refusal = Some(artemis::connection::Refusal {
+        code: "OOM".into(),
+        since: tui_fixtures::now(),
+        seen: tui_fixtures::now(),
+        source: artemis::connection::HealthSource::Reply,
+    });
+    let v = report_json(&snap);
+    assert_eq!(v["health"]["refusal"]["code"], "OOM");
+    assert_valid(&v);
     // The schema is closed: an unknown field fails, so output and schema cannot drift apart.
     let mut v = report_json(&snap);
     v["cards"][0]["surprise"] = Value::Bool(true);
@@ -450,6 +460,10 @@ async fn once_json_from_redis_with_every_optional_field_filled_matches_the_schem
     let server = RedisServer::start();
     seed_python(&server);
     seed_library(&server).await;
+    // A read-only replica (of a master that is not there, so it keeps its data) fills the
+    // health's refusal.
+    let nowhere = support::free_port().to_string();
+    server.cli(&["REPLICAOF", "127.0.0.1", &nowhere]);
     let out = once(&server, Format::Json, 1).await.unwrap();
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_valid(&v);

@@ -7,23 +7,37 @@
 //! fail fast with [`Error::Unavailable`] while one background task reconnects with capped,
 //! jittered exponential backoff, and every state change is published on a `watch` channel.
 //!
+//! A server that is reachable but refuses requests for a while (`OOM` at `maxmemory`,
+//! `READONLY` after a failover, `LOADING`) is not an outage of the connection: the handle stays
+//! connected, the reply becomes [`Error::Refused`] (an outage to every fallback) and the
+//! [`Health`] watch says why. A `READONLY` reply also makes the handle re-resolve the master
+//! (a fresh connection: DNS or the Cluster's slot map may point elsewhere after a failover),
+//! at most once per [`RERESOLVE_INTERVAL`].
+//!
+//! Pub/sub has a life of its own ([`Redis::psubscribe`]): its own connection, kept alive by
+//! PING, whose failures never touch the command connection and whose reconnects are the
+//! subscriber's business.
+//!
 //! By concern: `state` (the state and its one transition rule), `target` (settings to
 //! endpoint and TLS), `reconnect` (the attempts and the background task), `scan` (key
-//! listing), [`cluster`] (all Cluster routing), and here the handle and its request methods.
+//! listing), [`cluster`] (all Cluster routing), `health` (the `INFO` probe), `pubsub` (the
+//! subscription and its keepalive), and here the handle and its request methods.
 
 pub mod cluster;
+mod health;
+mod pubsub;
 mod reconnect;
 mod scan;
 mod state;
 mod target;
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::watch;
 
 use crate::config::RedisSettings;
@@ -31,9 +45,11 @@ use crate::error::{Error, ServerCode, scrub};
 
 pub use crate::redact::redact_url;
 pub use cluster::SlotMap;
-pub use state::ConnState;
+pub use health::PROBE_INTERVAL;
+pub use pubsub::{PUBSUB_KEEPALIVE, Subscription};
+pub use state::{ConnState, Health, HealthSource, REPLY_REFUSAL_HOLD, Refusal};
 
-use state::{Event, publish};
+use state::{Event, HealthEvent, publish, publish_health};
 use target::{Target, resolve_target};
 
 /// A cheap-to-clone live connection (multiplexed; clones share one socket).
@@ -83,7 +99,16 @@ struct Inner {
     conn: RwLock<Option<Conn>>,
     state: watch::Sender<ConnState>,
     reconnecting: AtomicBool,
+    health: watch::Sender<Health>,
+    /// When the master was last re-resolved after a `READONLY` reply.
+    last_reresolve: Mutex<Option<Instant>>,
+    /// When the `INFO` probe last ran.
+    last_probe: Mutex<Option<Instant>>,
 }
+
+/// At most one re-resolve of the master per this period, however many commands a replica
+/// refuses meanwhile.
+pub const RERESOLVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A Redis connection shared by every part of the core. Clone freely.
 #[derive(Clone)]
@@ -126,6 +151,7 @@ impl Redis {
     fn new(settings: &RedisSettings) -> Result<Self, Error> {
         let (target, endpoint) = resolve_target(settings)?;
         let (state, _) = watch::channel(ConnState::Connecting);
+        let (health, _) = watch::channel(Health::default());
         Ok(Self {
             inner: Arc::new(Inner {
                 target,
@@ -137,6 +163,9 @@ impl Redis {
                 conn: RwLock::new(None),
                 state,
                 reconnecting: AtomicBool::new(false),
+                health,
+                last_reresolve: Mutex::new(None),
+                last_probe: Mutex::new(None),
             }),
         })
     }
@@ -164,6 +193,16 @@ impl Redis {
     /// The connection state now.
     pub fn current_state(&self) -> ConnState {
         self.inner.state.borrow().clone()
+    }
+
+    /// Follows whether the server accepts writes (learnt from refused replies and the probe).
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.inner.health.subscribe()
+    }
+
+    /// The health now.
+    pub fn current_health(&self) -> Health {
+        self.inner.health.borrow().clone()
     }
 
     /// The live connection, or [`Error::Unavailable`] at once while Redis is away (a reconnect
@@ -256,11 +295,40 @@ impl Redis {
     }
 
     /// Maps a driver error to the core's error; connection-class errors start a reconnect.
-    /// Every other error reply keeps its code ([`Error::from_reply`]).
+    /// Every other error reply keeps its code ([`Error::from_reply`]). A transient refusal is
+    /// published as the [`Health`]; a `READONLY` one also re-resolves the master.
     pub fn classify(&self, e: RedisError) -> Error {
+        let err = self.map_error(&e);
+        match &err {
+            Error::Refused { code, .. } => {
+                publish_health(&self.inner.health, HealthEvent::Refused(code.as_str()));
+                if *code == ServerCode::ReadOnly {
+                    self.reresolve();
+                }
+            }
+            Error::Unavailable { detail, .. } => self.lost(detail),
+            _ => {}
+        }
+        err
+    }
+
+    /// [`Redis::classify`] without its effects on the command connection: for errors of a
+    /// connection that is not the command connection (the pub/sub one), which must neither
+    /// tear it down nor mark it refusing.
+    pub fn classify_detached(&self, e: RedisError) -> Error {
+        self.map_error(&e)
+    }
+
+    /// The one mapping of a driver error to the core's error, without side effects.
+    fn map_error(&self, e: &RedisError) -> Error {
+        // A pipeline's error replies come wrapped, without a code the driver knows for
+        // extension codes such as OOM: classify the first one by its own code.
+        if let Some(first) = first_pipeline_error(e) {
+            return self.map_error(&first);
+        }
         let endpoint = self.inner.endpoint.clone();
-        if is_auth_failure(&e) {
-            return self.auth_error(&e);
+        if is_auth_failure(e) {
+            return self.auth_error(e);
         }
         let code = e.code().map(ServerCode::parse);
         if code == Some(ServerCode::NoPerm) {
@@ -285,14 +353,12 @@ impl Redis {
             || e.is_connection_refusal()
             || e.kind() == ErrorKind::ClusterConnectionNotFound
         {
-            let msg = scrub(&e.to_string());
-            self.lost(&msg);
             return Error::Unavailable {
                 endpoint,
-                detail: msg,
+                detail: scrub(&e.to_string()),
             };
         }
-        Error::from_reply(&e)
+        Error::from_reply(e)
     }
 
     /// Drops the broken connection and starts reconnecting.
@@ -303,30 +369,15 @@ impl Redis {
         publish(&self.inner.state, Event::Lost(why));
         self.spawn_reconnect();
     }
+}
 
-    /// A dedicated pub/sub connection. On Cluster, PUBLISH reaches every node, so the first
-    /// seed that answers is enough.
-    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, Error> {
-        let clients: Vec<&Client> = match &self.inner.target {
-            Target::Single { client, .. } => vec![client],
-            Target::Cluster { seeds, .. } => seeds.iter().collect(),
-        };
-        let mut last = None;
-        for client in clients {
-            match tokio::time::timeout(self.inner.connect_timeout, client.get_async_pubsub()).await
-            {
-                Ok(Ok(p)) => return Ok(p),
-                Ok(Err(e)) => last = Some(self.classify(e)),
-                Err(_) => {
-                    last = Some(Error::Unreachable {
-                        endpoint: self.inner.endpoint.clone(),
-                        detail: "pub/sub connect timed out".into(),
-                    })
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| self.unavailable()))
-    }
+/// The first error reply of a failed pipeline, as a driver error of its own; `None` for an
+/// error that is not a pipeline's (a plain error reply is its own first error).
+fn first_pipeline_error(e: &RedisError) -> Option<RedisError> {
+    let items = e.clone().into_server_errors()?;
+    let (_, first) = items.first()?;
+    let single = RedisError::from(first.clone());
+    (single.to_string() != e.to_string()).then_some(single)
 }
 
 /// The first error reply in a (possibly nested) reply, as a driver error.

@@ -1,17 +1,23 @@
 //! Getting a connection: one bounded attempt ([`Redis::establish`]), and the one background
 //! task that repeats it with capped, jittered exponential backoff while Redis is away. The task
 //! holds the handle only through a [`Weak`], so it ends by itself once every handle is gone.
+//!
+//! Also the re-resolve after a `READONLY` reply ([`Redis::reresolve`]): the server answering
+//! is a replica now (a failover happened, or someone ran `REPLICAOF`), and a fresh connection
+//! is the only way this driver offers to find the master again: a new DNS lookup of the host on
+//! a server, a new slot map on Cluster. The live connection keeps serving until the new one is
+//! ready, so the state never shows an outage for it.
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use redis::RedisError;
 
 use super::state::{Event, publish};
 use super::target::Target;
-use super::{Conn, Inner, Redis, is_auth_failure};
+use super::{Conn, Inner, RERESOLVE_INTERVAL, Redis, is_auth_failure};
 use crate::error::{Error, scrub};
 
 impl Redis {
@@ -50,6 +56,48 @@ impl Redis {
                 // The pause must not keep the handle alive.
                 drop(this);
                 tokio::time::sleep(pause).await;
+            }
+        });
+    }
+
+    /// Opens a fresh connection in the background and swaps it in for the live one, at most
+    /// once per [`RERESOLVE_INTERVAL`] (a replica refuses every write of every task; one
+    /// re-resolve is enough for all of them). Nothing happens while a reconnect is running: it
+    /// opens a fresh connection anyway.
+    pub(super) fn reresolve(&self) {
+        {
+            let mut last = self
+                .inner
+                .last_reresolve
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < RERESOLVE_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        if self.inner.reconnecting.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak: Weak<Inner> = std::sync::Arc::downgrade(&self.inner);
+        rt.spawn(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            let this = Redis { inner };
+            match tokio::time::timeout(this.inner.connect_timeout, this.open()).await {
+                Ok(Ok(conn)) => {
+                    if let Ok(mut g) = this.inner.conn.write() {
+                        // A connection lost meanwhile is the reconnect task's to replace.
+                        if g.is_some() {
+                            *g = Some(conn);
+                            tracing::info!("READONLY reply: reconnected to re-resolve the master");
+                        }
+                    }
+                }
+                Ok(Err(e)) => tracing::debug!(error = %e, "re-resolving the master failed"),
+                Err(_) => tracing::debug!("re-resolving the master timed out"),
             }
         });
     }

@@ -40,6 +40,8 @@ pub struct Report {
     pub source: Source,
     /// The connection state when the read finished.
     pub connection: Connection,
+    /// Whether the server accepted writes when the read finished.
+    pub health: Health,
     /// Live cards, newest start first.
     pub cards: Vec<Card>,
     /// Aggregates of the metrics keys.
@@ -62,6 +64,7 @@ impl Report {
                 endpoint: snap.source.endpoint.clone(),
             },
             connection: Connection::from_state(&snap.connection),
+            health: Health::from_snapshot(snap),
             cards: snap.cards.iter().map(Card::from_snapshot).collect(),
             metrics: Metrics::from_snapshot(&snap.metrics),
             limits: snap.limits.iter().map(Limit::from_snapshot).collect(),
@@ -143,6 +146,49 @@ impl Connection {
                 error: error.clone(),
             },
             ConnState::InProcess => Self::InProcess,
+        }
+    }
+}
+
+/// Whether a reachable server accepted writes: it may refuse them for a while (`OOM` at
+/// `maxmemory`, a read-only replica after a failover, `LOADING`), which the connection state
+/// alone does not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Why the server refused writes, `null` when nothing said it did.
+    pub refusal: Option<Refusal>,
+    /// The ACL user may not run `INFO`, so only refused replies can tell.
+    pub probe_denied: bool,
+}
+
+/// A server refusing requests for a reason that passes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// The reply code: `OOM`, `READONLY`, `LOADING`, `MASTERDOWN`, `BUSY`, `CLUSTERDOWN`, …
+    pub code: String,
+    /// What the dashboard shows, e.g. "Redis refuses writes: OOM (maxmemory reached)".
+    pub label: String,
+    /// When it was first seen.
+    pub since: DateTime<Utc>,
+    /// `reply` (a refused command) or `probe` (the server's `INFO`).
+    pub source: String,
+}
+
+impl Health {
+    fn from_snapshot(snap: &Snapshot) -> Self {
+        use crate::connection::HealthSource;
+        Self {
+            refusal: snap.health.refusal_at(snap.taken_at).map(|r| Refusal {
+                code: r.code.clone(),
+                label: r.label(),
+                since: r.since,
+                source: match r.source {
+                    HealthSource::Reply => "reply",
+                    HealthSource::Probe => "probe",
+                }
+                .into(),
+            }),
+            probe_denied: snap.health.probe_denied,
         }
     }
 }

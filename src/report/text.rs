@@ -26,6 +26,15 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
         text::sanitize(&snap.source.endpoint),
         format::describe_conn(&snap.connection)
     );
+    if let Some(r) = snap.health.refusal_at(snap.taken_at) {
+        let _ = writeln!(
+            o,
+            "health: {} ({} since {} UTC)",
+            text::sanitize(&r.label()),
+            text::sanitize(&r.code),
+            r.since.format("%H:%M:%S")
+        );
+    }
 
     // ---- cards ----
     let _ = writeln!(o, "\nCARDS ({})", snap.cards.len());

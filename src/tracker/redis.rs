@@ -585,22 +585,20 @@ impl TrackerStore for RedisTracker {
     }
 
     async fn subscribe(&self, card_id: Option<&str>) -> Result<EventStream> {
-        let mut pubsub = self.core.redis.pubsub().await?;
-        let subscribed = match card_id {
+        // The subscription's own connection: its failures never touch the command connection.
+        let subscription = match card_id {
             Some(card) => {
                 check_readable_card_id(card)?;
-                pubsub.subscribe(self.core.keys.events_channel(card)).await
+                let channel = self.core.keys.events_channel(card);
+                self.core.redis.subscribe(&channel).await?
             }
             None => {
-                pubsub
-                    .psubscribe(self.core.keys.events_channel_pattern())
-                    .await
+                let pattern = self.core.keys.events_channel_pattern();
+                self.core.redis.psubscribe(&pattern).await?
             }
         };
-        subscribed.map_err(|e| self.core.redis.classify(e))?;
-        let stream = pubsub
-            .into_on_message()
-            .map(|msg| parse_event(msg.get_channel_name(), msg.get_payload_bytes()));
+        let stream =
+            subscription.map(|msg| parse_event(msg.get_channel_name(), msg.get_payload_bytes()));
         Ok(stream.boxed())
     }
 }

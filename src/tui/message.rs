@@ -4,7 +4,7 @@
 //! nothing the UI reads, and the UI never waits on Redis; it asks for work with a
 //! [`Command`] and gets the answer later as a message.
 
-use crate::connection::ConnState;
+use crate::connection::{ConnState, Health};
 use crate::model::{Malformed, PipelineEvent};
 use crate::snapshot::Snapshot;
 
@@ -17,6 +17,8 @@ pub enum Message {
     Event(PipelineEvent),
     /// The connection state changed.
     Connection(ConnState),
+    /// Whether the server accepts writes changed (a refusal learnt or over).
+    Health(Health),
     /// A snapshot read failed; the previous data stays on screen, marked as old.
     ReadFailed(String),
     /// A card's stored event history, for the drilldown. `Ok(None)`: the writer keeps no

@@ -3,10 +3,15 @@
 //!
 //! - the **poller** reads a full snapshot every `poll_interval` (the truth), at once on
 //!   request (`r`) and at once after every (re)connect;
-//! - the **subscriber** follows every card's pub/sub channel (PSUBSCRIBE) for live updates,
-//!   and subscribes again after every reconnect. Pub/sub is at-most-once, which is why the
-//!   poll after a reconnect matters: events missed while away are covered by the fresh read;
-//! - the **watcher** forwards connection state changes and wakes the other two on reconnect;
+//! - the **subscriber** follows every card's pub/sub channel (PSUBSCRIBE) for live updates on
+//!   a connection of its own, kept alive by PING ([`crate::connection::Subscription`]). Its
+//!   life is its own: the command connection's reconnects (a server idle `timeout` shorter than
+//!   the poll interval closes that one between polls) do not touch it; when the subscription
+//!   itself ends, it subscribes again at once (then with a growing pause) and asks for a read.
+//!   Pub/sub is at-most-once, which is why that read matters: events missed in the gap are
+//!   covered by the fresh snapshot;
+//! - the **watcher** forwards connection state and health changes, and asks for a read on
+//!   reconnect;
 //! - **history** reads run one per request, for the drilldown.
 //!
 //! Reads go through the [`Feed`] trait ([`crate::feed`], shared with `--once`), so tests and
@@ -24,6 +29,12 @@ use tokio::task::JoinHandle;
 use crate::feed::Feed;
 
 use super::message::{Command, Message};
+
+/// The pause before subscribing again after a lost subscription: short, since the gap is
+/// what events are missed in.
+const FIRST_RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between subscription attempts while they keep failing.
+const MAX_RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(2);
 
 /// Handles of the running tasks; dropping it stops them.
 pub struct Sources {
@@ -47,7 +58,6 @@ pub fn spawn(
     mut commands: mpsc::Receiver<Command>,
 ) -> Sources {
     let poll_now = Arc::new(Notify::new());
-    let resubscribe = Arc::new(Notify::new());
     let mut tasks = Vec::new();
 
     // Watcher.
@@ -55,11 +65,9 @@ pub fn spawn(
         let mut conn = feed.connection();
         let tx = tx.clone();
         let poll_now = poll_now.clone();
-        let resubscribe = resubscribe.clone();
         tasks.push(tokio::spawn(async move {
             let first = conn.borrow_and_update().clone();
             let mut was_up = first.is_up();
-            let mut ever_up = was_up;
             if tx.send(Message::Connection(first)).await.is_err() {
                 return;
             }
@@ -71,14 +79,26 @@ pub fn spawn(
                 }
                 if up && !was_up {
                     poll_now.notify_one();
-                    // The first connect needs no new subscription: the subscriber opens its
-                    // own connection and is either subscribed already or retrying.
-                    if ever_up {
-                        resubscribe.notify_one();
-                    }
-                    ever_up = true;
                 }
                 was_up = up;
+            }
+        }));
+    }
+
+    // Health watcher: a refusal (OOM, read-only replica) is shown as soon as it is learnt.
+    {
+        let mut health = feed.health();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let first = health.borrow_and_update().clone();
+            if tx.send(Message::Health(first)).await.is_err() {
+                return;
+            }
+            while health.changed().await.is_ok() {
+                let h = health.borrow_and_update().clone();
+                if tx.send(Message::Health(h)).await.is_err() {
+                    return;
+                }
             }
         }));
     }
@@ -111,13 +131,14 @@ pub fn spawn(
     {
         let feed = feed.clone();
         let tx = tx.clone();
-        let resubscribe = resubscribe.clone();
         let poll_now = poll_now.clone();
         tasks.push(tokio::spawn(async move {
             let mut lost_once = false;
+            let mut pause = FIRST_RESUBSCRIBE_PAUSE;
             loop {
                 match feed.subscribe().await {
                     Ok(mut events) => {
+                        pause = FIRST_RESUBSCRIBE_PAUSE;
                         if tx.send(Message::Subscribed(true)).await.is_err() {
                             return;
                         }
@@ -126,24 +147,13 @@ pub fn spawn(
                         if lost_once {
                             poll_now.notify_one();
                         }
-                        loop {
-                            tokio::select! {
-                                next = events.next() => match next {
-                                    Some(Ok(e)) => {
-                                        if tx.send(Message::Event(e)).await.is_err() {
-                                            return;
-                                        }
-                                    }
-                                    Some(Err(m)) => {
-                                        if tx.send(Message::BadEvent(m)).await.is_err() {
-                                            return;
-                                        }
-                                    }
-                                    None => break,
-                                },
-                                // A reconnect happened while this subscription looked alive
-                                // (its socket may be a stale one): start over.
-                                _ = resubscribe.notified() => break,
+                        while let Some(next) = events.next().await {
+                            let msg = match next {
+                                Ok(e) => Message::Event(e),
+                                Err(m) => Message::BadEvent(m),
+                            };
+                            if tx.send(msg).await.is_err() {
+                                return;
                             }
                         }
                         lost_once = true;
@@ -167,12 +177,10 @@ pub fn spawn(
                         }
                     }
                 }
-                // Wait for a reconnect, or retry on a slow timer (the pub/sub socket may
-                // fail on its own while the command connection stays up).
-                tokio::select! {
-                    _ = resubscribe.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                }
+                // Subscribe again soon, then slower while it keeps failing (the server may
+                // be away; the subscription does not wait for the command connection).
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(MAX_RESUBSCRIBE_PAUSE);
             }
         }));
     }

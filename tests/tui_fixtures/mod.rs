@@ -304,6 +304,7 @@ pub fn snapshot_at(age_ms: i64, step: i64) -> Snapshot {
             endpoint: ENDPOINT.into(),
         },
         connection: connected(),
+        health: Default::default(),
         cards: cards(),
         metrics: m,
         limits: limits(),

@@ -32,7 +32,7 @@ pub use self::rows::{Row, SortKey};
 
 use chrono::{DateTime, Utc};
 
-use crate::connection::ConnState;
+use crate::connection::{ConnState, Health};
 use crate::model::PipelineEvent;
 use crate::snapshot::Snapshot;
 
@@ -102,6 +102,8 @@ pub struct App {
     cards: CardTable,
     /// The connection state the source tasks last reported.
     pub conn: ConnState,
+    /// Whether the server accepts writes, as last reported (the header shows a refusal).
+    pub health: Health,
     /// The live-event subscription is up.
     pub subscribed: bool,
     /// Why the last subscription attempt failed, until one succeeds.
@@ -155,6 +157,7 @@ impl App {
             rows_stale: true,
             cards: CardTable::default(),
             conn: ConnState::Connecting,
+            health: Health::default(),
             subscribed: false,
             subscribe_error: None,
             read_error: None,
@@ -229,6 +232,7 @@ impl App {
             Message::Snapshot(s) => self.apply_snapshot(*s),
             Message::Event(e) => self.apply_event(e),
             Message::Connection(c) => self.conn = c,
+            Message::Health(h) => self.health = h,
             Message::ReadFailed(e) => {
                 self.read_error = Some((self.now, crate::text::sanitize(&e).into_owned()));
             }
@@ -256,6 +260,7 @@ impl App {
 
     fn apply_snapshot(&mut self, mut snap: Snapshot) {
         self.read_error = None;
+        self.health = snap.health.clone();
         self.history.record(&snap);
         self.cards
             .take_snapshot(&mut snap, self.live.as_ref(), self.now);

@@ -281,6 +281,7 @@ mod tests {
                 endpoint: "memory".into(),
             },
             connection: crate::connection::ConnState::Connecting,
+            health: Default::default(),
             cards,
             metrics: Default::default(),
             limits: Vec::new(),

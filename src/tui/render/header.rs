@@ -28,6 +28,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         sep.clone(),
         Span::styled(conn, if healthy { t.ok } else { t.bad }),
     ]);
+    // Reachable but refusing (OOM, read-only replica, loading): said right after "connected",
+    // where no width pushes it off screen before the endpoint does.
+    if let Some(label) = refusal_label(app) {
+        spans.push(Span::styled(format!(" ▲ {label}"), t.bad));
+    }
     if let Some(age) = super::age_label(app) {
         spans.push(sep.clone());
         spans.push(Span::styled("data ", t.dim));
@@ -59,6 +64,16 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     }
     let line = Line::from(spans);
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// What the header says about a reachable server that refuses writes, while it does.
+pub fn refusal_label(app: &App) -> Option<String> {
+    if !app.conn.is_up() {
+        return None;
+    }
+    app.health
+        .refusal_at(app.now)
+        .map(|r| text::sanitize(&r.label()).into_owned())
 }
 
 /// The banner's text, when one is needed: Redis down, or the last read failed.
