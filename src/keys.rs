@@ -357,6 +357,25 @@ impl KeySpace {
         format!("{}::registry", self.prefixes.ratelimit)
     }
 
+    /// Extension: sorted set of the limiter processes seen recently, member = a random
+    /// instance id, score = when it last checked (epoch seconds): the default `local`
+    /// failure-policy share is 1/its count.
+    pub fn ratelimit_presence(&self) -> String {
+        format!("{}::processes", self.prefixes.ratelimit)
+    }
+
+    /// SCAN pattern of every window under the rate-limit prefix (extension keys included:
+    /// filter them with [`Self::is_ratelimit_extension`]).
+    pub fn ratelimit_scan_pattern(&self) -> String {
+        format!("{}:*", escape_glob(&self.prefixes.ratelimit))
+    }
+
+    /// Whether `key` is one of the limiter's extension keys (`<prefix>::…`), never a window.
+    pub fn is_ratelimit_extension(&self, key: &str) -> bool {
+        key.strip_prefix(self.prefixes.ratelimit.as_str())
+            .is_some_and(|rest| rest.starts_with("::"))
+    }
+
     // ---- Metrics (PROTOCOL A) ----
 
     /// `<metrics>:timeseries:pipelines`: sorted set of completed pipelines, member JSON, score

@@ -523,10 +523,10 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
         all.sort_by(|x, y| x.identifier.cmp(&y.identifier));
         assert_eq!(all.len(), 2, "{user}");
         assert_eq!(all[0].key, a.key());
-        assert_eq!((all[0].requests_used, all[0].requests_limit), (3, 10));
+        assert_eq!((all[0].requests_used, all[0].requests_limit), (3, Some(10)));
         assert_eq!((all[0].tokens_used, all[0].tokens_limit), (None, None));
         assert_eq!(all[1].resource, "anthropic:claude-sonnet-4-5-20250929");
-        assert_eq!((all[1].requests_used, all[1].requests_limit), (1, 50));
+        assert_eq!((all[1].requests_used, all[1].requests_limit), (1, Some(50)));
         assert_eq!(
             (all[1].tokens_used, all[1].tokens_limit),
             (Some(1_200), Some(5_000))
