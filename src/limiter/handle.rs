@@ -792,6 +792,28 @@ mod tests {
         assert_eq!(k.key(), "artemis:ratelimit:search:default");
     }
 
+    #[test]
+    fn local_limits_are_the_floor_of_the_share() {
+        let with_share = |share: Option<f64>| {
+            let mut settings = Settings::default();
+            settings.limiter.local_share = share;
+            let store = Arc::new(MemoryLimiter::new(MemoryCore::new(settings.clone())));
+            RateLimiter::with_store(store, &settings)
+        };
+        let limits = |r, t| Limits::requests(r, Duration::from_secs(2)).with_tokens(t);
+        let l = with_share(Some(0.25));
+        let k = l.limit("s", "d", limits(20, 1_000)).unwrap();
+        assert_eq!(l.local_limits(&k), (5, Some(250)));
+        let l = with_share(Some(1.0 / 3.0));
+        let k = l.limit("s", "d", limits(30, 10)).unwrap();
+        assert_eq!(l.local_limits(&k), (10, Some(3)));
+        let k = l.limit("s", "d", limits(2, 10)).unwrap();
+        assert_eq!(l.local_limits(&k).0, 0);
+        // Without a setting: alone until other processes are seen.
+        let l = with_share(None);
+        assert_eq!(l.local_share(), 1.0);
+    }
+
     #[tokio::test]
     async fn memory_backend_limits_and_reports() {
         let l = limiter();

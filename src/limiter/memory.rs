@@ -453,6 +453,31 @@ mod tests {
     }
 
     #[test]
+    fn restamped_admissions_stay_sorted_and_removed_ones_free_their_slot() {
+        let l = limits(3, Some(100), 10);
+        let mut w = Window::default();
+        let t0 = 1_700_000_000 * S;
+        assert!(admitted(w.check(t0, &l, 10, "a")));
+        assert!(admitted(w.check(t0 + S, &l, 20, "b")));
+        // "a" was decided later by the store: it moves behind "b" and leaves the window later.
+        w.restamp("a", t0 + 2 * S);
+        assert_eq!(
+            w.log.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(w.usage(t0 + 11 * S, 10 * S as u64).requests_used, 1);
+        assert_eq!(w.usage(t0 + 11 * S, 10 * S as u64).tokens_used, 10);
+        // An earlier stamp never moves an entry back.
+        w.restamp("a", t0);
+        assert_eq!(w.log.back().unwrap().0, t0 + 2 * S);
+        // A removed admission gives its request and tokens back.
+        assert!(admitted(w.check(t0 + 3 * S, &l, 30, "c")));
+        w.remove("c");
+        let u = w.usage(t0 + 3 * S, 10 * S as u64);
+        assert_eq!((u.requests_used, u.tokens_used), (2, 30));
+    }
+
+    #[test]
     fn clock_stepping_back_keeps_the_log_sorted() {
         let l = limits(10, None, 10);
         let mut w = Window::default();

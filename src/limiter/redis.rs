@@ -419,17 +419,23 @@ impl LimiterStore for RedisLimiter {
         pipe.ignore_errors();
         for (key, _, window_us, _) in &entries {
             self.push_usage_reads(&mut pipe, key, *window_us, now_us);
+            // A window found by an earlier SCAN may be gone since (expired, reset).
+            pipe.cmd("EXISTS").arg(key);
         }
         let flat: Vec<Value> = self.core.redis.query_pipe(&pipe).await?;
-        let replies: Vec<&[Value]> = flat.chunks(3).collect();
-        if replies.len() != entries.len() {
+        let replies: Vec<&[Value]> = flat.chunks(4).collect();
+        if flat.len() != entries.len() * 4 {
             return Err(Error::UnexpectedReply(
                 "wrong number of replies to the headroom pipeline".into(),
             ));
         }
         let mut limits = Vec::with_capacity(entries.len());
         for ((key, entry, _, origin), replies) in entries.iter().zip(replies) {
-            match decode_usage(replies, now_us) {
+            let (usage_replies, exists) = replies.split_at(3);
+            if *origin != LimitOrigin::Registry && matches!(exists, [Value::Int(0)]) {
+                continue;
+            }
+            match decode_usage(usage_replies, now_us) {
                 Ok(usage) => {
                     let mut row = entry.snapshot(key, usage);
                     row.limit_origin = *origin;
