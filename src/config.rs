@@ -808,7 +808,7 @@ impl Settings {
                     "limits must be above 0 and the window 0.001-86400 seconds",
                 );
             }
-            if crate::limiter::is_original_provider(&p.provider) {
+            if crate::keys::is_original_ratelimit_provider(&p.provider) {
                 return bad(
                     "limiter.presets",
                     shown(),

@@ -110,6 +110,17 @@ pub fn validate_card_id(card_id: &str) -> Result<(), InvalidName> {
     Ok(())
 }
 
+/// The providers whose preset windows (`artemis:ratelimit:<p>:<p>:<model>:<identifier>`) the
+/// original limits itself, with its own table (PROTOCOL A).
+pub const ORIGINAL_RATELIMIT_PROVIDERS: [&str; 2] = ["openai", "anthropic"];
+
+/// Whether `provider` is one of [`ORIGINAL_RATELIMIT_PROVIDERS`] (case-insensitive).
+pub fn is_original_ratelimit_provider(provider: &str) -> bool {
+    ORIGINAL_RATELIMIT_PROVIDERS
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(provider))
+}
+
 /// Escapes the glob characters `* ? [ ] \` so that `s` matches only itself in a SCAN MATCH or
 /// PSUBSCRIBE pattern.
 pub fn escape_glob(s: &str) -> String {

@@ -177,11 +177,10 @@ impl Window {
     pub(crate) fn restamp(&mut self, id: &str, at: i64) {
         if let Some(pos) = self.log.iter().rposition(|(_, i)| i == id)
             && self.log[pos].0 < at
+            && let Some(entry) = self.log.remove(pos)
         {
-            if let Some(entry) = self.log.remove(pos) {
-                let to = self.log.partition_point(|(t, _)| *t <= at);
-                self.log.insert(to, (at, entry.1));
-            }
+            let to = self.log.partition_point(|(t, _)| *t <= at);
+            self.log.insert(to, (at, entry.1));
         }
         if let Some(pos) = self.tokens.iter().rposition(|e| e.id == id)
             && self.tokens[pos].at < at

@@ -11,17 +11,14 @@
 
 use crate::config::LimitPreset;
 
-/// The providers whose preset keys the original enforces itself.
-pub const ORIGINAL_PROVIDERS: [&str; 2] = ["openai", "anthropic"];
+pub use crate::keys::ORIGINAL_RATELIMIT_PROVIDERS as ORIGINAL_PROVIDERS;
 
 /// Window of the original's presets, seconds.
 pub const ORIGINAL_WINDOW_SECONDS: f64 = 60.0;
 
 /// Whether `provider` is one the original enforces (case-insensitive).
 pub fn is_original_provider(provider: &str) -> bool {
-    ORIGINAL_PROVIDERS
-        .iter()
-        .any(|p| p.eq_ignore_ascii_case(provider))
+    crate::keys::is_original_ratelimit_provider(provider)
 }
 
 /// The original's requests per minute for `model` of `provider`, the model matched exactly;
