@@ -671,7 +671,8 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Headroom of every registered key (what the dashboard shows).
+    /// Headroom of every registered window and every unregistered one found under the prefix
+    /// (what the dashboard shows).
     pub async fn headroom_all(&self) -> crate::Result<Vec<LimitUsage>> {
         Ok(self.inner.store.read_limits().await?.limits)
     }

@@ -543,7 +543,9 @@ pub trait LimiterStore: crate::store::Store {
     /// of the `local` failure policy is 1/that.
     async fn limit_presence(&self, instance: &str) -> crate::Result<u64>;
 
-    /// Headroom of every registered key (at most [`REGISTRY_READ_LIMIT`], in key order), in a
+    /// Headroom of every registered key (at most [`REGISTRY_READ_LIMIT`]) and, on Redis, of
+    /// the windows under the prefix without a registry entry (a cached, bounded SCAN), in key
+    /// order, in a
     /// bounded number of round trips and with read-only commands only, with the registry
     /// entries and windows that could not be read.
     async fn read_limits(&self) -> crate::Result<LimitsRead>;
@@ -552,7 +554,7 @@ pub trait LimiterStore: crate::store::Store {
 /// What a headroom read returns: the figures, and whatever could not be parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LimitsRead {
-    /// Headroom of every readable registered key, in key order.
+    /// Headroom of every readable window (registered, then found by SCAN), in key order.
     pub limits: Vec<LimitUsage>,
     /// Registry entries and windows that could not be read, with the reason.
     pub malformed: Vec<crate::model::Malformed>,

@@ -44,7 +44,7 @@ pub struct Report {
     pub cards: Vec<Card>,
     /// Aggregates of the metrics keys.
     pub metrics: Metrics,
-    /// Rate-limit headroom per limiter key (empty when no limiter has registered its limits).
+    /// Rate-limit headroom per window: registered ones and those found by SCAN (Python's).
     pub limits: Vec<Limit>,
     /// Documents and members that could not be parsed.
     pub malformed: Vec<Malformed>,
