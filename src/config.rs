@@ -391,11 +391,15 @@ pub enum FailurePolicy {
 }
 
 /// One preset: limits for models of one provider whose id starts with `model_prefix`.
+///
+/// Only for providers the original does not limit itself: `openai` and `anthropic` keys get
+/// exactly the original's table (see `limiter::presets`), so that the same key has the same
+/// limit in Python and Rust processes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitPreset {
-    /// Provider name, the first segment of the preset's resource (`openai`, `anthropic`, …);
-    /// matched case-insensitively, written into keys as spelled here.
+    /// Provider name, the first segment of the preset's resource (`mistral`, …); matched
+    /// case-insensitively, written into keys as spelled here.
     pub provider: String,
     /// Model-id prefix; the longest matching prefix wins; `""` is the provider's fallback.
     pub model_prefix: String,
@@ -413,43 +417,55 @@ fn default_window() -> f64 {
     60.0
 }
 
+/// The limit a reader shows for windows that no process registered (e.g. written by Python
+/// processes with limits of their own): `[[limiter.limits]]` entries, the first whose
+/// pattern matches the window's full key wins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowLimit {
+    /// Glob over the full window key (`*` any run, `?` one character, a backslash escapes the next), e.g.
+    /// `artemis:ratelimit:search:*`.
+    pub pattern: String,
+    /// Requests admitted per window (at least 1).
+    pub requests: u64,
+    /// Window length, seconds (default 60).
+    #[serde(default = "default_window")]
+    pub window_seconds: f64,
+}
+
 /// Rate limiter settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimiterSettings {
     /// What happens while Redis is unreachable (default [`FailurePolicy::Local`]).
     pub failure_policy: FailurePolicy,
+    /// Fraction of each limit this process may use on its own under the `local` policy while
+    /// Redis is unreachable (counting its own admissions of the window, those Redis made
+    /// included), e.g. `0.25` for one of four processes. `None` (default): 1/N, N = the
+    /// limiter processes seen in the last 30 s (1 until this process has reached Redis).
+    pub local_share: Option<f64>,
     /// Longest time `acquire` waits by default, seconds.
     pub acquire_timeout: f64,
     /// Upper bound of the random delay `acquire` adds to each retry-after, milliseconds, so
     /// that refused waiters do not all come back in the same instant (never makes a retry
     /// early, only later).
     pub acquire_jitter_ms: u64,
-    /// Per-provider, per-model-prefix limits for `RateLimiter::preset`. Setting this list in a
-    /// config file replaces the whole default list.
+    /// Per-provider, per-model-prefix limits for `RateLimiter::preset`, for providers other
+    /// than the original's `openai` and `anthropic` (whose table is fixed). Empty by default.
     pub presets: Vec<LimitPreset>,
+    /// Limits to show for windows no process registered, by key pattern (first match wins).
+    pub limits: Vec<WindowLimit>,
 }
 
 impl Default for LimiterSettings {
     fn default() -> Self {
-        let preset = |provider: &str, model_prefix: &str, rpm| LimitPreset {
-            provider: provider.into(),
-            model_prefix: model_prefix.into(),
-            requests_per_window: rpm,
-            tokens_per_window: None,
-            window_seconds: 60.0,
-        };
         Self {
             failure_policy: FailurePolicy::Local,
+            local_share: None,
             acquire_timeout: 120.0,
             acquire_jitter_ms: 25,
-            presets: vec![
-                preset("openai", "gpt-4o-mini", 300),
-                preset("openai", "gpt-4o", 100),
-                preset("openai", "", 50),
-                preset("anthropic", "claude-sonnet-4-5", 50),
-                preset("anthropic", "", 30),
-            ],
+            presets: Vec::new(),
+            limits: Vec::new(),
         }
     }
 }
@@ -1036,6 +1052,14 @@ impl Settings {
                     "limits must be above 0 and the window 0.001-86400 seconds",
                 );
             }
+            if crate::keys::is_original_ratelimit_provider(&p.provider) {
+                return bad(
+                    "limiter.presets",
+                    shown(),
+                    "the original limits openai and anthropic keys with its own table; \
+                     the same key must get the same limit in every process",
+                );
+            }
             if crate::keys::validate_name("provider", &p.provider).is_err()
                 || p.provider.contains(':')
                 || p.model_prefix.contains(['{', '}'])
@@ -1046,6 +1070,29 @@ impl Settings {
                     shown(),
                     "provider must be a non-empty name without ':', braces or control \
                      characters; model_prefix without braces or control characters",
+                );
+            }
+        }
+        if let Some(share) = self.limiter.local_share
+            && !(share.is_finite() && share > 0.0 && share <= 1.0)
+        {
+            return bad(
+                "limiter.local_share",
+                share.to_string(),
+                "must be a fraction above 0 and at most 1 (e.g. 0.25 for one of four processes)",
+            );
+        }
+        for (i, l) in self.limiter.limits.iter().enumerate() {
+            if l.requests == 0
+                || !(l.window_seconds.is_finite()
+                    && l.window_seconds >= 0.001
+                    && l.window_seconds <= 86_400.0)
+                || l.pattern.is_empty()
+            {
+                return bad(
+                    "limiter.limits",
+                    format!("#{} ({})", i + 1, l.pattern.escape_debug()),
+                    "needs a pattern, requests above 0 and a window of 0.001-86400 seconds",
                 );
             }
         }
@@ -1194,19 +1241,29 @@ mod tests {
     fn limiter_presets_come_from_the_file() {
         let s = load_toml(
             "[limiter]\nfailure_policy = \"closed\"\nacquire_jitter_ms = 5\n\
-             [[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"gpt-5\"\n\
-             requests_per_window = 500\ntokens_per_window = 30000\n",
+             local_share = 0.25\n\
+             [[limiter.presets]]\nprovider = \"mistral\"\nmodel_prefix = \"large\"\n\
+             requests_per_window = 500\ntokens_per_window = 30000\n\
+             [[limiter.limits]]\npattern = \"artemis:ratelimit:search:*\"\nrequests = 10\n",
         )
         .unwrap();
         assert_eq!(s.limiter.failure_policy, FailurePolicy::Closed);
         assert_eq!(s.limiter.acquire_jitter_ms, 5);
+        assert_eq!(s.limiter.local_share, Some(0.25));
         assert_eq!(s.limiter.presets.len(), 1);
         assert_eq!(s.limiter.presets[0].tokens_per_window, Some(30_000));
         assert_eq!(s.limiter.presets[0].window_seconds, 60.0);
+        assert_eq!(s.limiter.limits[0].requests, 10);
+        assert_eq!(s.limiter.limits[0].window_seconds, 60.0);
         for bad in [
             "[[limiter.presets]]\nprovider = \"open:ai\"\nmodel_prefix = \"\"\nrequests_per_window = 1\n",
-            "[[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"\"\nrequests_per_window = 0\n",
-            "[[limiter.presets]]\nprovider = \"openai\"\nmodel_prefix = \"{x}\"\nrequests_per_window = 1\n",
+            "[[limiter.presets]]\nprovider = \"mistral\"\nmodel_prefix = \"\"\nrequests_per_window = 0\n",
+            "[[limiter.presets]]\nprovider = \"mistral\"\nmodel_prefix = \"{x}\"\nrequests_per_window = 1\n",
+            // The original's providers keep the original's table.
+            "[[limiter.presets]]\nprovider = \"OpenAI\"\nmodel_prefix = \"gpt-5\"\nrequests_per_window = 1\n",
+            "[limiter]\nlocal_share = 0\n",
+            "[limiter]\nlocal_share = 1.5\n",
+            "[[limiter.limits]]\npattern = \"x*\"\nrequests = 0\n",
             "[limiter]\nacquire_jitter_ms = 60001\n",
         ] {
             let e = load_toml(bad).unwrap_err();

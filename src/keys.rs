@@ -120,6 +120,17 @@ pub fn validate_card_id(card_id: &str) -> Result<(), InvalidName> {
     Ok(())
 }
 
+/// The providers whose preset windows (`artemis:ratelimit:<p>:<p>:<model>:<identifier>`) the
+/// original limits itself, with its own table (PROTOCOL A).
+pub const ORIGINAL_RATELIMIT_PROVIDERS: [&str; 2] = ["openai", "anthropic"];
+
+/// Whether `provider` is one of [`ORIGINAL_RATELIMIT_PROVIDERS`] (case-insensitive).
+pub fn is_original_ratelimit_provider(provider: &str) -> bool {
+    ORIGINAL_RATELIMIT_PROVIDERS
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(provider))
+}
+
 /// Escapes the glob characters `* ? [ ] \` so that `s` matches only itself in a SCAN MATCH or
 /// PSUBSCRIBE pattern.
 pub fn escape_glob(s: &str) -> String {
@@ -380,6 +391,25 @@ impl KeySpace {
     /// Extension: hash of the limits in force, field = window key, value = JSON limits.
     pub fn ratelimit_registry(&self) -> String {
         format!("{}::registry", self.prefixes.ratelimit)
+    }
+
+    /// Extension: sorted set of the limiter processes seen recently, member = a random
+    /// instance id, score = when it last checked (epoch seconds): the default `local`
+    /// failure-policy share is 1/its count.
+    pub fn ratelimit_presence(&self) -> String {
+        format!("{}::processes", self.prefixes.ratelimit)
+    }
+
+    /// SCAN pattern of every window under the rate-limit prefix (extension keys included:
+    /// filter them with [`Self::is_ratelimit_extension`]).
+    pub fn ratelimit_scan_pattern(&self) -> String {
+        format!("{}:*", escape_glob(&self.prefixes.ratelimit))
+    }
+
+    /// Whether `key` is one of the limiter's extension keys (`<prefix>::…`), never a window.
+    pub fn is_ratelimit_extension(&self, key: &str) -> bool {
+        key.strip_prefix(self.prefixes.ratelimit.as_str())
+            .is_some_and(|rest| rest.starts_with("::"))
     }
 
     // ---- Metrics (PROTOCOL A) ----

@@ -21,8 +21,9 @@ use crate::tracker::Card;
 ///
 /// When Redis is unreachable this is an error (the caller shows the outage), never an empty
 /// snapshot that would look like real data. Documents that do not parse are listed in
-/// [`Snapshot::malformed`] instead. Rate-limit headroom stays empty until the limiter
-/// registers its limits.
+/// [`Snapshot::malformed`] instead. Rate-limit headroom lists the registered windows and
+/// those found under the prefix without an entry (Python's), with the limit the original or
+/// the config gives them, or none.
 pub async fn read_snapshot(backend: &Backend, now: DateTime<Utc>) -> crate::Result<Snapshot> {
     let m = &backend.settings().metrics;
     let recent = usize::try_from(m.snapshot_recent).unwrap_or(usize::MAX);
@@ -107,7 +108,7 @@ pub struct Snapshot {
     pub cards: Vec<Card>,
     /// The metrics' aggregates.
     pub metrics: Summary,
-    /// Rate-limit headroom per limiter key (empty when no limiter has registered its limits).
+    /// Rate-limit headroom per window: registered ones and those found by SCAN (Python's).
     pub limits: Vec<LimitUsage>,
     /// Documents and members that could not be parsed, shown as such.
     pub malformed: Vec<Malformed>,

@@ -523,10 +523,10 @@ async fn registry_lets_a_reader_show_headroom_without_the_writers_config() {
         all.sort_by(|x, y| x.identifier.cmp(&y.identifier));
         assert_eq!(all.len(), 2, "{user}");
         assert_eq!(all[0].key, a.key());
-        assert_eq!((all[0].requests_used, all[0].requests_limit), (3, 10));
+        assert_eq!((all[0].requests_used, all[0].requests_limit), (3, Some(10)));
         assert_eq!((all[0].tokens_used, all[0].tokens_limit), (None, None));
         assert_eq!(all[1].resource, "anthropic:claude-sonnet-4-5-20250929");
-        assert_eq!((all[1].requests_used, all[1].requests_limit), (1, 50));
+        assert_eq!((all[1].requests_used, all[1].requests_limit), (1, Some(50)));
         assert_eq!(
             (all[1].tokens_used, all[1].tokens_limit),
             (Some(1_200), Some(5_000))
@@ -746,16 +746,21 @@ async fn failure_policy_case(policy: FailurePolicy) {
     server.kill();
     match policy {
         FailurePolicy::Open => {
-            for _ in 0..10 {
-                let r = admitted(limiter.check(&limit, 50).await.unwrap());
+            // Admitted uncounted by Redis, but never more than the limit by this process: its
+            // own window holds the Redis admission and these.
+            for _ in 0..2 {
+                let r = admitted(limiter.check(&limit, 40).await.unwrap());
                 assert_eq!(r.source(), Source::FailOpen);
                 r.reconcile(1).await.unwrap();
             }
+            let refusal = refused(limiter.check(&limit, 1).await.unwrap());
+            assert_eq!((refusal.source, refusal.current_count), (Source::Local, 3));
             assert!(limiter.headroom(&limit).await.is_err());
         }
         FailurePolicy::Local => {
-            // The same limits, in an in-process window (which starts empty).
-            for i in 1..=3 {
+            // The same limits, in the in-process window, which already holds this process's
+            // admission by Redis (requests 1, tokens 10).
+            for i in 2..=3 {
                 let r = admitted(limiter.check(&limit, 20).await.unwrap());
                 assert_eq!((r.source(), r.requests_used()), (Source::Local, i));
                 r.keep();
@@ -766,7 +771,7 @@ async fn failure_policy_case(policy: FailurePolicy) {
             let h = limiter.headroom(&limit).await.unwrap();
             assert_eq!(
                 (h.source, h.requests_used, h.tokens_used),
-                (Source::Local, 3, Some(60))
+                (Source::Local, 3, Some(50))
             );
             // Oversize is still its own error.
             assert!(matches!(
@@ -792,6 +797,13 @@ async fn failure_policy_case(policy: FailurePolicy) {
 
     server.start_again();
     wait_connected(&storage).await;
+    if policy != FailurePolicy::Closed {
+        // This process already sent the limit in this window: it refuses by itself, whatever
+        // the fresh server (an empty window) would say.
+        let refusal = refused(limiter.check(&limit, 10).await.unwrap());
+        assert_eq!((refusal.source, refusal.current_count), (Source::Local, 3));
+        limiter.reset(&limit).await.unwrap();
+    }
     // Back on Redis (a fresh server: the window is empty again).
     let r = admitted(limiter.check(&limit, 10).await.unwrap());
     assert_eq!((r.source(), r.requests_used()), (Source::Store, 1));

@@ -25,6 +25,9 @@ use crate::store::MemoryCore;
 const REGISTRY_REFRESH: Duration = Duration::from_secs(300);
 /// Keys remembered as registered before the memo is cleared (bounds memory with per-user keys).
 const REGISTERED_MEMO_MAX: usize = 10_000;
+/// How often a checking process refreshes its entry in the presence set (and reads how many
+/// processes there are), alongside a check.
+const PRESENCE_REFRESH: Duration = Duration::from_secs(1);
 
 /// The answer to one [`RateLimiter::check`].
 #[must_use = "a refused request must not be sent; an admitted one holds a reservation"]
@@ -99,6 +102,8 @@ impl AcquireOptions {
 #[must_use = "reconcile the reservation with the real usage, release it if the call failed, or keep it"]
 pub struct Reservation {
     store: Option<Arc<dyn LimiterStore>>,
+    /// This process's own record of the admission (the local window), settled alongside.
+    mirror: Option<Arc<MemoryLimiter>>,
     limit: Limit,
     id: String,
     reserved: u64,
@@ -172,12 +177,18 @@ impl Reservation {
     /// estimate stays charged until it leaves the window.
     pub async fn reconcile(mut self, used_tokens: u64) -> Result<(), LimitError> {
         self.settled = true;
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
         if self.limit.limits.tokens.is_none() || used_tokens == self.reserved {
             return Ok(());
         }
+        if let Some(mirror) = &self.mirror {
+            mirror
+                .limit_reconcile(&self.limit, &self.id, self.reserved, used_tokens)
+                .await
+                .map_err(LimitError::Store)?;
+        }
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
         store
             .limit_reconcile(&self.limit, &self.id, self.reserved, used_tokens)
             .await
@@ -216,6 +227,12 @@ struct Inner {
     counter: AtomicU64,
     registered: Mutex<HashMap<String, (Instant, Limits)>>,
     degraded: AtomicBool,
+    /// This process's id in the presence set.
+    instance: String,
+    /// Limiter processes seen recently, as last read (1 until Redis was reached).
+    peers: AtomicU64,
+    /// When the presence set was last refreshed.
+    presence_at: Mutex<Option<Instant>>,
 }
 
 /// The rate limiter. Cheap to clone; clones share the local fallback window and the registry
@@ -258,6 +275,9 @@ impl RateLimiter {
                 counter: AtomicU64::new(0),
                 registered: Mutex::new(HashMap::new()),
                 degraded: AtomicBool::new(false),
+                instance: format!("{:016x}", rand::random::<u64>()),
+                peers: AtomicU64::new(1),
+                presence_at: Mutex::new(None),
             }),
         }
     }
@@ -286,8 +306,9 @@ impl RateLimiter {
         })
     }
 
-    /// The preset limit of `model` at `provider` (longest model-id prefix in
-    /// `limiter.presets`), in the original's preset key
+    /// The preset limit of `model` at `provider` (for `openai` and `anthropic` exactly the
+    /// original's table, the model matched exactly; for other providers the longest model-id
+    /// prefix in `limiter.presets`), in the original's preset key
     /// `artemis:ratelimit:<provider>:<provider>:<model>:<identifier>`, resource
     /// `<provider>:<model>`. The provider is spelled as in the matching preset, so keys agree
     /// whatever case the caller used.
@@ -337,6 +358,12 @@ impl RateLimiter {
 
     /// One atomic check of `limit` for a request reserving `tokens` (ignored when the key has
     /// no token limit): admitted and recorded, or refused with nothing recorded.
+    ///
+    /// Every admission is also recorded in this process's own window (the local one), and a
+    /// request is sent to Redis only if that window has room: so this process never exceeds
+    /// the limit in any window, whichever side decided its admissions. While Redis is
+    /// unreachable the failure policy decides; `local` then admits up to this process's share
+    /// of the limit (`limiter.local_share`), counting its own admissions of the window.
     pub async fn check(&self, limit: &Limit, tokens: u64) -> Result<Decision, LimitError> {
         let charged = limit.charged(tokens);
         if let Some(token_limit) = limit.limits.tokens
@@ -345,23 +372,43 @@ impl RateLimiter {
             return Err(too_large(limit, charged, token_limit));
         }
         let id = self.next_id();
+        let local = &self.inner.local;
+        // This process's own admissions already fill the window: no other process's view can
+        // change that, so refuse here.
+        let gate = local.check_with(limit, &limit.limits, charged, &id);
+        if !matches!(gate, Verdict::Admitted { .. }) {
+            return self.decide(limit, gate, id, charged, Source::Local);
+        }
         let outcome = match self.ensure_registered(limit).await {
             Err(e) => Err(e),
-            Ok(()) => self.inner.store.limit_check(limit, charged, &id).await,
+            Ok(()) => {
+                let (verdict, ()) = tokio::join!(
+                    self.inner.store.limit_check(limit, charged, &id),
+                    self.refresh_presence()
+                );
+                verdict
+            }
         };
         match outcome {
             Ok(verdict) => {
                 self.leave_degraded();
+                match verdict {
+                    Verdict::Admitted { at_us, .. } => local.restamp(limit, &id, at_us),
+                    _ => local.remove(limit, &id),
+                }
                 self.decide(limit, verdict, id, charged, Source::Store)
             }
             Err(e) if e.is_outage() => {
                 self.enter_degraded(&e);
                 match self.inner.settings.failure_policy {
+                    // The admission stays in the local window: this process still never
+                    // sends more than the limit in a window.
                     FailurePolicy::Open => Ok(Decision::Admitted(Reservation {
                         store: None,
+                        mirror: Some(local.clone()),
                         limit: limit.clone(),
                         id,
-                        reserved: 0,
+                        reserved: charged,
                         at_us: super::memory::now_us(),
                         requests_used: 0,
                         tokens_used: 0,
@@ -369,13 +416,85 @@ impl RateLimiter {
                         settled: true,
                     })),
                     FailurePolicy::Local => {
-                        let verdict = self.inner.local.limit_check(limit, charged, &id).await?;
+                        local.remove(limit, &id);
+                        let verdict = self.local_share_check(limit, charged, &id);
                         self.decide(limit, verdict, id, charged, Source::Local)
                     }
-                    FailurePolicy::Closed => Err(LimitError::Unavailable(e)),
+                    FailurePolicy::Closed => {
+                        local.remove(limit, &id);
+                        Err(LimitError::Unavailable(e))
+                    }
                 }
             }
-            Err(e) => Err(LimitError::Store(e)),
+            Err(e) => {
+                local.remove(limit, &id);
+                Err(LimitError::Store(e))
+            }
+        }
+    }
+
+    /// The share of every limit this process uses alone while Redis is unreachable:
+    /// `limiter.local_share`, else 1/N with N the limiter processes seen recently.
+    pub fn local_share(&self) -> f64 {
+        self.inner
+            .settings
+            .local_share
+            .unwrap_or_else(|| 1.0 / self.inner.peers.load(Ordering::Relaxed).max(1) as f64)
+    }
+
+    /// The limits the `local` policy enforces for `limit`: ⌊share × limit⌋ requests and
+    /// tokens (0 means none can be admitted locally).
+    pub fn local_limits(&self, limit: &Limit) -> (u64, Option<u64>) {
+        let share = self.local_share();
+        // The epsilon keeps 0.25 × 20 at 5 and 1/3 × 30 at 10 despite binary fractions.
+        let part = |n: u64| ((n as f64) * share + 1e-9).floor().min(n as f64) as u64;
+        (part(limit.limits.requests), limit.limits.tokens.map(part))
+    }
+
+    fn local_share_check(&self, limit: &Limit, charged: u64, id: &str) -> Verdict {
+        let (requests, tokens) = self.local_limits(limit);
+        let none_left = requests == 0 || tokens.is_some_and(|t| charged > t || t == 0);
+        if none_left {
+            // Nothing this request needs fits in the share: refuse until Redis decides again.
+            let usage = self.inner.local.usage_now(limit);
+            return Verdict::Refused {
+                at_us: usage.at_us,
+                requests_used: usage.requests_used,
+                tokens_used: usage.tokens_used,
+                retry_after_us: limit.limits.window_us().min(1_000_000),
+                exceeded: if requests == 0 {
+                    super::Exceeded::Requests
+                } else {
+                    super::Exceeded::Tokens
+                },
+            };
+        }
+        let shared = Limits {
+            requests,
+            tokens,
+            window: limit.limits.window,
+        };
+        self.inner.local.check_with(limit, &shared, charged, id)
+    }
+
+    /// Refreshes this process's entry in the presence set at most every
+    /// [`PRESENCE_REFRESH`] and keeps the count of processes seen; errors only leave the last
+    /// count in place.
+    async fn refresh_presence(&self) {
+        {
+            let mut at = self
+                .inner
+                .presence_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if at.is_some_and(|t| t.elapsed() < PRESENCE_REFRESH) {
+                return;
+            }
+            *at = Some(Instant::now());
+        }
+        match self.inner.store.limit_presence(&self.inner.instance).await {
+            Ok(n) => self.inner.peers.store(n.max(1), Ordering::Relaxed),
+            Err(e) => tracing::debug!(error = %e, "cannot refresh the limiter presence set"),
         }
     }
 
@@ -394,12 +513,16 @@ impl RateLimiter {
                 requests_used,
                 tokens_used,
             } => {
-                let store: Arc<dyn LimiterStore> = match source {
-                    Source::Local => self.inner.local.clone(),
-                    _ => self.inner.store.clone(),
+                let (store, mirror): (Option<Arc<dyn LimiterStore>>, _) = match source {
+                    Source::Local => (None, Some(self.inner.local.clone())),
+                    _ => (
+                        Some(self.inner.store.clone()),
+                        Some(self.inner.local.clone()),
+                    ),
                 };
                 Ok(Decision::Admitted(Reservation {
-                    store: Some(store),
+                    store,
+                    mirror,
                     limit: limit.clone(),
                     id,
                     reserved: charged,
@@ -548,7 +671,8 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Headroom of every registered key (what the dashboard shows).
+    /// Headroom of every registered window and every unregistered one found under the prefix
+    /// (what the dashboard shows).
     pub async fn headroom_all(&self) -> crate::Result<Vec<LimitUsage>> {
         Ok(self.inner.store.read_limits().await?.limits)
     }
@@ -561,9 +685,10 @@ impl RateLimiter {
     }
 
     /// Records the key's limits in the registry once per process (and again every
-    /// [`REGISTRY_REFRESH`], after an outage, or when the limits change). Only an outage is
-    /// reported: the check then goes straight to the failure policy instead of waiting for a
-    /// second failure. Other errors (e.g. an ACL that denies HSET) must not stop limiting.
+    /// [`REGISTRY_REFRESH`], after an outage, or when the limits change). Only an unreachable
+    /// server is reported: the check then goes straight to the failure policy instead of
+    /// waiting for a second failure. Other errors (an ACL that denies HSET, OOM) must not stop
+    /// limiting; the entry is written on a later check.
     async fn ensure_registered(&self, limit: &Limit) -> crate::Result<()> {
         if let Some((at, limits)) = self.memo().get(&limit.key)
             && *limits == limit.limits
@@ -580,7 +705,10 @@ impl RateLimiter {
                 memo.insert(limit.key.clone(), (Instant::now(), limit.limits));
                 Ok(())
             }
-            Err(e) if e.is_outage() => Err(e),
+            // A server that is up but refuses writes (OOM at maxmemory) may still run the
+            // check: Redis lets a script that has started writing (the prune) finish. Let the
+            // check decide; a READONLY replica refuses the check too and the policy applies.
+            Err(e) if e.is_outage() && !matches!(e, crate::Error::Refused { .. }) => Err(e),
             Err(e) => {
                 tracing::debug!(key = %limit.key, error = %e, "cannot record the limit in the registry");
                 Ok(())
@@ -648,7 +776,8 @@ mod tests {
             k.key(),
             "artemis:ratelimit:anthropic:anthropic:claude-sonnet-4-5-20250929:u1"
         );
-        assert_eq!(k.limits().requests, 50);
+        // The original matches the model exactly: a dated id is "another Anthropic model".
+        assert_eq!(k.limits().requests, 30);
         assert!(matches!(
             l.preset("mistral", "large", "default"),
             Err(LimitError::NoPreset { .. })
@@ -662,6 +791,28 @@ mod tests {
             )
             .unwrap();
         assert_eq!(k.key(), "artemis:ratelimit:search:default");
+    }
+
+    #[test]
+    fn local_limits_are_the_floor_of_the_share() {
+        let with_share = |share: Option<f64>| {
+            let mut settings = Settings::default();
+            settings.limiter.local_share = share;
+            let store = Arc::new(MemoryLimiter::new(MemoryCore::new(settings.clone())));
+            RateLimiter::with_store(store, &settings)
+        };
+        let limits = |r, t| Limits::requests(r, Duration::from_secs(2)).with_tokens(t);
+        let l = with_share(Some(0.25));
+        let k = l.limit("s", "d", limits(20, 1_000)).unwrap();
+        assert_eq!(l.local_limits(&k), (5, Some(250)));
+        let l = with_share(Some(1.0 / 3.0));
+        let k = l.limit("s", "d", limits(30, 10)).unwrap();
+        assert_eq!(l.local_limits(&k), (10, Some(3)));
+        let k = l.limit("s", "d", limits(2, 10)).unwrap();
+        assert_eq!(l.local_limits(&k).0, 0);
+        // Without a setting: alone until other processes are seen.
+        let l = with_share(None);
+        assert_eq!(l.local_share(), 1.0);
     }
 
     #[tokio::test]

@@ -30,6 +30,8 @@ pub struct LimiterState {
     windows: HashMap<String, Window>,
     registry: BTreeMap<String, RegistryEntry>,
     checks_since_sweep: u32,
+    /// Limiter instances over this store and when each last checked.
+    presence: HashMap<String, std::time::Instant>,
 }
 
 #[derive(Debug)]
@@ -39,11 +41,11 @@ struct TokenEntry {
     tokens: u64,
 }
 
-/// One key's log: admission times (bounded by the request limit) and one token entry per
-/// admitted request that reserved tokens, with their running sum.
+/// One key's log: admission times with their request ids (bounded by the request limit) and
+/// one token entry per admitted request that reserved tokens, with their running sum.
 #[derive(Debug, Default)]
 pub(crate) struct Window {
-    log: VecDeque<i64>,
+    log: VecDeque<(i64, String)>,
     tokens: VecDeque<TokenEntry>,
     token_sum: u64,
     window_us: u64,
@@ -51,7 +53,7 @@ pub(crate) struct Window {
 
 impl Window {
     fn prune(&mut self, cutoff: i64) {
-        while self.log.front().is_some_and(|&at| at <= cutoff) {
+        while self.log.front().is_some_and(|(at, _)| *at <= cutoff) {
             self.log.pop_front();
         }
         while let Some(e) = self.tokens.front()
@@ -69,7 +71,7 @@ impl Window {
     /// The same decision as `check.lua`, at the given clock.
     pub(crate) fn check(&mut self, now: i64, limits: &Limits, cost: u64, id: &str) -> Verdict {
         // Keep the log sorted even if the wall clock steps back.
-        let newest = self.log.back().copied().into_iter();
+        let newest = self.log.back().map(|(at, _)| *at).into_iter();
         let now = newest
             .chain(self.tokens.back().map(|e| e.at))
             .fold(now, i64::max);
@@ -86,7 +88,7 @@ impl Window {
         let mut bits = 0;
         if count >= limits.requests {
             let k = (count - limits.requests) as usize;
-            wait = self.log[k] + window - now;
+            wait = self.log[k].0 + window - now;
             bits |= 1;
         }
         if tok_limit > 0 && sum + cost > tok_limit {
@@ -116,7 +118,7 @@ impl Window {
                 },
             };
         }
-        self.log.push_back(now);
+        self.log.push_back((now, id.to_owned()));
         if cost > 0 {
             self.tokens.push_back(TokenEntry {
                 at: now,
@@ -135,7 +137,8 @@ impl Window {
     /// The window's use at `now` without changing anything.
     pub(crate) fn usage(&self, now: i64, window_us: u64) -> Usage {
         let cutoff = now - window_us as i64;
-        let requests_used = (self.log.len() - self.log.partition_point(|&at| at <= cutoff)) as u64;
+        let requests_used =
+            (self.log.len() - self.log.partition_point(|(at, _)| *at <= cutoff)) as u64;
         let gone: u64 = self
             .tokens
             .iter()
@@ -163,6 +166,41 @@ impl Window {
             self.tokens.remove(pos);
         } else {
             self.tokens[pos].tokens = used;
+        }
+    }
+}
+
+impl Window {
+    /// Moves the admission `id` to `at` if that is later (the store decided it then; a later
+    /// stamp keeps it in this window at least as long as in the store's), keeping both logs
+    /// sorted.
+    pub(crate) fn restamp(&mut self, id: &str, at: i64) {
+        if let Some(pos) = self.log.iter().rposition(|(_, i)| i == id)
+            && self.log[pos].0 < at
+            && let Some(entry) = self.log.remove(pos)
+        {
+            let to = self.log.partition_point(|(t, _)| *t <= at);
+            self.log.insert(to, (at, entry.1));
+        }
+        if let Some(pos) = self.tokens.iter().rposition(|e| e.id == id)
+            && self.tokens[pos].at < at
+            && let Some(mut entry) = self.tokens.remove(pos)
+        {
+            entry.at = at;
+            let to = self.tokens.partition_point(|e| e.at <= at);
+            self.tokens.insert(to, entry);
+        }
+    }
+
+    /// Takes the admission `id` back (the store refused it or could not be asked).
+    pub(crate) fn remove(&mut self, id: &str) {
+        if let Some(pos) = self.log.iter().rposition(|(_, i)| i == id) {
+            self.log.remove(pos);
+        }
+        if let Some(pos) = self.tokens.iter().rposition(|e| e.id == id)
+            && let Some(entry) = self.tokens.remove(pos)
+        {
+            self.token_sum = self.token_sum.saturating_sub(entry.tokens);
         }
     }
 }
@@ -195,6 +233,53 @@ impl MemoryLimiter {
         }
     }
 
+    /// [`LimiterStore::limit_check`] against other limits than the key's own (the `local`
+    /// policy's share of them).
+    pub(crate) fn check_with(
+        &self,
+        limit: &Limit,
+        limits: &Limits,
+        tokens: u64,
+        request_id: &str,
+    ) -> Verdict {
+        let now = now_us();
+        let mut state = self.limiter_state();
+        state.checks_since_sweep += 1;
+        if state.checks_since_sweep >= SWEEP_EVERY {
+            state.checks_since_sweep = 0;
+            state.sweep(now);
+        }
+        let window = state.windows.entry(limit.key.clone()).or_default();
+        window.check(now, limits, tokens, request_id)
+    }
+
+    /// The window's use now (what [`LimiterStore::limit_usage`] answers), without awaiting.
+    pub(crate) fn usage_now(&self, limit: &Limit) -> Usage {
+        let now = now_us();
+        match self.limiter_state().windows.get(&limit.key) {
+            Some(w) => w.usage(now, limit.limits.window_us()),
+            None => Usage {
+                at_us: now,
+                requests_used: 0,
+                tokens_used: 0,
+            },
+        }
+    }
+
+    /// See [`Window::restamp`].
+    pub(crate) fn restamp(&self, limit: &Limit, request_id: &str, at_us: i64) {
+        if let Some(w) = self.limiter_state().windows.get_mut(&limit.key) {
+            w.restamp(request_id, at_us);
+        }
+    }
+
+    /// See [`Window::remove`].
+    pub(crate) fn remove(&self, limit: &Limit, request_id: &str) {
+        if let Some(w) = self.limiter_state().windows.get_mut(&limit.key) {
+            w.remove(request_id);
+        }
+    }
+
     fn limiter_state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
         // A panic while holding the lock cannot leave a window half-updated in a way that
         // matters more than losing the limiter altogether, so keep going with the data.
@@ -210,15 +295,7 @@ impl LimiterStore for MemoryLimiter {
         tokens: u64,
         request_id: &str,
     ) -> crate::Result<Verdict> {
-        let now = now_us();
-        let mut state = self.limiter_state();
-        state.checks_since_sweep += 1;
-        if state.checks_since_sweep >= SWEEP_EVERY {
-            state.checks_since_sweep = 0;
-            state.sweep(now);
-        }
-        let window = state.windows.entry(limit.key.clone()).or_default();
-        Ok(window.check(now, &limit.limits, tokens, request_id))
+        Ok(self.check_with(limit, &limit.limits, tokens, request_id))
     }
 
     async fn limit_reconcile(
@@ -235,16 +312,17 @@ impl LimiterStore for MemoryLimiter {
     }
 
     async fn limit_usage(&self, limit: &Limit) -> crate::Result<Usage> {
-        let now = now_us();
-        let state = self.limiter_state();
-        Ok(match state.windows.get(&limit.key) {
-            Some(w) => w.usage(now, limit.limits.window_us()),
-            None => Usage {
-                at_us: now,
-                requests_used: 0,
-                tokens_used: 0,
-            },
-        })
+        Ok(self.usage_now(limit))
+    }
+
+    async fn limit_presence(&self, instance: &str) -> crate::Result<u64> {
+        let now = std::time::Instant::now();
+        let mut state = self.limiter_state();
+        state.presence.insert(instance.to_owned(), now);
+        state
+            .presence
+            .retain(|_, seen| now.duration_since(*seen) < super::PRESENCE_HORIZON);
+        Ok(state.presence.len() as u64)
     }
 
     async fn limit_reset(&self, limit: &Limit) -> crate::Result<()> {
@@ -374,12 +452,42 @@ mod tests {
     }
 
     #[test]
+    fn restamped_admissions_stay_sorted_and_removed_ones_free_their_slot() {
+        let l = limits(3, Some(100), 10);
+        let mut w = Window::default();
+        let t0 = 1_700_000_000 * S;
+        assert!(admitted(w.check(t0, &l, 10, "a")));
+        assert!(admitted(w.check(t0 + S, &l, 20, "b")));
+        // "a" was decided later by the store: it moves behind "b" and leaves the window later.
+        w.restamp("a", t0 + 2 * S);
+        assert_eq!(
+            w.log.iter().map(|e| e.1.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(w.usage(t0 + 11 * S, 10 * S as u64).requests_used, 1);
+        assert_eq!(w.usage(t0 + 11 * S, 10 * S as u64).tokens_used, 10);
+        // An earlier stamp never moves an entry back.
+        w.restamp("a", t0);
+        assert_eq!(w.log.back().unwrap().0, t0 + 2 * S);
+        // A removed admission gives its request and tokens back.
+        assert!(admitted(w.check(t0 + 3 * S, &l, 30, "c")));
+        w.remove("c");
+        let u = w.usage(t0 + 3 * S, 10 * S as u64);
+        assert_eq!((u.requests_used, u.tokens_used), (2, 30));
+    }
+
+    #[test]
     fn clock_stepping_back_keeps_the_log_sorted() {
         let l = limits(10, None, 10);
         let mut w = Window::default();
         let t0 = 1_700_000_000 * S;
         assert!(admitted(w.check(t0, &l, 0, "a")));
         assert!(admitted(w.check(t0 - 5 * S, &l, 0, "b")));
-        assert!(w.log.iter().zip(w.log.iter().skip(1)).all(|(a, b)| a <= b));
+        assert!(
+            w.log
+                .iter()
+                .zip(w.log.iter().skip(1))
+                .all(|(a, b)| a.0 <= b.0)
+        );
     }
 }

@@ -31,10 +31,13 @@ use serde::{Deserialize, Serialize};
 
 pub use handle::{AcquireOptions, Decision, RateLimiter, Reservation};
 pub use memory::MemoryLimiter;
-pub use presets::find_preset;
+pub use presets::{
+    ORIGINAL_PROVIDERS, configured_limit, find_preset, is_original_provider,
+    original_preset_of_key, original_requests_per_minute,
+};
 pub use redis::RedisLimiter;
 pub use redis::{check_script_sha, check_script_source};
-pub use usage::LimitUsage;
+pub use usage::{LimitOrigin, LimitUsage};
 
 /// The identifier the original uses when the caller names none.
 pub const DEFAULT_IDENTIFIER: &str = "default";
@@ -257,7 +260,8 @@ pub struct Usage {
 pub enum Source {
     /// The configured storage (Redis, or memory for the in-process backend).
     Store,
-    /// The in-process window of the `local` failure policy, while Redis is unreachable.
+    /// This process's own window: the `local` failure policy while Redis is unreachable, or a
+    /// refusal because this process's own admissions already fill the window.
     Local,
     /// Admitted without counting: Redis was unreachable and the policy is `open`.
     FailOpen,
@@ -482,12 +486,17 @@ impl RegistryEntry {
             identifier: self.identifier.clone(),
             window_seconds: self.window_seconds,
             requests_used: usage.requests_used,
-            requests_limit: self.limits.requests,
+            requests_limit: Some(self.limits.requests),
             tokens_used: self.limits.tokens.map(|_| usage.tokens_used),
             tokens_limit: self.limits.tokens,
+            limit_origin: LimitOrigin::Registry,
         }
     }
 }
+
+/// How long a limiter process counts as present after its last check (for the default
+/// `local` share).
+pub const PRESENCE_HORIZON: Duration = Duration::from_secs(30);
 
 /// Most registry entries [`LimiterStore::read_limits`] (and so [`RateLimiter::headroom_all`])
 /// reads (in key order), so one dashboard poll stays one bounded pipeline even if identifiers
@@ -529,7 +538,14 @@ pub trait LimiterStore: crate::store::Store {
     /// Removes the key from the registry (its window is left alone).
     async fn limit_unregister(&self, limit: &Limit) -> crate::Result<()>;
 
-    /// Headroom of every registered key (at most [`REGISTRY_READ_LIMIT`], in key order), in a
+    /// Records that the limiter process `instance` is checking now and returns how many
+    /// processes did so within [`PRESENCE_HORIZON`] (this one included): the default share
+    /// of the `local` failure policy is 1/that.
+    async fn limit_presence(&self, instance: &str) -> crate::Result<u64>;
+
+    /// Headroom of every registered key (at most [`REGISTRY_READ_LIMIT`]) and, on Redis, of
+    /// the windows under the prefix without a registry entry (a cached, bounded SCAN), in key
+    /// order, in a
     /// bounded number of round trips and with read-only commands only, with the registry
     /// entries and windows that could not be read.
     async fn read_limits(&self) -> crate::Result<LimitsRead>;
@@ -538,7 +554,7 @@ pub trait LimiterStore: crate::store::Store {
 /// What a headroom read returns: the figures, and whatever could not be parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LimitsRead {
-    /// Headroom of every readable registered key, in key order.
+    /// Headroom of every readable window (registered, then found by SCAN), in key order.
     pub limits: Vec<LimitUsage>,
     /// Registry entries and windows that could not be read, with the reason.
     pub malformed: Vec<crate::model::Malformed>,

@@ -10,7 +10,12 @@ use std::sync::LazyLock;
 
 use redis::{Script, Value};
 
-use super::{Limit, LimiterStore, LimitsRead, REGISTRY_READ_LIMIT, RegistryEntry, Usage, Verdict};
+use std::sync::Arc;
+
+use super::{
+    Limit, LimitOrigin, LimiterStore, LimitsRead, REGISTRY_READ_LIMIT, RegistryEntry,
+    RegistryLimits, Usage, Verdict, configured_limit, original_preset_of_key,
+};
 use crate::error::Error;
 use crate::model::Malformed;
 use crate::store::{RedisCore, delegate_store};
@@ -21,6 +26,10 @@ pub(crate) static CHECK_SCRIPT: LazyLock<Script> =
 /// The reconcile step of a token reservation.
 static RECONCILE_SCRIPT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("reconcile.lua")));
+
+/// The presence refresh (`limit_presence`).
+static PRESENCE_SCRIPT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("presence.lua")));
 
 /// The source text of the check script (for benchmarks that drive it with `redis-benchmark`).
 pub fn check_script_source() -> &'static str {
@@ -49,10 +58,20 @@ pub(crate) fn entry_weight(member: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Most windows without a registry entry one SCAN collects (so one poll stays bounded).
+pub const WINDOW_SCAN_LIMIT: usize = 1_000;
+/// How long the SCAN for windows without a registry entry is reused.
+pub const WINDOW_SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+type WindowScan = Option<(std::time::Instant, Arc<Vec<String>>)>;
+
 /// The limiter on Redis (standalone or Cluster).
 #[derive(Debug, Clone)]
 pub struct RedisLimiter {
     core: RedisCore,
+    /// The last SCAN for windows under the prefix (Python-written ones have no registry
+    /// entry), reused for [`WINDOW_SCAN_INTERVAL`].
+    windows: Arc<tokio::sync::Mutex<WindowScan>>,
 }
 
 delegate_store!(RedisLimiter);
@@ -60,7 +79,87 @@ delegate_store!(RedisLimiter);
 impl RedisLimiter {
     /// The limiter over `core`'s connection.
     pub fn new(core: RedisCore) -> Self {
-        Self { core }
+        Self {
+            core,
+            windows: Default::default(),
+        }
+    }
+
+    /// Every sorted set under the rate-limit prefix except the extension keys, from a SCAN
+    /// (never KEYS) of at most [`WINDOW_SCAN_LIMIT`] keys, at most every
+    /// [`WINDOW_SCAN_INTERVAL`].
+    async fn scanned_windows(&self) -> crate::Result<Arc<Vec<String>>> {
+        let mut cached = self.windows.lock().await;
+        if let Some((at, keys)) = &*cached
+            && at.elapsed() < WINDOW_SCAN_INTERVAL
+        {
+            return Ok(keys.clone());
+        }
+        let keys = self
+            .core
+            .redis
+            .scan_match(
+                &self.core.keys.ratelimit_scan_pattern(),
+                Some("zset"),
+                WINDOW_SCAN_LIMIT,
+            )
+            .await?;
+        if keys.len() >= WINDOW_SCAN_LIMIT {
+            tracing::warn!(
+                limit = WINDOW_SCAN_LIMIT,
+                "SCAN for rate-limit windows stopped at its limit; some windows are not shown"
+            );
+        }
+        let mut keys: Vec<String> = keys
+            .into_iter()
+            .filter(|k| !self.core.keys.is_ratelimit_extension(k))
+            .collect();
+        keys.sort_unstable();
+        let keys = Arc::new(keys);
+        *cached = Some((std::time::Instant::now(), keys.clone()));
+        Ok(keys)
+    }
+
+    /// What a reader knows of a window no process registered: the original's preset table
+    /// for its preset keys, else `[[limiter.limits]]`, else nothing (limit unknown, 60 s
+    /// assumed).
+    fn unregistered_entry(&self, key: &str) -> (RegistryEntry, LimitOrigin) {
+        let prefix = &self.core.keys.prefixes().ratelimit;
+        if let Some((provider, model, identifier, rpm)) = original_preset_of_key(prefix, key) {
+            return (
+                RegistryEntry {
+                    resource: format!("{provider}:{model}"),
+                    identifier: identifier.to_owned(),
+                    limits: RegistryLimits {
+                        requests: rpm,
+                        tokens: None,
+                    },
+                    window_seconds: super::presets::ORIGINAL_WINDOW_SECONDS,
+                },
+                LimitOrigin::Original,
+            );
+        }
+        let rest = key
+            .strip_prefix(prefix.as_str())
+            .and_then(|r| r.strip_prefix(':'))
+            .unwrap_or(key);
+        let (resource, identifier) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        let entry = |requests, window_seconds| RegistryEntry {
+            resource: resource.to_owned(),
+            identifier: identifier.to_owned(),
+            limits: RegistryLimits {
+                requests,
+                tokens: None,
+            },
+            window_seconds,
+        };
+        match configured_limit(&self.core.settings.limiter.limits, key) {
+            Some(l) => (entry(l.requests, l.window_seconds), LimitOrigin::Config),
+            None => (
+                entry(0, super::presets::ORIGINAL_WINDOW_SECONDS),
+                LimitOrigin::Unknown,
+            ),
+        }
     }
 
     /// The server clock in epoch microseconds. A reader whose ACL forbids `TIME` falls back to
@@ -215,6 +314,24 @@ impl LimiterStore for RedisLimiter {
         self.core.redis.query::<()>(&cmd).await
     }
 
+    async fn limit_presence(&self, instance: &str) -> crate::Result<u64> {
+        let key = self.core.keys.ratelimit_presence();
+        let reply = self
+            .core
+            .eval_script(
+                &PRESENCE_SCRIPT,
+                include_str!("presence.lua"),
+                &[&key],
+                &[
+                    instance.to_owned(),
+                    super::PRESENCE_HORIZON.as_secs().to_string(),
+                ],
+            )
+            .await?;
+        redis::from_redis_value(reply)
+            .map_err(|e| Error::UnexpectedReply(format!("limiter presence script: {e}")))
+    }
+
     async fn read_limits(&self) -> crate::Result<LimitsRead> {
         let registry_key = self.core.keys.ratelimit_registry();
         let mut malformed = Vec::new();
@@ -252,7 +369,8 @@ impl LimiterStore for RedisLimiter {
                 reason: format!("entry {:?} {reason}", String::from_utf8_lossy(field)),
             })
         };
-        let mut entries: Vec<(String, RegistryEntry, u64)> = Vec::new();
+        let mut entries: Vec<(String, RegistryEntry, u64, LimitOrigin)> = Vec::new();
+        let registered: std::collections::HashSet<Vec<u8>> = registry.keys().cloned().collect();
         for (field, json) in registry {
             let Ok(key) = String::from_utf8(field.clone()) else {
                 bad(&field, "is not UTF-8".into());
@@ -260,7 +378,7 @@ impl LimiterStore for RedisLimiter {
             };
             match serde_json::from_slice::<RegistryEntry>(&json) {
                 Ok(e) => match e.window_us() {
-                    Some(window_us) => entries.push((key, e, window_us)),
+                    Some(window_us) => entries.push((key, e, window_us, LimitOrigin::Registry)),
                     None => bad(&field, "has an impossible window".into()),
                 },
                 Err(err) => bad(&field, format!("is not a registry entry: {err}")),
@@ -268,6 +386,26 @@ impl LimiterStore for RedisLimiter {
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.truncate(REGISTRY_READ_LIMIT);
+        // Windows nobody registered (Python's): found by the cached SCAN.
+        match self.scanned_windows().await {
+            Ok(found) => {
+                for key in found.iter() {
+                    if registered.contains(key.as_bytes()) {
+                        continue;
+                    }
+                    let (entry, origin) = self.unregistered_entry(key);
+                    if let Some(window_us) = entry.window_us() {
+                        entries.push((key.clone(), entry, window_us, origin));
+                    }
+                }
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            // An ACL without SCAN still shows the registered windows.
+            Err(e) if matches!(e, Error::Permission { .. }) => {
+                tracing::debug!(error = %e, "cannot SCAN for unregistered rate-limit windows");
+            }
+            Err(e) => return Err(e),
+        }
         if entries.is_empty() {
             return Ok(LimitsRead {
                 limits: Vec::new(),
@@ -279,20 +417,33 @@ impl LimiterStore for RedisLimiter {
         // program overwrote with the wrong type costs its own row, not the poll.
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        for (key, _, window_us) in &entries {
+        for (key, _, window_us, _) in &entries {
             self.push_usage_reads(&mut pipe, key, *window_us, now_us);
+            // A window found by an earlier SCAN may be gone since (expired, reset).
+            pipe.cmd("EXISTS").arg(key);
         }
         let flat: Vec<Value> = self.core.redis.query_pipe(&pipe).await?;
-        let replies: Vec<&[Value]> = flat.chunks(3).collect();
-        if replies.len() != entries.len() {
+        let replies: Vec<&[Value]> = flat.chunks(4).collect();
+        if flat.len() != entries.len() * 4 {
             return Err(Error::UnexpectedReply(
                 "wrong number of replies to the headroom pipeline".into(),
             ));
         }
         let mut limits = Vec::with_capacity(entries.len());
-        for ((key, entry, _), replies) in entries.iter().zip(replies) {
-            match decode_usage(replies, now_us) {
-                Ok(usage) => limits.push(entry.snapshot(key, usage)),
+        for ((key, entry, _, origin), replies) in entries.iter().zip(replies) {
+            let (usage_replies, exists) = replies.split_at(3);
+            if *origin != LimitOrigin::Registry && matches!(exists, [Value::Int(0)]) {
+                continue;
+            }
+            match decode_usage(usage_replies, now_us) {
+                Ok(usage) => {
+                    let mut row = entry.snapshot(key, usage);
+                    row.limit_origin = *origin;
+                    if *origin == LimitOrigin::Unknown {
+                        row.requests_limit = None;
+                    }
+                    limits.push(row);
+                }
                 Err(err) => malformed.push(Malformed {
                     key: key.clone(),
                     reason: format!("window cannot be read: {err}"),

@@ -46,7 +46,7 @@ pub struct Report {
     pub cards: Vec<Card>,
     /// Aggregates of the metrics keys.
     pub metrics: Metrics,
-    /// Rate-limit headroom per limiter key (empty when no limiter has registered its limits).
+    /// Rate-limit headroom per window: registered ones and those found by SCAN (Python's).
     pub limits: Vec<Limit>,
     /// Documents and members that could not be parsed.
     pub malformed: Vec<Malformed>,
@@ -479,12 +479,15 @@ pub struct Limit {
     pub window_seconds: f64,
     /// Requests admitted in the current window.
     pub requests_used: u64,
-    /// Requests allowed per window.
-    pub requests_limit: u64,
+    /// Requests allowed per window; `None` when nothing names the limit ("limit unknown":
+    /// a window no process registered, outside the original's presets and the config).
+    pub requests_limit: Option<u64>,
     /// Tokens reserved in the current window, when the limit counts tokens.
     pub tokens_used: Option<u64>,
     /// Tokens allowed per window, when the limit counts tokens.
     pub tokens_limit: Option<u64>,
+    /// Where the limit comes from.
+    pub limit_origin: crate::limiter::LimitOrigin,
 }
 
 impl Limit {
@@ -498,6 +501,7 @@ impl Limit {
             requests_limit: l.requests_limit,
             tokens_used: l.tokens_used,
             tokens_limit: l.tokens_limit,
+            limit_origin: l.limit_origin,
         }
     }
 }

@@ -121,17 +121,29 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
     // ---- limits ----
     let _ = writeln!(o, "\nRATE LIMITS (used/limit in the current window)");
     if snap.limits.is_empty() {
-        let _ = writeln!(o, "  none registered");
+        let _ = writeln!(o, "  none found");
     }
     for l in &snap.limits {
-        let mut line = format!(
-            "  {}:{}  requests {}/{} per {}",
-            text::sanitize(&l.resource),
-            text::sanitize(&l.identifier),
-            l.requests_used,
-            l.requests_limit,
-            format::duration(l.window_seconds)
-        );
+        let mut line = match l.requests_limit {
+            Some(limit) => format!(
+                "  {}:{}  requests {}/{} per {}",
+                text::sanitize(&l.resource),
+                text::sanitize(&l.identifier),
+                l.requests_used,
+                limit,
+                format::duration(l.window_seconds)
+            ),
+            None => format!(
+                "  {}:{}  requests {} in the last {} (limit unknown)",
+                text::sanitize(&l.resource),
+                text::sanitize(&l.identifier),
+                l.requests_used,
+                format::duration(l.window_seconds)
+            ),
+        };
+        if l.limit_origin == crate::limiter::LimitOrigin::Original {
+            line.push_str(" (original preset)");
+        }
         if let (Some(u), Some(lim)) = (l.tokens_used, l.tokens_limit) {
             let _ = write!(line, " · tokens {u}/{lim}");
         }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
 use artemis::connection::ConnState;
-use artemis::limiter::LimitUsage;
+use artemis::limiter::{LimitOrigin, LimitUsage};
 use artemis::metrics::{
     Breakdown, DailyFigures, LlmTotals, PipelineTotals, RecentPipeline, Summary,
 };
@@ -257,9 +257,10 @@ pub fn limits() -> Vec<LimitUsage> {
             identifier: "default".into(),
             window_seconds: 60.0,
             requests_used: 45,
-            requests_limit: 100,
+            requests_limit: Some(100),
             tokens_used: Some(12_000),
             tokens_limit: Some(40_000),
+            limit_origin: LimitOrigin::Registry,
         },
         LimitUsage {
             key: "artemis:ratelimit:anthropic:anthropic:claude-sonnet-4-5:default".into(),
@@ -267,9 +268,10 @@ pub fn limits() -> Vec<LimitUsage> {
             identifier: "default".into(),
             window_seconds: 60.0,
             requests_used: 46,
-            requests_limit: 50,
+            requests_limit: Some(50),
             tokens_used: None,
             tokens_limit: None,
+            limit_origin: LimitOrigin::Registry,
         },
         LimitUsage {
             key: "artemis:ratelimit:openai:openai:gpt-4o-mini:default".into(),
@@ -277,9 +279,10 @@ pub fn limits() -> Vec<LimitUsage> {
             identifier: "default".into(),
             window_seconds: 60.0,
             requests_used: 10,
-            requests_limit: 300,
+            requests_limit: Some(300),
             tokens_used: None,
             tokens_limit: None,
+            limit_origin: LimitOrigin::Registry,
         },
     ]
 }

@@ -21,9 +21,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     if snap.limits.is_empty() {
         frame.render_widget(
             Paragraph::new(vec![
-                Line::from(Span::styled("no limits registered", t.dim)),
+                Line::from(Span::styled("no rate-limit windows", t.dim)),
                 Line::from(Span::styled(
-                    text::fit("(writers register theirs on first use)", w),
+                    text::fit("(none registered or found under the prefix)", w),
                     t.dim,
                 )),
             ]),
@@ -48,12 +48,17 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled(name, t.text),
             Span::styled(window, t.dim),
         ]));
-        let used = ratio(l.requests_used, l.requests_limit);
-        let req = format!(
-            " {}/{}",
-            format::count(l.requests_used),
-            format::count(l.requests_limit)
-        );
+        let used = l
+            .requests_limit
+            .map_or(0.0, |limit| ratio(l.requests_used, limit));
+        let req = match l.requests_limit {
+            Some(limit) => format!(
+                " {}/{}",
+                format::count(l.requests_used),
+                format::count(limit)
+            ),
+            None => format!(" {} (limit unknown)", format::count(l.requests_used)),
+        };
         let mut spans = vec![Span::styled("req ", t.dim)];
         // Tokens in full when they fit, else as a share of the limit.
         let tok = match (l.tokens_used, l.tokens_limit) {
@@ -75,7 +80,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         };
         let tok_w = tok.as_ref().map_or(0, |(_, s)| s.chars().count());
         let bar_w = w.saturating_sub(4 + req.chars().count() + tok_w).min(12);
-        if bar_w >= 3 {
+        if bar_w >= 3 && l.requests_limit.is_some() {
             spans.push(Span::styled(
                 super::bar(used, bar_w),
                 super::headroom_style(app, used),
@@ -107,7 +112,10 @@ fn ratio(used: u64, limit: u64) -> f64 {
 }
 
 fn pressure(l: &crate::limiter::LimitUsage) -> f64 {
-    let req = ratio(l.requests_used, l.requests_limit);
+    // An unknown limit sorts last: nothing says how close it is.
+    let req = l
+        .requests_limit
+        .map_or(-1.0, |limit| ratio(l.requests_used, limit));
     match (l.tokens_used, l.tokens_limit) {
         (Some(u), Some(lim)) => req.max(ratio(u, lim)),
         _ => req,
