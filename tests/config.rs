@@ -702,7 +702,11 @@ fn counts_outside_their_bounds_are_refused() {
         ("ARTEMIS_TOP_METRICS_DAILY_TTL_SECONDS", "0", "1"),
         // Retention is off unless set; a set retention of 0 would delete everything.
         ("ARTEMIS_TOP_METRICS_TIMESERIES_RETENTION_DAYS", "0", "1"),
-        ("ARTEMIS_TOP_METRICS_TIMESERIES_RETENTION_DAYS", "36501", "36500"),
+        (
+            "ARTEMIS_TOP_METRICS_TIMESERIES_RETENTION_DAYS",
+            "36501",
+            "36500",
+        ),
         ("ARTEMIS_TOP_METRICS_SCAN_INTERVAL_SECONDS", "86401", "0"),
         ("ARTEMIS_TOP_METRICS_SNAPSHOT_DAYS", "0", "3660"),
         ("ARTEMIS_TOP_METRICS_SNAPSHOT_RECENT", "10001", "0"),

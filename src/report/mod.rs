@@ -26,7 +26,11 @@ use crate::connection::ConnState;
 use crate::snapshot::Snapshot;
 
 /// Version of the report's JSON shape, the `version` field of every [`Report`].
-pub const REPORT_VERSION: u32 = 1;
+///
+/// 2: a limit's `requests_limit` may be `null` (a window found in Redis whose limit nobody
+/// registered or configured) and carries `limit_origin`; the report gained `health` (the
+/// server refusing writes, e.g. `OOM` or a read-only replica).
+pub const REPORT_VERSION: u32 = 2;
 
 /// One report: everything the dashboard shows at one moment, as `--once --format json`
 /// prints it (one object per line).
