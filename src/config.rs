@@ -972,6 +972,15 @@ impl Settings {
                 "empty node; give host:port or redis:// URLs, comma-separated",
             );
         }
+        // Seed nodes without Cluster protocol would silently talk to host:port instead.
+        if !r.cluster && !r.cluster_nodes.is_empty() {
+            return bad(
+                "redis.cluster_nodes",
+                format!("{} node(s)", r.cluster_nodes.len()),
+                "are only used with Redis Cluster: add --cluster (or redis.cluster = true, \
+                 ARTEMIS_TOP_REDIS_CLUSTER=true), or drop the nodes",
+            );
+        }
         if r.port == 0 {
             return bad("redis.port", "0".into(), "must be 1-65535");
         }

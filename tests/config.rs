@@ -109,6 +109,7 @@ fn artemis_variables_reach_every_section() {
         &env(&[
             ("ARTEMIS_TOP_CACHE_TTL_SECONDS", "60"),
             ("ARTEMIS_TOP_DASHBOARD_THEME", "mono"),
+            ("ARTEMIS_TOP_REDIS_CLUSTER", "true"),
             ("ARTEMIS_TOP_REDIS_CLUSTER_NODES", "a:1, b:2"),
             ("ARTEMIS_TOP_LIMITER_FAILURE_POLICY", "closed"),
             ("ARTEMIS_TOP_PREFIXES_PIPELINE", "team-a:pipeline"),
@@ -734,6 +735,23 @@ fn counts_outside_their_bounds_are_refused() {
         config::load(&none(), &env(&[(name, good)]), &vec![])
             .unwrap_or_else(|e| panic!("{name}={good}: {e}"));
     }
+}
+
+#[test]
+fn cluster_nodes_without_cluster_protocol_are_an_error_not_ignored() {
+    let e = error_of(
+        &none(),
+        &[],
+        &[("redis.cluster_nodes", "127.0.0.1:7000", "--cluster-nodes")],
+    );
+    assert!(
+        e.contains("--cluster-nodes") && e.contains("add --cluster"),
+        "{e}"
+    );
+    let out = run_bin(&["--cluster-nodes", "127.0.0.1:1", "--once"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("only used with Redis Cluster"), "{err}");
 }
 
 #[test]
