@@ -281,7 +281,7 @@ fn man_page_renders_without_warnings_and_documents_everything() {
             text.push(c);
         }
     }
-    let flat = text.replace('\u{2010}', "-").replace('\u{2212}', "-");
+    let flat = text.replace(['\u{2010}', '\u{2212}'], "-");
     for word in every_flag_and_command() {
         assert!(
             flat.contains(&word),
