@@ -11,8 +11,8 @@ use crate::config::FlagOverrides;
 
 /// Live terminal dashboard for Artemis LLM pipelines kept in Redis.
 ///
-/// Without a subcommand it shows the dashboard; with --once (or when stdout is not a
-/// terminal) it prints a snapshot instead. Settings come from built-in defaults < config file
+/// Without a subcommand it shows the dashboard; with --once, --count or --format (or when
+/// stdout is not a terminal) it prints a snapshot instead. Settings come from built-in defaults < config file
 /// < environment (REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME, REDIS_PASSWORD,
 /// REDIS_TIMEOUT, REDIS_CONNECT_TIMEOUT, and ARTEMIS_TOP_<SECTION>_<KEY> for any other
 /// setting, e.g. ARTEMIS_TOP_CACHE_TTL_SECONDS) < these flags. Other ARTEMIS_* variables
@@ -51,15 +51,18 @@ pub struct Cli {
     #[arg(long)]
     pub once: bool,
 
-    /// Output format of headless snapshots.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format of headless snapshots [default: text]. Implies --once: asking for a
+    /// format asks for headless output.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
 
-    /// Print N snapshots (JSON lines with --format json), --interval apart.
+    /// Print N snapshots (JSON lines with --format json), --interval apart. Implies --once:
+    /// a number of snapshots asks for headless output.
     #[arg(long, value_name = "N")]
     pub count: Option<u32>,
 
-    /// Seconds between headless snapshots, and the dashboard's poll interval.
+    /// Seconds between headless snapshots, and the dashboard's poll interval (alone it does
+    /// not imply --once: the dashboard polls at that interval).
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<String>,
 
@@ -80,6 +83,15 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Print a shell completion script to stdout, e.g.
+    /// `source <(artemis-top completions bash)`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout, e.g. `artemis-top man | man -l -`.
+    Man,
     /// Connect to Redis and report what is there: endpoint, latency, server, cluster.
     Check,
     /// Run simulated Artemis pipelines against Redis through the library (tracker, LLM cache,
@@ -162,6 +174,12 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 }
 
 impl Cli {
+    /// Whether the flags ask for headless output: `--once`, or `--count` / `--format`, which
+    /// mean nothing to the dashboard. (`--interval` alone is the dashboard's poll interval.)
+    pub fn wants_headless(&self) -> bool {
+        self.once || self.count.is_some() || self.format.is_some()
+    }
+
     /// The settings these flags set, each tagged with its flag for error messages.
     pub fn overrides(&self) -> FlagOverrides {
         let mut out: FlagOverrides = Vec::new();
@@ -184,5 +202,64 @@ impl Cli {
             put("dashboard.theme", t.clone(), "--theme");
         }
         out
+    }
+}
+
+/// The `artemis-top completions SHELL` script, as the shell's completion system reads it.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "artemis-top", &mut script);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete 4.6 mangles the `-` of a binary name one way where it sets the state
+        // (`artemis__top__subcmd__simulate`) and another in the `case` that reads it
+        // (`artemis__subcmd__top__subcmd__simulate`): subcommands' flags would never complete.
+        let text = String::from_utf8_lossy(&script).replace("artemis__subcmd__top", "artemis__top");
+        script = text.into_bytes();
+    }
+    let _ = out.write_all(&script);
+}
+
+/// The `artemis-top man` page: the top-level sections, then one section per subcommand with
+/// its synopsis, description and options, so that one page documents every command and flag
+/// (no `artemis-top-simulate(1)` pages to install next to it).
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name().to_owned();
+        let sub = sub.clone().bin_name(format!("artemis-top {name}"));
+        let sub_man = clap_mangen::Man::new(sub);
+        let mut body = Vec::new();
+        sub_man.render_synopsis_section(&mut body)?;
+        sub_man.render_description_section(&mut body)?;
+        sub_man.render_options_section(&mut body)?;
+        writeln!(out, ".SH \"COMMAND: {name}\"")?;
+        // clap_mangen writes each part as a section; within a command they are subsections.
+        for line in String::from_utf8_lossy(&body).lines() {
+            match line.strip_prefix(".SH ") {
+                Some(heading) => writeln!(out, ".SS {}", title_case(heading))?,
+                None => writeln!(out, "{line}")?,
+            }
+        }
+    }
+    man.render_version_section(out)?;
+    Ok(())
+}
+
+/// `OPTIONS` → `Options`: subsection headings in the usual man style.
+fn title_case(heading: &str) -> String {
+    let mut chars = heading.chars();
+    match chars.next() {
+        Some(first) => first
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
+        None => String::new(),
     }
 }

@@ -13,6 +13,24 @@ use artemis::config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Completions and the man page describe the command line only: no configuration (a
+    // broken config file must not keep them from working), no logging, no runtime.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut out = Vec::new();
+            artemis::cli::completions(*shell, &mut out);
+            return print_stdout(&out);
+        }
+        Some(Command::Man) => {
+            let mut out = Vec::new();
+            if let Err(e) = artemis::cli::man_page(&mut out) {
+                eprintln!("artemis-top: cannot render the man page: {e}");
+                return ExitCode::FAILURE;
+            }
+            return print_stdout(&out);
+        }
+        _ => {}
+    }
     // Read once, with `vars_os`: a variable that is not UTF-8 (ours or anyone's) is never a
     // panic; one of ours is a one-line error naming it, anyone else's is ignored.
     let loaded = config::Environment::capture().and_then(|env| {
@@ -30,7 +48,7 @@ fn main() -> ExitCode {
         print!("{}", settings.to_redacted_toml());
         return ExitCode::SUCCESS;
     }
-    let headless = cli.command.is_some() || artemis::tui::should_run_headless(cli.once);
+    let headless = cli.command.is_some() || artemis::tui::should_run_headless(cli.wants_headless());
     let sink = if headless {
         artemis::logging::Sink::Stderr
     } else {
@@ -57,6 +75,8 @@ fn main() -> ExitCode {
                 }
             },
             Some(Command::Simulate(args)) => simulate(cli.demo, args, settings).await,
+            // Answered above, before the configuration was read.
+            Some(Command::Completions { .. } | Command::Man) => ExitCode::SUCCESS,
             None => dashboard(&cli, settings).await,
         }
     });
@@ -64,6 +84,19 @@ fn main() -> ExitCode {
     // a finished command from exiting.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
+}
+
+/// Writes `bytes` to stdout; a reader that went away (`| head`) is not an error.
+fn print_stdout(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("artemis-top: cannot write to stdout: {e}");
+            ExitCode::from(74)
+        }
+    }
 }
 
 /// How long `--demo --once` lets the simulator run before the snapshot.
@@ -186,15 +219,15 @@ async fn dashboard(cli: &Cli, settings: config::Settings) -> ExitCode {
     } else {
         None
     };
-    if artemis::tui::should_run_headless(cli.once) {
+    if artemis::tui::should_run_headless(cli.wants_headless()) {
         if cli.demo {
             // Let the first cards start, call models and report progress.
             tokio::time::sleep(DEMO_WARMUP).await;
         }
         let opts = artemis::headless::HeadlessOptions {
             format: match cli.format {
-                artemis::cli::Format::Text => artemis::headless::Format::Text,
-                artemis::cli::Format::Json => artemis::headless::Format::Json,
+                None | Some(artemis::cli::Format::Text) => artemis::headless::Format::Text,
+                Some(artemis::cli::Format::Json) => artemis::headless::Format::Json,
             },
             count: cli.count.unwrap_or(1),
             interval: std::time::Duration::from_secs_f64(settings.dashboard.poll_interval),

@@ -615,3 +615,95 @@ fn binary_exits_non_zero_with_one_line_when_redis_is_unreachable() {
         "{err}"
     );
 }
+
+/// The cards-table lines of a text report (between `CARDS (n)` and the next blank line).
+fn card_lines(report: &str) -> Vec<&str> {
+    report
+        .lines()
+        .skip_while(|l| !l.starts_with("CARDS ("))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn report_text_shows_a_200_character_id_whole() {
+    let mut snap = tui_fixtures::snapshot();
+    let long = format!("pipeline-{}", "x".repeat(200));
+    snap.cards[0].pipeline.card_id = long.clone();
+    let report = artemis::report::text::render(&snap, tui_fixtures::now());
+    let lines = card_lines(&report);
+    assert!(
+        lines.iter().any(|l| l.trim() == long),
+        "the long id is not on a line of its own, whole:\n{report}"
+    );
+    // Its row follows, with the rest of the card's columns.
+    let at = lines.iter().position(|l| l.trim() == long).unwrap();
+    let title = snap.cards[0].title().unwrap_or("").to_owned();
+    assert!(
+        lines[at + 1].contains(&title[..title.len().min(10)]),
+        "{report}"
+    );
+}
+
+#[test]
+fn report_text_long_id_does_not_widen_the_other_rows() {
+    let snap = tui_fixtures::snapshot();
+    let before = artemis::report::text::render(&snap, tui_fixtures::now());
+    let mut with_long = snap.clone();
+    with_long.cards[0].pipeline.card_id = "y".repeat(250);
+    let after = artemis::report::text::render(&with_long, tui_fixtures::now());
+    assert_eq!(
+        card_lines(&before)[0],
+        card_lines(&after)[0],
+        "header moved"
+    );
+    for line in card_lines(&after).iter().skip(1) {
+        if line.trim() != "y".repeat(250) {
+            assert!(line.len() < 200, "a row was widened: {line}");
+        }
+    }
+}
+
+#[test]
+fn report_text_sizes_the_id_column_from_the_ids() {
+    let mut snap = tui_fixtures::snapshot();
+    for (i, c) in snap.cards.iter_mut().enumerate() {
+        c.pipeline.card_id = format!("id-{i}");
+    }
+    snap.cards[0].pipeline.card_id = "a-36-character-identifier-0123456789".into();
+    let report = artemis::report::text::render(&snap, tui_fixtures::now());
+    let lines = card_lines(&report);
+    // Every row starts its title where the header's TITLE starts: one column width for all.
+    let title_at = lines[0].find("TITLE").unwrap();
+    assert_eq!(title_at, 2 + 36 + 1, "{report}");
+    for (line, c) in lines.iter().skip(1).zip(&snap.cards) {
+        assert!(line[2..].starts_with(&c.pipeline.card_id), "{line}");
+        assert_eq!(line.as_bytes()[title_at - 1], b' ', "{line}");
+    }
+}
+
+#[test]
+fn report_text_long_hostile_id_is_whole_and_sanitized() {
+    let mut snap = tui_fixtures::snapshot();
+    let hostile = format!(
+        "evil\u{1b}]0;pwned\u{7}\u{1b}[2J\r\n{}\u{202e}end",
+        "z".repeat(200)
+    );
+    snap.cards[0].pipeline.card_id = hostile.clone();
+    let report = artemis::report::text::render(&snap, tui_fixtures::now());
+    for bad in ['\u{1b}', '\u{7}', '\r', '\u{202e}'] {
+        assert!(!report.contains(bad), "{bad:?} reached the report");
+    }
+    // The id's own line holds all of it, the escapes shown as inert text.
+    let own = card_lines(&report)
+        .into_iter()
+        .find(|l| l.contains(&"z".repeat(200)))
+        .unwrap_or_else(|| panic!("the long id was cut:\n{report}"));
+    assert!(
+        own.trim_start().starts_with("evil")
+            && own.contains("pwned")
+            && own.trim_end().ends_with("end"),
+        "the sanitized id is not shown whole: {own:?}"
+    );
+}

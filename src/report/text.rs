@@ -1,6 +1,10 @@
 //! The plain-text report of `artemis-top --once --format text`: the dashboard's sections as
 //! aligned text for a terminal, a log or a pager. Every string from Redis is sanitized, like
 //! on the screen, because it may hold escape sequences meant for a terminal.
+//!
+//! Columns are sized from what they show. A card id is never cut (it is what a reader copies
+//! into the next command): an id too long for the table gets a line of its own, whole, and its
+//! row follows with the id cell blank.
 
 use std::fmt::Write as _;
 
@@ -41,11 +45,15 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
     if snap.cards.is_empty() {
         let _ = writeln!(o, "  none");
     } else {
-        let id_w = col_width(
-            snap.cards.iter().map(|c| c.pipeline.card_id.as_str()),
-            6,
-            32,
-        );
+        // Sized from the ids that fit inline; a longer one goes on its own line below.
+        let id_w = snap
+            .cards
+            .iter()
+            .map(|c| text::width(&c.pipeline.card_id))
+            .filter(|&w| w <= ID_INLINE_MAX)
+            .max()
+            .unwrap_or(0)
+            .max(text::cells("ID"));
         let title_w = col_width(snap.cards.iter().map(|c| c.title().unwrap_or("")), 5, 40);
         let stage_w = col_width(
             snap.cards
@@ -71,10 +79,17 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
             if let Some(pct) = c.running_percent() {
                 let _ = write!(prog, " {pct}%");
             }
+            let id = text::sanitize(&p.card_id);
+            let id_cell = if text::cells(&id) > id_w {
+                let _ = writeln!(o, "  {id}");
+                " ".repeat(id_w)
+            } else {
+                text::pad(&p.card_id, id_w)
+            };
             let _ = writeln!(
                 o,
                 "  {} {} {} {} {} {} {}",
-                text::pad(&p.card_id, id_w),
+                id_cell,
                 text::pad(c.title().unwrap_or(""), title_w),
                 text::pad(p.status.as_str(), 9),
                 text::pad(p.current_stage.as_deref().unwrap_or("-"), stage_w),
@@ -240,6 +255,9 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
     }
     o
 }
+
+/// Widest id (in cells) kept inline in the cards table; a longer one gets its own line.
+const ID_INLINE_MAX: usize = 40;
 
 fn col_width<'a>(items: impl Iterator<Item = &'a str>, min: usize, max: usize) -> usize {
     items.map(text::width).max().unwrap_or(0).clamp(min, max)
