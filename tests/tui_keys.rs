@@ -46,7 +46,7 @@ fn selected_id(app: &mut App) -> Option<String> {
 #[test]
 fn enter_opens_the_selected_card_and_esc_goes_back() {
     let mut app = fx::app();
-    press(&mut app, "j");
+    // Running first in the default order.
     assert_eq!(selected_id(&mut app).as_deref(), Some("card-101"));
     let cmds = app.handle_key(k(KeyCode::Enter));
     assert_eq!(cmds, vec![Command::LoadHistory("card-101".into())]);
@@ -80,7 +80,6 @@ fn enter_opens_the_selected_card_and_esc_goes_back() {
 #[test]
 fn live_events_and_history_merge_without_duplicates() {
     let mut app = fx::app();
-    press(&mut app, "j");
     app.handle_key(k(KeyCode::Enter));
     let evs = fx::events_101();
     for e in &evs[..5] {
@@ -108,7 +107,7 @@ fn filter_matches_id_and_title_and_esc_clears_it() {
     // Keys are actions again once the filter is kept: `s` sorts instead of typing.
     press(&mut app, "s");
     assert_eq!(app.filter, "oauth");
-    assert_eq!(app.sort, SortKey::Id);
+    assert_eq!(app.sort, SortKey::Started);
     // By id, case-insensitively; Backspace edits.
     press(&mut app, "/");
     for _ in 0..5 {
@@ -135,6 +134,9 @@ fn filter_matches_id_and_title_and_esc_clears_it() {
 #[test]
 fn s_cycles_sort_columns_and_capital_s_reverses() {
     let mut app = fx::app();
+    assert_eq!(app.sort, SortKey::Attention);
+    assert_eq!(ids(&mut app)[0], "card-101", "running first");
+    press(&mut app, "s");
     assert_eq!(app.sort, SortKey::Started);
     assert_eq!(ids(&mut app)[0], "card-104", "newest start first");
     press(&mut app, "s");
@@ -156,7 +158,7 @@ fn s_cycles_sort_columns_and_capital_s_reverses() {
     assert_eq!(app.sort, SortKey::Cost);
     assert_eq!(ids(&mut app)[0], "card-102", "most expensive first");
     press(&mut app, "s");
-    assert_eq!(app.sort, SortKey::Started);
+    assert_eq!(app.sort, SortKey::Attention);
 }
 
 #[test]
@@ -215,7 +217,7 @@ fn help_opens_and_closes_and_swallows_other_keys() {
     assert!(app.help);
     press(&mut app, "jsp");
     assert!(app.help);
-    assert_eq!(app.sort, SortKey::Started);
+    assert_eq!(app.sort, SortKey::Attention);
     assert!(!app.is_frozen());
     press(&mut app, "?");
     assert!(!app.help);
@@ -302,7 +304,7 @@ fn rebound_keys_work_and_warnings_are_shown() {
     assert!(app.notices.is_empty(), "a key press dismisses the warning");
     assert_eq!(
         app.handle_key(ch('o')),
-        vec![Command::LoadHistory("card-104".into())]
+        vec![Command::LoadHistory("card-101".into())]
     );
     app.handle_key(k(KeyCode::Esc));
     press(&mut app, "x");
@@ -477,7 +479,6 @@ fn feed(app: &mut App, event: KeyEvent) {
 #[test]
 fn an_unbound_alt_key_is_escape_then_the_key() {
     let mut app = fx::app();
-    press(&mut app, "j");
     app.handle_key(k(KeyCode::Enter));
     assert!(matches!(app.view, View::Card(_)));
     feed(&mut app, alt('q'));

@@ -4,7 +4,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::{App, CardView, Frozen, Row, View};
+use super::{App, CardView, Frozen, Row, STATUS_FILTERS, View};
 use crate::tui::keymap::Action;
 use crate::tui::message::Command;
 
@@ -57,11 +57,22 @@ impl App {
         Vec::new()
     }
 
+    /// A new filter text; the selection stays on its card, or its neighbour if filtered out.
     fn set_filter(&mut self, f: String) {
         self.filter = f;
-        self.selected = 0;
-        self.offset = 0;
-        self.selected_id = None;
+        self.rows_stale = true;
+    }
+
+    /// Steps the quick status filter: all → running → failed → queued → completed →
+    /// cancelled → all (`step` 1), or back (`step` -1).
+    fn step_status_filter(&mut self, step: i64) {
+        let n = STATUS_FILTERS.len() as i64 + 1; // "all" is position 0
+        let at = self
+            .status_filter
+            .and_then(|s| STATUS_FILTERS.iter().position(|x| *x == s))
+            .map_or(0, |i| i as i64 + 1);
+        let next = (at + step).rem_euclid(n);
+        self.status_filter = (next > 0).then(|| STATUS_FILTERS[next as usize - 1]);
         self.rows_stale = true;
     }
 
@@ -83,7 +94,12 @@ impl App {
             Action::Down => self.move_by(1),
             Action::PageUp => self.move_by(-(self.page.max(1) as i64)),
             Action::PageDown => self.move_by(self.page.max(1) as i64),
-            Action::Top => self.move_by(i64::MIN / 2),
+            Action::Top => {
+                self.move_by(i64::MIN / 2);
+                if matches!(self.view, View::Overview) {
+                    self.follow_top = true;
+                }
+            }
             Action::Bottom => self.move_by(i64::MAX / 2),
             Action::Open => return self.open_selected(),
             Action::Back => match self.view {
@@ -94,10 +110,15 @@ impl App {
                 View::Overview => {
                     if !self.filter.is_empty() {
                         self.set_filter(String::new());
+                    } else if self.status_filter.is_some() {
+                        self.status_filter = None;
+                        self.rows_stale = true;
                     }
                 }
             },
             Action::Filter => self.filter_editing = true,
+            Action::StatusFilter => self.step_status_filter(1),
+            Action::StatusFilterBack => self.step_status_filter(-1),
             Action::Sort => {
                 self.sort = self.sort.next();
                 self.reverse = false;
@@ -142,12 +163,13 @@ impl App {
             return;
         }
         self.selected = (self.selected as i64).saturating_add(delta).clamp(0, n - 1) as usize;
+        self.follow_top = false;
         self.remember_selection();
     }
 
     fn open_selected(&mut self) -> Vec<Command> {
-        let sel = self.selected;
-        match self.rows().get(sel).copied() {
+        self.rows();
+        match self.rows_slice(self.selected, 1).first().copied() {
             Some(Row::Card(_)) => {
                 let Some(card) = self.selected_card().cloned() else {
                     return Vec::new();

@@ -28,7 +28,7 @@ pub use self::drilldown::{CardView, HistoryResult};
 pub use self::events::{
     EVENTS_PER_CARD, LIVE_EVENTS_TOTAL, LiveEvents, RATE_WINDOW_SECS, SeenEvent, TRACKED_CARDS,
 };
-pub use self::rows::{Row, SortKey};
+pub use self::rows::{RECENT_FAILURE_SECS, Row, STATUS_FILTERS, SortKey};
 
 use chrono::{DateTime, Utc};
 
@@ -84,6 +84,8 @@ pub struct App {
     pub help: bool,
     /// The overview's filter text.
     pub filter: String,
+    /// The quick status filter (`f` / `F` cycle it): only cards of this status are listed.
+    pub status_filter: Option<crate::model::PipelineStatus>,
     /// The filter is being typed (keys edit it instead of acting).
     pub filter_editing: bool,
     /// The overview's sort column.
@@ -93,6 +95,12 @@ pub struct App {
     /// Selected row among [`App::rows`].
     pub selected: usize,
     selected_id: Option<String>,
+    /// The selection stays on the first row (until the user moves it; `Home` again).
+    follow_top: bool,
+    /// The card ids of [`App::rows`], in order: where a vanished selection's neighbours were.
+    row_ids: Vec<String>,
+    /// The rows were rebuilt: the renderer scrolls no further than the selection needs.
+    pub(crate) settle_offset: bool,
     /// First table row on screen (kept by the renderer).
     pub offset: usize,
     /// Table rows that fit on screen (set by the renderer, used by PgUp/PgDn).
@@ -146,11 +154,15 @@ impl App {
             view: View::Overview,
             help: false,
             filter: String::new(),
+            status_filter: None,
             filter_editing: false,
-            sort: SortKey::Started,
+            sort: SortKey::Attention,
             reverse: false,
             selected: 0,
             selected_id: None,
+            follow_top: true,
+            row_ids: Vec::new(),
+            settle_offset: false,
             offset: 0,
             page: 10,
             rows: Vec::new(),

@@ -1,5 +1,11 @@
 //! The overview's rows: which cards and malformed documents the filter keeps, in which order
 //! the sort puts them, and the selection that follows its card when rows move.
+//!
+//! The selection is a card id, never a row index: cards arriving, finishing or re-sorting
+//! move rows under it and it moves with its card; a card that leaves (expired, filtered out)
+//! hands the selection to its neighbour in the old order that is still listed. Until the user
+//! moves the cursor (and again after `Home`), the selection stays on the first row, like
+//! `top`: the default order puts what needs attention there.
 
 use std::cmp::Ordering;
 
@@ -13,6 +19,10 @@ use crate::tracker::Card;
 /// The card table's sort columns, in the order `s` cycles through them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortKey {
+    /// What needs attention first: running cards (newest start first), then cards failed
+    /// within [`RECENT_FAILURE_SECS`] (newest first), then the rest by last activity, newest
+    /// first. New cards land among the running ones at the top, never below the screen.
+    Attention,
     /// Start time, newest first; start times that do not parse come last either way.
     Started,
     /// Card id.
@@ -29,7 +39,8 @@ pub enum SortKey {
 
 impl SortKey {
     /// Every column, in cycling order.
-    pub const ALL: [SortKey; 6] = [
+    pub const ALL: [SortKey; 7] = [
+        SortKey::Attention,
         SortKey::Started,
         SortKey::Id,
         SortKey::Status,
@@ -41,6 +52,7 @@ impl SortKey {
     /// The column's name in the footer.
     pub fn name(self) -> &'static str {
         match self {
+            SortKey::Attention => "attention",
             SortKey::Started => "started",
             SortKey::Id => "id",
             SortKey::Status => "status",
@@ -65,6 +77,19 @@ pub enum Row {
     Malformed(usize),
 }
 
+/// The statuses the quick filter cycles through (`f` forward, `F` back), after "all".
+pub const STATUS_FILTERS: [PipelineStatus; 5] = [
+    PipelineStatus::Running,
+    PipelineStatus::Failed,
+    PipelineStatus::Queued,
+    PipelineStatus::Completed,
+    PipelineStatus::Cancelled,
+];
+
+/// How long a failed card counts as recent for [`SortKey::Attention`] (kept with the running
+/// ones at the top).
+pub const RECENT_FAILURE_SECS: i64 = 3600;
+
 fn status_rank(s: PipelineStatus) -> u8 {
     match s {
         PipelineStatus::Failed => 0,
@@ -75,56 +100,153 @@ fn status_rank(s: PipelineStatus) -> u8 {
     }
 }
 
-/// The rows of `snap` that `filter` keeps (case-insensitive, on id and title; on key and
-/// reason for malformed documents): cards in `sort` order (ties by id), then malformed ones.
+/// Which cards the overview keeps: a status (the quick filters) and a text that must occur,
+/// case-insensitively, in the id, title, status, current stage or a metadata value.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Filter<'a> {
+    pub(super) text: &'a str,
+    pub(super) status: Option<PipelineStatus>,
+}
+
+/// Whether `card` has `needle` (already lowercase, non-empty) in a field the filter searches.
+fn card_matches(card: &Card, needle: &str) -> bool {
+    let has = |s: &str| s.to_lowercase().contains(needle);
+    let p = &card.pipeline;
+    has(&p.card_id)
+        || has(p.status.as_str())
+        || p.current_stage.as_deref().is_some_and(has)
+        || p.metadata.values().any(|v| value_matches(v, needle))
+}
+
+fn value_matches(v: &serde_json::Value, needle: &str) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.to_lowercase().contains(needle),
+        Value::Number(n) => n.to_string().contains(needle),
+        Value::Bool(b) => b.to_string().contains(needle),
+        Value::Null => false,
+        Value::Array(a) => a.iter().any(|v| value_matches(v, needle)),
+        Value::Object(o) => o.values().any(|v| value_matches(v, needle)),
+    }
+}
+
+/// The sort key of one card, computed once per rebuild (parsing times per comparison would
+/// dominate the sort of tens of thousands of cards).
+#[derive(Debug, Clone, Copy)]
+struct Keyed {
+    index: usize,
+    /// Start time, for [`SortKey::Started`] and the running group of [`SortKey::Attention`].
+    started: Option<NaiveDateTime>,
+    /// [`SortKey::Attention`]'s group: 0 running, 1 recently failed, 2 the rest.
+    group: u8,
+    /// Last activity (end, latest stage report, start), for [`SortKey::Attention`].
+    active: Option<NaiveDateTime>,
+}
+
+/// The latest of a card's end time, stage reports and start time.
+fn last_activity(c: &Card) -> Option<NaiveDateTime> {
+    let p = &c.pipeline;
+    let mut best = start_time(&p.start_time);
+    let others = p
+        .end_time
+        .iter()
+        .map(String::as_str)
+        .chain(c.stages.iter().map(|s| s.timestamp.as_str()));
+    for t in others {
+        if let Some(t) = start_time(t) {
+            best = best.max(Some(t));
+        }
+    }
+    best
+}
+
+fn keyed(index: usize, c: &Card, sort: SortKey, now: DateTime<Utc>) -> Keyed {
+    let (mut started, mut group, mut active) = (None, 0, None);
+    match sort {
+        SortKey::Started => started = start_time(&c.pipeline.start_time),
+        SortKey::Attention => {
+            active = last_activity(c);
+            group = match c.pipeline.status {
+                PipelineStatus::Running => {
+                    started = start_time(&c.pipeline.start_time);
+                    0
+                }
+                PipelineStatus::Failed
+                    if active.is_some_and(|t| {
+                        (now.naive_utc() - t).num_seconds() < RECENT_FAILURE_SECS
+                    }) =>
+                {
+                    1
+                }
+                _ => 2,
+            };
+        }
+        _ => {}
+    }
+    Keyed {
+        index,
+        started,
+        group,
+        active,
+    }
+}
+
+/// The rows of `snap` that `filter` keeps (malformed documents by key and reason): cards in
+/// `sort` order (ties by id), then malformed ones.
 pub(super) fn visible_rows(
     snap: &Snapshot,
-    filter: &str,
+    filter: Filter<'_>,
     sort: SortKey,
     reverse: bool,
     now: DateTime<Utc>,
 ) -> Vec<Row> {
-    let needle = filter.to_lowercase();
-    let matches = |id: &str, title: Option<&str>| {
-        needle.is_empty()
-            || id.to_lowercase().contains(&needle)
-            || title.is_some_and(|t| t.to_lowercase().contains(&needle))
-    };
-    // Start times parsed once per card, not once per comparison.
-    let mut cards: Vec<(usize, Option<NaiveDateTime>)> = snap
+    let needle = filter.text.to_lowercase();
+    let mut cards: Vec<Keyed> = snap
         .cards
         .iter()
         .enumerate()
-        .filter(|(_, c)| matches(&c.pipeline.card_id, c.title()))
-        .map(|(i, c)| {
-            let started = match sort {
-                SortKey::Started => start_time(&c.pipeline.start_time),
-                _ => None,
-            };
-            (i, started)
-        })
+        .filter(|(_, c)| filter.status.is_none_or(|s| c.pipeline.status == s))
+        .filter(|(_, c)| needle.is_empty() || card_matches(c, &needle))
+        .map(|(i, c)| keyed(i, c, sort, now))
         .collect();
-    cards.sort_by(|(a, ta), (b, tb)| {
-        let (x, y) = (&snap.cards[*a], &snap.cards[*b]);
+    cards.sort_by(|a, b| {
+        let (x, y) = (&snap.cards[a.index], &snap.cards[b.index]);
         // Unparsable start times stay last whatever the direction.
         let unknown = match sort {
-            SortKey::Started => ta.is_none().cmp(&tb.is_none()),
+            SortKey::Started => a.started.is_none().cmp(&b.started.is_none()),
             _ => Ordering::Equal,
         };
         unknown.then_with(|| {
-            let ord = compare(sort, x, y, (*ta, *tb), now)
-                .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
+            let ord = match sort {
+                SortKey::Attention => a.group.cmp(&b.group).then_with(|| {
+                    let (ta, tb) = if a.group == 0 {
+                        (a.started, b.started)
+                    } else {
+                        (a.active, b.active)
+                    };
+                    // Newest first; unknown times last within the group.
+                    ta.is_none().cmp(&tb.is_none()).then(tb.cmp(&ta))
+                }),
+                _ => compare(sort, x, y, (a.started, b.started), now),
+            }
+            .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
             if reverse { ord.reverse() } else { ord }
         })
     });
-    let mut rows: Vec<Row> = cards.into_iter().map(|(i, _)| Row::Card(i)).collect();
-    rows.extend(
-        snap.malformed
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| matches(&m.key, Some(&m.reason)))
-            .map(|(i, _)| Row::Malformed(i)),
-    );
+    let mut rows: Vec<Row> = cards.into_iter().map(|k| Row::Card(k.index)).collect();
+    if filter.status.is_none() {
+        rows.extend(
+            snap.malformed
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    needle.is_empty()
+                        || m.key.to_lowercase().contains(&needle)
+                        || m.reason.to_lowercase().contains(&needle)
+                })
+                .map(|(i, _)| Row::Malformed(i)),
+        );
+    }
     rows
 }
 
@@ -180,6 +302,8 @@ fn compare(
     now: DateTime<Utc>,
 ) -> Ordering {
     match sort {
+        // Ordered by the caller, which has the groups.
+        SortKey::Attention => Ordering::Equal,
         SortKey::Started => started.1.cmp(&started.0),
         SortKey::Id => x.pipeline.card_id.cmp(&y.pipeline.card_id),
         SortKey::Status => status_rank(x.pipeline.status).cmp(&status_rank(y.pipeline.status)),
@@ -215,19 +339,43 @@ impl App {
             self.rows.clear();
             return;
         };
-        let rows = visible_rows(snap, &self.filter, self.sort, self.reverse, self.now);
-        // Keep the same card selected when rows move under it.
-        let followed = self.selected_id.as_ref().and_then(|id| {
-            rows.iter().position(|r| match r {
-                Row::Card(i) => &snap.cards[*i].pipeline.card_id == id,
-                Row::Malformed(_) => false,
+        let filter = Filter {
+            text: &self.filter,
+            status: self.status_filter,
+        };
+        let rows = visible_rows(snap, filter, self.sort, self.reverse, self.now);
+        let id_of = |r: &Row| match r {
+            Row::Card(i) => snap.cards.get(*i).map(|c| c.pipeline.card_id.as_str()),
+            Row::Malformed(_) => None,
+        };
+        let pos_of = |id: &str| rows.iter().position(|r| id_of(r) == Some(id));
+        let followed = if self.follow_top {
+            Some(0)
+        } else {
+            self.selected_id.as_deref().and_then(|id| {
+                pos_of(id).or_else(|| {
+                    // Gone: its neighbour in the old order (the next one, else the previous
+                    // one) that is still listed.
+                    let old = self.row_ids.iter().position(|o| o == id)?;
+                    let after = self.row_ids[old + 1..].iter();
+                    let before = self.row_ids[..old].iter().rev();
+                    after.chain(before).find_map(|o| pos_of(o))
+                })
             })
-        });
+        };
+        let row_ids = rows
+            .iter()
+            .filter_map(|r| id_of(r).map(str::to_owned))
+            .collect();
         self.rows = rows;
+        self.row_ids = row_ids;
         if let Some(pos) = followed {
             self.selected = pos;
         }
         self.selected = self.selected.min(self.rows.len().saturating_sub(1));
+        // Rows moved under the cursor: scroll no further down than the selection needs, so
+        // the top of the order (running cards, recent failures) stays in sight with it.
+        self.settle_offset = true;
         self.remember_selection();
     }
 
@@ -241,8 +389,9 @@ impl App {
 
     /// The card under the cursor.
     pub fn selected_card(&mut self) -> Option<&Card> {
-        let sel = self.selected;
-        let row = *self.rows().get(sel)?;
+        // Rebuild first: a rebuild moves the selection to its card's new row.
+        self.rows();
+        let row = *self.rows.get(self.selected)?;
         match row {
             Row::Card(i) => self.shown()?.cards.get(i),
             Row::Malformed(_) => None,
@@ -290,13 +439,19 @@ mod tests {
     }
 
     fn order(snap: &Snapshot, reverse: bool) -> Vec<&str> {
-        visible_rows(snap, "", SortKey::Started, reverse, Utc::now())
-            .into_iter()
-            .map(|r| match r {
-                Row::Card(i) => snap.cards[i].pipeline.card_id.as_str(),
-                Row::Malformed(_) => "malformed",
-            })
-            .collect()
+        visible_rows(
+            snap,
+            Filter::default(),
+            SortKey::Started,
+            reverse,
+            Utc::now(),
+        )
+        .into_iter()
+        .map(|r| match r {
+            Row::Card(i) => snap.cards[i].pipeline.card_id.as_str(),
+            Row::Malformed(_) => "malformed",
+        })
+        .collect()
     }
 
     #[test]

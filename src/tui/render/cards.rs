@@ -3,7 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Margin, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
     Cell, Paragraph, Row as TableRow, Scrollbar, ScrollbarOrientation, ScrollbarState, Table,
@@ -63,6 +63,11 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
     // Borders (2) and the header row (1).
     let visible = area.height.saturating_sub(3) as usize;
     app.page = visible.max(1);
+    if std::mem::take(&mut app.settle_offset) {
+        // Rows moved under the cursor: no further down than the selection needs, so that
+        // the top of the order stays in sight with it.
+        app.offset = app.offset.min((app.selected + 1).saturating_sub(visible));
+    }
     if app.selected < app.offset {
         app.offset = app.selected;
     } else if visible > 0 && app.selected >= app.offset + visible {
@@ -87,6 +92,12 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
         ),
         t.dim,
     ));
+    if let Some(st) = app.status_filter {
+        title.push(Span::styled(
+            format!("· only {} ", st.as_str()),
+            status_style(&t, st),
+        ));
+    }
     if !app.filter.is_empty() || app.filter_editing {
         title.push(Span::styled(
             format!("· filter \"{}\" ", text::fit(&app.filter, 30)),
@@ -108,11 +119,12 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
         return;
     };
     let rows = app.rows_slice(app.offset, visible);
+    let needle: Vec<char> = app.filter.chars().flat_map(char::to_lowercase).collect();
     let mut table_rows = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let selected = app.offset + i == app.selected;
         let r = match *row {
-            Row::Card(ci) => card_row(&snap.cards[ci], &w, &t, app.now),
+            Row::Card(ci) => card_row(&snap.cards[ci], &w, &t, app.now, &needle),
             Row::Malformed(mi) => {
                 let m = &snap.malformed[mi];
                 TableRow::new(vec![
@@ -136,7 +148,7 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
         .block(block);
     frame.render_widget(table, area);
     if empty {
-        let msg = if app.filter.is_empty() {
+        let msg = if app.filter.is_empty() && app.status_filter.is_none() {
             "no cards in Redis"
         } else {
             "no card matches the filter"
@@ -167,6 +179,7 @@ fn card_row<'a>(
     w: &[u16; 7],
     t: &Theme,
     now: chrono::DateTime<chrono::Utc>,
+    needle: &[char],
 ) -> TableRow<'a> {
     let p = &c.pipeline;
     let stage = p.current_stage.as_deref().unwrap_or("-");
@@ -174,16 +187,80 @@ fn card_row<'a>(
         .map(format::duration)
         .unwrap_or_else(|| "-".into());
     let cost = c.cost_usd.map(format::usd).unwrap_or_else(|| "-".into());
+    // Bold and underlined, no colour: legible in every theme (mono too) and on the
+    // selected row's colours.
+    let mark = Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
     TableRow::new(vec![
-        Cell::from(text::fit(&p.card_id, w[0] as usize)),
-        Cell::from(text::fit(c.title().unwrap_or(""), w[1] as usize)),
-        Cell::from(Span::styled(
-            text::fit(p.status.as_str(), w[2] as usize),
-            status_style(t, p.status),
+        Cell::from(highlighted(
+            text::fit(&p.card_id, w[0] as usize),
+            needle,
+            Style::default(),
+            mark,
         )),
-        Cell::from(text::fit(stage, w[3] as usize)),
+        Cell::from(highlighted(
+            text::fit(c.title().unwrap_or(""), w[1] as usize),
+            needle,
+            Style::default(),
+            mark,
+        )),
+        Cell::from(highlighted(
+            text::fit(p.status.as_str(), w[2] as usize),
+            needle,
+            status_style(t, p.status),
+            mark,
+        )),
+        Cell::from(highlighted(
+            text::fit(stage, w[3] as usize),
+            needle,
+            Style::default(),
+            mark,
+        )),
         Cell::from(Span::styled(progress_cell(c, w[4] as usize), t.bar)),
         Cell::from(text::pad_left(&time, w[5] as usize)),
         Cell::from(text::pad_left(&cost, w[6] as usize)),
     ])
+}
+
+/// `shown` (already fitted and sanitized) with each case-insensitive occurrence of `needle`
+/// (lowercase chars) in `mark`, the rest in `base`: the filter's matches, seen in the row.
+pub fn highlighted<'a>(shown: String, needle: &[char], base: Style, mark: Style) -> Line<'a> {
+    let chars: Vec<char> = shown.chars().collect();
+    if needle.is_empty() || chars.len() < needle.len() {
+        return Line::from(Span::styled(shown, base));
+    }
+    // One lowercase char per shown char, so that positions map back one to one.
+    let lower: Vec<char> = chars
+        .iter()
+        .map(|c| c.to_lowercase().next().unwrap_or(*c))
+        .collect();
+    let mut hit = vec![false; chars.len()];
+    let mut i = 0;
+    while i + needle.len() <= lower.len() {
+        if lower[i..i + needle.len()] == *needle {
+            hit[i..i + needle.len()].iter_mut().for_each(|h| *h = true);
+            i += needle.len();
+        } else {
+            i += 1;
+        }
+    }
+    let mut spans = Vec::new();
+    let mut run = String::new();
+    let mut run_hit = false;
+    for (c, h) in chars.into_iter().zip(hit) {
+        if h != run_hit && !run.is_empty() {
+            spans.push(Span::styled(
+                std::mem::take(&mut run),
+                if run_hit { base.patch(mark) } else { base },
+            ));
+        }
+        run_hit = h;
+        run.push(c);
+    }
+    if !run.is_empty() {
+        spans.push(Span::styled(
+            run,
+            if run_hit { base.patch(mark) } else { base },
+        ));
+    }
+    Line::from(spans)
 }

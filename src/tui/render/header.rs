@@ -1,4 +1,6 @@
-//! The title bar (endpoint, connection, data age, event rate, FROZEN) and the outage banner.
+//! The title bar (endpoint, connection, data age, event rate, FROZEN, the cards per status)
+//! and the outage banner. The bar shortens to fit instead of being cut: the status strip
+//! abbreviates first, then the endpoint, data age and event rate leave.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,10 +9,135 @@ use ratatui::widgets::Paragraph;
 
 use crate::connection::ConnState;
 use crate::format::conn_label;
+use crate::model::PipelineStatus;
 use crate::text;
 use crate::tui::app::App;
 
+/// How much the header says; [`render`] takes the first of [`SHAPES`] that fits the width.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    endpoint: bool,
+    age: bool,
+    rate: bool,
+    strip: Strip,
+}
+
+/// How the status strip names its counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Strip {
+    /// `3 running · 1 queued · 30 completed · 5 failed · 0 cancelled`
+    Full,
+    /// `3 run · 1 que · 30 done · 5 fail · 0 canc`
+    Short,
+    /// `R3 Q1 C30 F5 X0`
+    Letters,
+}
+
+/// From the most to the least said: the strip shortens first, then the endpoint, the data
+/// age and the event rate go (the connection state, FROZEN and refusals always stay).
+const SHAPES: [Shape; 8] = [
+    Shape {
+        endpoint: true,
+        age: true,
+        rate: true,
+        strip: Strip::Full,
+    },
+    Shape {
+        endpoint: true,
+        age: true,
+        rate: true,
+        strip: Strip::Short,
+    },
+    Shape {
+        endpoint: false,
+        age: true,
+        rate: true,
+        strip: Strip::Full,
+    },
+    Shape {
+        endpoint: false,
+        age: true,
+        rate: true,
+        strip: Strip::Short,
+    },
+    Shape {
+        endpoint: false,
+        age: true,
+        rate: false,
+        strip: Strip::Short,
+    },
+    Shape {
+        endpoint: false,
+        age: false,
+        rate: false,
+        strip: Strip::Short,
+    },
+    Shape {
+        endpoint: false,
+        age: true,
+        rate: false,
+        strip: Strip::Letters,
+    },
+    Shape {
+        endpoint: false,
+        age: false,
+        rate: false,
+        strip: Strip::Letters,
+    },
+];
+
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
+    let width = area.width as usize;
+    let mut line = Line::from(spans(app, SHAPES[SHAPES.len() - 1]));
+    for shape in SHAPES {
+        let candidate = spans(app, shape);
+        if candidate
+            .iter()
+            .map(|s| text::cells(&s.content))
+            .sum::<usize>()
+            <= width
+        {
+            line = Line::from(candidate);
+            break;
+        }
+    }
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The cards per status, in the strip's order.
+pub fn status_counts(cards: &[crate::tracker::Card]) -> [(PipelineStatus, usize); 5] {
+    let mut counts = [
+        (PipelineStatus::Queued, 0),
+        (PipelineStatus::Running, 0),
+        (PipelineStatus::Completed, 0),
+        (PipelineStatus::Failed, 0),
+        (PipelineStatus::Cancelled, 0),
+    ];
+    for c in cards {
+        if let Some(n) = counts.iter_mut().find(|(s, _)| *s == c.pipeline.status) {
+            n.1 += 1;
+        }
+    }
+    counts
+}
+
+fn strip_name(status: PipelineStatus, strip: Strip) -> &'static str {
+    match (strip, status) {
+        (Strip::Full, s) => s.as_str(),
+        (Strip::Short, PipelineStatus::Queued) => "que",
+        (Strip::Short, PipelineStatus::Running) => "run",
+        (Strip::Short, PipelineStatus::Completed) => "done",
+        (Strip::Short, PipelineStatus::Failed) => "fail",
+        (Strip::Short, PipelineStatus::Cancelled) => "canc",
+        (Strip::Letters, PipelineStatus::Queued) => "Q",
+        (Strip::Letters, PipelineStatus::Running) => "R",
+        (Strip::Letters, PipelineStatus::Completed) => "C",
+        (Strip::Letters, PipelineStatus::Failed) => "F",
+        (Strip::Letters, PipelineStatus::Cancelled) => "X",
+    }
+}
+
+fn spans(app: &App, shape: Shape) -> Vec<Span<'static>> {
     let t = &app.theme;
     let (conn, healthy) = conn_label(&app.conn);
     let sep = Span::styled(" │ ", t.dim);
@@ -22,39 +149,72 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             t.frozen,
         ));
     }
-    spans.extend([
-        Span::raw(" "),
-        Span::styled(text::sanitize(&app.endpoint).into_owned(), t.text),
-        sep.clone(),
-        Span::styled(conn, if healthy { t.ok } else { t.bad }),
-    ]);
+    spans.push(Span::raw(" "));
+    if shape.endpoint {
+        spans.push(Span::styled(
+            text::sanitize(&app.endpoint).into_owned(),
+            t.text,
+        ));
+        spans.push(sep.clone());
+    }
+    spans.push(Span::styled(conn, if healthy { t.ok } else { t.bad }));
     // Reachable but refusing (OOM, read-only replica, loading): said right after "connected",
     // where no width pushes it off screen before the endpoint does.
     if let Some(label) = refusal_label(app) {
         spans.push(Span::styled(format!(" ▲ {label}"), t.bad));
     }
-    if let Some(age) = super::age_label(app) {
+    if shape.age
+        && let Some(age) = super::age_label(app)
+    {
         spans.push(sep.clone());
         spans.push(Span::styled("data ", t.dim));
         spans.push(Span::styled(format!("{age} old"), t.text));
     }
-    spans.push(sep.clone());
-    spans.push(Span::styled(
-        format!("{:.1} ev/s", app.events_per_sec()),
-        t.text,
-    ));
-    if !app.subscribed && app.conn.is_up() {
-        let label = match &app.subscribe_error {
-            Some(why) => format!(" (no live events: {})", text::sanitize(why)),
-            None => " (no live events)".into(),
-        };
-        spans.push(Span::styled(label, t.warn));
+    if shape.rate {
+        spans.push(sep.clone());
+        spans.push(Span::styled(
+            format!("{:.1} ev/s", app.events_per_sec()),
+            t.text,
+        ));
+        if !app.subscribed && app.conn.is_up() {
+            let label = match &app.subscribe_error {
+                Some(why) => format!(" (no live events: {})", text::sanitize(why)),
+                None => " (no live events)".into(),
+            };
+            spans.push(Span::styled(label, t.warn));
+        }
     }
     if let Some(s) = app.shown() {
         spans.push(sep.clone());
         let n = s.cards.len();
-        let noun = if n == 1 { "card" } else { "cards" };
-        spans.push(Span::styled(format!("{n} {noun}"), t.text));
+        let noun = match (shape.strip, n) {
+            (Strip::Letters, _) => "",
+            (_, 1) => " card:",
+            _ => " cards:",
+        };
+        spans.push(Span::styled(format!("{n}{noun} "), t.text));
+        for (i, (status, count)) in status_counts(&s.cards).into_iter().enumerate() {
+            if i > 0 {
+                let gap = if shape.strip == Strip::Letters {
+                    " "
+                } else {
+                    " · "
+                };
+                spans.push(Span::styled(gap, t.dim));
+            }
+            let name = strip_name(status, shape.strip);
+            let label = if shape.strip == Strip::Letters {
+                format!("{name}{count}")
+            } else {
+                format!("{count} {name}")
+            };
+            let style = if count == 0 {
+                t.dim
+            } else {
+                super::cards::status_style(t, status)
+            };
+            spans.push(Span::styled(label, style));
+        }
         if !s.malformed.is_empty() {
             spans.push(Span::styled(
                 format!(" · {} malformed", s.malformed.len()),
@@ -62,8 +222,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             ));
         }
     }
-    let line = Line::from(spans);
-    frame.render_widget(Paragraph::new(line), area);
+    spans
 }
 
 /// What the header says about a reachable server that refuses writes, while it does.

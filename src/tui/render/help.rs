@@ -12,8 +12,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let rows = app.keymap.help_rows();
     let warnings = &app.keymap.warnings;
+    // The filter note wraps to about three lines.
     let want_h = rows.len() as u16
-        + 4
+        + 6
         + if warnings.is_empty() {
             0
         } else {
@@ -72,7 +73,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         ]));
     }
     lines.push(Line::from(Span::styled(
-        "In the filter: type to match id or title · Enter keeps it · Esc clears it",
+        "In the filter: type to match id, title, status, stage or a metadata value (matches \
+         highlighted) · Enter keeps it · Esc clears it. Default sort \"attention\": running, \
+         then failed within the hour, then by last activity; the selection follows its card.",
         t.dim,
     )));
     if !warnings.is_empty() {
