@@ -19,6 +19,8 @@ struct Shape {
     endpoint: bool,
     age: bool,
     rate: bool,
+    /// Why live events are off, after "(no live events"; a server error can be long.
+    why: bool,
     strip: Strip,
 }
 
@@ -33,55 +35,77 @@ enum Strip {
     Letters,
 }
 
-/// From the most to the least said: the strip shortens first, then the endpoint, the data
-/// age and the event rate go (the connection state, FROZEN and refusals always stay).
-const SHAPES: [Shape; 8] = [
+/// From the most to the least said: the strip shortens first, then the reason live events are
+/// off (the mark itself stays), then the endpoint, the data age and the event rate go (the connection state, FROZEN and refusals always stay).
+const SHAPES: [Shape; 10] = [
     Shape {
         endpoint: true,
         age: true,
         rate: true,
+        why: true,
         strip: Strip::Full,
     },
     Shape {
         endpoint: true,
         age: true,
         rate: true,
+        why: true,
+        strip: Strip::Short,
+    },
+    Shape {
+        endpoint: true,
+        age: true,
+        rate: true,
+        why: false,
+        strip: Strip::Full,
+    },
+    Shape {
+        endpoint: true,
+        age: true,
+        rate: true,
+        why: false,
         strip: Strip::Short,
     },
     Shape {
         endpoint: false,
         age: true,
         rate: true,
+        why: false,
         strip: Strip::Full,
     },
     Shape {
         endpoint: false,
         age: true,
         rate: true,
+        why: false,
         strip: Strip::Short,
     },
     Shape {
         endpoint: false,
         age: true,
         rate: false,
+        why: false,
         strip: Strip::Short,
     },
     Shape {
         endpoint: false,
         age: false,
         rate: false,
+        why: false,
         strip: Strip::Short,
     },
     Shape {
         endpoint: false,
         age: true,
         rate: false,
+        why: false,
         strip: Strip::Letters,
     },
     Shape {
         endpoint: false,
         age: false,
         rate: false,
+        why: false,
         strip: Strip::Letters,
     },
 ];
@@ -178,8 +202,8 @@ fn spans(app: &App, shape: Shape) -> Vec<Span<'static>> {
         ));
         if !app.subscribed && app.conn.is_up() {
             let label = match &app.subscribe_error {
-                Some(why) => format!(" (no live events: {})", text::sanitize(why)),
-                None => " (no live events)".into(),
+                Some(why) if shape.why => format!(" (no live events: {})", text::sanitize(why)),
+                _ => " (no live events)".into(),
             };
             spans.push(Span::styled(label, t.warn));
         }
