@@ -35,9 +35,10 @@ enum Strip {
     Letters,
 }
 
-/// From the most to the least said: the strip shortens first, then the reason live events are
-/// off (the mark itself stays), then the endpoint, the data age and the event rate go (the connection state, FROZEN and refusals always stay).
-const SHAPES: [Shape; 10] = [
+/// From the most to the least said: the strip shortens first, then the endpoint gives way to
+/// the reason live events are off; where that reason cannot fit at all, the endpoint comes back
+/// with just the mark; then the data age and the event rate go (the connection state, FROZEN and refusals always stay).
+const SHAPES: [Shape; 11] = [
     Shape {
         endpoint: true,
         age: true,
@@ -50,28 +51,35 @@ const SHAPES: [Shape; 10] = [
         age: true,
         rate: true,
         why: true,
-        strip: Strip::Short,
-    },
-    Shape {
-        endpoint: true,
-        age: true,
-        rate: true,
-        why: false,
-        strip: Strip::Full,
-    },
-    Shape {
-        endpoint: true,
-        age: true,
-        rate: true,
-        why: false,
         strip: Strip::Short,
     },
     Shape {
         endpoint: false,
         age: true,
         rate: true,
+        why: true,
+        strip: Strip::Full,
+    },
+    Shape {
+        endpoint: false,
+        age: true,
+        rate: true,
+        why: true,
+        strip: Strip::Short,
+    },
+    Shape {
+        endpoint: true,
+        age: true,
+        rate: true,
         why: false,
         strip: Strip::Full,
+    },
+    Shape {
+        endpoint: true,
+        age: true,
+        rate: true,
+        why: false,
+        strip: Strip::Short,
     },
     Shape {
         endpoint: false,
