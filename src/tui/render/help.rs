@@ -18,7 +18,8 @@ use crate::tui::keymap::Action;
 const PANELS: &[(&str, &str)] = &[
     (
         "Header",
-        "Where the data comes from, the connection (● connected, ◌ connecting, ✕ unreachable), \
+        "Where the data comes from, the connection (● connected, ◌ connecting, ↻ reconnecting, \
+         ✖ unreachable), \
          how old the shown data is, live events per second, FROZEN while frozen, and the cards \
          per status (queued · running · completed · failed · cancelled), shortened on narrow \
          terminals. \"no live events\" says why the subscription is off; the dashboard then \
@@ -147,8 +148,8 @@ fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let where_w = rows.iter().map(|r| r.3.len()).max().unwrap_or(5).max(5);
     out.push(Line::from(Span::styled(" Keys", t.title)));
     for part in wrap(
-        "Rebind any action in [dashboard.keys] of the config file: action = \"key\" (ACTION \
-         names it; several keys as \"k, Up\").",
+        "Rebind any action in [dashboard.keys] of the config file by its name (ACTION, or the \
+         first word in brackets): name = \"key\", several keys as \"k, Up\".",
         width.saturating_sub(2),
     ) {
         out.push(Line::from(Span::styled(format!(" {part}"), t.dim)));
