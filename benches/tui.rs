@@ -3,7 +3,8 @@
 //!
 //! 1. Frame build time (ratatui `TestBackend`, 160x48) with 1,000 and 10,000 cards, against
 //!    the same frame with no cards as the baseline: steady redraw, redraw after a new
-//!    snapshot (filter + sort again), and redraw after one live event.
+//!    snapshot (filter + sort again), and redraw after one live event; and each view's steady
+//!    frame (metrics view, help, drilldown) against the overview's with the same 1,000 cards.
 //! 2. The release binary in tmux against its own `redis-server`: CPU while idle and while
 //!    1,000 events/s are published, with the Redis server's own CPU in the same window as the
 //!    baseline; resident memory with 0, 1,000 and 10,000 cards.
@@ -90,6 +91,51 @@ fn frames() {
             let us = frame_us(n, mode);
             println!("| {n} | {name} | {us:.0} | {:.1} |", us / base);
         }
+    }
+    println!();
+}
+
+/// Median microseconds per steady frame of the view `keys` open, over 7 runs of 100 frames,
+/// with 1,000 cards.
+fn view_frame_us(keys: &[crossterm::event::KeyCode]) -> f64 {
+    let mut app = tui_fixtures::app_with_all_metrics(artemis::tui::theme::Theme::dark(), false);
+    app.apply(Message::Snapshot(Box::new(tui_fixtures::many_cards(1_000))));
+    for k in keys {
+        app.handle_key(crossterm::event::KeyEvent::new(
+            *k,
+            crossterm::event::KeyModifiers::NONE,
+        ));
+    }
+    let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    for _ in 0..10 {
+        term.draw(|f| render::draw(f, &mut app)).unwrap();
+    }
+    let runs = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..100 {
+                term.draw(|f| render::draw(f, &mut app)).unwrap();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / 100.0
+        })
+        .collect();
+    median(runs)
+}
+
+fn views() {
+    use crossterm::event::KeyCode;
+    println!("## Steady frame per view (160x48, 1,000 cards, median of 7 runs)\n");
+    println!("| view | µs/frame | × baseline (overview) |");
+    println!("|---|---:|---:|");
+    let base = view_frame_us(&[]);
+    println!("| overview | {base:.0} | 1.0 |");
+    for (name, keys) in [
+        ("metrics (Tab)", &[KeyCode::Tab][..]),
+        ("help (?)", &[KeyCode::Char('?')][..]),
+        ("drilldown (Enter)", &[KeyCode::Enter][..]),
+    ] {
+        let us = view_frame_us(keys);
+        println!("| {name} | {us:.0} | {:.2} |", us / base);
     }
     println!();
 }
@@ -256,6 +302,9 @@ fn main() {
     let want = |name: &str| args.is_empty() || args.iter().any(|a| name.contains(a.as_str()));
     if want("frames") {
         frames();
+    }
+    if want("views") {
+        views();
     }
     if want("live") {
         live();

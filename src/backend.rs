@@ -113,4 +113,8 @@ impl Store for Backend {
     fn redis(&self) -> Option<&crate::connection::Redis> {
         self.core.redis()
     }
+
+    fn forget_scans(&self) {
+        self.core.forget_scans();
+    }
 }

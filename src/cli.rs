@@ -66,9 +66,15 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<String>,
 
-    /// Colour theme: dark, light or mono (NO_COLOR forces mono).
+    /// Colour theme: auto (from the terminal's background, the default), dark, light or mono
+    /// (NO_COLOR forces mono).
     #[arg(long, value_name = "NAME")]
     pub theme: Option<String>,
+
+    /// Capture the mouse: click selects a card, double click opens it, the wheel scrolls
+    /// (the terminal's own text selection then needs Shift in most terminals).
+    #[arg(long)]
+    pub mouse: bool,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -200,6 +206,9 @@ impl Cli {
         }
         if let Some(t) = &self.theme {
             put("dashboard.theme", t.clone(), "--theme");
+        }
+        if self.mouse {
+            put("dashboard.mouse", "true".into(), "--mouse");
         }
         out
     }

@@ -476,10 +476,12 @@ impl Default for LimiterSettings {
 pub struct DashboardSettings {
     /// Seconds between snapshot polls.
     pub poll_interval: f64,
-    /// `dark`, `light` or `mono` (`NO_COLOR` forces mono).
+    /// `auto` (dark or light from the terminal's background: its OSC 11 answer, else
+    /// `COLORFGBG`, else dark), `dark`, `light` or `mono` (`NO_COLOR` forces mono).
     pub theme: String,
-    /// Capture the mouse so that the wheel scrolls (off by default, which leaves the terminal's
-    /// own mouse handling, such as text selection, alone).
+    /// Capture the mouse: a click selects a card, a double click opens it, the wheel scrolls.
+    /// Off by default, which leaves the terminal's own mouse handling (selecting text to copy an
+    /// id or an error) alone.
     pub mouse: bool,
     /// Upper bound on redraws per second under event storms.
     pub max_fps: u32,
@@ -491,7 +493,7 @@ impl Default for DashboardSettings {
     fn default() -> Self {
         Self {
             poll_interval: 1.0,
-            theme: "dark".into(),
+            theme: "auto".into(),
             mouse: false,
             max_fps: 30,
             keys: BTreeMap::new(),
@@ -1033,11 +1035,11 @@ impl Settings {
                 );
             }
         }
-        if !["dark", "light", "mono"].contains(&self.dashboard.theme.as_str()) {
+        if !["auto", "dark", "light", "mono"].contains(&self.dashboard.theme.as_str()) {
             return bad(
                 "dashboard.theme",
                 format!("{:?}", self.dashboard.theme),
-                "expected dark, light or mono",
+                "expected auto, dark, light or mono",
             );
         }
         for (i, p) in self.limiter.presets.iter().enumerate() {

@@ -30,6 +30,10 @@ pub trait Feed: Send + Sync + 'static {
     fn health(&self) -> watch::Receiver<Health> {
         watch::channel(Health::default()).1
     }
+    /// Makes the next [`Feed::snapshot`] redo the SCANs it otherwise reuses for their interval
+    /// (Python-written cards, metric names, rate-limit windows): `r` reads everything. The
+    /// default has nothing cached.
+    fn forget_scans(&self) {}
     /// One full read.
     async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot>;
     /// Live events of every card, on a subscription of its own (its life does not follow the
@@ -69,6 +73,10 @@ impl Feed for StorageFeed {
             Some(redis) => redis.health(),
             None => watch::channel(Health::default()).1,
         }
+    }
+
+    fn forget_scans(&self) {
+        self.backend.forget_scans();
     }
 
     async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot> {

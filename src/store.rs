@@ -32,6 +32,11 @@ pub trait Store: Send + Sync {
     fn redis(&self) -> Option<&Redis> {
         None
     }
+    /// Makes the next reads redo their SCAN-based discoveries (Python-written cards, metric
+    /// names, rate-limit windows) instead of reusing the last one for its interval: a reader
+    /// asked to read everything now (`r` in the dashboard) sees what Python wrote since.
+    /// Nothing to forget in process.
+    fn forget_scans(&self) {}
 }
 
 /// The shared part of every job's Redis backend: one connection (standalone or Cluster), the
@@ -41,6 +46,9 @@ pub struct RedisCore {
     pub(crate) redis: Redis,
     pub(crate) keys: KeySpace,
     pub(crate) settings: Arc<Settings>,
+    /// When [`Store::forget_scans`] was last called: a SCAN result from before it is not
+    /// reused. Shared by the clones, so one call reaches every job.
+    scans_forgotten_at: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl RedisCore {
@@ -63,7 +71,16 @@ impl RedisCore {
             redis,
             keys: KeySpace::new(settings.prefixes.clone()),
             settings: Arc::new(settings),
+            scans_forgotten_at: Arc::default(),
         }
+    }
+
+    /// Whether a SCAN made at `at` may still be reused: no [`Store::forget_scans`] since.
+    pub(crate) fn scan_still_valid(&self, at: std::time::Instant) -> bool {
+        self.scans_forgotten_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_none_or(|forgotten| at > forgotten)
     }
 
     /// The connection handle.
@@ -135,6 +152,13 @@ impl Store for RedisCore {
 
     fn redis(&self) -> Option<&Redis> {
         Some(&self.redis)
+    }
+
+    fn forget_scans(&self) {
+        *self
+            .scans_forgotten_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
     }
 }
 

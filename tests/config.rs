@@ -854,3 +854,24 @@ fn the_environment_keeps_only_our_variables_and_never_shows_values() {
         "{e}"
     );
 }
+
+#[test]
+fn the_theme_is_auto_unless_chosen_and_auto_can_be_chosen() {
+    let s = config::load(&none(), &env(&[]), &vec![]).unwrap();
+    assert_eq!(s.dashboard.theme, "auto");
+    assert!(
+        !s.dashboard.mouse,
+        "the terminal keeps the mouse by default"
+    );
+    let s = config::load(
+        &none(),
+        &env(&[("ARTEMIS_TOP_DASHBOARD_THEME", "light")]),
+        &flags(&[
+            ("dashboard.theme", "auto", "--theme"),
+            ("dashboard.mouse", "true", "--mouse"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.dashboard.theme, "auto", "the flag wins");
+    assert!(s.dashboard.mouse);
+}

@@ -1,5 +1,7 @@
 //! Rendered frames of the dashboard, checked cell by cell against committed snapshots
-//! (`tests/snapshots/`): overview, drilldown, help and the mono theme at 80x24 and 160x48, and
+//! (`tests/snapshots/`): one table of every view (overview, metrics, drilldown, help) at every
+//! size (60x18, 80x24, 160x48, 220x60) in every theme (dark, light, mono), each snapshot the
+//! text and the style of every cell; plus the outage banner, the filter prompt, the splash and
 //! the "too small" screen, all from fixed fixtures and an injected clock. Beside the
 //! snapshots, properties that must hold in every frame: no raw control character reaches the
 //! terminal, wide characters are cut by width, mono uses no colour.
@@ -72,6 +74,88 @@ fn check_safe(buf: &Buffer, mono: bool) {
     }
 }
 
+/// The buffer's text, then the style of every cell: a legend of the styles used (a letter
+/// each, in order of first use) and one line of letters per row, so a snapshot shows where a
+/// theme's colours go as plainly as the text.
+fn styled_text(buf: &Buffer) -> String {
+    let mut legend: Vec<(Color, Color, ratatui::style::Modifier)> = Vec::new();
+    let mut map = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let c = &buf[(x, y)];
+            let style = (c.fg, c.bg, c.modifier);
+            let i = legend.iter().position(|s| *s == style).unwrap_or_else(|| {
+                legend.push(style);
+                legend.len() - 1
+            });
+            let letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            map.push(char::from(*letters.get(i).unwrap_or(&b'?')));
+        }
+        map.push('\n');
+    }
+    let mut out = text(buf);
+    out.push_str("\n--- styles ---\n");
+    let letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for ((fg, bg, m), l) in legend.iter().zip(letters.chars()) {
+        out.push_str(&format!("{l}: fg {fg:?}, bg {bg:?}, {m:?}\n"));
+    }
+    out.push_str(&map);
+    out
+}
+
+/// The screens the matrix draws.
+#[derive(Debug, Clone, Copy)]
+enum Screen {
+    Overview,
+    Metrics,
+    Drilldown,
+    Help,
+}
+
+const SCREENS: [Screen; 4] = [
+    Screen::Overview,
+    Screen::Metrics,
+    Screen::Drilldown,
+    Screen::Help,
+];
+const SIZES: [(u16, u16); 4] = [(60, 18), (80, 24), (160, 48), (220, 60)];
+const THEMES: [&str; 3] = ["dark", "light", "mono"];
+
+/// The fixture app showing `screen` in `theme`.
+fn screen_app(screen: Screen, theme: &str) -> App {
+    let mut app = fx::app_with_all_metrics(Theme::by_name(theme), false);
+    match screen {
+        Screen::Overview => {}
+        Screen::Metrics => {
+            app.handle_key(code(KeyCode::Tab));
+        }
+        Screen::Drilldown => open_card_101(&mut app),
+        Screen::Help => {
+            app.handle_key(key('?'));
+        }
+    }
+    app
+}
+
+/// The matrix of the issue: every view at every size in every theme, one snapshot each
+/// (`view_<screen>_<theme>_<w>x<h>`). Other parts change these frames too: after a merge,
+/// `INSTA_FORCE_PASS=1 cargo test --test tui_render` writes every `.snap.new` at once to
+/// review.
+#[test]
+fn every_view_at_every_size_in_every_theme() {
+    for screen in SCREENS {
+        for (w, h) in SIZES {
+            for theme in THEMES {
+                let mut app = screen_app(screen, theme);
+                let buf = frame(&mut app, w, h);
+                check_safe(&buf, theme == "mono");
+                let name = format!("view_{screen:?}_{theme}_{w}x{h}").to_lowercase();
+                insta::assert_snapshot!(name, styled_text(&buf));
+            }
+        }
+    }
+}
+
 fn shot(name: &str, app: &mut App, w: u16, h: u16) -> String {
     let buf = frame(app, w, h);
     check_safe(&buf, app.theme.name == "mono");
@@ -116,6 +200,12 @@ fn too_small() {
 
 fn drilled() -> App {
     let mut app = fx::app();
+    open_card_101(&mut app);
+    app
+}
+
+/// Opens card-101 with its live events (no stored history, as for Python-written cards).
+fn open_card_101(app: &mut App) {
     // card-101 runs: first in the default order, selected.
     app.handle_key(code(KeyCode::Enter));
     for e in fx::events_101() {
@@ -125,7 +215,6 @@ fn drilled() -> App {
         card_id: "card-101".into(),
         result: Ok(None),
     });
-    app
 }
 
 #[test]
@@ -144,19 +233,77 @@ fn drilldown_160x48() {
     assert!(t.contains("priority=high"));
 }
 
-#[test]
-fn help_80x24() {
+/// The help's lines from its first to its last, scrolling one line at a time at `w`x`h`.
+fn whole_help(w: u16, h: u16) -> String {
     let mut app = fx::app();
     app.handle_key(key('?'));
-    let t = shot("help_80x24", &mut app, 80, 24);
-    assert!(t.contains("freeze"));
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..400 {
+        let t = text(&frame(&mut app, w, h));
+        // The body between the header, the help's borders and the footer.
+        let body: Vec<&str> = t.lines().skip(2).take(usize::from(h) - 4).collect();
+        let last = body.last().map(|l| l.to_string());
+        if seen.last() == last.as_ref() && seen.len() > 1 {
+            break;
+        }
+        if seen.is_empty() {
+            seen.extend(body.iter().map(|l| l.to_string()));
+        } else if let Some(l) = last {
+            seen.push(l);
+        }
+        app.handle_key(key('j'));
+    }
+    seen.join("\n")
 }
 
 #[test]
-fn help_160x48() {
+fn help_is_full_width_and_cuts_no_description_at_220_columns() {
     let mut app = fx::app();
     app.handle_key(key('?'));
-    shot("help_160x48", &mut app, 160, 48);
+    let t = text(&frame(&mut app, 220, 60));
+    let top = t.lines().nth(1).unwrap();
+    assert!(top.starts_with("┌ Help") && top.ends_with('┐'), "{top}");
+    assert_eq!(unicode_width::UnicodeWidthStr::width(top), 220);
+    let help = whole_help(220, 60);
+    assert!(!help.contains('…'), "something was cut:\n{help}");
+    for info in artemis::tui::keymap::ACTIONS {
+        assert!(help.contains(info.help), "{} missing:\n{help}", info.name);
+    }
+}
+
+#[test]
+fn help_scrolls_to_its_last_line_at_the_minimum_size() {
+    let help = whole_help(60, 18);
+    for section in ["Keys", "Filter and sort", "Mouse", "Panels", "Footer"] {
+        assert!(help.contains(section), "{section} never shown:\n{help}");
+    }
+    assert!(!help.contains('…'), "something was cut:\n{help}");
+}
+
+#[test]
+fn help_explains_each_panel_and_the_progress_label() {
+    let help = whole_help(160, 48);
+    for panel in [
+        "Header",
+        "Cards",
+        "Progress",
+        "LLM cache",
+        "Rate limits",
+        "Cost",
+        "Metrics view",
+        "Drilldown",
+        "Footer",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start_matches('│').trim_start().starts_with(panel)),
+            "{panel} not explained:\n{help}"
+        );
+    }
+    assert!(
+        help.contains("\"3/8 42%\" means 3 of 8 stages done and the running stage at 42%"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -162,3 +162,45 @@ async fn sources_deliver_and_recover_after_a_redis_restart() {
     .await;
     assert!(matches!(m, Message::Event(_)));
 }
+
+/// A card only Python wrote (no index entry, found by the SCAN), as the original stores it.
+fn write_python_card(server: &RedisServer, card: &str) {
+    let doc = format!(
+        r#"{{"card_id": "{card}", "status": "running", "total_stages": 3, "completed_stages": 1, "current_stage": "build", "start_time": "2025-10-22T20:29:00", "end_time": null, "metadata": {{}}}}"#
+    );
+    server.cli(&[
+        "SET",
+        &format!("artemis:pipeline:{card}"),
+        &doc,
+        "EX",
+        "86400",
+    ]);
+}
+
+fn has_card(m: &Message, card: &str) -> bool {
+    matches!(m, Message::Snapshot(s) if s.cards.iter().any(|c| c.pipeline.card_id == card))
+}
+
+#[tokio::test]
+async fn refresh_scans_again_for_cards_python_wrote_since_the_last_scan() {
+    let server = RedisServer::start();
+    let mut settings = server.settings();
+    // Reads reuse a SCAN for an hour: only `r` may look again sooner.
+    settings.tracker.scan_interval_seconds = 3600;
+    let feed = Arc::new(StorageFeed::new(Backend::redis_lazy(settings).unwrap()));
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let _sources = source::spawn(feed, Duration::from_secs(3600), tx, cmd_rx);
+    let first = next_matching(&mut rx, "the first snapshot", |m| {
+        matches!(m, Message::Snapshot(_))
+    })
+    .await;
+    assert!(!has_card(&first, "card-py-late"));
+
+    write_python_card(&server, "card-py-late");
+    cmd_tx.send(Command::Refresh).await.unwrap();
+    next_matching(&mut rx, "a snapshot with the Python card", |m| {
+        has_card(m, "card-py-late")
+    })
+    .await;
+}

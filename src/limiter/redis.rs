@@ -92,6 +92,7 @@ impl RedisLimiter {
         let mut cached = self.windows.lock().await;
         if let Some((at, keys)) = &*cached
             && at.elapsed() < WINDOW_SCAN_INTERVAL
+            && self.core.scan_still_valid(*at)
         {
             return Ok(keys.clone());
         }

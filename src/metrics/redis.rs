@@ -65,6 +65,7 @@ impl RedisMetrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             && at.elapsed().as_secs() < interval
+            && self.core.scan_still_valid(*at)
         {
             return Ok(names.clone());
         }

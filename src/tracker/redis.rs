@@ -210,6 +210,7 @@ impl RedisTracker {
         let mut cached = self.discovered.lock().await;
         if let Some((at, d)) = &*cached
             && at.elapsed().as_secs() < t.scan_interval_seconds
+            && self.core.scan_still_valid(*at)
         {
             return Ok(Some(d.clone()));
         }

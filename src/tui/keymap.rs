@@ -33,6 +33,7 @@ pub enum Action {
     Freeze,
     Theme,
     Refresh,
+    NextView,
 }
 
 /// Where a binding is live.
@@ -40,6 +41,8 @@ pub enum Action {
 pub enum Scope {
     /// The cards overview.
     Overview,
+    /// The metrics view (code reviews, averages, recent pipelines, per day).
+    Metrics,
     /// One card's drilldown.
     Card,
     /// The help popup.
@@ -62,10 +65,10 @@ pub struct ActionInfo {
     pub hint_in: &'static [Scope],
 }
 
-use Scope::{Card, Help, Overview};
+use Scope::{Card, Help, Metrics, Overview};
 
-const ALL: &[Scope] = &[Overview, Card, Help];
-const VIEWS: &[Scope] = &[Overview, Card];
+const ALL: &[Scope] = &[Overview, Metrics, Card, Help];
+const VIEWS: &[Scope] = &[Overview, Metrics, Card];
 
 /// The binding table, in help order.
 pub const ACTIONS: &[ActionInfo] = &[
@@ -91,18 +94,18 @@ pub const ACTIONS: &[ActionInfo] = &[
         action: Action::Up,
         name: "up",
         hint: "",
-        help: "Move up one row",
+        help: "Move up one row (scroll up in the drilldown, metrics and this help)",
         defaults: &["k", "Up"],
-        scopes: VIEWS,
+        scopes: ALL,
         hint_in: VIEWS,
     },
     ActionInfo {
         action: Action::Down,
         name: "down",
         hint: "",
-        help: "Move down one row",
+        help: "Move down one row (scroll down in the drilldown, metrics and this help)",
         defaults: &["j", "Down"],
-        scopes: VIEWS,
+        scopes: ALL,
         hint_in: VIEWS,
     },
     ActionInfo {
@@ -111,7 +114,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         hint: "",
         help: "Move up one page",
         defaults: &["PageUp"],
-        scopes: VIEWS,
+        scopes: ALL,
         hint_in: VIEWS,
     },
     ActionInfo {
@@ -120,7 +123,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         hint: "",
         help: "Move down one page",
         defaults: &["PageDown"],
-        scopes: VIEWS,
+        scopes: ALL,
         hint_in: VIEWS,
     },
     ActionInfo {
@@ -129,7 +132,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         hint: "",
         help: "Go to the first row",
         defaults: &["g", "Home"],
-        scopes: VIEWS,
+        scopes: ALL,
         hint_in: VIEWS,
     },
     ActionInfo {
@@ -138,7 +141,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         hint: "",
         help: "Go to the last row",
         defaults: &["G", "End"],
-        scopes: VIEWS,
+        scopes: ALL,
         hint_in: VIEWS,
     },
     ActionInfo {
@@ -154,7 +157,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         action: Action::Back,
         name: "back",
         hint: "back",
-        help: "Back to the overview / close the popup / clear the filter",
+        help: "Back to the overview / close this help / clear the filter",
         defaults: &["Esc"],
         scopes: ALL,
         hint_in: &[Card, Help],
@@ -217,7 +220,7 @@ pub const ACTIONS: &[ActionInfo] = &[
         action: Action::Theme,
         name: "theme",
         hint: "theme",
-        help: "Next colour theme (dark, light, mono)",
+        help: "Next colour theme: dark, light, mono (the footer names the one now on)",
         defaults: &["t"],
         scopes: VIEWS,
         hint_in: VIEWS,
@@ -226,10 +229,19 @@ pub const ACTIONS: &[ActionInfo] = &[
         action: Action::Refresh,
         name: "refresh",
         hint: "refresh",
-        help: "Read everything from Redis now",
+        help: "Read everything from Redis now, the SCAN for Python-written cards included",
         defaults: &["r"],
         scopes: VIEWS,
         hint_in: VIEWS,
+    },
+    ActionInfo {
+        action: Action::NextView,
+        name: "next_view",
+        hint: "view",
+        help: "Switch view: overview (cards, panels) / metrics (reviews, averages, per day)",
+        defaults: &["Tab"],
+        scopes: &[Overview, Metrics],
+        hint_in: &[Overview, Metrics],
     },
 ];
 
@@ -548,11 +560,12 @@ impl KeyMap {
             .iter()
             .map(|info| {
                 let scope = match info.scopes {
-                    s if s.len() == 3 => "everywhere",
-                    s if s.len() == 2 && s.contains(&Overview) => "views",
+                    s if s == ALL => "everywhere",
+                    s if s == VIEWS => "views",
                     [Overview] => "overview",
+                    [Overview, Metrics] => "overview, metrics",
                     [Card] => "card",
-                    _ => "popup",
+                    _ => "help",
                 };
                 (self.label(info.action), info.name, info.help, scope)
             })

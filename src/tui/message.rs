@@ -38,7 +38,8 @@ pub enum Message {
 /// From the UI to the source tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Read a snapshot now instead of at the next poll.
+    /// Read everything now instead of at the next poll, the SCANs for what Python wrote
+    /// included.
     Refresh,
     /// Fetch a card's event history.
     LoadHistory(String),

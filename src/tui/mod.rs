@@ -28,7 +28,6 @@ use std::time::Duration;
 
 use crossterm::event::{
     DisableMouseCapture, EnableMouseCapture, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
-    MouseEventKind,
 };
 use crossterm::terminal::{
     BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
@@ -91,6 +90,14 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
     let signals = spawn_signal_thread(job_tx)?;
 
     let guard = TerminalGuard::enter(dash.mouse)?;
+    // In raw mode (so the answer is neither echoed nor held for a line end) and before the
+    // input thread reads anything (so the answer is not taken for keys).
+    if dash.theme == "auto" && !app.no_color {
+        let osc11 = theme::query_terminal_background(theme::BACKGROUND_QUERY_TIMEOUT);
+        let colorfgbg = std::env::var("COLORFGBG").ok();
+        let (background, source) = theme::resolve_auto(osc11, colorfgbg.as_deref());
+        app.set_auto_theme(background, source);
+    }
     let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
     terminal.clear()?;
     let (input_tx, mut input) = mpsc::unbounded_channel();
@@ -219,16 +226,13 @@ fn on_event(app: &mut App, ev: Event, cmd_tx: &mpsc::Sender<message::Command>) -
             }
         }
         Event::Resize(..) => app.dirty = true,
-        // Only with `dashboard.mouse = true`: the wheel scrolls.
-        Event::Mouse(m) => match m.kind {
-            MouseEventKind::ScrollDown => {
-                app.perform(keymap::Action::Down);
+        // Only with `dashboard.mouse = true`.
+        Event::Mouse(m) => {
+            app.now = chrono::Utc::now();
+            for cmd in app.handle_mouse(m) {
+                let _ = cmd_tx.try_send(cmd);
             }
-            MouseEventKind::ScrollUp => {
-                app.perform(keymap::Action::Up);
-            }
-            _ => {}
-        },
+        }
         _ => {}
     }
     Input::Handled

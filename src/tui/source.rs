@@ -2,7 +2,9 @@
 //! the connection, and only ever *send* [`Message`]s. Nothing here touches UI state.
 //!
 //! - the **poller** reads a full snapshot every `poll_interval` (the truth), at once on
-//!   request (`r`) and at once after every (re)connect;
+//!   request (`r`, which also redoes the SCANs for Python-written cards, metric names and
+//!   rate-limit windows that reads otherwise reuse for their interval) and at once after every
+//!   (re)connect;
 //! - the **subscriber** follows every card's pub/sub channel (PSUBSCRIBE) for live updates on
 //!   a connection of its own, kept alive by PING ([`crate::connection::Subscription`]). Its
 //!   life is its own: the command connection's reconnects (a server idle `timeout` shorter than
@@ -193,7 +195,10 @@ pub fn spawn(
         tasks.push(tokio::spawn(async move {
             while let Some(cmd) = commands.recv().await {
                 match cmd {
-                    Command::Refresh => poll_now.notify_one(),
+                    Command::Refresh => {
+                        feed.forget_scans();
+                        poll_now.notify_one();
+                    }
                     Command::LoadHistory(card_id) => {
                         let feed = feed.clone();
                         let tx = tx.clone();

@@ -394,3 +394,48 @@ pub fn app_with(theme: Theme, no_color: bool) -> App {
     }
     app
 }
+
+/// Code reviews of three developers and their statuses (the metrics view's table).
+pub fn code_reviews() -> artemis::metrics::CodeReviewTotals {
+    use artemis::metrics::{CodeReviewTotals, DeveloperReviews};
+    let dev = |name: &str, reviews, score, critical, high| DeveloperReviews {
+        developer: name.into(),
+        total_reviews: reviews,
+        total_score: score,
+        critical_issues: critical,
+        high_issues: high,
+    };
+    CodeReviewTotals {
+        developers: vec![
+            dev("alice", 12, 102, 0, 3),
+            dev("bob", 7, 49, 2, 5),
+            dev("dev-with-a-rather-long-name", 1, 9, 0, 0),
+        ],
+        by_status: [
+            ("approved".to_string(), 14),
+            ("changes_requested".to_string(), 5),
+            ("rejected".to_string(), 1),
+        ]
+        .into_iter()
+        .collect(),
+    }
+}
+
+/// An app whose metrics also hold code reviews and several recent pipelines: everything the
+/// metrics view has a section for.
+pub fn app_with_all_metrics(theme: Theme, no_color: bool) -> App {
+    let mut app = app_with(theme, no_color);
+    let snap = app.live.as_mut().expect("the fixture app has a snapshot");
+    snap.metrics.code_review = code_reviews();
+    let statuses = ["failed", "completed", "cancelled", "COMPLETED"];
+    for (i, status) in statuses.iter().enumerate() {
+        snap.metrics.recent.push(RecentPipeline {
+            card_id: format!("card-0{}", 90 + i),
+            duration_seconds: 60.0 * (i as f64 + 1.5),
+            status: status.to_string(),
+            cost: 0.0042 * (i as f64 + 1.0),
+            timestamp: format!("2025-10-22T20:{:02}:00.123456", 50 - 10 * i),
+        });
+    }
+    app
+}

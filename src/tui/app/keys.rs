@@ -1,10 +1,13 @@
-//! Key handling: a key press becomes an action through the key map (or edits the filter while
-//! it is being typed), and each action changes the app's state or asks the source tasks for
-//! work.
+//! Key and mouse handling: a key press becomes an action through the key map (or edits the
+//! filter while it is being typed), a mouse event becomes the action it stands for (the wheel
+//! moves, a click selects, a double click opens), and each action changes the app's state or
+//! asks the source tasks for work.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 
-use super::{App, CardView, Frozen, Row, STATUS_FILTERS, View};
+use super::{App, CardView, Click, DOUBLE_CLICK_MS, Frozen, Row, STATUS_FILTERS, View};
 use crate::tui::keymap::Action;
 use crate::tui::message::Command;
 
@@ -16,6 +19,7 @@ impl App {
         }
         self.dirty = true;
         self.notices.clear();
+        self.flash = None;
         if self.filter_editing {
             return self.edit_filter(key);
         }
@@ -80,9 +84,21 @@ impl App {
     pub fn perform(&mut self, action: Action) -> Vec<Command> {
         self.dirty = true;
         if self.help {
+            // The renderer clamps the scroll to the text's length.
+            let page = self.page.max(1);
+            let scroll = &mut self.help_scroll;
             match action {
                 Action::Quit => self.quit = true,
-                Action::Help | Action::Back => self.help = false,
+                Action::Help | Action::Back => {
+                    self.help = false;
+                    *scroll = 0;
+                }
+                Action::Up => *scroll = scroll.saturating_sub(1),
+                Action::Down => *scroll = scroll.saturating_add(1),
+                Action::PageUp => *scroll = scroll.saturating_sub(page),
+                Action::PageDown => *scroll = scroll.saturating_add(page),
+                Action::Top => *scroll = 0,
+                Action::Bottom => *scroll = usize::MAX / 2,
                 _ => {}
             }
             return Vec::new();
@@ -107,6 +123,7 @@ impl App {
                     self.view = View::Overview;
                     self.card_history = None;
                 }
+                View::Metrics => self.view = View::Overview,
                 View::Overview => {
                     if !self.filter.is_empty() {
                         self.set_filter(String::new());
@@ -144,18 +161,40 @@ impl App {
                         .push("NO_COLOR is set: the theme stays mono".to_owned());
                 } else {
                     self.theme = self.theme.next();
+                    self.flash = Some(format!(
+                        "theme {} · {} switches: {}",
+                        self.theme.name,
+                        self.keymap.label(Action::Theme),
+                        crate::tui::theme::THEMES.join(" → ")
+                    ));
                 }
             }
             Action::Refresh => return vec![Command::Refresh],
+            Action::NextView => {
+                self.view = match self.view {
+                    View::Overview => View::Metrics,
+                    View::Metrics => View::Overview,
+                    // Tab is not bound in the drilldown; nothing to switch from there.
+                    View::Card(_) => return Vec::new(),
+                };
+            }
         }
         Vec::new()
     }
 
     fn move_by(&mut self, delta: i64) {
-        if let View::Card(v) = &mut self.view {
-            // The renderer clamps the scroll to the list length.
-            v.scroll = (v.scroll as i64).saturating_add(delta).max(0) as usize;
-            return;
+        // The renderer clamps the scrolls to what there is to show.
+        match &mut self.view {
+            View::Card(v) => {
+                v.scroll = (v.scroll as i64).saturating_add(delta).max(0) as usize;
+                return;
+            }
+            View::Metrics => {
+                self.metrics_scroll =
+                    (self.metrics_scroll as i64).saturating_add(delta).max(0) as usize;
+                return;
+            }
+            View::Overview => {}
         }
         let n = self.rows().len() as i64;
         if n == 0 {
@@ -192,5 +231,73 @@ impl App {
             }
             None => Vec::new(),
         }
+    }
+
+    /// Handles one mouse event (only delivered with `dashboard.mouse = true`): the wheel moves
+    /// like ↑/↓ (three rows a notch, as terminals scroll) in every view and the help, a left
+    /// click on a card row selects it, a second click on the same row within
+    /// [`DOUBLE_CLICK_MS`] opens it.
+    pub fn handle_mouse(&mut self, m: MouseEvent) -> Vec<Command> {
+        const WHEEL_ROWS: usize = 3;
+        match m.kind {
+            MouseEventKind::ScrollDown => {
+                self.notices.clear();
+                for _ in 0..WHEEL_ROWS {
+                    self.perform(Action::Down);
+                }
+                Vec::new()
+            }
+            MouseEventKind::ScrollUp => {
+                self.notices.clear();
+                for _ in 0..WHEEL_ROWS {
+                    self.perform(Action::Up);
+                }
+                Vec::new()
+            }
+            MouseEventKind::Down(MouseButton::Left) => self.click(m.column, m.row),
+            _ => Vec::new(),
+        }
+    }
+
+    fn click(&mut self, column: u16, row: u16) -> Vec<Command> {
+        let double = self.last_click.is_some_and(|c| {
+            c.row == row && (self.now - c.at).num_milliseconds() <= DOUBLE_CLICK_MS
+        });
+        // A double click is two clicks, not the start of the next one.
+        self.last_click = (!double).then_some(Click {
+            at: self.now,
+            column,
+            row,
+        });
+        if self.help || self.filter_editing || !matches!(self.view, View::Overview) {
+            return Vec::new();
+        }
+        let Some(index) = self.row_at(column, row) else {
+            return Vec::new();
+        };
+        self.dirty = true;
+        self.notices.clear();
+        self.flash = None;
+        self.move_by(index as i64 - self.selected as i64);
+        if double {
+            return self.open_selected();
+        }
+        Vec::new()
+    }
+
+    /// The index among the rows of the table row drawn at a screen cell, if one is. Data rows
+    /// start below the table's top border and its column header.
+    fn row_at(&mut self, column: u16, row: u16) -> Option<usize> {
+        let area = self.table_area;
+        let first = area.y.saturating_add(2);
+        let inside = column > area.x
+            && column < area.right().saturating_sub(1)
+            && row >= first
+            && row < area.bottom().saturating_sub(1);
+        if !inside {
+            return None;
+        }
+        let index = self.offset + usize::from(row - first);
+        (index < self.rows().len()).then_some(index)
     }
 }

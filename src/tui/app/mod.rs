@@ -46,9 +46,27 @@ use super::theme::Theme;
 pub enum View {
     /// The card table and the panels.
     Overview,
+    /// Everything the metrics know, as `--once` prints it: totals, averages, code reviews,
+    /// recent pipelines, the per-day table (Tab switches between it and the overview).
+    Metrics,
     /// One card's drilldown.
     Card(Box<CardView>),
 }
+
+/// The last mouse click, to tell a double click from two clicks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Click {
+    /// When it happened (the app's clock).
+    pub at: DateTime<Utc>,
+    /// The screen cell clicked.
+    pub column: u16,
+    /// The screen row clicked.
+    pub row: u16,
+}
+
+/// Two clicks on the same cell at most this far apart are a double click (the common desktop
+/// default).
+pub const DOUBLE_CLICK_MS: i64 = 400;
 
 /// What a frozen screen shows: a copy of everything displayed at the moment of freezing.
 #[derive(Debug, Clone)]
@@ -82,6 +100,16 @@ pub struct App {
     pub view: View,
     /// The help popup is open.
     pub help: bool,
+    /// First help line on screen (the renderer clamps it to the text's length).
+    pub help_scroll: usize,
+    /// First line of the metrics view on screen (clamped by the renderer).
+    pub metrics_scroll: usize,
+    /// Where the cards table was last drawn (set by the renderer; a click maps to a row).
+    pub table_area: ratatui::layout::Rect,
+    /// The last click, for double clicks.
+    pub last_click: Option<Click>,
+    /// Mouse capture is on (`dashboard.mouse`): the help says what the mouse does.
+    pub mouse: bool,
     /// The overview's filter text.
     pub filter: String,
     /// The quick status filter (`f` / `F` cycle it): only cards of this status are listed.
@@ -130,6 +158,8 @@ pub struct App {
     pub card_history: Option<(String, HistoryResult)>,
     /// Warnings shown until the next key press (key config problems, theme refusals).
     pub notices: Vec<String>,
+    /// A note (not a warning) shown in the footer until the next key press: the theme now on.
+    pub flash: Option<String>,
     /// The clock, set by the run loop before handling anything (injected in tests).
     pub now: DateTime<Utc>,
     /// Something changed since the last frame.
@@ -153,6 +183,11 @@ impl App {
             frozen: None,
             view: View::Overview,
             help: false,
+            help_scroll: 0,
+            metrics_scroll: 0,
+            table_area: ratatui::layout::Rect::default(),
+            last_click: None,
+            mouse: false,
             filter: String::new(),
             status_filter: None,
             filter_editing: false,
@@ -179,6 +214,7 @@ impl App {
             last_bad_event: None,
             card_history: None,
             notices,
+            flash: None,
             now: Utc::now(),
             dirty: true,
             quit: false,
@@ -191,12 +227,33 @@ impl App {
         no_color: bool,
         endpoint: String,
     ) -> Self {
-        Self::new(
+        let mut app = Self::new(
             KeyMap::from_config(&dash.keys),
             Theme::by_name(&dash.theme),
             no_color,
             endpoint,
-        )
+        );
+        app.mouse = dash.mouse;
+        app
+    }
+
+    /// Puts on the theme `auto` chose (unless `NO_COLOR` keeps mono) and says so in the footer.
+    pub fn set_auto_theme(
+        &mut self,
+        background: super::theme::Background,
+        source: super::theme::BackgroundSource,
+    ) {
+        if self.no_color {
+            return;
+        }
+        self.theme = background.theme();
+        self.flash = Some(format!(
+            "theme {} (auto, {}) · {} switches",
+            self.theme.name,
+            source.describe(),
+            self.keymap.label(super::keymap::Action::Theme)
+        ));
+        self.dirty = true;
     }
 
     /// The snapshot on screen: the frozen copy when frozen, else the live one.
@@ -227,6 +284,7 @@ impl App {
         } else {
             match self.view {
                 View::Overview => Scope::Overview,
+                View::Metrics => Scope::Metrics,
                 View::Card(_) => Scope::Card,
             }
         }
@@ -283,7 +341,7 @@ impl App {
                 }
                 Some(v.card_id.clone())
             }
-            View::Overview => None,
+            View::Overview | View::Metrics => None,
         };
         // A card that left Redis leaves the table and takes its live events with it.
         let cards = &self.cards;

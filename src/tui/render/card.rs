@@ -67,7 +67,7 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
     let Some((card, present)) = app.open_card().map(|(c, p)| (c.clone(), p)) else {
         let id = match &app.view {
             View::Card(v) => v.card_id.clone(),
-            View::Overview => String::new(),
+            _ => String::new(),
         };
         frame.render_widget(
             Paragraph::new(Span::styled(
@@ -304,7 +304,7 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
             v.scroll = v.scroll.min(max_scroll);
             v.scroll
         }
-        View::Overview => 0,
+        _ => 0,
     };
     let w = inner.width as usize;
     let mut lines = Vec::with_capacity(visible);

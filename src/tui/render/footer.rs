@@ -1,5 +1,6 @@
 //! The bottom line: the key hints of the current view (from the binding table), the filter
-//! prompt while typing one, or a warning that waits for the next key.
+//! prompt while typing one, or a warning or a note (the theme just put on) that waits for the
+//! next key.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -27,6 +28,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         };
         let msg = format!(" ⚠ {first}{more}");
         Line::from(Span::styled(text::fit(&msg, w), t.warn))
+    } else if let Some(note) = &app.flash {
+        Line::from(Span::styled(text::fit(&format!(" {note}"), w), t.key))
     } else {
         let mut spans = vec![Span::raw(" ")];
         let mut used = 1;

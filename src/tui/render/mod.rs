@@ -19,7 +19,8 @@
 //! ```
 //!
 //! Drilldown (`card.rs`) replaces the cards table and panels with the card's summary, its
-//! stages in order and its events; the help popup (`help.rs`) is drawn over either view.
+//! stages in order and its events; the metrics view (`metrics.rs`, Tab) replaces them with
+//! everything the metrics hold; the help popup (`help.rs`) is drawn over any view.
 //! Below [`MIN_WIDTH`]×[`MIN_HEIGHT`] only a "too small" message is drawn.
 //!
 //! Every string from Redis goes through `crate::text` (sanitizing, widths) here, and only the
@@ -33,6 +34,7 @@ mod footer;
 mod header;
 mod help;
 mod limits;
+mod metrics;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -72,12 +74,13 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     } else {
         match app.view {
             View::Overview => overview(frame, app, body),
+            View::Metrics => metrics::render(frame, app, body),
             View::Card(_) => card::render(frame, app, body),
         }
     }
     footer::render(frame, app, foot);
     if app.help {
-        help::render(frame, app, area);
+        help::render(frame, app, body);
     }
 }
 
@@ -86,6 +89,7 @@ fn overview(frame: &mut Frame, app: &mut App, area: Rect) {
     let [table, panels] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(panels_h)]).areas(area);
     cards::render(frame, app, table);
+    app.table_area = table;
     let [c, l, k] = Layout::horizontal([
         Constraint::Percentage(30),
         Constraint::Percentage(30),
