@@ -31,6 +31,7 @@ fn llm(provider: &str, model: &str, hit: bool, cost: f64) -> LlmRequestRecord {
         cache_hit: hit,
         latency_ms: 20.0,
         saved_cost: if hit { cost } else { 0.0 },
+        at: None,
     }
 }
 

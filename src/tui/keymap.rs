@@ -33,6 +33,8 @@ pub enum Action {
     Freeze,
     Theme,
     Refresh,
+    WindowLonger,
+    WindowShorter,
 }
 
 /// Where a binding is live.
@@ -230,6 +232,24 @@ pub const ACTIONS: &[ActionInfo] = &[
         defaults: &["r"],
         scopes: VIEWS,
         hint_in: VIEWS,
+    },
+    ActionInfo {
+        action: Action::WindowLonger,
+        name: "window_longer",
+        hint: "window",
+        help: "Charts: longer time window (15m, 1h, 6h, 24h, 30d)",
+        defaults: &["+", "="],
+        scopes: &[Overview],
+        hint_in: &[Overview],
+    },
+    ActionInfo {
+        action: Action::WindowShorter,
+        name: "window_shorter",
+        hint: "",
+        help: "Charts: shorter time window",
+        defaults: &["-"],
+        scopes: &[Overview],
+        hint_in: &[Overview],
     },
 ];
 

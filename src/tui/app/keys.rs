@@ -147,6 +147,14 @@ impl App {
                 }
             }
             Action::Refresh => return vec![Command::Refresh],
+            Action::WindowLonger | Action::WindowShorter => {
+                self.window = if action == Action::WindowLonger {
+                    self.window.longer()
+                } else {
+                    self.window.shorter()
+                };
+                return vec![Command::Window(self.window)];
+            }
         }
         Vec::new()
     }

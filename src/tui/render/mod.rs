@@ -32,7 +32,9 @@ mod cost;
 mod footer;
 mod header;
 mod help;
+mod limit_chart;
 mod limits;
+mod timechart;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -81,20 +83,38 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     }
 }
 
+/// Terminal width from which the overview shows the rate-limit history panel.
+pub const LIMIT_CHART_MIN_WIDTH: u16 = 140;
+
 fn overview(frame: &mut Frame, app: &mut App, area: Rect) {
     let panels_h = (area.height * 2 / 5).clamp(8, 16);
     let [table, panels] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(panels_h)]).areas(area);
     cards::render(frame, app, table);
-    let [c, l, k] = Layout::horizontal([
-        Constraint::Percentage(30),
-        Constraint::Percentage(30),
-        Constraint::Percentage(40),
-    ])
-    .areas(panels);
-    cache::render(frame, app, c);
-    limits::render(frame, app, l);
-    cost::render(frame, app, k);
+    // The rate-limit history needs a panel of its own: only where four panels fit.
+    if panels.width >= LIMIT_CHART_MIN_WIDTH {
+        let [c, l, k, h] = Layout::horizontal([
+            Constraint::Percentage(24),
+            Constraint::Percentage(26),
+            Constraint::Percentage(28),
+            Constraint::Percentage(22),
+        ])
+        .areas(panels);
+        cache::render(frame, app, c);
+        limits::render(frame, app, l);
+        cost::render(frame, app, k);
+        limit_chart::render(frame, app, h);
+    } else {
+        let [c, l, k] = Layout::horizontal([
+            Constraint::Percentage(30),
+            Constraint::Percentage(30),
+            Constraint::Percentage(40),
+        ])
+        .areas(panels);
+        cache::render(frame, app, c);
+        limits::render(frame, app, l);
+        cost::render(frame, app, k);
+    }
 }
 
 /// Until the first snapshot arrives: where we are connecting and how it goes.
