@@ -217,8 +217,8 @@ fn poll_span(polls: &[(DateTime<Utc>, Option<f64>, f64)]) -> [f64; 2] {
 }
 
 /// Spend per bucket, one line per provider (the [`MAX_LINES`] biggest, the rest as
-/// "other"); from the polls (all providers, spend between polls summed per minute) when the
-/// store holds no buckets.
+/// "other"); from the polls (all providers, the spend between two polls) when the store holds
+/// no buckets.
 pub fn spend(
     series: &crate::metrics::Series,
     window: crate::metrics::HistoryWindow,
@@ -261,14 +261,16 @@ pub fn spend(
         return ChartData::new(lines, span(series), ChartSource::Buckets, per_label(series));
     }
     let polls = polls(history, window.span_seconds());
-    // Spend between two polls counts in the minute of the later one.
-    let mut minutes: std::collections::BTreeMap<i64, f64> = Default::default();
-    for pair in polls.windows(2) {
-        let (t, c0, c1) = (pair[1].0, pair[0].2, pair[1].2);
-        let minute = crate::metrics::Resolution::Minute.bucket_start(t);
-        *minutes.entry(minute).or_default() += (c1 - c0).max(0.0);
-    }
-    let points = minutes.into_iter().map(|(m, c)| (m as f64, c)).collect();
+    // What was spent between two polls, at the later one.
+    let points = polls
+        .windows(2)
+        .map(|pair| {
+            (
+                pair[1].0.timestamp() as f64,
+                (pair[1].2 - pair[0].2).max(0.0),
+            )
+        })
+        .collect();
     ChartData::new(
         vec![Line {
             name: "all providers".into(),
@@ -276,7 +278,7 @@ pub fn spend(
         }],
         poll_span(&polls),
         ChartSource::SinceStart,
-        "per minute",
+        "per poll",
     )
 }
 

@@ -79,7 +79,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(
         Paragraph::new(Span::styled(
             crate::text::fit(
-                &format!("hit rate, {}", timechart::source_label(&data)),
+                &match data.source {
+                    charts::ChartSource::Buckets => format!("hit rate, {}", data.per),
+                    charts::ChartSource::SinceStart => timechart::source_label(&data),
+                },
                 label.width as usize,
             ),
             t.dim,

@@ -53,40 +53,32 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         .iter()
         .flat_map(|l| l.points.iter().map(|p| p.1))
         .sum();
-    let total = vec![
-        Span::styled(format!("last {} ", app.window.label()), t.dim),
-        Span::styled(format::usd(window_spend), t.text),
-    ];
-    // The legend: each line's name in its colour, with its spend over the window.
+    let since_start = data.source == charts::ChartSource::SinceStart;
+    let source = Span::styled(timechart::source_label(&data), t.dim);
+    // Roomy: a line for the window's total (or where the data comes from), one for the legend
+    // (each line's name in its colour, with its spend over the span). Tight: one line.
     let mut spans = if roomy {
-        frame.render_widget(
-            Paragraph::new(fit_spans(
-                [
-                    total,
-                    vec![Span::styled(
-                        format!(" · {}", timechart::source_label(&data)),
-                        t.dim,
-                    )],
-                ]
-                .concat(),
-                w,
-            )),
-            summary,
-        );
+        let head = if since_start {
+            vec![source]
+        } else {
+            vec![
+                Span::styled(format!("last {} ", app.window.label()), t.dim),
+                Span::styled(format::usd(window_spend), t.text),
+                Span::styled(format!(" · {}", data.per), t.dim),
+            ]
+        };
+        frame.render_widget(Paragraph::new(fit_spans(head, w)), summary);
         Vec::new()
-    } else if data.source == charts::ChartSource::SinceStart {
-        [
-            total,
-            vec![Span::styled(
-                format!(" · {}", timechart::source_label(&data)),
-                t.dim,
-            )],
-        ]
-        .concat()
+    } else if since_start {
+        vec![source]
     } else {
-        [total, vec![Span::styled(": ", t.dim)]].concat()
+        vec![
+            Span::styled(format!("last {} ", app.window.label()), t.dim),
+            Span::styled(format::usd(window_spend), t.text),
+            Span::styled(": ", t.dim),
+        ]
     };
-    if roomy || data.source == charts::ChartSource::Buckets {
+    if roomy || !since_start {
         for (i, l) in data.lines.iter().enumerate() {
             let sum: f64 = l.points.iter().map(|p| p.1).sum();
             spans.push(Span::styled(

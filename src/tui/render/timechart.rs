@@ -34,6 +34,8 @@ pub fn source_label(data: &ChartData) -> String {
 fn time_labels(x: [f64; 2], width: u16) -> Vec<String> {
     let fmt = if x[1] - x[0] > 2.0 * 86_400.0 {
         "%m-%d"
+    } else if x[1] - x[0] < 600.0 {
+        "%H:%M:%S"
     } else {
         "%H:%M"
     };
@@ -43,7 +45,7 @@ fn time_labels(x: [f64; 2], width: u16) -> Vec<String> {
             .to_string()
     };
     let mut labels = vec![at(x[0])];
-    if width >= 40 {
+    if width as usize >= (4 * labels[0].len() + 12).max(40) {
         labels.push(at((x[0] + x[1]) / 2.0));
     }
     // Where "UTC" does not fit beside the first label, the times go without it.
@@ -87,8 +89,15 @@ pub fn draw(
                 .data(&l.points)
         })
         .collect();
-    let y_labels: Vec<Line> = [0.0, top / 2.0, top]
-        .into_iter()
+    // A middle label only where there are rows for three: the axis keeps its 0 and its top.
+    let marks: &[f64] = if area.height >= 6 {
+        &[0.0, 0.5, 1.0]
+    } else {
+        &[0.0, 1.0]
+    };
+    let y_labels: Vec<Line> = marks
+        .iter()
+        .map(|m| m * top)
         .map(|v| Line::from(Span::styled(unit(v), t.dim)))
         .collect();
     let x_labels: Vec<Line> = time_labels(data.x, area.width)
