@@ -214,27 +214,38 @@ impl RedisMetrics {
         }
         let k = &self.core.keys;
         let llm = k.metrics_llm();
-        w.push(&llm, Op::HIncrBy("total_requests".into(), hits + misses))
-            .push(&llm, Op::HIncrBy("prompt_tokens".into(), prompt))
-            .push(&llm, Op::HIncrBy("completion_tokens".into(), completion))
-            .push(&llm, Op::HIncrByFloat("total_cost".into(), cost))
-            .push(&llm, Op::HIncrByFloat("saved_cost".into(), saved))
-            .push(&llm, Op::HIncrByFloat("latency_ms_total".into(), latency));
-        if hits > 0 {
-            w.push(&llm, Op::HIncrBy("cache_hits".into(), hits));
+        // A zero addition changes nothing a reader sees (every reader, the original's too,
+        // takes a missing field as 0), so it is not sent: a cache hit (no cost, no tokens)
+        // then costs the guard script fewer commands, which pays for its time buckets.
+        w.push(&llm, Op::HIncrBy("total_requests".into(), hits + misses));
+        for (field, n) in [
+            ("prompt_tokens", prompt),
+            ("completion_tokens", completion),
+            ("cache_hits", hits),
+            ("cache_misses", misses),
+        ] {
+            if n != 0 {
+                w.push(&llm, Op::HIncrBy(field.into(), n));
+            }
         }
-        if misses > 0 {
-            w.push(&llm, Op::HIncrBy("cache_misses".into(), misses));
+        for (field, x) in [
+            ("total_cost", cost),
+            ("saved_cost", saved),
+            ("latency_ms_total", latency),
+        ] {
+            if x != 0.0 {
+                w.push(&llm, Op::HIncrByFloat(field.into(), x));
+            }
         }
-        for (name, s) in &providers {
-            let key = k.metrics_llm_provider(name);
-            w.push(&key, Op::HIncrBy("requests".into(), s.requests))
-                .push(&key, Op::HIncrByFloat("cost".into(), s.cost));
-        }
-        for (name, s) in &models {
-            let key = k.metrics_llm_model(name);
-            w.push(&key, Op::HIncrBy("requests".into(), s.requests))
-                .push(&key, Op::HIncrByFloat("cost".into(), s.cost));
+        for (key, s) in providers
+            .iter()
+            .map(|(n, s)| (k.metrics_llm_provider(n), s))
+            .chain(models.iter().map(|(n, s)| (k.metrics_llm_model(n), s)))
+        {
+            w.push(&key, Op::HIncrBy("requests".into(), s.requests));
+            if s.cost != 0.0 {
+                w.push(&key, Op::HIncrByFloat("cost".into(), s.cost));
+            }
         }
         for name in providers.keys() {
             w.push(k.metrics_index("providers"), Op::SAdd((*name).to_owned()));
