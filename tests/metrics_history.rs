@@ -335,3 +335,54 @@ async fn a_python_only_fleet_has_no_history_and_ours_is_invisible_to_it() {
     let v: serde_json::Value = serde_json::from_str(provider.trim()).unwrap();
     assert_eq!(v["requests"], 2, "{v}");
 }
+
+/// The memory backend (the demo's) keeps the same buckets, applied the same way, and reports
+/// none before the first write.
+#[tokio::test]
+async fn the_memory_backend_keeps_the_same_buckets() {
+    let store = Backend::memory(artemis::config::Settings::default());
+    let before = store
+        .metrics()
+        .read_history(HistoryWindow::Hour1, Utc::now())
+        .await
+        .unwrap();
+    assert!(!before.series.found);
+    store
+        .metrics()
+        .track_once(
+            "op",
+            &MetricsWrite::Requests(vec![
+                request("openai", "gpt-4o", false, 0.5),
+                request("openai", "gpt-4o", true, 0.0),
+            ]),
+        )
+        .await
+        .unwrap();
+    store
+        .metrics()
+        .track_limit_activity(&[artemis::metrics::LimitActivityRecord {
+            key: "artemis:ratelimit:search:u".into(),
+            at: Utc::now(),
+            admitted: 4,
+            refused: 2,
+            waited: 1,
+            wait_ms: 300,
+        }])
+        .await
+        .unwrap();
+    let series = store
+        .metrics()
+        .read_history(HistoryWindow::Hour1, Utc::now())
+        .await
+        .unwrap()
+        .series;
+    assert!(series.found);
+    let now = series.buckets.last().unwrap();
+    assert_eq!(now.hit_rate(), Some(0.5));
+    assert!((series.cost() - 0.5).abs() < 1e-9);
+    let (limits, over) = series
+        .limit_recent("artemis:ratelimit:search:u", 60.0)
+        .unwrap();
+    assert_eq!((limits.admitted, limits.refused, limits.waited), (4, 2, 1));
+    assert_eq!(over, 60);
+}

@@ -1,6 +1,7 @@
 //! Turning the app state into a frame: one file per screen region.
 //!
-//! Overview (`header.rs`, `cards.rs`, `cache.rs`, `limits.rs`, `cost.rs`, `footer.rs`):
+//! Overview (`header.rs`, `cards.rs`, `cache.rs`, `limits.rs`, `cost.rs`, `limit_chart.rs`,
+//! `footer.rs`; the charts are drawn by `timechart.rs`):
 //!
 //! ```text
 //! ┌─────────────────────────────── terminal ───────────────────────────────┐
@@ -10,11 +11,11 @@
 //! ││ ID         TITLE          STATUS    STAGE     PROGRESS     TIME  COST ││ cards (rest)
 //! ││ card-123   Add login      running   dev       ███▌░░ 3/8  4m12s $0.42 ││
 //! │└──────────────────────────────────────────────────────────────────────┘│
-//! │┌ Cache ────────────┐┌ Rate limits ──────┐┌ Cost ────────────────────────┐│
-//! ││ gauge, sparkline, ││ requests / tokens ││ cost/day (30 d) bars, $/h,   ││ panels (8-16)
-//! ││ hits, misses, $   ││ used of limit     ││ per provider, per model      ││
-//! │└───────────────────┘└───────────────────┘└──────────────────────────────┘│
-//! │ q quit  ? help  ⏎ open  / filter  s sort  p freeze  t theme  r refresh  │ footer (1)
+//! │┌ LLM cache · 1h ┐┌ Rate limits ──┐┌ LLM spend · 1h ──┐┌ Rate-limit use ┐│
+//! ││ gauge, totals, ││ requests /    ││ spend per minute ││ checks per key ││ panels (8-16)
+//! ││ hit rate chart ││ tokens, refus.││ per provider     ││ (from 140 cols)││
+//! │└────────────────┘└───────────────┘└──────────────────┘└────────────────┘│
+//! │ q quit  ? help  ⏎ open  / filter  s sort  p freeze  t theme  + window  │ footer (1)
 //! └────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
