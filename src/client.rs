@@ -47,10 +47,15 @@ impl Artemis {
     /// `tracker.outage_buffer` size.
     pub fn over(backend: Backend) -> Self {
         let buffer = OutageBuffer::for_store(&backend);
+        let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
+        // The limiter's admissions, refusals and waits go into the metrics' time buckets, so
+        // dashboards chart rate-limit use per key over time.
+        let limiter = RateLimiter::new(backend.limiter().clone());
+        limiter.record_activity_into(metrics.clone());
         Self {
             tracker: Tracker::with_buffer(backend.tracker().clone(), buffer.clone()),
-            metrics: Metrics::with_buffer(backend.metrics().clone(), buffer.clone()),
-            limiter: RateLimiter::new(backend.limiter().clone()),
+            metrics,
+            limiter,
             backend,
             buffer,
         }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::backend::Backend;
 use crate::connection::{ConnState, Health};
+use crate::metrics::HistoryWindow;
 use crate::model::{Malformed, PipelineEvent};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -34,8 +35,8 @@ pub trait Feed: Send + Sync + 'static {
     /// (Python-written cards, metric names, rate-limit windows): `r` reads everything. The
     /// default has nothing cached.
     fn forget_scans(&self) {}
-    /// One full read.
-    async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot>;
+    /// One full read, with the time buckets of `window` for the charts.
+    async fn snapshot(&self, now: DateTime<Utc>, window: HistoryWindow) -> crate::Result<Snapshot>;
     /// Live events of every card, on a subscription of its own (its life does not follow the
     /// command connection's reconnects); the stream ends when the subscription is lost.
     async fn subscribe(&self) -> crate::Result<FeedEvents>;
@@ -79,8 +80,8 @@ impl Feed for StorageFeed {
         self.backend.forget_scans();
     }
 
-    async fn snapshot(&self, now: DateTime<Utc>) -> crate::Result<Snapshot> {
-        crate::snapshot::read_snapshot(&self.backend, now).await
+    async fn snapshot(&self, now: DateTime<Utc>, window: HistoryWindow) -> crate::Result<Snapshot> {
+        crate::snapshot::read_snapshot_for(&self.backend, now, window).await
     }
 
     async fn subscribe(&self) -> crate::Result<FeedEvents> {

@@ -150,20 +150,23 @@ pub async fn run_feed(
         if i > 0 {
             tokio::time::sleep(opts.interval).await;
         }
-        let snap = feed.snapshot(Utc::now()).await.map_err(|e| {
-            let reason = text::sanitize(&e.to_string()).into_owned();
-            if e.is_outage() {
-                HeadlessError::Unreachable {
-                    reason: outage_reason(&e, &endpoint),
-                    endpoint: endpoint.clone(),
+        let snap = feed
+            .snapshot(Utc::now(), crate::metrics::HistoryWindow::default())
+            .await
+            .map_err(|e| {
+                let reason = text::sanitize(&e.to_string()).into_owned();
+                if e.is_outage() {
+                    HeadlessError::Unreachable {
+                        reason: outage_reason(&e, &endpoint),
+                        endpoint: endpoint.clone(),
+                    }
+                } else {
+                    HeadlessError::Read {
+                        endpoint: endpoint.clone(),
+                        reason,
+                    }
                 }
-            } else {
-                HeadlessError::Read {
-                    endpoint: endpoint.clone(),
-                    reason,
-                }
-            }
-        })?;
+            })?;
         let rendered = match opts.format {
             Format::Json => {
                 let mut s = serde_json::to_string(&Report::from_snapshot(&snap))

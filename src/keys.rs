@@ -484,6 +484,17 @@ impl KeySpace {
         )
     }
 
+    /// Extension: `<metrics>::bucket:<resolution>:<start>`, the hash of one time bucket
+    /// (`resolution` is `m` for a minute, `h` for an hour; `start` is the bucket's first second,
+    /// Unix time), with one field per measure and name (see `metrics::history`). One key per
+    /// period, so the number of keys is bounded by the retention (EXPIRE) whatever the traffic.
+    pub fn metrics_bucket(&self, resolution: &str, start_epoch: i64) -> String {
+        format!(
+            "{}::bucket:{resolution}:{start_epoch}",
+            self.prefixes.metrics
+        )
+    }
+
     /// `<metrics>:code_review:<developer>`: hash of one developer's review totals.
     pub fn metrics_code_review(&self, developer: &str) -> String {
         format!("{}:code_review:{developer}", self.prefixes.metrics)

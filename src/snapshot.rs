@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::connection::{ConnState, Health};
-use crate::limiter::LimitUsage;
-use crate::metrics::{RecentPipeline, Summary};
+use crate::limiter::{LimitActivity, LimitUsage};
+use crate::metrics::{HistoryWindow, RecentPipeline, Series, Summary};
 use crate::model::Malformed;
 use crate::store::Store;
 use crate::tracker::Card;
@@ -25,6 +25,16 @@ use crate::tracker::Card;
 /// those found under the prefix without an entry (Python's), with the limit the original or
 /// the config gives them, or none.
 pub async fn read_snapshot(backend: &Backend, now: DateTime<Utc>) -> crate::Result<Snapshot> {
+    read_snapshot_for(backend, now, HistoryWindow::default()).await
+}
+
+/// [`read_snapshot`] with the time buckets of `window` (the charts' window), read
+/// concurrently with the rest in one more round trip.
+pub async fn read_snapshot_for(
+    backend: &Backend,
+    now: DateTime<Utc>,
+    window: HistoryWindow,
+) -> crate::Result<Snapshot> {
     let m = &backend.settings().metrics;
     let recent = usize::try_from(m.snapshot_recent).unwrap_or(usize::MAX);
     // The health probe rides along (at most every few seconds): the faces barely write, so
@@ -39,15 +49,19 @@ pub async fn read_snapshot(backend: &Backend, now: DateTime<Utc>) -> crate::Resu
             futures::try_join!(
                 backend.tracker().read_cards(now),
                 backend.metrics().read_metrics(m.snapshot_days, recent),
-                backend.limiter().read_limits()
+                backend.limiter().read_limits(),
+                backend.metrics().read_history(window, now)
             )
         },
         probe
     );
-    let (cards, metrics, limits) = read?;
+    let (cards, metrics, limits, history) = read?;
     let mut malformed = cards.malformed;
     malformed.extend(metrics.malformed);
     malformed.extend(limits.malformed);
+    malformed.extend(history.malformed);
+    let mut limits = limits.limits;
+    attribute_activity(&mut limits, &history.series);
     let mut cards = cards.cards;
     attribute_costs(&mut cards, &metrics.metrics.recent);
     let connection = backend.connection().borrow().clone();
@@ -65,9 +79,26 @@ pub async fn read_snapshot(backend: &Backend, now: DateTime<Utc>) -> crate::Resu
         health,
         cards,
         metrics: metrics.metrics,
-        limits: limits.limits,
+        limits,
+        history: history.series,
         malformed,
     })
+}
+
+/// Each limit takes the admissions, refusals and waits the time buckets hold for its key over
+/// the buckets that cover its window (at least the current minute or hour).
+fn attribute_activity(limits: &mut [LimitUsage], series: &Series) {
+    for l in limits {
+        l.activity = series
+            .limit_recent(&l.key, l.window_seconds)
+            .filter(|_| series.buckets.iter().any(|b| b.limits.contains_key(&l.key)))
+            .map(|(f, over_seconds)| LimitActivity {
+                admitted: f.admitted.max(0) as u64,
+                refused: f.refused.max(0) as u64,
+                waited: f.waited.max(0) as u64,
+                over_seconds,
+            });
+    }
 }
 
 /// A finished card whose writer recorded no cost in its metadata takes the cost its pipeline
@@ -110,6 +141,9 @@ pub struct Snapshot {
     pub metrics: Summary,
     /// Rate-limit headroom per window: registered ones and those found by SCAN (Python's).
     pub limits: Vec<LimitUsage>,
+    /// The metrics' time buckets of the charts' window (`found` false: none in the store).
+    #[serde(default)]
+    pub history: Series,
     /// Documents and members that could not be parsed, shown as such.
     pub malformed: Vec<Malformed>,
 }

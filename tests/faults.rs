@@ -47,6 +47,7 @@ fn request(i: u64) -> LlmRequestRecord {
         cache_hit: i.is_multiple_of(3),
         latency_ms: 12.0,
         saved_cost: 0.0,
+        at: None,
     }
 }
 

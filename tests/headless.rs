@@ -396,6 +396,7 @@ async fn seed_library(server: &RedisServer) {
             cache_hit: true,
             latency_ms: 35.0,
             saved_cost: 0.02,
+            at: None,
         })
         .await
         .unwrap();

@@ -149,6 +149,7 @@ async fn write_everything(storage: &Backend) {
             cache_hit: false,
             latency_ms: 300.0,
             saved_cost: 0.0,
+            at: None,
         })
         .await
         .unwrap();

@@ -28,6 +28,7 @@ fn a_window_without_a_known_limit_shows_limit_unknown() {
             tokens_used: None,
             tokens_limit: None,
             limit_origin: LimitOrigin::Unknown,
+            activity: None,
         },
         LimitUsage {
             key: "artemis:ratelimit:openai:openai:gpt-4o:default".into(),
@@ -39,6 +40,7 @@ fn a_window_without_a_known_limit_shows_limit_unknown() {
             tokens_used: None,
             tokens_limit: None,
             limit_origin: LimitOrigin::Original,
+            activity: None,
         },
     ];
     app.apply(Message::Snapshot(Box::new(snap)));

@@ -62,6 +62,7 @@ fn request(provider: &str, model: &str, hit: bool) -> LlmRequestRecord {
         cache_hit: hit,
         latency_ms: 10.0,
         saved_cost: if hit { 0.01 } else { 0.0 },
+        at: None,
     }
 }
 

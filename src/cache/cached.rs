@@ -713,6 +713,7 @@ impl<C: LlmClient> CachedClient<C> {
                 cache_hit: hit,
                 latency_ms,
                 saved_cost: saved,
+                at: Some(chrono::Utc::now()),
             });
         }
         Ok(Completion {

@@ -28,6 +28,18 @@ const REGISTERED_MEMO_MAX: usize = 10_000;
 /// How often a checking process refreshes its entry in the presence set (and reads how many
 /// processes there are), alongside a check.
 const PRESENCE_REFRESH: Duration = Duration::from_secs(1);
+/// How long admissions, refusals and waits are counted in process before they are written to
+/// the metrics' time buckets as one write: a busy limiter costs one metrics write per second,
+/// not one per check.
+const ACTIVITY_FLUSH: Duration = Duration::from_secs(1);
+
+/// What the limiter did per key and minute since the last flush.
+#[derive(Debug, Default)]
+struct ActivityTally {
+    counts: HashMap<(String, i64), crate::metrics::LimitActivityRecord>,
+    /// A flush is scheduled: the next event only adds to the counts.
+    flush_pending: bool,
+}
 
 /// The answer to one [`RateLimiter::check`].
 #[must_use = "a refused request must not be sent; an admitted one holds a reservation"]
@@ -233,6 +245,9 @@ struct Inner {
     peers: AtomicU64,
     /// When the presence set was last refreshed.
     presence_at: Mutex<Option<Instant>>,
+    /// Where admissions, refusals and waits are recorded (none: not counted).
+    activity_sink: std::sync::OnceLock<crate::metrics::Metrics>,
+    activity: Mutex<ActivityTally>,
 }
 
 /// The rate limiter. Cheap to clone; clones share the local fallback window and the registry
@@ -278,8 +293,70 @@ impl RateLimiter {
                 instance: format!("{:016x}", rand::random::<u64>()),
                 peers: AtomicU64::new(1),
                 presence_at: Mutex::new(None),
+                activity_sink: std::sync::OnceLock::new(),
+                activity: Mutex::new(ActivityTally::default()),
             }),
         }
+    }
+
+    /// Counts this limiter's admissions, refusals and waits per key and writes them, about once
+    /// a second, into the metrics' time buckets through `metrics` (its outage buffer and replay
+    /// guard), so dashboards chart rate-limit use over time. Only the first call takes effect.
+    pub fn record_activity_into(&self, metrics: crate::metrics::Metrics) {
+        let _ = self.inner.activity_sink.set(metrics);
+    }
+
+    /// Adds to the key's counts of the current minute and schedules a flush if none is.
+    fn count_activity(&self, key: &str, admitted: u64, refused: u64, waited: Option<Duration>) {
+        let Some(metrics) = self.inner.activity_sink.get() else {
+            return;
+        };
+        let now = Utc::now();
+        let minute = crate::metrics::Resolution::Minute.bucket_start(now);
+        let schedule = {
+            let mut tally = self
+                .inner
+                .activity
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let r = tally
+                .counts
+                .entry((key.to_owned(), minute))
+                .or_insert_with(|| crate::metrics::LimitActivityRecord {
+                    key: key.to_owned(),
+                    at: now,
+                    admitted: 0,
+                    refused: 0,
+                    waited: 0,
+                    wait_ms: 0,
+                });
+            r.admitted += admitted;
+            r.refused += refused;
+            if let Some(w) = waited {
+                r.waited += 1;
+                r.wait_ms += u64::try_from(w.as_millis()).unwrap_or(u64::MAX);
+            }
+            !std::mem::replace(&mut tally.flush_pending, true)
+        };
+        if !schedule {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let metrics = metrics.clone();
+        let inner = self.inner.clone();
+        runtime.spawn(async move {
+            tokio::time::sleep(ACTIVITY_FLUSH).await;
+            let records: Vec<_> = {
+                let mut tally = inner.activity.lock().unwrap_or_else(|p| p.into_inner());
+                tally.flush_pending = false;
+                tally.counts.drain().map(|(_, r)| r).collect()
+            };
+            if let Err(e) = metrics.track_limit_activity(records).await {
+                tracing::warn!(error = %e, "cannot record rate-limit activity in the metrics");
+            }
+        });
     }
 
     /// The limiter settings in force (failure policy, `acquire` timing, presets).
@@ -365,6 +442,16 @@ impl RateLimiter {
     /// unreachable the failure policy decides; `local` then admits up to this process's share
     /// of the limit (`limiter.local_share`), counting its own admissions of the window.
     pub async fn check(&self, limit: &Limit, tokens: u64) -> Result<Decision, LimitError> {
+        let decision = self.check_once(limit, tokens).await;
+        match &decision {
+            Ok(Decision::Admitted(_)) => self.count_activity(&limit.key, 1, 0, None),
+            Ok(Decision::Refused(_)) => self.count_activity(&limit.key, 0, 1, None),
+            Err(_) => {}
+        }
+        decision
+    }
+
+    async fn check_once(&self, limit: &Limit, tokens: u64) -> Result<Decision, LimitError> {
         let charged = limit.charged(tokens);
         if let Some(token_limit) = limit.limits.tokens
             && charged > token_limit
@@ -595,15 +682,25 @@ impl RateLimiter {
         let start = Instant::now();
         let deadline = start + options.timeout;
         let mut outage_backoff = Duration::from_millis(50);
+        let mut waited = false;
+        let waited_for = |waited: bool| waited.then(|| start.elapsed());
         loop {
             let wait = match self.check(limit, tokens).await {
-                Ok(Decision::Admitted(r)) => return Ok(r),
+                Ok(Decision::Admitted(r)) => {
+                    if waited {
+                        self.count_activity(&limit.key, 0, 0, waited_for(waited));
+                    }
+                    return Ok(r);
+                }
                 Ok(Decision::Refused(refusal)) => {
                     let now = Instant::now();
                     let remaining = deadline.saturating_duration_since(now);
                     if remaining.is_zero()
                         || (refusal.exceeded.requests_only() && refusal.retry_after > remaining)
                     {
+                        if waited {
+                            self.count_activity(&limit.key, 0, 0, waited_for(waited));
+                        }
                         return Err(LimitError::DeadlineExceeded {
                             timeout: options.timeout,
                             waited: now - start,
@@ -624,6 +721,7 @@ impl RateLimiter {
             };
             let remaining = deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(wait.min(remaining)).await;
+            waited = true;
         }
     }
 

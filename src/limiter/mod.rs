@@ -37,7 +37,7 @@ pub use presets::{
 };
 pub use redis::RedisLimiter;
 pub use redis::{check_script_sha, check_script_source};
-pub use usage::{LimitOrigin, LimitUsage};
+pub use usage::{LimitActivity, LimitOrigin, LimitUsage};
 
 /// The identifier the original uses when the caller names none.
 pub const DEFAULT_IDENTIFIER: &str = "default";
@@ -490,6 +490,7 @@ impl RegistryEntry {
             tokens_used: self.limits.tokens.map(|_| usage.tokens_used),
             tokens_limit: self.limits.tokens,
             limit_origin: LimitOrigin::Registry,
+            activity: None,
         }
     }
 }

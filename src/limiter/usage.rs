@@ -44,4 +44,21 @@ pub struct LimitUsage {
     /// Where the limit comes from.
     #[serde(default)]
     pub limit_origin: LimitOrigin,
+    /// What limiters did with the key lately (from the metrics' time buckets); `None` when no
+    /// bucket names the key (Python limiters count nothing).
+    #[serde(default)]
+    pub activity: Option<LimitActivity>,
+}
+
+/// Admissions, refusals and waits of one key over the recent buckets covering its window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitActivity {
+    /// Checks admitted.
+    pub admitted: u64,
+    /// Checks refused (every refused attempt of a waiting `acquire` counts).
+    pub refused: u64,
+    /// `acquire` calls that had to wait.
+    pub waited: u64,
+    /// Seconds the counts cover: whole buckets (minutes or hours), at least the window.
+    pub over_seconds: i64,
 }

@@ -11,7 +11,8 @@ use chrono::Utc;
 
 use super::MetricsStore;
 use super::{
-    CodeReviewRecord, LlmRequestRecord, MetricsRead, MetricsWrite, PipelineCompletionRecord,
+    CodeReviewRecord, HistoryRead, HistoryWindow, LimitActivityRecord, LlmRequestRecord,
+    MetricsRead, MetricsWrite, PipelineCompletionRecord,
 };
 use crate::buffer::{OutageBuffer, Replay, WriteOutcome};
 use crate::error::{Error, Result};
@@ -108,12 +109,13 @@ impl Metrics {
     }
 
     /// Records one LLM request.
-    pub async fn track_llm_request(&self, record: LlmRequestRecord) -> Result<WriteOutcome> {
+    pub async fn track_llm_request(&self, mut record: LlmRequestRecord) -> Result<WriteOutcome> {
         check_name("provider", &record.provider)?;
         check_name("model", &record.model)?;
         check_number("cost", record.cost)?;
         check_number("latency_ms", record.latency_ms)?;
         check_number("saved_cost", record.saved_cost)?;
+        record.at.get_or_insert_with(Utc::now);
         self.buffer
             .submit(self.once(MetricsWrite::Requests(vec![record])))
             .await
@@ -121,8 +123,13 @@ impl Metrics {
 
     /// Records many LLM requests as one write (one pipeline, summed per key; one entry in the
     /// outage buffer). Every record is checked first: one invalid record refuses the batch.
-    pub async fn track_llm_requests(&self, records: Vec<LlmRequestRecord>) -> Result<WriteOutcome> {
-        for r in &records {
+    pub async fn track_llm_requests(
+        &self,
+        mut records: Vec<LlmRequestRecord>,
+    ) -> Result<WriteOutcome> {
+        let now = Utc::now();
+        for r in &mut records {
+            r.at.get_or_insert(now);
             check_name("provider", &r.provider)?;
             check_name("model", &r.model)?;
             check_number("cost", r.cost)?;
@@ -144,6 +151,33 @@ impl Metrics {
         self.buffer
             .submit(self.once(MetricsWrite::Review(record)))
             .await
+    }
+
+    /// Records rate-limit activity in the time buckets (one write for the batch). The rate
+    /// limiter sends what it counted through here when given a metrics handle
+    /// ([`crate::limiter::RateLimiter::record_activity_into`]).
+    pub async fn track_limit_activity(
+        &self,
+        records: Vec<LimitActivityRecord>,
+    ) -> Result<WriteOutcome> {
+        for r in &records {
+            check_name("rate-limit key", &r.key)?;
+        }
+        if records.is_empty() {
+            return Ok(WriteOutcome::Written);
+        }
+        self.buffer
+            .submit(self.once(MetricsWrite::Limits(records)))
+            .await
+    }
+
+    /// See [`super::MetricsStore::read_history`].
+    pub async fn read_history(
+        &self,
+        window: HistoryWindow,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<HistoryRead> {
+        self.store.read_history(window, now).await
     }
 
     /// See [`super::MetricsStore::read_metrics`]. Fails with [`Error::Unavailable`] while

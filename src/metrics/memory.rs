@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::history::{self, Add, BucketAdds, HistoryRead, HistoryWindow, LimitActivityRecord};
 
 use super::{
     CodeReviewRecord, LlmRequestRecord, MetricsRead, PipelineCompletionRecord, finish, last_days,
@@ -27,6 +29,36 @@ struct MetricsState {
     timeseries: VecDeque<(f64, RecentPipeline)>,
     reviews: BTreeMap<String, DeveloperReviews>,
     review_statuses: BTreeMap<String, i64>,
+    /// The time buckets as the Redis hashes hold them (field → decimal text), by resolution
+    /// and period start; dropped once past their retention, as EXPIRE drops them.
+    buckets: BTreeMap<(history::Resolution, i64), std::collections::HashMap<String, String>>,
+}
+
+impl MetricsState {
+    fn add_to_buckets(&mut self, adds: &BucketAdds, now: DateTime<Utc>) {
+        for ((resolution, start), fields) in adds {
+            let left = start + resolution.seconds() + resolution.ttl_seconds() - now.timestamp();
+            if left <= 0 {
+                continue;
+            }
+            let bucket = self.buckets.entry((*resolution, *start)).or_default();
+            for (field, value) in fields {
+                let old = bucket.get(field).map(String::as_str).unwrap_or("0");
+                let new = match value {
+                    Add::Int(n) => old
+                        .parse::<i64>()
+                        .unwrap_or(0)
+                        .saturating_add(*n)
+                        .to_string(),
+                    Add::Float(x) => format!("{:?}", old.parse::<f64>().unwrap_or(0.0) + x),
+                };
+                bucket.insert(field.clone(), new);
+            }
+        }
+        self.buckets.retain(|(resolution, start), _| {
+            start + resolution.seconds() + resolution.ttl_seconds() > now.timestamp()
+        });
+    }
 }
 
 /// Metrics in this process's memory.
@@ -123,7 +155,52 @@ impl super::MetricsStore for MemoryMetrics {
             e.0 += 1;
             e.1 += r.cost;
         }
+        let now = Utc::now();
+        let mut adds = BucketAdds::new();
+        history::request_adds(std::slice::from_ref(r), now, &mut adds);
+        s.add_to_buckets(&adds, now);
         Ok(())
+    }
+
+    async fn track_limit_activity(&self, records: &[LimitActivityRecord]) -> crate::Result<()> {
+        for r in records {
+            validate_name("rate-limit key", &r.key)?;
+        }
+        let mut adds = BucketAdds::new();
+        history::limit_adds(records, &mut adds);
+        self.metrics_state().add_to_buckets(&adds, Utc::now());
+        Ok(())
+    }
+
+    async fn read_history(
+        &self,
+        window: HistoryWindow,
+        now: DateTime<Utc>,
+    ) -> crate::Result<HistoryRead> {
+        let s = self.metrics_state();
+        let resolution = window.resolution();
+        let mut malformed = Vec::new();
+        let mut found = false;
+        let empty = std::collections::HashMap::new();
+        let buckets = window
+            .bucket_starts(now)
+            .into_iter()
+            .map(|start| {
+                let fields = s.buckets.get(&(resolution, start)).unwrap_or(&empty);
+                found |= !fields.is_empty();
+                let key = self.core.keys.metrics_bucket(resolution.code(), start);
+                history::Bucket::from_fields(&key, history::epoch(start), fields, &mut malformed)
+            })
+            .collect();
+        Ok(HistoryRead {
+            series: history::Series {
+                window,
+                resolution: Some(resolution),
+                buckets,
+                found,
+            },
+            malformed,
+        })
     }
 
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()> {

@@ -12,6 +12,7 @@
 //! (`metrics.timeseries_retention_days`, off by default: the original keeps every entry).
 
 mod handle;
+pub mod history;
 mod memory;
 pub(crate) mod redis;
 mod summary;
@@ -22,6 +23,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use handle::Metrics;
+pub use history::{
+    Bucket, HistoryRead, HistoryWindow, LimitActivityRecord, LimitFigures, LlmFigures, Resolution,
+    Series,
+};
 pub use memory::MemoryMetrics;
 pub use redis::RedisMetrics;
 pub use summary::{
@@ -71,6 +76,10 @@ pub struct LlmRequestRecord {
     /// Money a cache hit saved (what the call would have cost).
     #[serde(default)]
     pub saved_cost: f64,
+    /// When it happened, for its time buckets (the time of the write when `None`; the
+    /// [`Metrics`] handle fills it in, so a request replayed after an outage keeps its minute).
+    #[serde(default)]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// One code review, for `code_review:<developer>` and `code_review:status:<status>`.
@@ -97,6 +106,8 @@ pub enum MetricsWrite {
     Requests(Vec<LlmRequestRecord>),
     /// [`MetricsStore::track_code_review`].
     Review(CodeReviewRecord),
+    /// [`MetricsStore::track_limit_activity`].
+    Limits(Vec<LimitActivityRecord>),
 }
 
 /// What a metrics read returns: the figures, and whatever could not be parsed.
@@ -132,6 +143,9 @@ pub trait MetricsStore: crate::store::Store {
     /// Adds one code review to `code_review:<developer>` and
     /// `code_review:status:<status>`.
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()>;
+    /// Adds rate-limit activity (admissions, refusals, waits per limiter key) to the time
+    /// buckets of when it happened.
+    async fn track_limit_activity(&self, records: &[LimitActivityRecord]) -> crate::Result<()>;
     /// Applies `write` at most once per `op_id`: sending it again after a failure whose reply
     /// was lost (the server may have applied it) changes nothing. The Redis backend marks each
     /// applied write for an hour in the slots it touched; a backend where a failed call cannot
@@ -142,8 +156,15 @@ pub trait MetricsStore: crate::store::Store {
             MetricsWrite::Completion(r) => self.track_pipeline_completion(r).await,
             MetricsWrite::Requests(rs) => self.track_llm_requests(rs).await,
             MetricsWrite::Review(r) => self.track_code_review(r).await,
+            MetricsWrite::Limits(rs) => self.track_limit_activity(rs).await,
         }
     }
+    /// The time buckets of `window` ending at `now`, in one round trip.
+    async fn read_history(
+        &self,
+        window: HistoryWindow,
+        now: DateTime<Utc>,
+    ) -> crate::Result<HistoryRead>;
     /// Totals, the last `days` local days (oldest first, gaps as zeros), the `recent` newest
     /// completed pipelines, per-provider and per-model breakdowns, code review figures.
     async fn read_metrics(&self, days: u32, recent: usize) -> crate::Result<MetricsRead>;

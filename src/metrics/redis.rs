@@ -5,9 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use redis::Pipeline;
 
+use super::history::{self, Add, BucketAdds, HistoryRead, HistoryWindow, LimitActivityRecord};
 use super::writes::{Op, Writes};
 use super::{
     CodeReviewRecord, FieldReader, KNOWN_PIPELINE_STATUSES, LlmRequestRecord, MetricsRead,
@@ -214,27 +215,38 @@ impl RedisMetrics {
         }
         let k = &self.core.keys;
         let llm = k.metrics_llm();
-        w.push(&llm, Op::HIncrBy("total_requests".into(), hits + misses))
-            .push(&llm, Op::HIncrBy("prompt_tokens".into(), prompt))
-            .push(&llm, Op::HIncrBy("completion_tokens".into(), completion))
-            .push(&llm, Op::HIncrByFloat("total_cost".into(), cost))
-            .push(&llm, Op::HIncrByFloat("saved_cost".into(), saved))
-            .push(&llm, Op::HIncrByFloat("latency_ms_total".into(), latency));
-        if hits > 0 {
-            w.push(&llm, Op::HIncrBy("cache_hits".into(), hits));
+        // A zero addition changes nothing a reader sees (every reader, the original's too,
+        // takes a missing field as 0), so it is not sent: a cache hit (no cost, no tokens)
+        // then costs the guard script fewer commands, which pays for its time buckets.
+        w.push(&llm, Op::HIncrBy("total_requests".into(), hits + misses));
+        for (field, n) in [
+            ("prompt_tokens", prompt),
+            ("completion_tokens", completion),
+            ("cache_hits", hits),
+            ("cache_misses", misses),
+        ] {
+            if n != 0 {
+                w.push(&llm, Op::HIncrBy(field.into(), n));
+            }
         }
-        if misses > 0 {
-            w.push(&llm, Op::HIncrBy("cache_misses".into(), misses));
+        for (field, x) in [
+            ("total_cost", cost),
+            ("saved_cost", saved),
+            ("latency_ms_total", latency),
+        ] {
+            if x != 0.0 {
+                w.push(&llm, Op::HIncrByFloat(field.into(), x));
+            }
         }
-        for (name, s) in &providers {
-            let key = k.metrics_llm_provider(name);
-            w.push(&key, Op::HIncrBy("requests".into(), s.requests))
-                .push(&key, Op::HIncrByFloat("cost".into(), s.cost));
-        }
-        for (name, s) in &models {
-            let key = k.metrics_llm_model(name);
-            w.push(&key, Op::HIncrBy("requests".into(), s.requests))
-                .push(&key, Op::HIncrByFloat("cost".into(), s.cost));
+        for (key, s) in providers
+            .iter()
+            .map(|(n, s)| (k.metrics_llm_provider(n), s))
+            .chain(models.iter().map(|(n, s)| (k.metrics_llm_model(n), s)))
+        {
+            w.push(&key, Op::HIncrBy("requests".into(), s.requests));
+            if s.cost != 0.0 {
+                w.push(&key, Op::HIncrByFloat("cost".into(), s.cost));
+            }
         }
         for name in providers.keys() {
             w.push(k.metrics_index("providers"), Op::SAdd((*name).to_owned()));
@@ -242,7 +254,45 @@ impl RedisMetrics {
         for name in models.keys() {
             w.push(k.metrics_index("models"), Op::SAdd((*name).to_owned()));
         }
+        let now = Utc::now();
+        let mut adds = BucketAdds::new();
+        history::request_adds(records, now, &mut adds);
+        self.bucket_writes(&adds, now, &mut w);
         Ok(w)
+    }
+
+    /// The commands of rate-limit activity: bucket fields only.
+    fn limit_writes(&self, records: &[LimitActivityRecord]) -> crate::Result<Writes> {
+        for r in records {
+            validate_name("rate-limit key", &r.key)?;
+        }
+        let now = Utc::now();
+        let mut adds = BucketAdds::new();
+        history::limit_adds(records, &mut adds);
+        let mut w = Writes::default();
+        self.bucket_writes(&adds, now, &mut w);
+        Ok(w)
+    }
+
+    /// Adds `adds` to their bucket hashes, each bucket followed by its EXPIRE: the bucket
+    /// lives until its retention after its period ends. A bucket already past its retention (a
+    /// very late replay) is not written at all.
+    fn bucket_writes(&self, adds: &BucketAdds, now: DateTime<Utc>, w: &mut Writes) {
+        for ((resolution, start), fields) in adds {
+            let left = start + resolution.seconds() + resolution.ttl_seconds() - now.timestamp();
+            if left <= 0 {
+                continue;
+            }
+            let key = self.core.keys.metrics_bucket(resolution.code(), *start);
+            for (field, value) in fields {
+                let op = match value {
+                    Add::Int(n) => Op::HIncrBy(field.clone(), *n),
+                    Add::Float(x) => Op::HIncrByFloat(field.clone(), *x),
+                };
+                w.push(&key, op);
+            }
+            w.push(&key, Op::Expire(left));
+        }
     }
 
     /// The commands of one code review.
@@ -291,11 +341,69 @@ impl super::MetricsStore for RedisMetrics {
         self.core.redis.query_pipe_ok(&w.pipeline()).await
     }
 
+    async fn track_limit_activity(&self, records: &[LimitActivityRecord]) -> crate::Result<()> {
+        let w = self.limit_writes(records)?;
+        if w.is_empty() {
+            return Ok(());
+        }
+        self.core.redis.query_pipe_ok(&w.pipeline()).await
+    }
+
+    async fn read_history(
+        &self,
+        window: HistoryWindow,
+        now: DateTime<Utc>,
+    ) -> crate::Result<HistoryRead> {
+        let resolution = window.resolution();
+        let starts = window.bucket_starts(now);
+        let keys: Vec<String> = starts
+            .iter()
+            .map(|s| self.core.keys.metrics_bucket(resolution.code(), *s))
+            .collect();
+        // One round trip: one HGETALL per period (at most 720), split per node on Cluster.
+        let mut p = Pipeline::new();
+        p.ignore_errors();
+        for key in &keys {
+            p.hgetall(key);
+        }
+        let values: Vec<redis::Value> = self.core.redis.query_pipe(&p).await?;
+        let mut malformed = Vec::new();
+        let mut found = false;
+        let buckets = starts
+            .iter()
+            .zip(keys)
+            .zip(
+                values
+                    .into_iter()
+                    .chain(std::iter::repeat(redis::Value::Nil)),
+            )
+            .map(|((start, key), value)| {
+                let fields = Reply {
+                    key: key.clone(),
+                    value,
+                }
+                .hash(&mut malformed);
+                found |= !fields.is_empty();
+                history::Bucket::from_fields(&key, history::epoch(*start), &fields, &mut malformed)
+            })
+            .collect();
+        Ok(HistoryRead {
+            series: history::Series {
+                window,
+                resolution: Some(resolution),
+                buckets,
+                found,
+            },
+            malformed,
+        })
+    }
+
     async fn track_once(&self, op_id: &str, write: &MetricsWrite) -> crate::Result<()> {
         let w = match write {
             MetricsWrite::Completion(r) => self.completion_writes(r)?,
             MetricsWrite::Requests(rs) => self.requests_writes(rs)?,
             MetricsWrite::Review(r) => self.review_writes(r)?,
+            MetricsWrite::Limits(rs) => self.limit_writes(rs)?,
         };
         if w.is_empty() {
             return Ok(());

@@ -33,6 +33,8 @@ pub enum Action {
     Freeze,
     Theme,
     Refresh,
+    WindowLonger,
+    WindowShorter,
     NextView,
 }
 
@@ -242,6 +244,24 @@ pub const ACTIONS: &[ActionInfo] = &[
         defaults: &["Tab"],
         scopes: &[Overview, Metrics],
         hint_in: &[Overview, Metrics],
+    },
+    ActionInfo {
+        action: Action::WindowLonger,
+        name: "window_longer",
+        hint: "window",
+        help: "Charts: longer time window (15m, 1h, 6h, 24h, 30d)",
+        defaults: &["+", "="],
+        scopes: &[Overview],
+        hint_in: &[Overview],
+    },
+    ActionInfo {
+        action: Action::WindowShorter,
+        name: "window_shorter",
+        hint: "",
+        help: "Charts: shorter time window",
+        defaults: &["-"],
+        scopes: &[Overview],
+        hint_in: &[Overview],
     },
 ];
 

@@ -43,4 +43,6 @@ pub enum Command {
     Refresh,
     /// Fetch a card's event history.
     LoadHistory(String),
+    /// Read the charts' time buckets over this window from now on (and at once).
+    Window(crate::metrics::HistoryWindow),
 }

@@ -29,6 +29,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::feed::Feed;
+use crate::metrics::HistoryWindow;
 
 use super::message::{Command, Message};
 
@@ -60,6 +61,8 @@ pub fn spawn(
     mut commands: mpsc::Receiver<Command>,
 ) -> Sources {
     let poll_now = Arc::new(Notify::new());
+    // The charts' window, as the UI last chose it: the poller reads its buckets.
+    let (window_tx, window_rx) = tokio::sync::watch::channel(HistoryWindow::default());
     let mut tasks = Vec::new();
 
     // Watcher.
@@ -118,7 +121,8 @@ pub fn spawn(
                     _ = tick.tick() => {}
                     _ = poll_now.notified() => tick.reset(),
                 }
-                let msg = match feed.snapshot(Utc::now()).await {
+                let window = *window_rx.borrow();
+                let msg = match feed.snapshot(Utc::now(), window).await {
                     Ok(s) => Message::Snapshot(Box::new(s)),
                     Err(e) => Message::ReadFailed(e.to_string()),
                 };
@@ -197,6 +201,10 @@ pub fn spawn(
                 match cmd {
                     Command::Refresh => {
                         feed.forget_scans();
+                        poll_now.notify_one();
+                    }
+                    Command::Window(w) => {
+                        window_tx.send_replace(w);
                         poll_now.notify_one();
                     }
                     Command::LoadHistory(card_id) => {

@@ -8,9 +8,10 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
 use artemis::connection::ConnState;
-use artemis::limiter::{LimitOrigin, LimitUsage};
+use artemis::limiter::{LimitActivity, LimitOrigin, LimitUsage};
 use artemis::metrics::{
-    Breakdown, DailyFigures, LlmTotals, PipelineTotals, RecentPipeline, Summary,
+    Breakdown, DailyFigures, HistoryWindow, LimitFigures, LlmFigures, LlmTotals, PipelineTotals,
+    RecentPipeline, Series, Summary,
 };
 use artemis::model::{
     Malformed, PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus,
@@ -261,6 +262,12 @@ pub fn limits() -> Vec<LimitUsage> {
             tokens_used: Some(12_000),
             tokens_limit: Some(40_000),
             limit_origin: LimitOrigin::Registry,
+            activity: Some(LimitActivity {
+                admitted: 22,
+                refused: 3,
+                waited: 1,
+                over_seconds: 60,
+            }),
         },
         LimitUsage {
             key: "artemis:ratelimit:anthropic:anthropic:claude-sonnet-4-5:default".into(),
@@ -272,6 +279,7 @@ pub fn limits() -> Vec<LimitUsage> {
             tokens_used: None,
             tokens_limit: None,
             limit_origin: LimitOrigin::Registry,
+            activity: None,
         },
         LimitUsage {
             key: "artemis:ratelimit:openai:openai:gpt-4o-mini:default".into(),
@@ -283,8 +291,59 @@ pub fn limits() -> Vec<LimitUsage> {
             tokens_used: None,
             tokens_limit: None,
             limit_origin: LimitOrigin::Registry,
+            activity: None,
         },
     ]
+}
+
+/// The last hour of time buckets: two providers with a spend that rises and falls, a hit rate
+/// that swings between 40 % and 95 %, and one rate-limit key refused now and then.
+pub fn history() -> Series {
+    history_for(HistoryWindow::Hour1)
+}
+
+/// [`history`] for another window (same shape, the window's buckets).
+pub fn history_for(window: HistoryWindow) -> Series {
+    let mut series = Series::empty(window, now());
+    let n = series.buckets.len();
+    for (i, b) in series.buckets.iter_mut().enumerate() {
+        let phase = i as f64 / n.max(1) as f64 * std::f64::consts::TAU;
+        let hits = (12.0 + 8.0 * phase.sin()).round() as i64;
+        let misses = (3.0 + 2.0 * phase.cos()).round().max(1.0) as i64;
+        b.providers.insert(
+            "openai".into(),
+            LlmFigures {
+                requests: hits + misses,
+                hits,
+                misses,
+                cost: 0.02 + 0.015 * (phase * 2.0).sin().abs(),
+                prompt_tokens: 1_000,
+                completion_tokens: 400,
+            },
+        );
+        b.providers.insert(
+            "anthropic".into(),
+            LlmFigures {
+                requests: 2,
+                hits: 0,
+                misses: 2,
+                cost: 0.01 + 0.01 * (i % 7) as f64 / 7.0,
+                prompt_tokens: 500,
+                completion_tokens: 200,
+            },
+        );
+        b.limits.insert(
+            "artemis:ratelimit:openai:openai:gpt-4o:default".into(),
+            LimitFigures {
+                admitted: 20 + (i % 5) as i64,
+                refused: (i % 4 == 0) as i64 * 3,
+                waited: (i % 4 == 0) as i64,
+                wait_ms: (i % 4 == 0) as i64 * 800,
+            },
+        );
+    }
+    series.found = true;
+    series
 }
 
 pub fn connected() -> ConnState {
@@ -311,6 +370,7 @@ pub fn snapshot_at(age_ms: i64, step: i64) -> Snapshot {
         cards: cards(),
         metrics: m,
         limits: limits(),
+        history: history(),
         malformed: vec![Malformed {
             key: "artemis:pipeline:card-bad".into(),
             reason: "invalid JSON: expected value at line 1 column 1".into(),

@@ -178,6 +178,14 @@ impl App {
                     View::Card(_) => return Vec::new(),
                 };
             }
+            Action::WindowLonger | Action::WindowShorter => {
+                self.window = if action == Action::WindowLonger {
+                    self.window.longer()
+                } else {
+                    self.window.shorter()
+                };
+                return vec![Command::Window(self.window)];
+            }
         }
         Vec::new()
     }

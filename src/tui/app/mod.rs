@@ -16,7 +16,7 @@
 //! live are capped per card and in total and dropped when the card leaves Redis.
 
 mod cards;
-mod charts;
+pub mod charts;
 mod drilldown;
 mod events;
 mod keys;
@@ -154,6 +154,8 @@ pub struct App {
     pub bad_events: u64,
     /// The last of those, with why it was refused.
     pub last_bad_event: Option<crate::model::Malformed>,
+    /// The charts' time window (`+` / `-`); the source tasks read its buckets.
+    pub window: crate::metrics::HistoryWindow,
     /// The drilldown card's stored history, once loaded.
     pub card_history: Option<(String, HistoryResult)>,
     /// Warnings shown until the next key press (key config problems, theme refusals).
@@ -213,6 +215,7 @@ impl App {
             bad_events: 0,
             last_bad_event: None,
             card_history: None,
+            window: crate::metrics::HistoryWindow::default(),
             notices,
             flash: None,
             now: Utc::now(),
@@ -270,6 +273,14 @@ impl App {
             Some(f) => &f.history,
             None => &self.history,
         }
+    }
+
+    /// The time buckets the charts draw: the shown snapshot's, when they are of the chosen
+    /// window or when the store holds none (the charts then fall back to the polls); `None`
+    /// while the chosen window's buckets are still being read.
+    pub fn chart_series(&self) -> Option<&crate::metrics::Series> {
+        let series = &self.shown()?.history;
+        (!series.found || series.window == self.window).then_some(series)
     }
 
     /// Whether the screen is frozen.

@@ -434,6 +434,7 @@ mod tests {
             cards,
             metrics: Default::default(),
             limits: Vec::new(),
+            history: Default::default(),
             malformed: Vec::new(),
         }
     }

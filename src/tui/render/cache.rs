@@ -1,26 +1,32 @@
-//! The cache panel: hit-rate gauge, its recent history, hits, misses and money saved.
+//! The cache panel: hit-rate gauge, hits, misses and money saved (all time), and the hit rate
+//! over the charts' window as a line on a 0-100 % axis, from the metrics' time buckets (or the
+//! polls since start when Redis holds none).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Sparkline};
+use ratatui::widgets::Paragraph;
+
+use super::timechart;
+use crate::tui::app::charts;
 
 use crate::format;
 use crate::tui::app::App;
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
-    let block = super::panel(app, " LLM cache ");
+    let block = super::panel(app, format!(" LLM cache · {} ", app.window.label()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let Some(snap) = app.shown() else {
         return;
     };
     let llm = &snap.metrics.llm;
-    let [gauge, figures, saved, label, spark] = Layout::vertical([
+    // Below 7 rows the all-time figures give way to the chart.
+    let figures_rows = u16::from(inner.height >= 7);
+    let [gauge, figures, label, spark] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Length(figures_rows),
         Constraint::Length(1),
         Constraint::Min(0),
     ])
@@ -43,44 +49,47 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         ])),
         gauge,
     );
+    // All-time figures (the gauge's too): the chart below is the window's.
     frame.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled("hits ", t.dim),
             Span::styled(format::count(llm.cache_hits.max(0) as u64), t.ok),
-            Span::styled("  misses ", t.dim),
+            Span::styled(" · misses ", t.dim),
             Span::styled(format::count(llm.cache_misses.max(0) as u64), t.warn),
+            Span::styled(" · saved ", t.dim),
+            Span::styled(format::usd(llm.saved_cost), t.ok),
+            Span::styled(" · all time", t.dim),
         ])),
         figures,
     );
+    let Some(series) = app.chart_series() else {
+        frame.render_widget(
+            Paragraph::new(Span::styled(
+                crate::text::fit(
+                    &format!("reading the last {}…", app.window.label()),
+                    label.width as usize,
+                ),
+                t.dim,
+            )),
+            label,
+        );
+        return;
+    };
+    let data = charts::hit_rate(series, app.window, app.shown_history());
     frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled("saved ", t.dim),
-            Span::styled(format::usd(llm.saved_cost), t.ok),
-            Span::styled(" by hits", t.dim),
-        ])),
-        saved,
-    );
-    // One column per poll, newest at the right.
-    let hist = &app.shown_history().hit_rate;
-    let n = (spark.width as usize).min(hist.len());
-    let data: Vec<Option<u64>> = hist
-        .iter()
-        .skip(hist.len() - n)
-        .map(|r| r.map(|r| (r.clamp(0.0, 1.0) * 100.0).round() as u64))
-        .collect();
-    frame.render_widget(
-        Paragraph::new(Span::styled(format!("per poll · last {n}"), t.dim)),
+        Paragraph::new(Span::styled(
+            crate::text::fit(
+                &match data.source {
+                    charts::ChartSource::Buckets => format!("hit rate, {}", data.per),
+                    charts::ChartSource::SinceStart => timechart::source_label(&data),
+                },
+                label.width as usize,
+            ),
+            t.dim,
+        )),
         label,
     );
-    if spark.height > 0 {
-        frame.render_widget(
-            Sparkline::default()
-                .data(data)
-                .max(100)
-                .style(t.chart)
-                .absent_value_symbol(" ")
-                .absent_value_style(t.dim),
-            spark,
-        );
-    }
+    timechart::draw(frame, app, spark, &data, Some(100.0), &|v| {
+        format!("{v:.0}%")
+    });
 }

@@ -32,7 +32,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let mut lines = Vec::new();
-    let per_limit = 2usize;
+    // A third line per key for its refusals and waits, where every key still fits.
+    let with_activity = snap.limits.iter().any(|l| l.activity.is_some());
+    let per_limit = if with_activity && inner.height as usize >= 3 * snap.limits.len() {
+        3usize
+    } else {
+        2usize
+    };
     let room = inner.height as usize / per_limit;
     let shown = snap.limits.len().min(room.max(1));
     // The keys closest to their limit first: that is what the panel is for.
@@ -40,10 +46,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     sorted.sort_by(|a, b| pressure(b).total_cmp(&pressure(a)).then(a.key.cmp(&b.key)));
     for l in sorted.into_iter().take(shown) {
         let window = format!(" per {}", window_label(l.window_seconds));
-        let name = text::fit(
-            &format!("{}:{}", l.resource, l.identifier),
-            w.saturating_sub(window.chars().count()),
-        );
+        let full = format!("{}:{}", l.resource, l.identifier);
+        let name = text::fit(&full, w.saturating_sub(window.chars().count()));
         lines.push(Line::from(vec![
             Span::styled(name, t.text),
             Span::styled(window, t.dim),
@@ -91,16 +95,47 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             spans.push(Span::styled(s, super::headroom_style(app, r)));
         }
         lines.push(Line::from(spans));
+        if per_limit == 3 {
+            lines.push(activity_line(app, l, w));
+        }
     }
     if shown < snap.limits.len() {
-        lines.pop();
-        lines.pop();
+        for _ in 0..per_limit {
+            lines.pop();
+        }
         lines.push(Line::from(Span::styled(
             format!("+{} more (see --once)", snap.limits.len() - shown + 1),
             t.dim,
         )));
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// `refused 3 · waited 1 in 60s`: what the limiters did with the key over the buckets covering
+/// its window (the metrics' time buckets), or that no bucket names it (Python limiters count
+/// nothing).
+pub(super) fn activity_label(l: &crate::limiter::LimitUsage) -> String {
+    match l.activity {
+        Some(a) => format!(
+            "refused {} · waited {} in {}",
+            format::count(a.refused),
+            format::count(a.waited),
+            window_label(a.over_seconds as f64)
+        ),
+        None => "refusals not counted (no history)".to_owned(),
+    }
+}
+
+fn activity_line<'a>(app: &App, l: &crate::limiter::LimitUsage, w: usize) -> Line<'a> {
+    let t = &app.theme;
+    let style = match l.activity {
+        Some(a) if a.refused > 0 || a.waited > 0 => t.warn,
+        _ => t.dim,
+    };
+    Line::from(vec![
+        Span::raw("    "),
+        Span::styled(text::fit(&activity_label(l), w.saturating_sub(4)), style),
+    ])
 }
 
 fn ratio(used: u64, limit: u64) -> f64 {

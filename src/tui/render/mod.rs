@@ -1,6 +1,7 @@
 //! Turning the app state into a frame: one file per screen region.
 //!
-//! Overview (`header.rs`, `cards.rs`, `cache.rs`, `limits.rs`, `cost.rs`, `footer.rs`):
+//! Overview (`header.rs`, `cards.rs`, `cache.rs`, `limits.rs`, `cost.rs`, `limit_chart.rs`,
+//! `footer.rs`; the charts are drawn by `timechart.rs`):
 //!
 //! ```text
 //! ┌─────────────────────────────── terminal ───────────────────────────────┐
@@ -10,11 +11,11 @@
 //! ││ ID         TITLE          STATUS    STAGE     PROGRESS     TIME  COST ││ cards (rest)
 //! ││ card-123   Add login      running   dev       ███▌░░ 3/8  4m12s $0.42 ││
 //! │└──────────────────────────────────────────────────────────────────────┘│
-//! │┌ Cache ────────────┐┌ Rate limits ──────┐┌ Cost ────────────────────────┐│
-//! ││ gauge, sparkline, ││ requests / tokens ││ cost/day (30 d) bars, $/h,   ││ panels (8-16)
-//! ││ hits, misses, $   ││ used of limit     ││ per provider, per model      ││
-//! │└───────────────────┘└───────────────────┘└──────────────────────────────┘│
-//! │ q quit  ? help  ⏎ open  / filter  s sort  p freeze  t theme  r refresh  │ footer (1)
+//! │┌ LLM cache · 1h ┐┌ Rate limits ──┐┌ LLM spend · 1h ──┐┌ Rate-limit use ┐│
+//! ││ gauge, totals, ││ requests /    ││ spend per minute ││ checks per key ││ panels (8-16)
+//! ││ hit rate chart ││ tokens, refus.││ per provider     ││ (from 140 cols)││
+//! │└────────────────┘└───────────────┘└──────────────────┘└────────────────┘│
+//! │ q quit  ? help  ⏎ open  / filter  s sort  p freeze  t theme  + window  │ footer (1)
 //! └────────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
@@ -33,8 +34,10 @@ mod cost;
 mod footer;
 mod header;
 mod help;
+mod limit_chart;
 mod limits;
 mod metrics;
+mod timechart;
 
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
@@ -84,21 +87,39 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
     }
 }
 
+/// Terminal width from which the overview shows the rate-limit history panel.
+pub const LIMIT_CHART_MIN_WIDTH: u16 = 140;
+
 fn overview(frame: &mut Frame, app: &mut App, area: Rect) {
     let panels_h = (area.height * 2 / 5).clamp(8, 16);
     let [table, panels] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(panels_h)]).areas(area);
     cards::render(frame, app, table);
     app.table_area = table;
-    let [c, l, k] = Layout::horizontal([
-        Constraint::Percentage(30),
-        Constraint::Percentage(30),
-        Constraint::Percentage(40),
-    ])
-    .areas(panels);
-    cache::render(frame, app, c);
-    limits::render(frame, app, l);
-    cost::render(frame, app, k);
+    // The rate-limit history needs a panel of its own: only where four panels fit.
+    if panels.width >= LIMIT_CHART_MIN_WIDTH {
+        let [c, l, k, h] = Layout::horizontal([
+            Constraint::Percentage(24),
+            Constraint::Percentage(26),
+            Constraint::Percentage(28),
+            Constraint::Percentage(22),
+        ])
+        .areas(panels);
+        cache::render(frame, app, c);
+        limits::render(frame, app, l);
+        cost::render(frame, app, k);
+        limit_chart::render(frame, app, h);
+    } else {
+        let [c, l, k] = Layout::horizontal([
+            Constraint::Percentage(30),
+            Constraint::Percentage(30),
+            Constraint::Percentage(40),
+        ])
+        .areas(panels);
+        cache::render(frame, app, c);
+        limits::render(frame, app, l);
+        cost::render(frame, app, k);
+    }
 }
 
 /// Until the first snapshot arrives: where we are connecting and how it goes.
