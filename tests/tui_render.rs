@@ -1,6 +1,6 @@
 //! Rendered frames of the dashboard, checked cell by cell against committed snapshots
-//! (`tests/snapshots/`): overview, drilldown, help and the mono theme at 80x24 and 160x48, and
-//! the "too small" screen, all from fixed fixtures and an injected clock. Beside the
+//! (`tests/snapshots/`): overview at 60x18, 80x24, 160x48 and 220x60, drilldown at the same
+//! sizes, help and the mono theme at 80x24 and 160x48, and the "too small" screen, all from fixed fixtures and an injected clock. Beside the
 //! snapshots, properties that must hold in every frame: no raw control character reaches the
 //! terminal, wide characters are cut by width, mono uses no colour.
 
@@ -200,6 +200,22 @@ fn drilldown_160x48() {
     let t = shot("drilldown_160x48", &mut app, 160, 48);
     assert!(t.contains("writing tests"));
     assert!(t.contains("priority=high"));
+}
+
+#[test]
+fn drilldown_60x18() {
+    let mut app = drilled();
+    let t = shot("drilldown_60x18", &mut app, 60, 18);
+    assert!(t.contains("Card card-101"), "{t}");
+    assert!(t.contains("$0.42"), "{t}");
+}
+
+#[test]
+fn drilldown_220x60() {
+    let mut app = drilled();
+    let t = shot("drilldown_220x60", &mut app, 220, 60);
+    assert!(t.contains("writing tests"), "{t}");
+    assert!(t.contains("cost $0.42"), "{t}");
 }
 
 #[test]

@@ -145,10 +145,20 @@ pub fn plan(inner: usize, needs: &Needs) -> Widths {
     w
 }
 
+/// [`text::width`], with the common case (printable ASCII, one cell per byte) answered without
+/// segmenting into grapheme clusters: measuring runs for every visible cell of every frame.
+fn cells(s: &str) -> usize {
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        s.len()
+    } else {
+        text::width(s)
+    }
+}
+
 /// `id` cut to `max` cells in the middle (`sim-4…0551`): the prefix says what kind of card it
 /// is, the end tells cards apart. Whole when it fits.
 pub fn cut_id(id: &str, max: usize) -> String {
-    if text::width(id) <= max {
+    if cells(id) <= max {
         return text::sanitize(id).into_owned();
     }
     if max < 4 {
@@ -303,7 +313,23 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
     };
     let rows = app.rows_slice(app.offset, visible);
     let shown = Shown::measure(rows, snap, app.now);
-    let w = plan(inner_w, &shown.needs);
+    let mut w = plan(inner_w, &shown.needs);
+    if w.id < shown.needs.id {
+        // Ids must be cut: only now is it worth finding how far they can be (most frames
+        // show them whole and skip this).
+        let ids: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| match *r {
+                Row::Card(ci) => snap.cards.get(ci).map(|c| c.pipeline.card_id.as_str()),
+                Row::Malformed(_) => None,
+            })
+            .collect();
+        let needs = Needs {
+            id_distinct: distinct_width(&ids, ID_MIN),
+            ..shown.needs
+        };
+        w = plan(inner_w, &needs);
+    }
     let cols = w.columns();
     let mask = w.shown();
     let keep = move |cells: Vec<Cell<'static>>| -> Vec<Cell<'static>> {
@@ -433,26 +459,22 @@ impl Shown {
             .collect();
         let cost_col = format::DecimalColumn::fit(costs.iter().map(String::as_str));
         let label = ProgressLabel::fit(cards.iter().flatten().copied());
-        let ids: Vec<&str> = cards
-            .iter()
-            .flatten()
-            .map(|c| c.pipeline.card_id.as_str())
-            .collect();
         let max_of =
             |f: &dyn Fn(&Card) -> usize| cards.iter().flatten().map(|c| f(c)).max().unwrap_or(0);
         let malformed = rows.iter().any(|r| matches!(r, Row::Malformed(_)));
-        let id_full = max_of(&|c| text::width(&c.pipeline.card_id));
+        let id_full = max_of(&|c| cells(&c.pipeline.card_id));
         let needs = Needs {
             // A malformed row shows the end of its key in whatever the ids leave.
-            id: id_full.max(if ids.is_empty() { 12 } else { 2 }),
-            id_distinct: distinct_width(&ids, ID_MIN),
-            title: max_of(&|c| text::width(c.title().unwrap_or(""))),
+            id: id_full.max(if id_full == 0 { 12 } else { 2 }),
+            // Found by the caller when ids must be cut.
+            id_distinct: 0,
+            title: max_of(&|c| cells(c.title().unwrap_or(""))),
             status: max_of(&|c| c.pipeline.status.as_str().len()).max(if malformed {
                 "malformed".len()
             } else {
                 0
             }),
-            stage: max_of(&|c| text::width(c.pipeline.current_stage.as_deref().unwrap_or("-"))),
+            stage: max_of(&|c| cells(c.pipeline.current_stage.as_deref().unwrap_or("-"))),
             label: label.width(),
             time: times.iter().map(|t| text::cells(t)).max().unwrap_or(0),
             cost: cost_col.width(),
