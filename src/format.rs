@@ -25,23 +25,150 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
-/// US dollars: `$0.0042`, `$0.42`, `$12.34`, `$1.2k`, `$3.4M`.
+/// Significant digits every money figure keeps, on every face.
+pub const MONEY_DIGITS: i32 = 3;
+
+/// Decimals beyond which a non-zero amount is shown as `<$0.000001` rather than rounded to a
+/// zero it is not.
+const MONEY_MAX_DECIMALS: i32 = 6;
+
+/// US dollars, one format for the whole app: [`MONEY_DIGITS`] significant digits, never fewer
+/// than cents, trailing zeros past the cents dropped: `$0.42`, `$0.0427`, `$0.0027`,
+/// `$0.000012`, `$12.35`, `$123.45`; thousands and up keep the same three digits with a
+/// suffix: `$1.23k`, `$45.6k`, `$7.89M`. A non-zero amount never shows as zero (`<$0.000001`
+/// below a millionth). Non-finite input gives `-`. Negative amounts keep their sign (`-$0.42`).
 pub fn usd(v: f64) -> String {
     if !v.is_finite() {
         return "-".into();
     }
-    let a = v.abs();
     let sign = if v < 0.0 { "-" } else { "" };
+    let a = v.abs();
     if a == 0.0 {
-        "$0.00".into()
-    } else if a < 0.01 {
-        format!("{sign}${a:.4}")
-    } else if a < 1_000.0 {
-        format!("{sign}${a:.2}")
-    } else if a < 1_000_000.0 {
-        format!("{sign}${:.1}k", a / 1_000.0)
+        return "$0.00".into();
+    }
+    if a < 0.5 * 10f64.powi(-MONEY_MAX_DECIMALS) {
+        return format!(
+            "{sign}<${:.*}",
+            MONEY_MAX_DECIMALS as usize,
+            10f64.powi(-MONEY_MAX_DECIMALS)
+        );
+    }
+    // Rounded first, so that $999.999 becomes $1.00k, not $1000.00.
+    let below_thousand = {
+        let decimals = money_decimals(a);
+        let rounded = round_to(a, decimals);
+        (rounded < 1_000.0).then(|| trim_past_cents(format!("{rounded:.*}", decimals as usize)))
+    };
+    if let Some(figure) = below_thousand {
+        return format!("{sign}${figure}");
+    }
+    const SUFFIXES: [(f64, &str); 4] = [(1e3, "k"), (1e6, "M"), (1e9, "B"), (1e12, "T")];
+    for (i, (unit, suffix)) in SUFFIXES.iter().enumerate() {
+        let scaled = a / unit;
+        let digits_for = |x: f64| (MONEY_DIGITS - 1 - x.log10().floor() as i32).max(0);
+        let mut decimals = digits_for(scaled);
+        let mut rounded = round_to(scaled, decimals);
+        if digits_for(rounded) < decimals {
+            // 0.9996 rounded to 1.000: one decimal fewer keeps three digits.
+            decimals = digits_for(rounded);
+            rounded = round_to(scaled, decimals);
+        }
+        if rounded < 1_000.0 || i == SUFFIXES.len() - 1 {
+            if rounded >= 1_000.0 {
+                return format!("{sign}${:.*e}", (MONEY_DIGITS - 1) as usize, a);
+            }
+            return format!("{sign}${rounded:.*}{suffix}", decimals as usize);
+        }
+    }
+    unreachable!("the last suffix returns")
+}
+
+/// Decimals that give `a` (below a thousand) [`MONEY_DIGITS`] significant digits, and at
+/// least cents.
+fn money_decimals(a: f64) -> i32 {
+    let magnitude = a.log10().floor() as i32;
+    (MONEY_DIGITS - 1 - magnitude).clamp(2, MONEY_MAX_DECIMALS)
+}
+
+fn round_to(v: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (v * f).round() / f
+}
+
+/// `0.420` → `0.42`: zeros past the cents say nothing about a price.
+fn trim_past_cents(mut s: String) -> String {
+    if let Some(point) = s.find('.') {
+        while s.len() > point + 3 && s.ends_with('0') {
+            s.pop();
+        }
+    }
+    s
+}
+
+/// A column of figures aligned on their decimal point: the integer parts right-aligned, the
+/// fractions left-aligned, so that `$0.42`, `$0.0027` and `$12.35` read as one column. Sized
+/// from the figures it will show; a figure without a point (`-`) ends where the points are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecimalColumn {
+    /// Cells before the point (sign, `$` and integer digits).
+    pub int_w: usize,
+    /// Cells from the point on (the point itself, the decimals, a `k` suffix).
+    pub frac_w: usize,
+}
+
+impl DecimalColumn {
+    /// The column that fits every figure in `figures`.
+    pub fn fit<'a>(figures: impl IntoIterator<Item = &'a str>) -> Self {
+        figures.into_iter().fold(Self::default(), |c, f| {
+            let (int, frac) = split_point(f);
+            Self {
+                int_w: c.int_w.max(text::width(int)),
+                frac_w: c.frac_w.max(text::width(frac)),
+            }
+        })
+    }
+
+    /// Cells the column takes.
+    pub fn width(&self) -> usize {
+        self.int_w + self.frac_w
+    }
+
+    /// `figure` placed in the column: exactly [`Self::width`] cells when the figure fits
+    /// (it was among those the column was fitted to), else the figure as is.
+    pub fn cell(&self, figure: &str) -> String {
+        let (int, frac) = split_point(figure);
+        format!(
+            "{}{}",
+            text::pad_left(int, self.int_w.max(text::width(int))),
+            text::pad(frac, self.frac_w.max(text::width(frac)))
+        )
+    }
+}
+
+/// The part of a figure before its decimal point, and the rest (point included).
+fn split_point(figure: &str) -> (&str, &str) {
+    figure.split_at(figure.find('.').unwrap_or(figure.len()))
+}
+
+/// A window length as people say it: `60s`, `5m`, `1h`, `1h30m`, `2.5s`; `-` for a
+/// non-positive or non-finite one.
+pub fn window(secs: f64) -> String {
+    if !secs.is_finite() || secs <= 0.0 {
+        return "-".into();
+    }
+    let s = secs.round() as u64;
+    if (secs - s as f64).abs() > 1e-9 {
+        return format!("{secs:.1}s");
+    }
+    if s < 120 {
+        return format!("{s}s");
+    }
+    if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
     } else {
-        format!("{sign}${:.1}M", a / 1_000_000.0)
+        duration(secs)
     }
 }
 
@@ -144,11 +271,96 @@ mod tests {
     }
 
     #[test]
-    fn money_keeps_small_amounts_visible() {
+    fn money_keeps_three_significant_digits_and_cents() {
         assert_eq!(usd(0.0), "$0.00");
+        assert_eq!(usd(0.42), "$0.42");
+        assert_eq!(usd(0.0427), "$0.0427");
         assert_eq!(usd(0.0042), "$0.0042");
+        assert_eq!(usd(0.00271), "$0.00271");
         assert_eq!(usd(12.345), "$12.35");
-        assert_eq!(usd(1234.0), "$1.2k");
+        assert_eq!(usd(12.0), "$12.00");
+        assert_eq!(usd(123.456), "$123.46");
+        assert_eq!(usd(0.5), "$0.50");
+    }
+
+    #[test]
+    fn money_never_shows_zero_for_a_non_zero_amount() {
+        assert_eq!(usd(0.000012), "$0.000012");
+        assert_eq!(usd(0.0000004), "<$0.000001");
+        assert_eq!(usd(1e-300), "<$0.000001");
+        assert_eq!(usd(-0.0000004), "-<$0.000001");
+        for v in [1e-7, 3e-6, 0.00001, 0.0049, 0.005, 0.0099] {
+            assert_ne!(usd(v), "$0.00", "{v}");
+            assert_ne!(usd(v), "$0.0000", "{v}");
+        }
+    }
+
+    #[test]
+    fn large_money_keeps_three_digits_with_a_suffix() {
+        assert_eq!(usd(1234.0), "$1.23k");
+        assert_eq!(usd(45_678.0), "$45.7k");
+        assert_eq!(usd(456_789.0), "$457k");
+        assert_eq!(usd(7_890_000.0), "$7.89M");
+        assert_eq!(usd(2.5e12), "$2.50T");
+        assert_eq!(usd(4.2e18), "$4.20e18");
+        // Rounding up crosses into the next unit rather than showing four digits.
+        assert_eq!(usd(999.999), "$1.00k");
+        assert_eq!(usd(999_600.0), "$1.00M");
+    }
+
+    #[test]
+    fn odd_money_input_never_panics() {
+        assert_eq!(usd(f64::NAN), "-");
+        assert_eq!(usd(f64::INFINITY), "-");
+        assert_eq!(usd(f64::NEG_INFINITY), "-");
+        assert_eq!(usd(-0.42), "-$0.42");
+        assert_eq!(usd(-1234.0), "-$1.23k");
+        assert_eq!(usd(-0.0), "$0.00");
+        for v in [
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            5e-324,
+        ] {
+            assert!(!usd(v).is_empty(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_money_column_lines_up_on_the_decimal_point() {
+        let figures: Vec<String> = [0.0027, 0.04, 0.000012, 1234.0, 12.0, f64::NAN]
+            .into_iter()
+            .map(usd)
+            .collect();
+        let col = DecimalColumn::fit(figures.iter().map(String::as_str));
+        let cells: Vec<String> = figures.iter().map(|f| col.cell(f)).collect();
+        for c in &cells {
+            assert_eq!(text::width(c), col.width(), "{cells:?}");
+        }
+        let points: Vec<usize> = cells.iter().filter_map(|c| c.find('.')).collect();
+        assert_eq!(points.len(), 5, "{cells:?}");
+        assert!(points.windows(2).all(|p| p[0] == p[1]), "{cells:?}");
+        assert_eq!(cells[5].trim(), "-");
+        assert_eq!(
+            cells[5].trim_end().len(),
+            col.int_w,
+            "`-` ends where the points are"
+        );
+    }
+
+    #[test]
+    fn windows_read_as_people_say_them() {
+        assert_eq!(window(60.0), "60s");
+        assert_eq!(window(300.0), "5m");
+        assert_eq!(window(3600.0), "1h");
+        assert_eq!(window(2.5), "2.5s");
+        assert_eq!(window(0.0), "-");
+        assert_eq!(window(f64::NAN), "-");
+    }
+
+    #[test]
+    fn counts_are_short() {
         assert_eq!(count(12_345), "12.3k");
         assert_eq!(percent(0.7234), "72.3%");
     }

@@ -187,6 +187,64 @@ fn overview_160x48() {
 }
 
 #[test]
+fn overview_60x18() {
+    let mut app = fx::app();
+    let t = shot("overview_60x18", &mut app, 60, 18);
+    // The stated minimum: ids whole, every figure whole.
+    for want in ["card-101", "card-105", "4m12s", "$0.42", "$1.23", "3/8 45%"] {
+        assert!(t.contains(want), "{want} missing:\n{t}");
+    }
+}
+
+#[test]
+fn overview_220x60() {
+    let mut app = fx::app();
+    let t = shot("overview_220x60", &mut app, 220, 60);
+    // The lower panels grow with the terminal: every rate limit fits.
+    assert!(!t.contains("more:"), "{t}");
+    assert!(t.contains("openai:gpt-4o-mini:default"), "{t}");
+}
+
+/// Cells of the progress bar in row `y` (its block and track characters).
+fn bar_cells(buf: &Buffer, y: u16) -> Vec<u16> {
+    (0..buf.area.width)
+        .filter(|&x| {
+            buf[(x, y)]
+                .symbol()
+                .chars()
+                .all(|c| matches!(c, '█' | '▉' | '▊' | '▋' | '▌' | '▍' | '▎' | '▏' | '░'))
+        })
+        .filter(|&x| !buf[(x, y)].symbol().is_empty())
+        .collect()
+}
+
+#[test]
+fn progress_bars_have_one_length_and_one_right_edge() {
+    for (w, h) in [(60, 18), (80, 24), (160, 48), (220, 60)] {
+        let mut app = fx::app();
+        let buf = frame(&mut app, w, h);
+        // One row per status in the fixture (ids may be cut at the narrowest size).
+        let rows: Vec<Vec<u16>> = ["running", "failed", "queued", "completed", "cancelled"]
+            .iter()
+            .map(|status| {
+                let y = (2..h)
+                    .find(|&y| column_of(&buf, y, status).is_some())
+                    .unwrap_or_else(|| panic!("{status} at {w}x{h}:\n{}", text(&buf)));
+                bar_cells(&buf, y)
+            })
+            .collect();
+        for r in &rows {
+            assert!(!r.is_empty(), "{w}x{h}: a row without a bar");
+            assert_eq!(
+                (r.first(), r.len()),
+                (rows[0].first(), rows[0].len()),
+                "{w}x{h}: bars {rows:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn too_small() {
     let mut app = fx::app();
     let t = shot("too_small_40x10", &mut app, 40, 10);
@@ -231,6 +289,22 @@ fn drilldown_160x48() {
     let t = shot("drilldown_160x48", &mut app, 160, 48);
     assert!(t.contains("writing tests"));
     assert!(t.contains("priority=high"));
+}
+
+#[test]
+fn drilldown_60x18() {
+    let mut app = drilled();
+    let t = shot("drilldown_60x18", &mut app, 60, 18);
+    assert!(t.contains("Card card-101"), "{t}");
+    assert!(t.contains("$0.42"), "{t}");
+}
+
+#[test]
+fn drilldown_220x60() {
+    let mut app = drilled();
+    let t = shot("drilldown_220x60", &mut app, 220, 60);
+    assert!(t.contains("writing tests"), "{t}");
+    assert!(t.contains("cost $0.42"), "{t}");
 }
 
 /// The help's lines from its first to its last, scrolling one line at a time at `w`x`h`.

@@ -62,6 +62,14 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
             5,
             20,
         );
+        // One money format, aligned on the decimal point like the dashboard's column.
+        let costs: Vec<String> = snap
+            .cards
+            .iter()
+            .map(|c| c.cost_usd.map(format::usd).unwrap_or_else(|| "-".into()))
+            .collect();
+        let cost_col = format::DecimalColumn::fit(costs.iter().map(String::as_str));
+        let cost_w = cost_col.width().max(text::cells("COST"));
         let _ = writeln!(
             o,
             "  {} {} {} {} {} {} {}",
@@ -71,9 +79,9 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
             text::pad("STAGE", stage_w),
             text::pad("PROGRESS", 12),
             text::pad_left("TIME", 7),
-            text::pad_left("COST", 8)
+            text::pad_left("COST", cost_w)
         );
-        for c in &snap.cards {
+        for (c, cost) in snap.cards.iter().zip(&costs) {
             let p = &c.pipeline;
             let mut prog = format!("{}/{}", p.completed_stages, p.total_stages);
             if let Some(pct) = c.running_percent() {
@@ -100,10 +108,7 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
                         .unwrap_or_else(|| "-".into()),
                     7
                 ),
-                text::pad_left(
-                    &c.cost_usd.map(format::usd).unwrap_or_else(|| "-".into()),
-                    8
-                )
+                text::pad_left(&cost_col.cell(cost), cost_w)
             );
         }
     }
@@ -146,14 +151,14 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
                 text::sanitize(&l.identifier),
                 l.requests_used,
                 limit,
-                format::duration(l.window_seconds)
+                format::window(l.window_seconds)
             ),
             None => format!(
                 "  {}:{}  requests {} in the last {} (limit unknown)",
                 text::sanitize(&l.resource),
                 text::sanitize(&l.identifier),
                 l.requests_used,
-                format::duration(l.window_seconds)
+                format::window(l.window_seconds)
             ),
         };
         if l.limit_origin == crate::limiter::LimitOrigin::Original {
@@ -169,7 +174,7 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
     let _ = writeln!(o, "\nCOST (USD)");
     let _ = writeln!(
         o,
-        "  LLM total {} · {} requests · {} prompt + {} completion tokens",
+        "  LLM spend, all calls (a cache hit costs nothing): {} · {} requests · {} prompt + {} completion tokens",
         format::usd(llm.total_cost),
         llm.total_requests,
         llm.prompt_tokens,
@@ -178,7 +183,7 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
     let pt = &m.pipelines;
     let _ = writeln!(
         o,
-        "  pipelines completed {} · total {} · avg duration {} · avg cost {}",
+        "  finished pipelines (any status): {} · their spend {} · avg duration {} · avg spend {}",
         pt.completed,
         format::usd(pt.total_cost),
         pt.avg_duration
@@ -209,7 +214,7 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
         .collect();
     let _ = writeln!(
         o,
-        "  per day, last {} days (local dates, days with activity): {}",
+        "  finished pipelines' spend per day, last {} days (local dates, days with activity): {}",
         m.daily.len(),
         if days.is_empty() {
             "none".into()
@@ -217,7 +222,10 @@ pub fn render(snap: &Snapshot, now: DateTime<Utc>) -> String {
             days.join(" · ")
         }
     );
-    for (label, items) in [("per provider", &m.providers), ("per model", &m.models)] {
+    for (label, items) in [
+        ("LLM spend per provider", &m.providers),
+        ("LLM spend per model", &m.models),
+    ] {
         let parts: Vec<String> = items
             .iter()
             .map(|b| {

@@ -121,19 +121,34 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
         ),
         t.text,
     ));
+    // The progress goes where the line has room: a 12-cell bar, shorter or none when narrow,
+    // its percent always; the running stage's own percent when there is room for it too.
+    let head_w: usize = status_spans.iter().map(|s| text::cells(&s.content)).sum();
+    let share = format!(" {}", format::percent(card.progress()));
+    let stage_pct = card
+        .running_percent()
+        .map(|pct| format!(" (stage {pct}%)"))
+        .unwrap_or_default();
+    let mut room = w.saturating_sub(head_w + 3 + share.len());
+    let stage_pct = if room >= stage_pct.len() + 3 {
+        room -= stage_pct.len();
+        stage_pct
+    } else {
+        String::new()
+    };
+    let bar_w = room.min(12);
     status_spans.push(Span::styled("   ", t.dim));
-    status_spans.push(Span::styled(super::bar(card.progress(), 12), t.bar));
-    status_spans.push(Span::styled(
-        format!(" {}", format::percent(card.progress())),
-        t.text,
-    ));
-    if let Some(pct) = card.running_percent() {
-        status_spans.push(Span::styled(format!(" (stage {pct}%)"), t.dim));
+    if bar_w >= 3 {
+        status_spans.push(Span::styled(super::bar(card.progress(), bar_w), t.bar));
+    }
+    status_spans.push(Span::styled(share, t.text));
+    if !stage_pct.is_empty() {
+        status_spans.push(Span::styled(stage_pct, t.dim));
     }
     let elapsed = format::elapsed(p, now)
         .map(format::duration)
         .unwrap_or_else(|| "-".into());
-    let times = Line::from(vec![
+    let mut times = Line::from(vec![
         Span::styled("started ", t.dim),
         Span::styled(
             format!("{} UTC", text::sanitize(&format::clock(&p.start_time))),
@@ -162,6 +177,14 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
             t.text,
         ),
     ]);
+    if times.width() > w {
+        // Narrow: the separators shrink before the cost (the last figure) would be cut.
+        for span in &mut times.spans {
+            if let Some(rest) = span.content.strip_prefix("   ") {
+                span.content = format!(" {rest}").into();
+            }
+        }
+    }
     let meta: Vec<String> = p
         .metadata
         .iter()
@@ -203,6 +226,12 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
     } else {
         (14, 9, 12, 8, 8)
     };
+    // Narrow: the progress column gives way first (down to a 5-cell bar and its percent) so
+    // that start and duration stay whole.
+    let prog_w = prog_w.min(
+        w.saturating_sub(3 + name_w + status_w + start_w + dur_w + 6)
+            .max(10),
+    );
     let msg_w = w.saturating_sub(3 + name_w + status_w + prog_w + start_w + dur_w + 6);
     let mut lines = vec![Line::from(Span::styled(
         format!(

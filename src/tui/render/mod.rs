@@ -8,16 +8,20 @@
 //! │ artemis-top │ redis://host:6379/0 │ ● connected │ data 0.4s │ 12 ev/s   │ header (1)
 //! │ ▲ Redis unreachable since 12:00:01 … showing data from 11:59:58        │ banner (0-1)
 //! │┌ Cards 12/340 · sort started ↓ · filter "abc" ────────────────────────┐│
-//! ││ ID         TITLE          STATUS    STAGE     PROGRESS     TIME  COST ││ cards (rest)
-//! ││ card-123   Add login      running   dev       ███▌░░ 3/8  4m12s $0.42 ││
+//! ││ ID       TITLE            STATUS  STAGE PROGRESS         TIME  COST  ││ cards (rest)
+//! ││ card-123 Add login        running dev   ███▌░░░░ 3/8 45% 4m12s $0.42 ││
 //! │└──────────────────────────────────────────────────────────────────────┘│
 //! │┌ LLM cache · 1h ┐┌ Rate limits ──┐┌ LLM spend · 1h ──┐┌ Rate-limit use ┐│
-//! ││ gauge, totals, ││ requests /    ││ spend per minute ││ checks per key ││ panels (8-16)
+//! ││ gauge, totals, ││ requests /    ││ spend per minute ││ checks per key ││ panels (2/5)
 //! ││ hit rate chart ││ tokens, refus.││ per provider     ││ (from 140 cols)││
 //! │└────────────────┘└───────────────┘└──────────────────┘└────────────────┘│
 //! │ q quit  ? help  ⏎ open  / filter  s sort  p freeze  t theme  + window  │ footer (1)
 //! └────────────────────────────────────────────────────────────────────────┘
 //! ```
+//!
+//! The cards table sizes its columns from the rows on screen (`cards::plan`): the short
+//! columns get what they show, ids stay whole or at least distinct, the title takes the rest;
+//! progress bars have one length per frame.
 //!
 //! Drilldown (`card.rs`) replaces the cards table and panels with the card's summary, its
 //! stages in order and its events; the metrics view (`metrics.rs`, Tab) replaces them with
@@ -91,7 +95,11 @@ pub fn draw(frame: &mut Frame, app: &mut App) {
 pub const LIMIT_CHART_MIN_WIDTH: u16 = 140;
 
 fn overview(frame: &mut Frame, app: &mut App, area: Rect) {
-    let panels_h = (area.height * 2 / 5).clamp(8, 16);
+    // The panels grow with the terminal (two fifths of the body, never under 8 rows), so a
+    // tall terminal shows more rate limits and a longer history, not a longer blank table.
+    let panels_h = (area.height * 2 / 5)
+        .max(8)
+        .min(area.height.saturating_sub(5));
     let [table, panels] =
         Layout::vertical([Constraint::Min(5), Constraint::Length(panels_h)]).areas(area);
     cards::render(frame, app, table);
