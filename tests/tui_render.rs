@@ -177,7 +177,7 @@ fn overview_80x24() {
 fn overview_160x48() {
     let mut app = fx::app();
     let t = shot("overview_160x48", &mut app, 160, 48);
-    for want in ["per provider", "gpt-4o", "hit rate", "FROZEN"] {
+    for want in ["providers", "gpt-4o", "hit rate", "FROZEN"] {
         if want == "FROZEN" {
             assert!(!t.contains(want));
         } else {

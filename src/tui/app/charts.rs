@@ -9,8 +9,6 @@ use crate::snapshot::Snapshot;
 
 /// Samples kept per history series (polls: 10 minutes at the default 1 s interval).
 pub const HISTORY_SAMPLES: usize = 600;
-/// Window over which the spend rate is computed.
-pub const SPEND_WINDOW_SECS: i64 = 300;
 
 /// A fixed-capacity ring: pushing onto a full ring drops the oldest entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,21 +101,6 @@ impl History {
         self.hit_rate.push(sample);
         self.last_lookups = Some(now);
         self.spend.push((snap.taken_at, llm.total_cost));
-    }
-
-    /// USD per hour over the last [`SPEND_WINDOW_SECS`] (or as much of it as was observed),
-    /// with the seconds actually covered. `None` until two samples span at least 1 s.
-    pub fn spend_per_hour(&self) -> Option<(f64, i64)> {
-        let (t1, c1) = *self.spend.last()?;
-        let (t0, c0) = *self
-            .spend
-            .iter()
-            .find(|(t, _)| (t1 - *t).num_seconds() <= SPEND_WINDOW_SECS)?;
-        let secs = (t1 - t0).num_milliseconds() as f64 / 1000.0;
-        if secs < 1.0 || c1 < c0 {
-            return None;
-        }
-        Some(((c1 - c0) / secs * 3600.0, secs.round() as i64))
     }
 }
 

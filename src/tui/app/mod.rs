@@ -23,7 +23,7 @@ mod keys;
 mod rows;
 
 pub use self::cards::{CARDS_FROM_EVENTS, EVENT_CARD_GRACE_SECS};
-pub use self::charts::{HISTORY_SAMPLES, History, Ring, SPEND_WINDOW_SECS};
+pub use self::charts::{HISTORY_SAMPLES, History, Ring};
 pub use self::drilldown::{CardView, HistoryResult};
 pub use self::events::{
     EVENTS_PER_CARD, LIVE_EVENTS_TOTAL, LiveEvents, RATE_WINDOW_SECS, SeenEvent, TRACKED_CARDS,

@@ -5,6 +5,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
@@ -57,7 +58,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     let source = Span::styled(timechart::source_label(&data), t.dim);
     // Roomy: a line for the window's total (or where the data comes from), one for the legend
     // (each line's name in its colour, with its spend over the span). Tight: one line.
-    let mut spans = if roomy {
+    let spans = if roomy {
         let head = if since_start {
             vec![source]
         } else {
@@ -78,42 +79,79 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
             Span::styled(": ", t.dim),
         ]
     };
+    let (mut full, mut short) = (Vec::new(), Vec::new());
     if roomy || !since_start {
         for (i, l) in data.lines.iter().enumerate() {
             let sum: f64 = l.points.iter().map(|p| p.1).sum();
-            spans.push(Span::styled(
-                format!("━ {} {} ", text::sanitize(&l.name), format::usd(sum)),
-                timechart::line_style(app, i),
+            let name = text::sanitize(&l.name);
+            let style = timechart::line_style(app, i);
+            full.push(Span::styled(
+                format!("━ {name} {} ", format::usd(sum)),
+                style,
             ));
+            // Where every line's spend cannot fit, every line's name still tells the colours.
+            short.push(Span::styled(format!("━ {name} "), style));
         }
     }
+    // Tight, the window's name goes before a line's name does (the title names the window).
+    let heads = match spans.as_slice() {
+        [_, total, colon] if !since_start && !roomy => {
+            vec![spans.clone(), vec![total.clone(), colon.clone()]]
+        }
+        _ => vec![spans],
+    };
+    let spans = best_fit(&heads, &[full, short], w, t.dim);
     frame.render_widget(Paragraph::new(fit_spans(spans, w)), legend);
     timechart::draw(frame, app, chart, &data, None, &|v| format::usd(v));
 
     // All-time totals, each saying what it counts: every LLM request's spend, and what the
     // completed pipelines cost (their own figure, which need not match).
     let p = &m.pipelines;
+    let (llm, done, done_cost) = (
+        format::usd(m.llm.total_cost),
+        format::count(p.completed.max(0) as u64),
+        format::usd(p.total_cost),
+    );
+    // The longest wording that fits, so the figures are never the part that is cut.
+    let totals = [
+        format!("all time: LLM {llm} · {done} pipelines completed {done_cost}"),
+        format!("all time: LLM {llm} · {done} completed {done_cost}"),
+        format!("all time LLM {llm} · {done} done {done_cost}"),
+        format!("LLM {llm} · {done} done {done_cost}"),
+    ];
+    let totals = totals
+        .iter()
+        .find(|s| text::width(s) <= w)
+        .unwrap_or(&totals[3]);
     frame.render_widget(
-        Paragraph::new(Span::styled(
-            text::fit(
-                &format!(
-                    "all time: LLM {} · {} pipelines completed {}",
-                    format::usd(m.llm.total_cost),
-                    format::count(p.completed.max(0) as u64),
-                    format::usd(p.total_cost)
-                ),
-                w,
-            ),
-            t.dim,
-        )),
+        Paragraph::new(Span::styled(text::fit(totals, w), t.dim)),
         pipelines,
     );
 
     if breakdown_rows > 0 {
-        let mut lines = vec![Line::from(vec![
-            Span::styled("per provider (all time): ", t.column),
-            Span::styled(compact_body(&m.providers), t.text),
-        ])];
+        let heads = [
+            vec![Span::styled("per provider (all time): ", t.column)],
+            vec![Span::styled("providers: ", t.column)],
+        ];
+        let spans = if m.providers.is_empty() {
+            let mut spans = heads[0].clone();
+            spans.push(Span::styled("none yet", t.text));
+            spans
+        } else {
+            let last = m.providers.len() - 1;
+            let items = m
+                .providers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let sep = if i < last { " · " } else { "" };
+                    let name = text::sanitize(&b.name);
+                    Span::styled(format!("{name} {}{sep}", format::usd(b.cost)), t.text)
+                })
+                .collect();
+            best_fit(&heads, &[items], w, t.dim)
+        };
+        let mut lines = vec![Line::from(spans)];
         lines.extend(list(app, &m.models, 2, w, "per model (all time)"));
         let lines: Vec<Line> = lines.into_iter().map(|l| fit_line(l, w)).collect();
         frame.render_widget(Paragraph::new(lines), rest);
@@ -144,15 +182,57 @@ fn fit_line(line: Line<'_>, w: usize) -> Line<'_> {
     Line::from(out)
 }
 
-fn compact_body(items: &[Breakdown]) -> String {
-    if items.is_empty() {
-        return "none yet".to_owned();
+fn spans_width(spans: &[Span<'_>]) -> usize {
+    spans.iter().map(|s| text::width(&s.content)).sum()
+}
+
+/// The head and item wording (each in order of preference) that leaves out the fewest items in
+/// `w` columns, earlier choices winning ties: a shorter head or shorter items come before an
+/// entry is left out.
+fn best_fit<'a>(
+    heads: &[Vec<Span<'a>>],
+    item_sets: &[Vec<Span<'a>>],
+    w: usize,
+    more_style: Style,
+) -> Vec<Span<'a>> {
+    let mut best: Option<(usize, Vec<Span<'a>>)> = None;
+    for items in item_sets {
+        for head in heads {
+            let (fitted, hidden) = fit_items(spans_width(head), items.clone(), w, more_style);
+            if best.as_ref().is_none_or(|(h, _)| hidden < *h) {
+                let mut spans = head.clone();
+                spans.extend(fitted);
+                best = Some((hidden, spans));
+            }
+        }
     }
-    items
-        .iter()
-        .map(|b| format!("{} {}", text::sanitize(&b.name), format::usd(b.cost)))
-        .collect::<Vec<_>>()
-        .join(" · ")
+    best.map(|(_, spans)| spans).unwrap_or_default()
+}
+
+/// As many whole `items` as fit in `w` columns after `used`, then `+N more` for the rest, so
+/// that no entry of a list is cut or silently left out; with the number left out.
+fn fit_items<'a>(
+    used: usize,
+    items: Vec<Span<'a>>,
+    w: usize,
+    more_style: Style,
+) -> (Vec<Span<'a>>, usize) {
+    let total = items.len();
+    let widths: Vec<usize> = items.iter().map(|s| text::width(&s.content)).collect();
+    let more = |n: usize| format!("+{n} more");
+    let mut left = w.saturating_sub(used);
+    let mut out = Vec::new();
+    for (i, (item, iw)) in items.into_iter().zip(&widths).enumerate() {
+        let all_rest_fit = widths[i..].iter().sum::<usize>() <= left;
+        // Unless everything left fits, this item must leave room for the "+N more" after it.
+        if !all_rest_fit && iw + text::width(&more(total - i - 1)) > left {
+            out.push(Span::styled(more(total - i), more_style));
+            return (out, total - i);
+        }
+        left -= iw;
+        out.push(item);
+    }
+    (out, 0)
 }
 
 fn list<'a>(app: &App, items: &[Breakdown], n: usize, w: usize, head: &str) -> Vec<Line<'a>> {
@@ -184,4 +264,78 @@ fn list<'a>(app: &App, items: &[Breakdown], n: usize, w: usize, head: &str) -> V
         )));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(spans: &[Span<'_>]) -> Vec<String> {
+        spans.iter().map(|s| s.content.to_string()).collect()
+    }
+
+    fn items(names: &[&str]) -> Vec<Span<'static>> {
+        names.iter().map(|n| Span::raw(n.to_string())).collect()
+    }
+
+    #[test]
+    fn a_list_that_fits_is_shown_whole() {
+        let (out, hidden) = fit_items(
+            0,
+            items(&["openai $1 · ", "anthropic $2"]),
+            40,
+            Style::new(),
+        );
+        assert_eq!(texts(&out), ["openai $1 · ", "anthropic $2"]);
+        assert_eq!(hidden, 0);
+    }
+
+    #[test]
+    fn a_list_that_does_not_fit_ends_with_how_many_more() {
+        let names = items(&["openai $1 · ", "anthropic $2 · ", "local $0"]);
+        let (out, hidden) = fit_items(5, names, 28, Style::new());
+        assert_eq!(texts(&out), ["openai $1 · ", "+2 more"]);
+        assert_eq!(hidden, 2);
+        assert!(5 + spans_width(&out) <= 28);
+    }
+
+    #[test]
+    fn the_last_item_needs_no_room_for_more() {
+        // 12 + 12 = 24 columns: both fit exactly, no "+1 more" in their place.
+        let (out, _) = fit_items(
+            0,
+            items(&["openai $1 · ", "anthropic $2"]),
+            24,
+            Style::new(),
+        );
+        assert_eq!(texts(&out), ["openai $1 · ", "anthropic $2"]);
+    }
+
+    #[test]
+    fn a_shorter_wording_comes_before_leaving_an_entry_out() {
+        let heads = [
+            items(&["per provider (all time): "]),
+            items(&["providers: "]),
+        ];
+        let out = best_fit(
+            &heads,
+            &[items(&["openai $9.50 · ", "anthropic $3.39"])],
+            41,
+            Style::new(),
+        );
+        assert_eq!(
+            texts(&out),
+            ["providers: ", "openai $9.50 · ", "anthropic $3.39"]
+        );
+    }
+
+    #[test]
+    fn the_preferred_wording_wins_when_it_fits() {
+        let heads = [
+            items(&["per provider (all time): "]),
+            items(&["providers: "]),
+        ];
+        let out = best_fit(&heads, &[items(&["openai $9.50"])], 41, Style::new());
+        assert_eq!(texts(&out), ["per provider (all time): ", "openai $9.50"]);
+    }
 }
