@@ -172,14 +172,35 @@ pub fn window(secs: f64) -> String {
     }
 }
 
-/// Counts: `950`, `12.3k`, `4.5M`.
-#[cfg(feature = "tui")] // only the dashboard shows it
+/// Counts: exact below a thousand, then three significant digits like money (`950`, `5.73k`,
+/// `12.3k`, `123k`, `4.50M`), so `5734/60.0k` reads `5.73k/60.0k`.
 pub fn count(v: u64) -> String {
-    match v {
-        0..10_000 => v.to_string(),
-        10_000..10_000_000 => format!("{:.1}k", v as f64 / 1_000.0),
-        _ => format!("{:.1}M", v as f64 / 1_000_000.0),
+    if v < 1_000 {
+        return v.to_string();
     }
+    let units = [
+        (1e3, "k"),
+        (1e6, "M"),
+        (1e9, "G"),
+        (1e12, "T"),
+        (1e15, "P"),
+        (1e18, "E"),
+    ];
+    let x = v as f64;
+    for (i, (scale, unit)) in units.iter().enumerate() {
+        let scaled = x / scale;
+        // Rounding 999.6k up is 1.00M, not "1000k".
+        let decimals = match scaled {
+            s if s < 9.995 => 2,
+            s if s < 99.95 => 1,
+            _ => 0,
+        };
+        let shown = format!("{scaled:.decimals$}");
+        if shown.parse::<f64>().unwrap_or(0.0) < 999.5 || i + 1 == units.len() {
+            return format!("{shown}{unit}");
+        }
+    }
+    unreachable!("the last unit always returns")
 }
 
 /// Percentage with one decimal: `72.3%`.
@@ -361,6 +382,12 @@ mod tests {
 
     #[test]
     fn counts_are_short() {
+        assert_eq!(count(999), "999");
+        assert_eq!(count(5_734), "5.73k");
+        assert_eq!(count(9_999), "10.0k");
+        assert_eq!(count(123_456), "123k");
+        assert_eq!(count(999_600), "1.00M");
+        assert_eq!(count(u64::MAX), "18.4E");
         assert_eq!(count(12_345), "12.3k");
         assert_eq!(percent(0.7234), "72.3%");
     }
