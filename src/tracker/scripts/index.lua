@@ -8,11 +8,5 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 if ARGV[4] == '1' then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3])))
 end
--- The TTL is set again only once it has run down by more than 1 % (at least 1 s) or is longer
--- than ours: a PTTL per write instead of an EXPIRE, which Redis rewrites and propagates.
-local ttl = tonumber(ARGV[3])
-local left = redis.call('PTTL', KEYS[1])
-if left < (ttl - math.max(1, math.floor(ttl / 100))) * 1000 or left > ttl * 1000 then
-  redis.call('EXPIRE', KEYS[1], ttl)
-end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 1

@@ -238,33 +238,9 @@ local function format_seconds(us)
   return s
 end
 
--- A key's TTL is set again only once it has run down by more than this (1 %, at least 1 s) or
--- is longer than ours (another writer's): a cheap PTTL per write instead of an EXPIRE or SET EX,
--- which Redis rewrites and propagates with an absolute time. Every key still lives >= 0.99 x TTL
--- after its last write.
-local fresh_ms = (ttl - math.max(1, math.floor(ttl / 100))) * 1000
-
-local function fresh(key)
-  local left = redis.call('PTTL', key)
-  return left >= fresh_ms and left <= ttl * 1000
-end
-
-local function keep_alive(key)
-  if not fresh(key) then redis.call('EXPIRE', key, ttl) end
-end
-
--- Writes a string key keeping its TTL while that is fresh.
-local function set_keeping(key, value)
-  if fresh(key) then
-    redis.call('SET', key, value, 'KEEPTTL')
-  else
-    redis.call('SET', key, value, 'EX', ttl)
-  end
-end
-
 local function emit(event)
   redis.call('XADD', history_key, 'MAXLEN', maxlen, '*', 'event', event)
-  keep_alive(history_key)
+  redis.call('EXPIRE', history_key, ttl)
   redis.call('PUBLISH', channel, event)
 end
 
@@ -274,7 +250,7 @@ local function touch_index(trim)
   if trim then
     redis.call('ZREMRANGEBYSCORE', index_key, '-inf', '(' .. (tonumber(score) - ttl))
   end
-  keep_alive(index_key)
+  redis.call('EXPIRE', index_key, ttl)
 end
 
 if op == 'start' then
@@ -287,7 +263,7 @@ elseif op == 'stage' then
   -- ARGV[7] stage name, ARGV[8] its JSON, ARGV[9] stage status, ARGV[10] stage_updated event,
   -- ARGV[11] stage document (written here when KEYS[4] is given)
   local name, name_json, status = ARGV[7], ARGV[8], ARGV[9]
-  if stage_key then set_keeping(stage_key, ARGV[11]) end
+  if stage_key then redis.call('SET', stage_key, ARGV[11], 'EX', ttl) end
   local d, code = read_doc()
   if d then
     local set, order = { current_stage = name_json }, { 'current_stage' }
@@ -310,7 +286,7 @@ elseif op == 'stage' then
       end
     end
     local text = edited(d, set, order)
-    if text then set_keeping(doc_key, text) else code = -1 end
+    if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
   end
   emit(ARGV[10])
   touch_index(false)
@@ -333,7 +309,7 @@ elseif op == 'complete' then
       order[4] = 'duration_seconds'
     end
     local text = edited(d, set, order)
-    if text then set_keeping(doc_key, text) else code = -1 end
+    if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
   end
   -- The original publishes nothing for a card that has no document.
   if code == 0 then return { code, duration } end
