@@ -2,12 +2,12 @@
 //! the server answers `NOSCRIPT`, e.g. after a restart or on a Cluster node that has not seen
 //! it), plain read-only commands for headroom.
 //!
-//! Checks of one key that arrive while a call for that key is in flight wait for it and then
-//! go together, as one call that decides them in order ([`CheckBatches`]): on a connection many
+//! Checks of one key that arrive while two calls for that key are in flight wait and then go
+//! together, as one call that decides them in order ([`CheckBatches`]): on a connection many
 //! callers share, a script's fixed cost (the call, `TIME`, the prune, the count, the TTL) is
 //! paid once per batch instead of once per check, which is what lets an exact check cost the
-//! server less than the original's four plain commands. A check nobody queues behind is sent at
-//! once, alone.
+//! server less than the original's four plain commands. Otherwise a check is sent at once (by a
+//! driver task of its own, so that a caller giving up cannot strand the checks behind it).
 //!
 //! Every script touches only the window key and its two extension keys, which carry the
 //! window key as their hash tag: one hash slot, so it runs unchanged on Redis Cluster.
