@@ -21,8 +21,11 @@ use artemis::cache::{
 use artemis::metrics::Metrics;
 use artemis::store::{RedisCore, Store};
 
-const RUNS: usize = 7;
-const HIT_OPS: usize = 4000;
+const RUNS: usize = 25;
+const HIT_OPS: usize = 1500;
+
+/// The metrics guard script, to measure a record written in the same pipeline as the `GET`.
+const GUARD_SOURCE: &str = include_str!("../src/metrics/scripts/guard.lua");
 
 /// A provider that answers at once with a response of realistic size.
 struct InstantLlm;
@@ -64,6 +67,73 @@ fn prompt(bytes: usize) -> String {
         s.pop();
     }
     s
+}
+
+/// A `GET` and one hit's request record as the guard script applies it (a fresh operation
+/// marker, the `llm`, provider and model increments and the name indexes), in one pipeline.
+fn get_and_record(entry_key: &str, guard_sha: &str) -> redis::Pipeline {
+    let marker = format!(
+        "bench:metrics::op:{{bench:metrics:llm}}:{:032x}",
+        rand::random::<u128>()
+    );
+    let keys = [
+        "bench:metrics:llm",
+        "bench:metrics:llm:openai",
+        "bench:metrics:llm:model:gpt-4o",
+        "bench:metrics::index:providers",
+        "bench:metrics::index:models",
+    ];
+    let mut args: Vec<String> = vec!["3600".into()];
+    let mut op = |key: usize, cmd: &str, a: &str, b: &str| {
+        args.extend([(key + 2).to_string(), cmd.into(), a.into(), b.into()]);
+    };
+    for field in [
+        "total_requests",
+        "prompt_tokens",
+        "completion_tokens",
+        "cache_hits",
+    ] {
+        op(
+            0,
+            "HINCRBY",
+            field,
+            if field == "total_requests" || field == "cache_hits" {
+                "1"
+            } else {
+                "0"
+            },
+        );
+    }
+    for field in ["total_cost", "saved_cost", "latency_ms_total"] {
+        op(0, "HINCRBYFLOAT", field, "0.0125");
+    }
+    for key in [1, 2] {
+        op(key, "HINCRBY", "requests", "1");
+        op(key, "HINCRBYFLOAT", "cost", "0.0");
+    }
+    op(3, "SADD", "openai", "");
+    op(4, "SADD", "gpt-4o", "");
+    let mut p = redis::pipe();
+    p.cmd("GET").arg(entry_key);
+    p.cmd("EVALSHA")
+        .arg(guard_sha)
+        .arg(keys.len() + 1)
+        .arg(marker)
+        .arg(&keys[..])
+        .arg(args);
+    p
+}
+
+/// The server's own time spent in commands so far (`INFO commandstats`, all commands), µs.
+fn server_usec(server: &support::RedisServer) -> f64 {
+    server
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info"))
+        .filter_map(|l| l.split("usec=").nth(1))
+        .filter_map(|v| v.split(',').next())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum()
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -134,6 +204,18 @@ async fn run() {
     )
     .unwrap();
 
+    // The shape this crate had before records were coalesced: one write per record (with
+    // sequential callers a batch was one record), measured in the same run as the reference.
+    let mut per_record = storage.settings().cache.clone();
+    per_record.metrics_flush_records = 1;
+    let unbatched = CachedClient::with_settings(
+        InstantLlm,
+        storage.cache().clone(),
+        Metrics::new(storage.metrics().clone()),
+        per_record,
+    )
+    .unwrap();
+
     let control = CacheControl::default();
     let first = with_metrics
         .complete_with(&request, &control)
@@ -149,6 +231,10 @@ async fn run() {
             .unwrap();
         v.len()
     };
+    let guard_sha: String = redis
+        .query(redis::cmd("SCRIPT").arg("LOAD").arg(GUARD_SOURCE))
+        .await
+        .unwrap();
 
     // Warm up every path.
     for _ in 0..500 {
@@ -156,85 +242,88 @@ async fn run() {
             .query(redis::cmd("GET").arg(&entry_key))
             .await
             .unwrap();
-        with_metrics
-            .complete_with(&request, &control)
+        for c in [&with_metrics, &no_metrics, &tiered, &unbatched] {
+            c.complete_with(&request, &control).await.unwrap();
+        }
+        let _: (Vec<u8>, i64) = redis
+            .query_pipe(&get_and_record(&entry_key, &guard_sha))
             .await
             .unwrap();
-        no_metrics.complete_with(&request, &control).await.unwrap();
-        tiered.complete_with(&request, &control).await.unwrap();
     }
     with_metrics.flush_metrics().await;
+    unbatched.flush_metrics().await;
 
-    let mut get_ns = Vec::new();
-    let mut hit_ns = Vec::new();
-    let mut hit_quiet_ns = Vec::new();
-    let mut tier_ns = Vec::new();
+    let paths = [
+        "plain `GET` of the same value, same connection",
+        "hit from Redis, metrics recorded (default: coalesced, one write per 50 ms / 256 records)",
+        "hit from Redis, metrics recorded one write per record (before: `metrics_flush_records = 1`)",
+        "`GET` + the record's guarded write in one pipeline (the alternative to coalescing)",
+        "hit from Redis, `record_metrics = false`",
+        "hit from the in-process tier",
+    ];
+    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut server_us: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     for _ in 0..RUNS {
-        let get_cmd = redis::cmd("GET").arg(&entry_key).clone();
-        let t = Instant::now();
-        for _ in 0..HIT_OPS {
-            let v: Vec<u8> = redis.query(&get_cmd).await.unwrap();
-            black_box(v);
+        for (i, slot) in ns.iter_mut().enumerate() {
+            let before = server_usec(&server);
+            let t = Instant::now();
+            match i {
+                0 => {
+                    let get_cmd = redis::cmd("GET").arg(&entry_key).clone();
+                    for _ in 0..HIT_OPS {
+                        let v: Vec<u8> = redis.query(&get_cmd).await.unwrap();
+                        black_box(v);
+                    }
+                }
+                3 => {
+                    for _ in 0..HIT_OPS {
+                        let v: (Vec<u8>, i64) = redis
+                            .query_pipe(&get_and_record(&entry_key, &guard_sha))
+                            .await
+                            .unwrap();
+                        black_box(v);
+                    }
+                }
+                _ => {
+                    let client = match i {
+                        1 => &with_metrics,
+                        2 => &unbatched,
+                        4 => &no_metrics,
+                        _ => &tiered,
+                    };
+                    for _ in 0..HIT_OPS {
+                        let c = client.complete_with(&request, &control).await.unwrap();
+                        debug_assert!(c.source.is_hit());
+                        black_box(c);
+                    }
+                    // The metrics writes these hits queued belong to their cost.
+                    client.flush_metrics().await;
+                }
+            }
+            slot.push(t.elapsed().as_nanos() as f64 / HIT_OPS as f64);
+            server_us[i].push((server_usec(&server) - before) / HIT_OPS as f64);
         }
-        get_ns.push(t.elapsed().as_nanos() as f64 / HIT_OPS as f64);
-
-        let t = Instant::now();
-        for _ in 0..HIT_OPS {
-            let c = with_metrics
-                .complete_with(&request, &control)
-                .await
-                .unwrap();
-            debug_assert_eq!(c.source, Source::Store);
-            black_box(c);
-        }
-        // The metrics writes queued by these hits belong to their cost.
-        with_metrics.flush_metrics().await;
-        hit_ns.push(t.elapsed().as_nanos() as f64 / HIT_OPS as f64);
-
-        let t = Instant::now();
-        for _ in 0..HIT_OPS {
-            black_box(no_metrics.complete_with(&request, &control).await.unwrap());
-        }
-        hit_quiet_ns.push(t.elapsed().as_nanos() as f64 / HIT_OPS as f64);
-
-        let t = Instant::now();
-        for _ in 0..HIT_OPS {
-            black_box(tiered.complete_with(&request, &control).await.unwrap());
-        }
-        tier_ns.push(t.elapsed().as_nanos() as f64 / HIT_OPS as f64);
     }
     let s = with_metrics.stats();
     assert_eq!(s.cache_misses, 1, "every measured request was a hit");
-    let get = median(get_ns);
-    let hit = median(hit_ns);
-    let hit_quiet = median(hit_quiet_ns);
-    let tier = median(tier_ns);
+    assert_eq!((s.metrics_dropped, s.metrics_failed), (0, 0));
 
     println!(
         "## Cache hit path (value {value_len} bytes, prompt 1 KiB, {RUNS} runs x {HIT_OPS} sequential calls, medians)"
     );
     println!();
-    println!("| path | µs per call | ratio to plain GET |");
-    println!("|---|---:|---:|");
     println!(
-        "| plain `GET` of the same value, same connection | {:.1} | 1.00 |",
-        get / 1e3
+        "| path | µs per call | ratio to plain GET (median of per-run ratios) | server µs per call |"
     );
-    println!(
-        "| hit from Redis, metrics recorded (default) | {:.1} | {:.2} |",
-        hit / 1e3,
-        hit / get
-    );
-    println!(
-        "| hit from Redis, `record_metrics = false` | {:.1} | {:.2} |",
-        hit_quiet / 1e3,
-        hit_quiet / get
-    );
-    println!(
-        "| hit from the in-process tier | {:.1} | {:.2} |",
-        tier / 1e3,
-        tier / get
-    );
+    println!("|---|---:|---:|---:|");
+    for (i, label) in paths.iter().enumerate() {
+        let ratio = median(ns[i].iter().zip(&ns[0]).map(|(a, g)| a / g).collect());
+        println!(
+            "| {label} | {:.1} | {ratio:.2} | {:.2} |",
+            median(ns[i].clone()) / 1e3,
+            median(server_us[i].clone()),
+        );
+    }
     println!();
 
     println!("## Cache key computation (preimage + sha256; medians of {RUNS} runs)");

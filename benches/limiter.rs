@@ -62,6 +62,64 @@ struct Measure {
     p99_ms: f64,
     /// Checks admitted (not known for redis-benchmark).
     admitted: u64,
+    /// The server's CPU time per check (`INFO cpu`: commands, parsing, replies, I/O), µs.
+    server_cpu_us: f64,
+    /// The server's time inside commands per check (`INFO commandstats`, a script's inner
+    /// commands included), µs.
+    server_cmd_us: f64,
+    /// This process's CPU time per check (the client: the library, the driver, the runtime;
+    /// for redis-benchmark, that program's, which is not measured: 0), µs.
+    client_cpu_us: f64,
+}
+
+/// This process's CPU seconds so far (user + system, from /proc/self/stat).
+fn own_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// What the server has spent so far: CPU seconds (`INFO cpu`), µs inside scripts, and µs
+/// inside plain commands (`INFO commandstats`; a script's inner commands are counted in both its
+/// own line and theirs, so a runner that sends scripts is charged its scripts' time only).
+#[derive(Debug, Clone, Copy)]
+struct ServerCosts {
+    cpu_s: f64,
+    script_us: f64,
+    plain_us: f64,
+}
+
+fn server_costs(server: &RedisServer) -> ServerCosts {
+    let cpu = server.cli(&["INFO", "cpu"]);
+    let field = |k: &str| {
+        cpu.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let stats = server.cli(&["INFO", "commandstats"]);
+    let usec = |pick: &dyn Fn(&str) -> bool| -> f64 {
+        stats
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter(|l| !l.starts_with("info") && pick(l))
+            .filter_map(|l| l.split("usec=").nth(1))
+            .filter_map(|v| v.split(',').next())
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum()
+    };
+    let is_script = |l: &str| l.starts_with("evalsha:") || l.starts_with("eval:");
+    ServerCosts {
+        cpu_s: field("used_cpu_user:") + field("used_cpu_sys:"),
+        script_us: usec(&is_script),
+        plain_us: usec(&|l| !is_script(l)),
+    }
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -130,9 +188,9 @@ fn redis_benchmark(server: &RedisServer, limit: &Limit, cost: u64, n: usize) -> 
         l.window_us().to_string(),
         l.requests.to_string(),
         l.tokens.unwrap_or(0).to_string(),
+        l.ttl_seconds().to_string(),
         cost.to_string(),
         "rb__rand_int__".into(),
-        l.ttl_seconds().to_string(),
     ];
     let out = Command::new("redis-benchmark")
         .args(&args)
@@ -165,6 +223,9 @@ fn redis_benchmark(server: &RedisServer, limit: &Limit, cost: u64, n: usize) -> 
         p50_ms: col("p50_latency_ms"),
         p99_ms: col("p99_latency_ms"),
         admitted: 0,
+        server_cpu_us: 0.0,
+        server_cmd_us: 0.0,
+        client_cpu_us: 0.0,
     }
 }
 
@@ -217,6 +278,9 @@ where
         p50_ms,
         p99_ms,
         admitted,
+        server_cpu_us: 0.0,
+        server_cmd_us: 0.0,
+        client_cpu_us: 0.0,
     }
 }
 
@@ -356,9 +420,9 @@ fn main() {
             .unwrap_or_else(|_| "?".into())
     );
     println!(
-        "| scenario | runner | checks/s | / redis-benchmark | ours / original (same connections) | p50 ms | p99 ms |"
+        "| scenario | runner | checks/s | / redis-benchmark | ours / original (same connections) | p50 ms | p99 ms | server CPU µs / check | server µs in commands / check | client CPU µs / check |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut notes = Vec::new();
     for sc in SCENARIOS {
         let limit = Arc::new(
@@ -376,7 +440,9 @@ fn main() {
         for _ in 0..runs {
             for (i, runner) in Runner::ALL.iter().enumerate() {
                 clear(&server, &limit);
-                let m = match runner {
+                let before = server_costs(&server);
+                let own_before = own_cpu_s();
+                let mut m = match runner {
                     Runner::RedisBenchmark => redis_benchmark(&server, &limit, cost, n),
                     Runner::OursShared => rt.block_on(drive(
                         &[(shared.clone(), limit.clone())],
@@ -411,6 +477,21 @@ fn main() {
                         ))
                     }
                 };
+                let own_after = own_cpu_s();
+                let after = server_costs(&server);
+                let checks = n as f64;
+                if *runner != Runner::RedisBenchmark {
+                    m.client_cpu_us = (own_after - own_before) * 1e6 / checks;
+                }
+                m.server_cpu_us = (after.cpu_s - before.cpu_s) * 1e6 / checks;
+                m.server_cmd_us = match runner {
+                    Runner::OriginalShared | Runner::OriginalDedicated => {
+                        after.plain_us - before.plain_us
+                    }
+                    // Inner commands are in the scripts' own time (the registry write, once
+                    // per 30 s, is left out).
+                    _ => after.script_us - before.script_us,
+                } / checks;
                 results[i].push(m);
             }
         }
@@ -434,12 +515,15 @@ fn main() {
                 _ => String::new(),
             };
             println!(
-                "| {} | {} | {:.0} | {vs_rb} | {vs_orig} | {:.2} | {:.2} |",
+                "| {} | {} | {:.0} | {vs_rb} | {vs_orig} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 sc.name,
                 runner.label(),
                 med(m, |m| m.rps),
                 med(m, |m| m.p50_ms),
                 med(m, |m| m.p99_ms),
+                med(m, |m| m.server_cpu_us),
+                med(m, |m| m.server_cmd_us),
+                med(m, |m| m.client_cpu_us),
             );
         }
         if max < n as u64 {

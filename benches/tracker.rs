@@ -499,22 +499,76 @@ async fn run() {
     snapshot_part(server, &settings, runs, only_snapshot).await;
 }
 
+/// The server's CPU seconds (`INFO cpu`) and µs inside commands (`INFO commandstats`; a
+/// script's inner commands are in its own line too, so only top-level ones: scripts and `SET`).
+fn server_costs(server: &RedisServer) -> (f64, f64) {
+    let cpu = server.cli(&["INFO", "cpu"]);
+    let field = |k: &str| {
+        cpu.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let usec: f64 = server
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .filter(|l| {
+            l.starts_with("cmdstat_evalsha:")
+                || l.starts_with("cmdstat_eval:")
+                || l.starts_with("cmdstat_set:")
+        })
+        .filter_map(|l| {
+            l.split("usec=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum();
+    (field("used_cpu_user:") + field("used_cpu_sys:"), usec)
+}
+
 async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, runs: usize) {
     let updates = 64_000;
+    let set_requests = 200_000;
     let mut set_rps = Vec::new();
     let mut own = Vec::new();
     let mut shared = Vec::new();
+    // Per run: (server CPU µs, µs in commands) per operation, for SET, own, shared.
+    let mut costs: [Vec<(f64, f64)>; 3] = Default::default();
+    let per_op = |before: (f64, f64), after: (f64, f64), ops: usize| {
+        (
+            (after.0 - before.0) * 1e6 / ops as f64,
+            (after.1 - before.1) / ops as f64,
+        )
+    };
     for run in 0..runs {
-        set_rps.push(redis_benchmark_set(server.port, 200_000));
+        server.cli(&["CONFIG", "RESETSTAT"]);
+        let b = server_costs(server);
+        set_rps.push(redis_benchmark_set(server.port, set_requests));
+        let a = server_costs(server);
+        costs[0].push(per_op(b, a, set_requests));
+        let b = server_costs(server);
         own.push(stage_updates_per_sec(settings, updates, true, run).await);
+        let a = server_costs(server);
+        costs[1].push(per_op(b, a, updates));
+        let b = server_costs(server);
         shared.push(stage_updates_per_sec(settings, updates, false, run).await);
+        let a = server_costs(server);
+        costs[2].push(per_op(b, a, updates));
         server.cli(&["FLUSHALL"]);
     }
     let set = median(set_rps.clone());
     let (o, s) = (median(own.clone()), median(shared.clone()));
+    let ratio = |v: &[f64]| median(v.iter().zip(&set_rps).map(|(x, set)| x / set).collect());
+    let cpu = |i: usize| median(costs[i].iter().map(|c| c.0).collect());
+    let cmd = |i: usize| median(costs[i].iter().map(|c| c.1).collect());
     println!("### Stage updates per second, {WRITERS} concurrent writers\n");
-    println!("| measure | per second (median) | ratio to SET | runs |");
-    println!("|---|---|---|---|");
+    println!(
+        "| measure | per second (median) | ratio to SET (median of per-run ratios) | server CPU µs / op | server µs in commands / op | runs |"
+    );
+    println!("|---|---|---|---|---|---|");
     let fmt = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.0}"))
@@ -522,17 +576,23 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
             .join(" ")
     };
     println!(
-        "| `redis-benchmark -t set -c {WRITERS}` | {set:.0} | 1.00 | {} |",
+        "| `redis-benchmark -t set -c {WRITERS}` | {set:.0} | 1.00 | {:.2} | {:.2} | {} |",
+        cpu(0),
+        cmd(0),
         fmt(&set_rps)
     );
     println!(
-        "| update_stage, one connection per writer | {o:.0} | {:.2} | {} |",
-        o / set,
+        "| update_stage, one connection per writer | {o:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        ratio(&own),
+        cpu(1),
+        cmd(1),
         fmt(&own)
     );
     println!(
-        "| update_stage, one shared connection | {s:.0} | {:.2} | {} |",
-        s / set,
+        "| update_stage, one shared connection | {s:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        ratio(&shared),
+        cpu(2),
+        cmd(2),
         fmt(&shared)
     );
 

@@ -359,6 +359,12 @@ pub struct CacheSettings {
     pub price_file: Option<PathBuf>,
     /// Record every request (hits, misses, cost, saved cost) in the metrics keys.
     pub record_metrics: bool,
+    /// Longest time a request's metrics record waits in process to be written with the ones
+    /// after it, milliseconds: what a crash of the process can lose, and what keeps a metrics
+    /// write of its own off every hit.
+    pub metrics_flush_ms: u64,
+    /// Records written at once without waiting for `metrics_flush_ms`.
+    pub metrics_flush_records: u64,
 }
 
 impl Default for CacheSettings {
@@ -373,6 +379,8 @@ impl Default for CacheSettings {
             lease_wait_ms: 10_000,
             price_file: None,
             record_metrics: true,
+            metrics_flush_ms: 50,
+            metrics_flush_records: 256,
         }
     }
 }
@@ -1177,6 +1185,13 @@ impl Settings {
             ),
             ("cache.lease_ms", c.lease_ms, 1, 86_400_000),
             ("cache.lease_wait_ms", c.lease_wait_ms, 0, 86_400_000),
+            ("cache.metrics_flush_ms", c.metrics_flush_ms, 1, 60_000),
+            (
+                "cache.metrics_flush_records",
+                c.metrics_flush_records,
+                1,
+                8_192,
+            ),
             ("dashboard.max_fps", u64::from(d.max_fps), 1, 240),
             (
                 "limiter.acquire_jitter_ms",

@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::CacheStore;
 use super::flight::{self, Flights, Role};
-use super::recorder::Recorder;
+use super::recorder::{FlushPolicy, Recorder};
 use super::tier::Tier;
 use super::{
     CacheCount, CacheKey, CacheScope, LlmClient, LlmError, LlmRequest, LlmResponse, Lookup,
@@ -296,8 +296,12 @@ impl<C: LlmClient> CachedClient<C> {
                 Duration::from_secs(settings.memory_tier_ttl_seconds),
             ))
         });
+        let policy = FlushPolicy {
+            every: Duration::from_millis(settings.metrics_flush_ms.max(1)),
+            records: usize::try_from(settings.metrics_flush_records.max(1)).unwrap_or(usize::MAX),
+        };
         Ok(Self {
-            recorder: Recorder::new(metrics),
+            recorder: Recorder::new(metrics, policy),
             keys: KeySpace::new(store.settings().prefixes.clone()),
             inner,
             store,
@@ -450,7 +454,10 @@ impl<C: LlmClient> CachedClient<C> {
         }
     }
 
-    /// Waits until the metrics of every request so far have been written (or have failed).
+    /// Writes the request records being coalesced now (see `cache.metrics_flush_ms`) and
+    /// waits until the metrics of every request so far have been written, kept in the outage
+    /// buffer, or have failed. Call it before a clean exit: dropping the client also writes
+    /// them, but in the background.
     pub async fn flush_metrics(&self) {
         self.recorder.flush().await;
     }

@@ -1,25 +1,32 @@
 //! Hands every cached-client request to the metrics module without putting a metrics round trip
 //! on the caller's path, and without ever letting a failed metrics write reach the caller.
 //!
-//! Records go through a bounded queue to one background writer, which writes whatever has
-//! queued up as one batch (summed per key: one pipeline per batch, not per request). When the
-//! queue is full (Redis slow or down for long) records are dropped and counted, not buffered
-//! without bound. Writes go through a [`Metrics`] handle, so records made while Redis is away
-//! wait in its outage buffer (shared with the tracker when the caller wires it so) and land
-//! when Redis returns.
+//! A hit costs one `GET`; a metrics write of its own per request would cost about as much again
+//! (measured in `benches/cache.rs`: the write shares the connection and the server with the
+//! `GET`s). So records are coalesced in process: one background writer collects them for at most
+//! `cache.metrics_flush_ms` after the first one arrives, or until `cache.metrics_flush_records`
+//! have arrived, and writes them as one batch (summed per key: one guarded write per flush, not
+//! per request, so counts stay exactly once through replays after an outage). A flush request
+//! ([`Recorder::flush`]) or the client being dropped writes what is pending at once.
+//!
+//! What a crash loses: the records still being coalesced (at most one flush interval's worth,
+//! and never more than one batch) plus the queue behind them; docs/RELIABILITY.md states it.
+//! When the queue is full (Redis slow or down for long) records are dropped and counted, not
+//! buffered without bound. Writes go through a [`Metrics`] handle, so records made while Redis
+//! is away wait in its outage buffer (shared with the tracker when the caller wires it so) and
+//! land when Redis returns.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::buffer::WriteOutcome;
 use crate::metrics::{LlmRequestRecord, Metrics};
 
 /// Records waiting for the writer at most.
 const QUEUE: usize = 8192;
-/// Records the writer sends at once.
-const BATCH: usize = 256;
 
 enum Msg {
     Record(LlmRequestRecord),
@@ -32,17 +39,38 @@ pub(crate) struct Counters {
     pub failed: AtomicU64,
 }
 
+/// When the writer sends what it has collected.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlushPolicy {
+    /// Longest time a record waits in process for the records after it.
+    pub every: Duration,
+    /// Records that make a batch full (written without waiting for the timer).
+    pub records: usize,
+}
+
 pub(crate) struct Recorder {
     metrics: Metrics,
+    policy: FlushPolicy,
     tx: OnceLock<Option<mpsc::Sender<Msg>>>,
+    wake: Arc<Wake>,
     pub counters: Arc<Counters>,
 }
 
+impl Drop for Recorder {
+    /// A clean shutdown writes what is being coalesced: the writer stops waiting for its timer,
+    /// writes, and ends once the queue is empty and closed.
+    fn drop(&mut self) {
+        self.wake.due.notify_one();
+    }
+}
+
 impl Recorder {
-    pub fn new(metrics: Metrics) -> Self {
+    pub fn new(metrics: Metrics, policy: FlushPolicy) -> Self {
         Self {
             metrics,
+            policy,
             tx: OnceLock::new(),
+            wake: Arc::default(),
             counters: Arc::default(),
         }
     }
@@ -56,7 +84,13 @@ impl Recorder {
                     return None;
                 };
                 let (tx, rx) = mpsc::channel(QUEUE);
-                rt.spawn(write_loop(self.metrics.clone(), rx, self.counters.clone()));
+                rt.spawn(write_loop(
+                    self.metrics.clone(),
+                    rx,
+                    self.counters.clone(),
+                    self.wake.clone(),
+                    self.policy,
+                ));
                 Some(tx)
             })
             .as_ref()
@@ -67,20 +101,26 @@ impl Recorder {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        // Counted before it is queued, so the writer never takes more than was counted.
+        let queued = self.wake.queued.fetch_add(1, Ordering::AcqRel) + 1;
         if tx.try_send(Msg::Record(record)).is_err() {
+            self.wake.queued.fetch_sub(1, Ordering::AcqRel);
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("cache metrics queue full; a request record was dropped");
+        } else if queued == self.policy.records {
+            self.wake.due.notify_one();
         }
     }
 
-    /// Waits until every record queued so far has been written, buffered for after an outage,
-    /// or has failed.
+    /// Writes what is being coalesced now and waits until every record queued so far has been
+    /// written, buffered for after an outage, or has failed.
     pub async fn flush(&self) {
         let Some(tx) = self.tx.get().and_then(Option::as_ref) else {
             return;
         };
         let (done, wait) = oneshot::channel();
         if tx.send(Msg::Flush(done)).await.is_ok() {
+            self.wake.due.notify_one();
             let _ = wait.await;
         }
     }
@@ -90,21 +130,69 @@ impl Recorder {
     }
 }
 
-async fn write_loop(metrics: Metrics, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let mut flushes = Vec::new();
-        let mut records = Vec::with_capacity(batch.len());
-        for msg in batch.drain(..) {
-            match msg {
-                Msg::Record(r) => records.push(r),
-                Msg::Flush(done) => flushes.push(done),
+/// One batch being collected: its records and the flush requests that wait for it.
+#[derive(Default)]
+struct Batch {
+    records: Vec<LlmRequestRecord>,
+    waiting: Vec<oneshot::Sender<()>>,
+}
+
+impl Batch {
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Record(r) => self.records.push(r),
+            Msg::Flush(done) => self.waiting.push(done),
+        }
+    }
+}
+
+/// Wakes the writer before its timer: set when a batch is full or a flush is asked for. While
+/// a batch is being collected the writer does not poll the queue, so a record costs its
+/// sender a push, not a wake-up of the writer's thread.
+#[derive(Default)]
+struct Wake {
+    queued: AtomicUsize,
+    due: Notify,
+}
+
+async fn write_loop(
+    metrics: Metrics,
+    mut rx: mpsc::Receiver<Msg>,
+    counters: Arc<Counters>,
+    wake: Arc<Wake>,
+    policy: FlushPolicy,
+) {
+    let mut inbox = Vec::with_capacity(policy.records);
+    loop {
+        // Idle: nothing is pending, so no timer runs until the next record.
+        if rx.recv_many(&mut inbox, policy.records).await == 0 {
+            return;
+        }
+        if !inbox.iter().any(|m| matches!(m, Msg::Flush(_))) && inbox.len() < policy.records {
+            // A full batch, a flush request or the client being dropped ends the wait early.
+            let deadline = tokio::time::Instant::now() + policy.every;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = wake.due.notified() => {}
             }
         }
-        // What queued up while the previous write was in flight goes as one write, summed
-        // per key: under load the metrics cost one pipeline per batch, not per request.
-        let n = records.len() as u64;
-        match metrics.track_llm_requests(records).await {
+        // Whatever queued meanwhile, up to a full batch (the rest makes the next one).
+        while inbox.len() < policy.records {
+            let Ok(m) = rx.try_recv() else { break };
+            inbox.push(m);
+        }
+        let records = inbox.iter().filter(|m| matches!(m, Msg::Record(_))).count();
+        wake.queued.fetch_sub(records, Ordering::AcqRel);
+        let mut batch = Batch::default();
+        inbox.drain(..).for_each(|m| batch.take(m));
+        write(&metrics, &counters, batch).await;
+    }
+}
+
+async fn write(metrics: &Metrics, counters: &Counters, batch: Batch) {
+    let n = batch.records.len() as u64;
+    if n > 0 {
+        match metrics.track_llm_requests(batch.records).await {
             Ok(WriteOutcome::Written | WriteOutcome::Buffered) => {}
             Ok(WriteOutcome::Dropped) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
@@ -114,8 +202,8 @@ async fn write_loop(metrics: Metrics, mut rx: mpsc::Receiver<Msg>, counters: Arc
                 tracing::warn!("cache metrics not written: {e}");
             }
         }
-        for done in flushes {
-            let _ = done.send(());
-        }
+    }
+    for done in batch.waiting {
+        let _ = done.send(());
     }
 }

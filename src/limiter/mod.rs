@@ -6,8 +6,9 @@
 //! Python original kept the budget in a Redis sorted set but checked it in 4-5 round trips with
 //! each client's clock, so concurrent callers overshot, and it never counted tokens. Here:
 //!
-//! - each check is one server-side script (see `check.lua`) that prunes, counts, decides and
-//!   records atomically, timed by the server's `TIME`;
+//! - each check is decided by one server-side script (see `check.lua`) that prunes, counts,
+//!   decides and records atomically, timed by the server's `TIME`; checks of one key that queue
+//!   up behind calls in flight share one call (see `redis.rs`);
 //! - the window key is the original's sorted set (same name, score and expiry), so Python and
 //!   Rust processes share one window; tokens live in two extension keys of the same hash slot,
 //!   one entry per admitted request (never one per token) plus a running sum;

@@ -329,7 +329,8 @@ impl super::MetricsStore for RedisMetrics {
     }
 
     async fn track_llm_requests(&self, records: &[LlmRequestRecord]) -> crate::Result<()> {
-        let w = self.requests_writes(records)?;
+        // Merged: whatever each record adds, a batch costs its distinct keys and fields.
+        let w = self.requests_writes(records)?.merged();
         if w.is_empty() {
             return Ok(());
         }
@@ -401,7 +402,7 @@ impl super::MetricsStore for RedisMetrics {
     async fn track_once(&self, op_id: &str, write: &MetricsWrite) -> crate::Result<()> {
         let w = match write {
             MetricsWrite::Completion(r) => self.completion_writes(r)?,
-            MetricsWrite::Requests(rs) => self.requests_writes(rs)?,
+            MetricsWrite::Requests(rs) => self.requests_writes(rs)?.merged(),
             MetricsWrite::Review(r) => self.review_writes(r)?,
             MetricsWrite::Limits(rs) => self.limit_writes(rs)?,
         };

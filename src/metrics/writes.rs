@@ -33,6 +33,53 @@ impl Writes {
         self.ops.is_empty()
     }
 
+    /// The same effect in fewer commands, so that a write coalescing many records costs what
+    /// its distinct keys and fields cost, whatever each record adds: increments of one key and
+    /// field become one (at the place of the first), a member added twice to one set is added
+    /// once, and of several `EXPIRE`s of one key only the last is sent (at its own place, so it
+    /// still follows every command that may create the key). Sorted-set commands keep their
+    /// order and are not merged (a trim must see the members added before it).
+    pub fn merged(&self) -> Writes {
+        use std::collections::HashMap;
+        let mut out: Vec<Option<(String, Op)>> = Vec::with_capacity(self.ops.len());
+        // (key, command, field or member) → index in `out`.
+        let mut at: HashMap<(&str, &'static str, &str), usize> = HashMap::new();
+        for (key, op) in &self.ops {
+            let slot = match op {
+                Op::HIncrBy(f, _) => Some(("HINCRBY", f.as_str())),
+                Op::HIncrByFloat(f, _) => Some(("HINCRBYFLOAT", f.as_str())),
+                Op::IncrBy(_) => Some(("INCRBY", "")),
+                Op::SAdd(m) => Some(("SADD", m.as_str())),
+                Op::Expire(_) => Some(("EXPIRE", "")),
+                Op::ZAdd { .. } | Op::ZRemRangeByScore { .. } => None,
+            };
+            let Some((name, field)) = slot else {
+                out.push(Some((key.clone(), op.clone())));
+                continue;
+            };
+            let id = (key.as_str(), name, field);
+            match (at.get(&id).copied(), op) {
+                (Some(i), Op::Expire(_)) => {
+                    out[i] = None;
+                    at.insert(id, out.len());
+                    out.push(Some((key.clone(), op.clone())));
+                }
+                (Some(i), _) => {
+                    if let Some((_, earlier)) = &mut out[i] {
+                        earlier.absorb(op);
+                    }
+                }
+                (None, _) => {
+                    at.insert(id, out.len());
+                    out.push(Some((key.clone(), op.clone())));
+                }
+            }
+        }
+        Writes {
+            ops: out.into_iter().flatten().collect(),
+        }
+    }
+
     /// The plain pipeline: the commands as they are.
     pub fn pipeline(&self) -> Pipeline {
         let mut p = Pipeline::new();
@@ -96,6 +143,18 @@ impl Writes {
 }
 
 impl Op {
+    /// Adds a later command of the same kind on the same key and field into this one.
+    fn absorb(&mut self, later: &Op) {
+        match (self, later) {
+            (Op::HIncrBy(_, n), Op::HIncrBy(_, m)) | (Op::IncrBy(n), Op::IncrBy(m)) => {
+                *n = n.saturating_add(*m);
+            }
+            (Op::HIncrByFloat(_, x), Op::HIncrByFloat(_, y)) => *x += *y,
+            // A member added again, or the same kind on another field: nothing to add.
+            _ => {}
+        }
+    }
+
     /// Command name and arguments after the key.
     fn parts(&self) -> (&'static str, String, Option<String>) {
         match self {
@@ -140,6 +199,57 @@ mod tests {
             Op::SAdd("openai".into()),
         );
         w
+    }
+
+    #[test]
+    fn merging_sums_increments_per_key_and_field_and_keeps_the_last_expire() {
+        let mut w = Writes::default();
+        w.push("a", Op::HIncrBy("n".into(), 1))
+            .push("a", Op::Expire(10))
+            .push("b", Op::IncrBy(2))
+            .push("a", Op::HIncrBy("n".into(), 4))
+            .push("a", Op::HIncrBy("m".into(), 1))
+            .push("a", Op::HIncrByFloat("x".into(), 0.5))
+            .push("s", Op::SAdd("p".into()))
+            .push("b", Op::IncrBy(3))
+            .push("s", Op::SAdd("p".into()))
+            .push("a", Op::HIncrByFloat("x".into(), 0.25))
+            .push("a", Op::Expire(20));
+        let mut want = Writes::default();
+        want.push("a", Op::HIncrBy("n".into(), 5))
+            .push("b", Op::IncrBy(5))
+            .push("a", Op::HIncrBy("m".into(), 1))
+            .push("a", Op::HIncrByFloat("x".into(), 0.75))
+            .push("s", Op::SAdd("p".into()))
+            .push("a", Op::Expire(20));
+        assert_eq!(w.merged(), want);
+    }
+
+    #[test]
+    fn merging_leaves_sorted_set_commands_in_their_order() {
+        let mut w = Writes::default();
+        w.push(
+            "z",
+            Op::ZAdd {
+                member: "m".into(),
+                score: 1.0,
+            },
+        )
+        .push(
+            "z",
+            Op::ZRemRangeByScore {
+                min: "-inf".into(),
+                max: "(0".into(),
+            },
+        )
+        .push(
+            "z",
+            Op::ZAdd {
+                member: "m".into(),
+                score: 2.0,
+            },
+        );
+        assert_eq!(w.merged(), w);
     }
 
     #[test]
