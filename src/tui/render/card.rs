@@ -311,7 +311,7 @@ pub fn render(frame: &mut Frame, app: &mut App, area: Rect) {
 
     // ---- events ----
     let source = if stored {
-        "history from Redis + live"
+        "stored history + live"
     } else {
         match &app.card_history {
             Some((_, Err(_))) => "history unavailable, seen live",
