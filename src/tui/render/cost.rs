@@ -118,11 +118,13 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
         format!("all time: LLM {llm} · {done} completed {done_cost}"),
         format!("all time LLM {llm} · {done} done {done_cost}"),
         format!("LLM {llm} · {done} done {done_cost}"),
+        format!("LLM {llm} · {done} done"),
+        format!("LLM {llm}"),
     ];
     let totals = totals
         .iter()
         .find(|s| text::width(s) <= w)
-        .unwrap_or(&totals[3]);
+        .unwrap_or(&totals[totals.len() - 1]);
     frame.render_widget(
         Paragraph::new(Span::styled(text::fit(totals, w), t.dim)),
         pipelines,
@@ -226,7 +228,14 @@ fn fit_items<'a>(
         let all_rest_fit = widths[i..].iter().sum::<usize>() <= left;
         // Unless everything left fits, this item must leave room for the "+N more" after it.
         if !all_rest_fit && iw + text::width(&more(total - i - 1)) > left {
-            out.push(Span::styled(more(total - i), more_style));
+            // In a narrow panel "+3" says it where "+3 more" would be cut.
+            let rest = more(total - i);
+            let rest = if text::width(&rest) <= left {
+                rest
+            } else {
+                format!("+{}", total - i)
+            };
+            out.push(Span::styled(rest, more_style));
             return (out, total - i);
         }
         left -= iw;
@@ -297,6 +306,13 @@ mod tests {
         assert_eq!(texts(&out), ["openai $1 · ", "+2 more"]);
         assert_eq!(hidden, 2);
         assert!(5 + spans_width(&out) <= 28);
+    }
+
+    #[test]
+    fn a_narrow_list_says_how_many_more_in_short() {
+        let (out, hidden) = fit_items(0, items(&["openai $1 · ", "anthropic $2"]), 5, Style::new());
+        assert_eq!(texts(&out), ["+2"]);
+        assert_eq!(hidden, 2);
     }
 
     #[test]
