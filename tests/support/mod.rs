@@ -136,11 +136,36 @@ impl RedisServer {
             options,
             child: None,
         };
-        server.spawn(&[]);
+        server.spawn_on_a_free_port(&[]);
         server
     }
 
+    /// Starts the server, on another free port whenever the one picked was taken between
+    /// `free_port` and the server's bind (tests run in parallel).
+    fn spawn_on_a_free_port(&mut self, cluster_args: &[String]) {
+        for _ in 0..5 {
+            if self.try_spawn(cluster_args) {
+                return;
+            }
+            self.port = free_port();
+        }
+        panic!("redis-server found no free port in 5 tries");
+    }
+
+    /// Starts the server on its port; panics when it does not come up.
     fn spawn(&mut self, cluster_args: &[String]) {
+        if !self.try_spawn(cluster_args) {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            panic!("redis-server on port {} did not start:\n{log}", self.port);
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    /// Starts the server; false when it exited before listening (its port was taken).
+    fn try_spawn(&mut self, cluster_args: &[String]) -> bool {
         let mut cmd = Command::new(redis_server_bin());
         cmd.arg("--bind")
             .arg("127.0.0.1")
@@ -174,9 +199,14 @@ impl RedisServer {
         }
         cmd.args(cluster_args);
         cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        // A restart appends to the same log: only what this start writes counts.
+        let log_start = std::fs::metadata(self.log_path()).map_or(0, |m| m.len() as usize);
         let child = cmd.spawn().expect("start redis-server (is it installed?)");
         self.child = Some(child);
-        self.wait_listening();
+        if !self.wait_listening(log_start) {
+            self.kill();
+            return false;
+        }
         if !self.options.acl_users.is_empty() {
             for rule in self.options.acl_users.clone() {
                 let mut args = vec!["ACL".to_string(), "SETUSER".to_string()];
@@ -184,18 +214,33 @@ impl RedisServer {
                 self.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
             }
         }
+        true
     }
 
-    fn wait_listening(&self) {
+    /// Waits until this server, not just anything on its port, accepts connections: its own
+    /// log says it is ready. A connect alone would also succeed against another test's server
+    /// that took the port first, while this one exits with "Address already in use"; that
+    /// test then stopping its server made this one's clients see "Connection refused".
+    fn wait_listening(&mut self, log_start: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                return false;
+            }
+            let log = std::fs::read(self.log_path()).unwrap_or_default();
+            let ours = log.get(log_start..).unwrap_or_default();
+            if String::from_utf8_lossy(ours).contains("Ready to accept connections")
+                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
-        panic!("redis-server on port {} did not start:\n{log}", self.port);
+        false
     }
 
     /// Settings that point the library at this server.
@@ -304,7 +349,7 @@ impl RedisCluster {
                 options: options.clone(),
                 child: None,
             };
-            node.spawn(&cluster_args());
+            node.spawn_on_a_free_port(&cluster_args());
             nodes.push(node);
         }
         let addrs: Vec<String> = nodes
