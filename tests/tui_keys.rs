@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use artemis::model::{PipelineEvent, PipelineStatus, StageStatus};
-use artemis::tui::app::{App, Row, SortKey, View};
+use artemis::tui::app::{App, SortKey, View};
 use artemis::tui::keymap::KeyMap;
 use artemis::tui::message::{Command, Message};
 use artemis::tui::theme::Theme;
 
 use tui_fixtures as fx;
+use tui_fixtures::{ids, selected_id};
 
 fn ch(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
@@ -26,21 +27,6 @@ fn k(code: KeyCode) -> KeyEvent {
 
 fn press(app: &mut App, keys: &str) -> Vec<Command> {
     keys.chars().flat_map(|c| app.handle_key(ch(c))).collect()
-}
-
-fn ids(app: &mut App) -> Vec<String> {
-    let rows = app.rows().to_vec();
-    let snap = app.shown().unwrap();
-    rows.iter()
-        .filter_map(|r| match r {
-            Row::Card(i) => Some(snap.cards[*i].pipeline.card_id.clone()),
-            Row::Malformed(_) => None,
-        })
-        .collect()
-}
-
-fn selected_id(app: &mut App) -> Option<String> {
-    app.selected_card().map(|c| c.pipeline.card_id.clone())
 }
 
 #[test]

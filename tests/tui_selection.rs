@@ -18,11 +18,12 @@ use serde_json::json;
 use artemis::model::{PipelineStatus, format_naive};
 use artemis::snapshot::Snapshot;
 use artemis::tracker::Card;
-use artemis::tui::app::{App, Row, SortKey};
+use artemis::tui::app::{App, SortKey};
 use artemis::tui::message::Message;
 use artemis::tui::render;
 
 use tui_fixtures as fx;
+use tui_fixtures::{ids, selected_id};
 
 fn press(app: &mut App, keys: &str) {
     for c in keys.chars() {
@@ -32,21 +33,6 @@ fn press(app: &mut App, keys: &str) {
 
 fn esc(app: &mut App) {
     app.handle_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
-}
-
-fn ids(app: &mut App) -> Vec<String> {
-    let rows = app.rows().to_vec();
-    let snap = app.shown().unwrap();
-    rows.iter()
-        .filter_map(|r| match r {
-            Row::Card(i) => Some(snap.cards[*i].pipeline.card_id.clone()),
-            Row::Malformed(_) => None,
-        })
-        .collect()
-}
-
-fn selected_id(app: &mut App) -> Option<String> {
-    app.selected_card().map(|c| c.pipeline.card_id.clone())
 }
 
 fn ts(secs_before_now: i64) -> String {

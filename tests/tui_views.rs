@@ -17,6 +17,7 @@ use artemis::tui::render;
 use artemis::tui::theme::{Background, BackgroundSource, Theme};
 
 use tui_fixtures as fx;
+use tui_fixtures::selected_id;
 
 fn ch(c: char) -> KeyEvent {
     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
@@ -57,10 +58,6 @@ fn click(app: &mut App, column: u16, row: u16) -> Vec<Command> {
 /// The screen row of the table's `i`-th visible data row (below its border and header).
 fn row_y(app: &App, i: u16) -> u16 {
     app.table_area.y + 2 + i
-}
-
-fn selected_id(app: &mut App) -> Option<String> {
-    app.selected_card().map(|c| c.pipeline.card_id.clone())
 }
 
 #[test]

@@ -18,7 +18,7 @@ use artemis::model::{
 };
 use artemis::snapshot::{Snapshot, SourceInfo};
 use artemis::tracker::Card;
-use artemis::tui::app::App;
+use artemis::tui::app::{App, Row};
 use artemis::tui::keymap::KeyMap;
 use artemis::tui::message::Message;
 use artemis::tui::theme::Theme;
@@ -498,4 +498,21 @@ pub fn app_with_all_metrics(theme: Theme, no_color: bool) -> App {
         });
     }
     app
+}
+
+/// The card ids of the table's rows, top to bottom (malformed rows left out).
+pub fn ids(app: &mut App) -> Vec<String> {
+    let rows = app.rows().to_vec();
+    let snap = app.shown().unwrap();
+    rows.iter()
+        .filter_map(|r| match r {
+            Row::Card(i) => Some(snap.cards[*i].pipeline.card_id.clone()),
+            Row::Malformed(_) => None,
+        })
+        .collect()
+}
+
+/// The id of the selected card.
+pub fn selected_id(app: &mut App) -> Option<String> {
+    app.selected_card().map(|c| c.pipeline.card_id.clone())
 }
