@@ -456,6 +456,37 @@ pub struct HistoryRead {
     pub malformed: Vec<Malformed>,
 }
 
+impl HistoryRead {
+    /// The read of `window` from each of its periods, in order: the period's start (Unix
+    /// seconds), its key and its stored fields (empty where no bucket exists). `malformed`
+    /// holds what was found wrong before the fields were parsed. Both backends end here, so a
+    /// series means the same whoever stored it.
+    pub(crate) fn from_periods<F: std::borrow::Borrow<HashMap<String, String>>>(
+        window: HistoryWindow,
+        periods: impl IntoIterator<Item = (i64, String, F)>,
+        mut malformed: Vec<Malformed>,
+    ) -> Self {
+        let mut found = false;
+        let buckets = periods
+            .into_iter()
+            .map(|(start, key, fields)| {
+                let fields = fields.borrow();
+                found |= !fields.is_empty();
+                Bucket::from_fields(&key, epoch(start), fields, &mut malformed)
+            })
+            .collect();
+        HistoryRead {
+            series: Series {
+                window,
+                resolution: Some(window.resolution()),
+                buckets,
+                found,
+            },
+            malformed,
+        }
+    }
+}
+
 /// Unix seconds as a time (the epoch itself for an impossible value).
 pub(crate) fn epoch(seconds: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(seconds, 0)

@@ -179,28 +179,13 @@ impl super::MetricsStore for MemoryMetrics {
     ) -> crate::Result<HistoryRead> {
         let s = self.metrics_state();
         let resolution = window.resolution();
-        let mut malformed = Vec::new();
-        let mut found = false;
         let empty = std::collections::HashMap::new();
-        let buckets = window
-            .bucket_starts(now)
-            .into_iter()
-            .map(|start| {
-                let fields = s.buckets.get(&(resolution, start)).unwrap_or(&empty);
-                found |= !fields.is_empty();
-                let key = self.core.keys.metrics_bucket(resolution.code(), start);
-                history::Bucket::from_fields(&key, history::epoch(start), fields, &mut malformed)
-            })
-            .collect();
-        Ok(HistoryRead {
-            series: history::Series {
-                window,
-                resolution: Some(resolution),
-                buckets,
-                found,
-            },
-            malformed,
-        })
+        let periods = window.bucket_starts(now).into_iter().map(|start| {
+            let fields = s.buckets.get(&(resolution, start)).unwrap_or(&empty);
+            let key = self.core.keys.metrics_bucket(resolution.code(), start);
+            (start, key, fields)
+        });
+        Ok(HistoryRead::from_periods(window, periods, Vec::new()))
     }
 
     async fn track_code_review(&self, r: &CodeReviewRecord) -> crate::Result<()> {

@@ -369,34 +369,23 @@ impl super::MetricsStore for RedisMetrics {
         }
         let values: Vec<redis::Value> = self.core.redis.query_pipe(&p).await?;
         let mut malformed = Vec::new();
-        let mut found = false;
-        let buckets = starts
-            .iter()
+        let values = values
+            .into_iter()
+            .chain(std::iter::repeat(redis::Value::Nil));
+        let periods: Vec<_> = starts
+            .into_iter()
             .zip(keys)
-            .zip(
-                values
-                    .into_iter()
-                    .chain(std::iter::repeat(redis::Value::Nil)),
-            )
+            .zip(values)
             .map(|((start, key), value)| {
                 let fields = Reply {
                     key: key.clone(),
                     value,
                 }
                 .hash(&mut malformed);
-                found |= !fields.is_empty();
-                history::Bucket::from_fields(&key, history::epoch(*start), &fields, &mut malformed)
+                (start, key, fields)
             })
             .collect();
-        Ok(HistoryRead {
-            series: history::Series {
-                window,
-                resolution: Some(resolution),
-                buckets,
-                found,
-            },
-            malformed,
-        })
+        Ok(HistoryRead::from_periods(window, periods, malformed))
     }
 
     async fn track_once(&self, op_id: &str, write: &MetricsWrite) -> crate::Result<()> {
