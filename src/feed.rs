@@ -13,7 +13,7 @@ use crate::backend::Backend;
 use crate::connection::{ConnState, Health};
 use crate::metrics::HistoryWindow;
 use crate::model::{Malformed, PipelineEvent};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Update};
 use crate::store::Store;
 
 /// Live events as a feed delivers them; a payload that is not an event comes as `Err`.
@@ -37,6 +37,17 @@ pub trait Feed: Send + Sync + 'static {
     fn forget_scans(&self) {}
     /// One full read, with the time buckets of `window` for the charts.
     async fn snapshot(&self, now: DateTime<Utc>, window: HistoryWindow) -> crate::Result<Snapshot>;
+    /// One poll: a full read when `full` is set, else, where the feed can, only what changed
+    /// since its previous poll ([`Update::Delta`]). The default always reads in full.
+    async fn poll(
+        &self,
+        now: DateTime<Utc>,
+        window: HistoryWindow,
+        full: bool,
+    ) -> crate::Result<Update> {
+        let _ = full;
+        Ok(Update::Full(Box::new(self.snapshot(now, window).await?)))
+    }
     /// Live events of every card, on a subscription of its own (its life does not follow the
     /// command connection's reconnects); the stream ends when the subscription is lost.
     async fn subscribe(&self) -> crate::Result<FeedEvents>;

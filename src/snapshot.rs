@@ -148,6 +148,86 @@ pub struct Snapshot {
     pub malformed: Vec<Malformed>,
 }
 
+/// What one incremental read found: everything a [`Snapshot`] holds except the cards, which
+/// come as the changes since the previous read (the cards written since, whole, and the ids of
+/// the cards gone). Applied to the snapshot that read produced ([`Snapshot::apply_delta`]), it
+/// gives the snapshot a full read would have given, at the cost of what changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotDelta {
+    /// When the read finished.
+    pub taken_at: DateTime<Utc>,
+    /// Where the data came from, with any password removed.
+    pub source: SourceInfo,
+    /// The connection state when the read finished.
+    pub connection: ConnState,
+    /// Whether the server accepted writes when the read finished.
+    #[serde(default)]
+    pub health: Health,
+    /// Cards written since the previous read, each whole (document and stages): it replaces
+    /// the card of its id, or is new.
+    pub changed: Vec<Card>,
+    /// Ids of cards gone since the previous read (expired or deleted).
+    pub removed: Vec<String>,
+    /// The metrics' aggregates (read in full: they are a fixed number of keys).
+    pub metrics: Summary,
+    /// Rate-limit headroom per window (read in full).
+    pub limits: Vec<LimitUsage>,
+    /// The metrics' time buckets of the charts' window.
+    #[serde(default)]
+    pub history: Series,
+    /// Every document and member known not to parse, as in [`Snapshot::malformed`] (the
+    /// whole list, not only what this read found).
+    pub malformed: Vec<Malformed>,
+}
+
+/// What a poll read: everything, or the changes since the previous poll.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    /// A full read: the truth, replacing whatever was held.
+    Full(Box<Snapshot>),
+    /// The changes since the previous read.
+    Delta(Box<SnapshotDelta>),
+}
+
+impl Snapshot {
+    /// Applies the changes of an incremental read: the changed cards replace theirs or are
+    /// added, the removed ones leave, the cards stay newest start first, and everything else is
+    /// taken from the delta. The result is what a full read at the same moment would give.
+    pub fn apply_delta(&mut self, delta: SnapshotDelta) {
+        let SnapshotDelta {
+            taken_at,
+            source,
+            connection,
+            health,
+            changed,
+            removed,
+            metrics,
+            limits,
+            history,
+            malformed,
+        } = delta;
+        if !changed.is_empty() || !removed.is_empty() {
+            let mut gone: std::collections::HashSet<String> = removed.into_iter().collect();
+            let mut replacing: std::collections::HashMap<String, Card> = changed
+                .into_iter()
+                .map(|c| (c.pipeline.card_id.clone(), c))
+                .collect();
+            gone.extend(replacing.keys().cloned());
+            self.cards.retain(|c| !gone.contains(&c.pipeline.card_id));
+            self.cards.extend(replacing.drain().map(|(_, c)| c));
+            crate::tracker::sort_cards(&mut self.cards);
+        }
+        self.taken_at = taken_at;
+        self.source = source;
+        self.connection = connection;
+        self.health = health;
+        self.metrics = metrics;
+        self.limits = limits;
+        self.history = history;
+        self.malformed = malformed;
+    }
+}
+
 /// Where a snapshot was read from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceInfo {

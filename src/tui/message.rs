@@ -6,13 +6,16 @@
 
 use crate::connection::{ConnState, Health};
 use crate::model::{Malformed, PipelineEvent};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotDelta};
 
 /// From the source tasks to the UI.
 #[derive(Debug, Clone)]
 pub enum Message {
     /// A complete, fresh read of everything: the truth, replacing what events patched in.
     Snapshot(Box<Snapshot>),
+    /// An incremental read: the cards changed and removed since the previous read, and
+    /// everything else in full. Applied to the data held, it gives what a full read would.
+    Delta(Box<SnapshotDelta>),
     /// A live pipeline event from pub/sub: patches the displayed card until the next snapshot.
     Event(PipelineEvent),
     /// The connection state changed.

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 
 use crate::feed::Feed;
 use crate::metrics::HistoryWindow;
+use crate::snapshot::Update;
 
 use super::message::{Command, Message};
 
@@ -122,8 +123,9 @@ pub fn spawn(
                     _ = poll_now.notified() => tick.reset(),
                 }
                 let window = *window_rx.borrow();
-                let msg = match feed.snapshot(Utc::now(), window).await {
-                    Ok(s) => Message::Snapshot(Box::new(s)),
+                let msg = match feed.poll(Utc::now(), window, true).await {
+                    Ok(Update::Full(s)) => Message::Snapshot(s),
+                    Ok(Update::Delta(d)) => Message::Delta(d),
                     Err(e) => Message::ReadFailed(e.to_string()),
                 };
                 if tx.send(msg).await.is_err() {

@@ -7,7 +7,8 @@
 --
 -- ARGV[1] op: start | stage | complete
 -- ARGV[2] TTL seconds, ARGV[3] history length, ARGV[4] events channel,
--- ARGV[5] card id (index member), ARGV[6] write time, epoch seconds (index score)
+-- ARGV[5] card id (index member), ARGV[6] unused (the index score is the server's TIME, so
+-- that a reader polling for changes compares it with the same clock, whatever the writer's)
 -- ARGV[7..] per op, see below.
 --
 -- The document is never re-encoded with cjson: cjson turns empty arrays into {}, prints numbers
@@ -19,7 +20,9 @@
 -- fixed words it prints itself.
 
 local op, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local member, score = ARGV[5], ARGV[6]
+local member = ARGV[5]
+local now = redis.call('TIME')
+local score = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
 local doc_key, history_key, index_key, stage_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local find, byte, sub, concat = string.find, string.byte, string.sub, table.concat

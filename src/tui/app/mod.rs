@@ -311,6 +311,7 @@ impl App {
         self.dirty = true;
         match msg {
             Message::Snapshot(s) => self.apply_snapshot(*s),
+            Message::Delta(d) => self.apply_delta(*d),
             Message::Event(e) => self.apply_event(e),
             Message::Connection(c) => self.conn = c,
             Message::Health(h) => self.health = h,
@@ -362,6 +363,17 @@ impl App {
         if !self.is_frozen() {
             self.rows_stale = true;
         }
+    }
+
+    fn apply_delta(&mut self, delta: crate::snapshot::SnapshotDelta) {
+        // Without a full read to apply it to, a delta cannot be placed; the source tasks
+        // always start with a full read.
+        let Some(live) = self.live.as_ref() else {
+            return;
+        };
+        let mut snap = live.clone();
+        snap.apply_delta(delta);
+        self.apply_snapshot(snap);
     }
 
     fn apply_event(&mut self, event: PipelineEvent) {
