@@ -541,6 +541,123 @@ async fn an_idle_poll_reads_no_card() {
     assert!(d.changed.is_empty() && d.removed.is_empty(), "{d:?}");
 }
 
+/// Every malformed entry, in a stable order (a delta lists them all, as a full read does).
+fn sorted_malformed(m: &[artemis::model::Malformed]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = m
+        .iter()
+        .map(|m| (m.key.clone(), m.reason.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn a_card_whose_document_stops_parsing_leaves_and_is_listed_until_it_is_rewritten() {
+    let server = RedisServer::start();
+    let settings = polling(server.settings());
+    let backend = Backend::redis(settings.clone()).await.unwrap();
+    let store = backend.tracker();
+    store
+        .start_pipeline(&start("fragile", Utc::now()))
+        .await
+        .unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = Held::new();
+    held.take(poll(&feed, true).await);
+    assert!(held.has("fragile"));
+
+    // Garbage over the document, and a write that touches the index (the completion keeps
+    // the document as it is: it is not JSON).
+    server.cli(&[
+        "SET",
+        "artemis:pipeline:fragile",
+        "{not json",
+        "EX",
+        "86400",
+    ]);
+    store
+        .complete_pipeline(&artemis::tracker::PipelineCompletion {
+            card_id: "fragile".into(),
+            status: artemis::model::PipelineStatus::Failed,
+            message: None,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    held.take(poll(&feed, false).await);
+    assert!(!held.has("fragile"));
+    let full = artemis::snapshot::read_snapshot(
+        &Backend::redis(settings.clone()).await.unwrap(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let snap = held.snap.as_ref().unwrap();
+    assert!(
+        snap.malformed
+            .iter()
+            .any(|m| m.key == "artemis:pipeline:fragile")
+    );
+    assert_eq!(
+        sorted_malformed(&snap.malformed),
+        sorted_malformed(&full.malformed)
+    );
+
+    // Started again: a card once more, and no longer listed as malformed.
+    store
+        .start_pipeline(&start("fragile", Utc::now()))
+        .await
+        .unwrap();
+    held.take(poll(&feed, false).await);
+    assert!(held.has("fragile"));
+    assert!(held.snap.as_ref().unwrap().malformed.is_empty());
+    assert_eq!(held.cards(), full_read(&settings).await.as_slice());
+}
+
+#[tokio::test]
+async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card() {
+    use artemis::metrics::PipelineCompletionRecord;
+    let server = RedisServer::start();
+    let settings = polling(server.settings());
+    let backend = Backend::redis(settings.clone()).await.unwrap();
+    let store = backend.tracker();
+    store
+        .start_pipeline(&start("costly", Utc::now()))
+        .await
+        .unwrap();
+    store
+        .complete_pipeline(&artemis::tracker::PipelineCompletion {
+            card_id: "costly".into(),
+            status: artemis::model::PipelineStatus::Completed,
+            message: None,
+            at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = Held::new();
+    held.take(poll(&feed, true).await);
+    assert_eq!(held.cards()[0].cost_usd, None);
+
+    // The metrics' completion record comes later and touches no tracker key.
+    backend
+        .metrics()
+        .track_pipeline_completion(&PipelineCompletionRecord {
+            card_id: "costly".into(),
+            duration_seconds: 3.0,
+            status: "completed".into(),
+            cost: 0.75,
+            metadata: Map::new(),
+            at: None,
+        })
+        .await
+        .unwrap();
+    held.take(poll(&feed, false).await);
+    assert_eq!(held.deltas, 1);
+    assert_eq!(held.cards()[0].cost_usd, Some(0.75));
+    assert_eq!(held.cards(), full_read(&settings).await.as_slice());
+}
+
 // ---- The poller's schedule ----
 
 async fn next_read(rx: &mut mpsc::Receiver<Message>) -> Message {
