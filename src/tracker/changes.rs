@@ -396,7 +396,9 @@ impl RedisTracker {
 
     /// The cards changed since `cursor`'s read, advancing it; `None` when no read of changes
     /// can be made (no server clock, or the index is not a sorted set): read in full. A read
-    /// that fails leaves the cursor as it was, so the next one still sees everything since.
+    /// that fails leaves the cursor as it was, so the next one still sees everything since:
+    /// everything is read first, and the cursor changed in place only once nothing can fail
+    /// (a copy of it per poll would cost what the whole read avoids).
     pub(crate) async fn changes_since(
         &self,
         cursor: &mut ReadCursor,
@@ -430,25 +432,8 @@ impl RedisTracker {
         }
         let index_key = keys.pipeline_index();
         let live_min = index.time - t.ttl_seconds as f64;
-        let mut next = cursor.clone();
-        next.server_time = index.time;
-        next.scan = scan;
 
-        // Expired: the index score is older than the TTL, as a full read would leave it out.
-        let mut removed: Vec<String> = Vec::new();
-        let expired: Vec<String> = next
-            .indexed
-            .iter()
-            .filter(|(_, s)| **s < live_min)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in expired {
-            next.indexed.remove(&id);
-            next.card_malformed.remove(&id);
-            next.stage_hints.remove(&id);
-            removed.push(next.shown_as.remove(&id).unwrap_or(id));
-        }
-
+        // What to read, decided against the cursor as it is.
         let mut wanted: Vec<String> = Vec::new();
         let mut want: HashSet<String> = HashSet::new();
         let mut add = |id: String, wanted: &mut Vec<String>| {
@@ -456,44 +441,41 @@ impl RedisTracker {
                 wanted.push(id);
             }
         };
+        let mut scores: Vec<(String, f64)> = Vec::new();
+        let mut bad_members: Vec<Malformed> = Vec::new();
         for (member, score) in index.entries {
             if score < live_min {
                 continue;
             }
-            let mut bad = Vec::new();
-            let Some(id) = crate::model::utf8_members(&index_key, vec![member], &mut bad).pop()
+            let Some(id) =
+                crate::model::utf8_members(&index_key, vec![member], &mut bad_members).pop()
             else {
-                for m in bad {
-                    if !next.other_malformed.contains(&m) {
-                        next.other_malformed.push(m);
-                    }
-                }
                 continue;
             };
-            let moved = match next.indexed.insert(id.clone(), score) {
+            let reread = match cursor.indexed.get(&id) {
                 // On Cluster the documents may land after the index entry: read again
                 // everything in the overlap. On a server one script wrote both.
-                Some(old) => is_cluster || old != score,
+                Some(old) => is_cluster || *old != score,
                 None => true,
             };
-            if next.python.remove(&id) || moved {
-                add(id, &mut wanted);
+            if reread || cursor.python.contains(&id) {
+                add(id.clone(), &mut wanted);
             }
+            scores.push((id, score));
         }
+        let listed: HashSet<&str> = scores.iter().map(|(id, _)| id.as_str()).collect();
+        let unindexed = |id: &str| !cursor.indexed.contains_key(id) && !listed.contains(id);
+        let mut new_hints: HashMap<String, BTreeSet<String>> = HashMap::new();
         for id in hints.recheck {
-            if next.knows(&id) {
+            if cursor.knows(&id) {
                 add(id, &mut wanted);
             }
         }
         for (id, stages) in hints.named {
-            if next.indexed.contains_key(&id) || super::redis::check_readable_card_id(&id).is_err()
-            {
+            if !unindexed(&id) || super::redis::check_readable_card_id(&id).is_err() {
                 continue;
             }
-            next.stage_hints
-                .entry(id.clone())
-                .or_default()
-                .extend(stages);
+            new_hints.entry(id.clone()).or_default().extend(stages);
             add(id, &mut wanted);
         }
         for raw in found {
@@ -501,67 +483,106 @@ impl RedisTracker {
                 continue;
             };
             if let Some(id) = keys.card_id_of_pipeline_key(&key) {
-                if !next.indexed.contains_key(id) {
+                if unindexed(id) {
                     add(id.to_owned(), &mut wanted);
                 }
             } else if let Some((id, stage)) = keys.card_and_stage_of_stage_key(&key)
-                && !next.indexed.contains_key(id)
+                && unindexed(id)
             {
-                next.stage_hints
+                new_hints
                     .entry(id.to_owned())
                     .or_default()
                     .insert(stage.to_owned());
                 add(id.to_owned(), &mut wanted);
             }
         }
-
-        let read = self
-            .read_ids(wanted.clone(), &next.stage_hints, slots.as_ref())
-            .await?;
+        let mut read_hints: HashMap<String, BTreeSet<String>> = HashMap::new();
         for id in &wanted {
-            next.card_malformed.remove(id);
-            next.stage_hints.remove(id);
+            let mut h = cursor.stage_hints.get(id).cloned().unwrap_or_default();
+            h.extend(new_hints.remove(id).unwrap_or_default());
+            if !h.is_empty() {
+                read_hints.insert(id.clone(), h);
+            }
+        }
+        let read = self
+            .read_ids(wanted.clone(), &read_hints, slots.as_ref())
+            .await?;
+
+        // Nothing fails from here: the cursor moves on.
+        let was_known: HashSet<String> = wanted
+            .iter()
+            .filter(|id| cursor.knows(id))
+            .cloned()
+            .collect();
+        cursor.server_time = index.time;
+        cursor.scan = scan;
+        for m in bad_members {
+            if !cursor.other_malformed.contains(&m) {
+                cursor.other_malformed.push(m);
+            }
+        }
+        // Expired: the index score is older than the TTL, as a full read would leave it out.
+        let mut removed: Vec<String> = Vec::new();
+        let expired: Vec<String> = cursor
+            .indexed
+            .iter()
+            .filter(|(_, s)| **s < live_min)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            cursor.indexed.remove(&id);
+            cursor.card_malformed.remove(&id);
+            cursor.stage_hints.remove(&id);
+            removed.push(cursor.shown_as.remove(&id).unwrap_or(id));
+        }
+        for (id, score) in scores {
+            cursor.python.remove(&id);
+            cursor.indexed.insert(id, score);
+        }
+        for id in &wanted {
+            cursor.card_malformed.remove(id);
+            cursor.stage_hints.remove(id);
         }
         for (id, h) in read.hints {
             if !h.is_empty() {
-                next.stage_hints.insert(id, h);
+                cursor.stage_hints.insert(id, h);
             }
         }
         let mut gone_now: HashSet<String> = HashSet::new();
         for id in read.missing {
             // Listed but without a document (deleted, expired, never written): not shown.
-            let known = next.knows(&id);
-            next.python.remove(&id);
-            next.stage_hints.remove(&id);
-            if known {
+            cursor.python.remove(&id);
+            cursor.stage_hints.remove(&id);
+            if was_known.contains(&id) {
                 gone_now.insert(id.clone());
-                removed.push(next.shown_as.remove(&id).unwrap_or(id));
+                removed.push(cursor.shown_as.remove(&id).unwrap_or(id));
             }
         }
         for (id, bad) in read.malformed {
             if id.is_empty() {
-                next.other_malformed.extend(bad);
+                cursor.other_malformed.extend(bad);
                 continue;
             }
             if bad.iter().any(|m| m.key == keys.pipeline(&id)) && !gone_now.contains(&id) {
                 // Its document stopped parsing: a full read shows it as malformed, not a card.
-                removed.push(next.shown_id(&id));
+                removed.push(cursor.shown_id(&id));
             }
-            next.card_malformed.insert(id, bad);
+            cursor.card_malformed.insert(id, bad);
         }
         let mut changed = Vec::with_capacity(read.cards.len());
         for (id, card) in read.cards {
-            if !next.indexed.contains_key(&id) {
-                next.python.insert(id.clone());
+            if !cursor.indexed.contains_key(&id) {
+                cursor.python.insert(id.clone());
             }
-            match next.shown_as.get(&id) {
+            match cursor.shown_as.get(&id) {
                 Some(old) if *old != card.pipeline.card_id => removed.push(old.clone()),
                 _ => {}
             }
             if card.pipeline.card_id == id {
-                next.shown_as.remove(&id);
+                cursor.shown_as.remove(&id);
             } else {
-                next.shown_as
+                cursor
+                    .shown_as
                     .insert(id.clone(), card.pipeline.card_id.clone());
             }
             changed.push(card);
@@ -573,8 +594,7 @@ impl RedisTracker {
         removed.retain(|id| !shown.contains(id.as_str()));
         removed.sort();
         removed.dedup();
-        let malformed = next.all_malformed();
-        *cursor = next;
+        let malformed = cursor.all_malformed();
         Ok(Some(CardChanges {
             changed,
             removed,
