@@ -315,7 +315,7 @@ impl Default for TrackerSettings {
             scan_interval_seconds: 30,
             full_read_interval_seconds: 60,
             poll_overlap_seconds: 5,
-            scan_count_per_poll: 5_000,
+            scan_count_per_poll: 1_000,
         }
     }
 }

@@ -17,10 +17,12 @@
 //!
 //! Cards whose index score is older than the server's time minus the TTL leave as removed, as a
 //! full read would leave them out. The overlap (`tracker.poll_overlap_seconds`) covers a server
-//! clock that steps back and, on Cluster, an index write that lands before its card's
-//! documents (they are written by commands in flight together): on Cluster every entry in the
-//! overlap is read again; on a standalone server one script writes documents and index
-//! together, so an entry whose score did not change needs no new read.
+//! clock that steps back (a write then scores below the previous read's time, and its new
+//! score is what makes it read). On Cluster an index write may land before its card's
+//! documents (they are written by commands in flight together), so an entry is read again,
+//! score unchanged, until a read starts [`CLUSTER_WRITE_SKEW_SECONDS`] after it; on a
+//! standalone server one script writes documents and index together, so an entry whose score
+//! did not change needs no new read.
 //!
 //! What a poll of changes cannot see is left to the next full read: a card deleted by hand
 //! (its index entry stays), a Python-written stage of a card this crate writes, a Python card
@@ -36,6 +38,14 @@ use crate::connection::ScanCursor;
 use crate::error::Result;
 use crate::keys::KeySpace;
 use crate::model::Malformed;
+
+/// How long after its index entry a card's documents may land on Cluster, where the write
+/// sends them as commands in flight together (they land within milliseconds of each other;
+/// one second leaves room for a redirect). An entry whose score did not change is read again
+/// until a read starts this long after it, so each write costs about two reads, not one per
+/// poll of the whole overlap. A document later still (a command retried for longer) is seen
+/// at the card's next write or the next full read.
+pub const CLUSTER_WRITE_SKEW_SECONDS: f64 = 1.0;
 
 /// Where an incremental reader stands after a read: enough to read only what changed next
 /// time, and to know what left. Made by a full read, advanced by each read of changes.
@@ -432,6 +442,7 @@ impl RedisTracker {
         }
         let index_key = keys.pipeline_index();
         let live_min = index.time - t.ttl_seconds as f64;
+        let skew = CLUSTER_WRITE_SKEW_SECONDS.min(t.poll_overlap_seconds as f64);
 
         // What to read, decided against the cursor as it is.
         let mut wanted: Vec<String> = Vec::new();
@@ -453,9 +464,10 @@ impl RedisTracker {
                 continue;
             };
             let reread = match cursor.indexed.get(&id) {
-                // On Cluster the documents may land after the index entry: read again
-                // everything in the overlap. On a server one script wrote both.
-                Some(old) => is_cluster || *old != score,
+                // On Cluster the documents may land after the index entry: an entry is read
+                // again until a read starts at least the skew after its score. On a server one
+                // script wrote both.
+                Some(old) => *old != score || (is_cluster && score > cursor.server_time - skew),
                 None => true,
             };
             if reread || cursor.python.contains(&id) {
