@@ -4,6 +4,8 @@
 //!
 //! [`StorageFeed`] is the real one, over a [`Backend`] (Redis or memory), and it is read-only:
 //! a snapshot read, a PSUBSCRIBE to every card's events channel, and a card's history stream.
+//! Its polls read in full now and then and only the changes in between ([`Feed::poll`]), so
+//! an idle dashboard costs what changes, not how many cards exist.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -175,6 +177,11 @@ impl Feed for StorageFeed {
         let snap = read_snapshot_tracked(&self.backend, now, window, &mut st.cursor).await?;
         st.last_full = Some(std::time::Instant::now());
         st.connected_since = since;
+        if !st.cursor.is_started() {
+            // No reads of changes to come (memory, or no server clock): nothing will read the
+            // named cards, and every poll reads everything anyway.
+            lock(&self.named).clear();
+        }
         Ok(Update::Full(Box::new(snap)))
     }
 

@@ -658,6 +658,43 @@ async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card() {
     assert_eq!(held.cards(), full_read(&settings).await.as_slice());
 }
 
+#[tokio::test]
+async fn a_reader_the_server_refuses_time_reads_in_full_every_poll() {
+    let reader = [
+        "no-time",
+        "on",
+        ">pw-no-time",
+        "resetkeys",
+        "%R~artemis:*",
+        "resetchannels",
+        "&artemis:*",
+        "-@all",
+        "+@read",
+        "+@connection",
+        "-time",
+    ];
+    let server = RedisServer::start_with(ServerOptions {
+        acl_users: vec![reader.map(String::from).to_vec()],
+        ..Default::default()
+    });
+    let writer = Backend::redis(server.settings()).await.unwrap();
+    writer
+        .tracker()
+        .start_pipeline(&start("seen-anyway", Utc::now()))
+        .await
+        .unwrap();
+    let mut settings = polling(server.settings());
+    settings.redis.username = Some("no-time".into());
+    settings.redis.password = Some("pw-no-time".into());
+    let feed = StorageFeed::new(Backend::redis(settings).await.unwrap());
+    for _ in 0..3 {
+        let Update::Full(s) = poll(&feed, false).await else {
+            panic!("without the server's clock no poll may read only changes")
+        };
+        assert!(s.cards.iter().any(|c| c.pipeline.card_id == "seen-anyway"));
+    }
+}
+
 // ---- The poller's schedule ----
 
 async fn next_read(rx: &mut mpsc::Receiver<Message>) -> Message {
