@@ -289,7 +289,20 @@ pub struct TrackerSettings {
     pub scan_python_cards: bool,
     /// How long a SCAN for Python-written cards is reused before the next one, seconds
     /// (0: scan on every read). Cards this project writes are always found through the index.
+    /// Full reads use it; the dashboard's polls between them walk the keyspace a bounded
+    /// step at a time instead ([`Self::scan_count_per_poll`]).
     pub scan_interval_seconds: u64,
+    /// Seconds between the dashboard's full reads (every card read again: what a poll of only
+    /// the changes cannot see, a card deleted by hand, is seen gone then). It also reads in
+    /// full at start, after a reconnect and on `r`.
+    pub full_read_interval_seconds: u64,
+    /// Seconds a poll of only the changes reaches back before the previous poll's server time:
+    /// it covers a Cluster index write that lands before its card's documents, and a server
+    /// clock that steps back.
+    pub poll_overlap_seconds: u64,
+    /// The `COUNT` of the one SCAN each master gets per poll between full reads, walking the
+    /// keyspace for Python-written cards a bounded step at a time.
+    pub scan_count_per_poll: u64,
 }
 
 impl Default for TrackerSettings {
@@ -300,6 +313,9 @@ impl Default for TrackerSettings {
             outage_buffer: 10_000,
             scan_python_cards: true,
             scan_interval_seconds: 30,
+            full_read_interval_seconds: 60,
+            poll_overlap_seconds: 5,
+            scan_count_per_poll: 1_000,
         }
     }
 }
@@ -1143,6 +1159,24 @@ impl Settings {
                 t.scan_interval_seconds,
                 0,
                 86_400,
+            ),
+            (
+                "tracker.full_read_interval_seconds",
+                t.full_read_interval_seconds,
+                1,
+                86_400,
+            ),
+            (
+                "tracker.poll_overlap_seconds",
+                t.poll_overlap_seconds,
+                0,
+                3_600,
+            ),
+            (
+                "tracker.scan_count_per_poll",
+                t.scan_count_per_poll,
+                1,
+                1_000_000,
             ),
             // Unset means never trim (the original keeps its history); a set value is bounded.
             (

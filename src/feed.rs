@@ -4,8 +4,14 @@
 //!
 //! [`StorageFeed`] is the real one, over a [`Backend`] (Redis or memory), and it is read-only:
 //! a snapshot read, a PSUBSCRIBE to every card's events channel, and a card's history stream.
+//! Its polls read in full now and then and only the changes in between ([`Feed::poll`]), so
+//! an idle dashboard costs what changes, not how many cards exist.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 
@@ -13,7 +19,7 @@ use crate::backend::Backend;
 use crate::connection::{ConnState, Health};
 use crate::metrics::HistoryWindow;
 use crate::model::{Malformed, PipelineEvent};
-use crate::snapshot::{Snapshot, Update};
+use crate::snapshot::{PollCursor, Snapshot, Update, read_snapshot_delta, read_snapshot_tracked};
 use crate::store::Store;
 
 /// Live events as a feed delivers them; a payload that is not an event comes as `Err`.
@@ -58,15 +64,60 @@ pub trait Feed: Send + Sync + 'static {
 /// Events fetched per drilldown.
 pub const HISTORY_LIMIT: usize = 500;
 
+/// Cards named by live events that a poll has not read yet, at most this many (beyond it the
+/// walk for Python-written cards and the next full read find them).
+pub const NAMED_CARDS_MAX: usize = 10_000;
+
 /// Reads the faces' data from a [`Backend`], read-only.
+///
+/// Its [`Feed::poll`] reads in full on request, on its first poll, after every reconnect
+/// (the server may have lost or been replaced by other data), and once every
+/// `tracker.full_read_interval_seconds`; between those, where the store can (Redis with a
+/// `TIME` the reader may ask for), it reads only what changed
+/// ([`crate::snapshot::read_snapshot_delta`]). Cards its own event subscriptions name are read
+/// by the next poll of changes if the index does not list them (Python-written cards).
 pub struct StorageFeed {
     backend: Backend,
+    poll: tokio::sync::Mutex<PollState>,
+    named: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
+}
+
+/// What [`StorageFeed::poll`] keeps between polls.
+#[derive(Default)]
+struct PollState {
+    cursor: PollCursor,
+    /// When the last full read finished.
+    last_full: Option<std::time::Instant>,
+    /// The connection the last full read was made on (its `since`): another one means a
+    /// reconnect since.
+    connected_since: Option<DateTime<Utc>>,
 }
 
 impl StorageFeed {
     /// A feed over `backend`.
     pub fn new(backend: Backend) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            poll: Default::default(),
+            named: Default::default(),
+        }
+    }
+
+    /// Whether the next [`Feed::poll`] will read in full whatever it is asked.
+    fn full_due(&self, st: &PollState, connected_since: Option<DateTime<Utc>>) -> bool {
+        let interval = std::time::Duration::from_secs(
+            self.backend.settings().tracker.full_read_interval_seconds,
+        );
+        !st.cursor.is_started()
+            || st.connected_since != connected_since
+            || st.last_full.is_none_or(|t| t.elapsed() >= interval)
+    }
+
+    fn connected_since(&self) -> Option<DateTime<Utc>> {
+        match &*self.backend.connection().borrow() {
+            ConnState::Connected { since } => Some(*since),
+            _ => None,
+        }
     }
 }
 
@@ -95,8 +146,57 @@ impl Feed for StorageFeed {
         crate::snapshot::read_snapshot_for(&self.backend, now, window).await
     }
 
+    async fn poll(
+        &self,
+        now: DateTime<Utc>,
+        window: HistoryWindow,
+        full: bool,
+    ) -> crate::Result<Update> {
+        let mut st = self.poll.lock().await;
+        // Taken before the read: a reconnect during it makes the next poll full.
+        let since = self.connected_since();
+        if !full && !self.full_due(&st, since) {
+            // Taken out for the read, put back if it fails.
+            let named = std::mem::take(&mut *lock(&self.named));
+            match read_snapshot_delta(&self.backend, now, window, &mut st.cursor, named.clone())
+                .await
+            {
+                Ok(Some(delta)) => return Ok(Update::Delta(Box::new(delta))),
+                Ok(None) => {}
+                Err(e) => {
+                    let mut held = lock(&self.named);
+                    for (id, stages) in named {
+                        if held.len() < NAMED_CARDS_MAX || held.contains_key(&id) {
+                            held.entry(id).or_default().extend(stages);
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let snap = read_snapshot_tracked(&self.backend, now, window, &mut st.cursor).await?;
+        st.last_full = Some(std::time::Instant::now());
+        st.connected_since = since;
+        if !st.cursor.is_started() {
+            // No reads of changes to come (memory, or no server clock): nothing will read the
+            // named cards, and every poll reads everything anyway.
+            lock(&self.named).clear();
+        }
+        Ok(Update::Full(Box::new(snap)))
+    }
+
     async fn subscribe(&self) -> crate::Result<FeedEvents> {
-        self.backend.tracker().subscribe(None).await
+        let events = self.backend.tracker().subscribe(None).await?;
+        // Remember which cards events name: a Python-written card changes without touching
+        // the index, so the next poll of changes reads the cards named.
+        let named = self.named.clone();
+        Ok(events
+            .inspect(move |e| {
+                if let Ok(event) = e {
+                    note_named(&named, event);
+                }
+            })
+            .boxed())
     }
 
     async fn history(&self, card_id: &str) -> crate::Result<Option<Vec<PipelineEvent>>> {
@@ -112,5 +212,24 @@ impl Feed for StorageFeed {
         Ok(Some(
             entries.into_iter().filter_map(|e| e.event.ok()).collect(),
         ))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Records the card (and stage) an event names, within [`NAMED_CARDS_MAX`].
+fn note_named(named: &Mutex<HashMap<String, BTreeSet<String>>>, event: &PipelineEvent) {
+    let mut held = lock(named);
+    let id = event.card_id();
+    if held.len() >= NAMED_CARDS_MAX && !held.contains_key(id) {
+        return;
+    }
+    let stages = held.entry(id.to_owned()).or_default();
+    if let PipelineEvent::StageUpdated { stage_name, .. } = event
+        && stages.len() < 64
+    {
+        stages.insert(stage_name.clone());
     }
 }

@@ -10,11 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::connection::{ConnState, Health};
-use crate::limiter::{LimitActivity, LimitUsage};
-use crate::metrics::{HistoryWindow, RecentPipeline, Series, Summary};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::connection::ScanCursor;
+use crate::limiter::{LimitActivity, LimitUsage, LimitsRead};
+use crate::metrics::{HistoryRead, HistoryWindow, MetricsRead, RecentPipeline, Series, Summary};
 use crate::model::Malformed;
 use crate::store::Store;
-use crate::tracker::Card;
+use crate::tracker::{Card, CardChanges, CardsRead, ChangeHints, ReadCursor};
 
 /// Reads everything the dashboard shows: the cards (with their stages) and the metrics, read
 /// concurrently, each in a fixed number of pipelined round trips whatever the number of cards.
@@ -35,10 +38,144 @@ pub async fn read_snapshot_for(
     now: DateTime<Utc>,
     window: HistoryWindow,
 ) -> crate::Result<Snapshot> {
+    let (cards, metrics, limits, history) =
+        read_parts(backend, now, window, backend.tracker().read_cards(now)).await?;
+    Ok(compose(backend, now, cards, metrics, limits, history))
+}
+
+/// Where a dashboard that polls for changes stands between polls: the tracker's cursor (see
+/// [`ReadCursor`]), the bounded walk for Python-written cards (kept across full reads), and
+/// the recent completions the last read attributed costs with. It holds ids, scores and names,
+/// never card copies.
+#[derive(Debug, Default)]
+pub struct PollCursor {
+    cards: Option<ReadCursor>,
+    scan: ScanCursor,
+    /// (card id, cost bits) of the recent completions last read.
+    recent: Vec<(String, u64)>,
+}
+
+impl PollCursor {
+    /// Whether a full read has started a cursor that reads of changes can continue from.
+    pub fn is_started(&self) -> bool {
+        self.cards.is_some()
+    }
+
+    /// The tracker's cursor, once a full read has started one.
+    pub fn cards(&self) -> Option<&ReadCursor> {
+        self.cards.as_ref()
+    }
+}
+
+fn recent_marks(recent: &[RecentPipeline]) -> Vec<(String, u64)> {
+    recent
+        .iter()
+        .map(|r| (r.card_id.clone(), r.cost.to_bits()))
+        .collect()
+}
+
+/// [`read_snapshot_for`] that also starts `cursor` for [`read_snapshot_delta`] (when the store
+/// can read only changes: Redis with a server clock the reader may ask for).
+pub async fn read_snapshot_tracked(
+    backend: &Backend,
+    now: DateTime<Utc>,
+    window: HistoryWindow,
+    cursor: &mut PollCursor,
+) -> crate::Result<Snapshot> {
+    let scan = cursor
+        .cards
+        .as_ref()
+        .map(|c| c.scan.clone())
+        .unwrap_or_else(|| cursor.scan.clone());
+    let ((cards, started), metrics, limits, history) = read_parts(
+        backend,
+        now,
+        window,
+        backend.tracker().read_cards_tracked(now, scan),
+    )
+    .await?;
+    cursor.recent = recent_marks(&metrics.metrics.recent);
+    cursor.cards = started;
+    Ok(compose(backend, now, cards, metrics, limits, history))
+}
+
+/// One read of only the cards that changed since `cursor`'s previous read (and everything
+/// else in full: the metrics, limits and time buckets are a fixed number of keys), advancing
+/// it. `named`: cards live events named since, with their stage names (Python-written cards
+/// change without touching the index). `None`: no read of changes can be made (no full read
+/// started the cursor, the store or the server cannot), read in full instead.
+///
+/// Applied to the previous read's snapshot ([`Snapshot::apply_delta`]) it gives what a full
+/// read would, except what only a full read sees ([`ReadCursor`]). A card whose attributed
+/// cost moves (its completion entered or left the recent completions) is read again, so
+/// [`attribute_costs`] agrees with a full read.
+pub async fn read_snapshot_delta(
+    backend: &Backend,
+    now: DateTime<Utc>,
+    window: HistoryWindow,
+    cursor: &mut PollCursor,
+    named: HashMap<String, BTreeSet<String>>,
+) -> crate::Result<Option<SnapshotDelta>> {
+    let Some(cards_cursor) = cursor.cards.as_mut() else {
+        return Ok(None);
+    };
+    // The metrics first: the recent completions say which cards' costs moved, so they are
+    // read with the cards of this same poll.
+    let ((), metrics, limits, history) = read_parts(backend, now, window, async { Ok(()) }).await?;
+    let marks = recent_marks(&metrics.metrics.recent);
+    let before: HashSet<&(String, u64)> = cursor.recent.iter().collect();
+    let after: HashSet<&(String, u64)> = marks.iter().collect();
+    let recheck: HashSet<String> = before
+        .symmetric_difference(&after)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let hints = ChangeHints { named, recheck };
+    let Some(changes) = backend.tracker().read_changes(cards_cursor, hints).await? else {
+        return Ok(None);
+    };
+    cursor.recent = marks;
+    let CardChanges {
+        mut changed,
+        removed,
+        malformed: card_malformed,
+    } = changes;
+    attribute_costs(&mut changed, &metrics.metrics.recent);
+    let snap = compose(
+        backend,
+        now,
+        CardsRead {
+            cards: Vec::new(),
+            malformed: card_malformed,
+        },
+        metrics,
+        limits,
+        history,
+    );
+    Ok(Some(SnapshotDelta {
+        taken_at: snap.taken_at,
+        source: snap.source,
+        connection: snap.connection,
+        health: snap.health,
+        changed,
+        removed,
+        metrics: snap.metrics,
+        limits: snap.limits,
+        history: snap.history,
+        malformed: snap.malformed,
+    }))
+}
+
+/// The cards (`cards`, any read) with the metrics, limits and time buckets, all concurrently,
+/// with the health probe riding along (at most every few seconds: the faces barely write, so
+/// they would never see a refused write of their own).
+async fn read_parts<T>(
+    backend: &Backend,
+    now: DateTime<Utc>,
+    window: HistoryWindow,
+    cards: impl std::future::Future<Output = crate::Result<T>>,
+) -> crate::Result<(T, MetricsRead, LimitsRead, HistoryRead)> {
     let m = &backend.settings().metrics;
     let recent = usize::try_from(m.snapshot_recent).unwrap_or(usize::MAX);
-    // The health probe rides along (at most every few seconds): the faces barely write, so
-    // they would never see a refused write of their own.
     let probe = async {
         if let Some(redis) = backend.redis() {
             redis.probe_health_if_due().await;
@@ -47,7 +184,7 @@ pub async fn read_snapshot_for(
     let (read, ()) = futures::join!(
         async {
             futures::try_join!(
-                backend.tracker().read_cards(now),
+                cards,
                 backend.metrics().read_metrics(m.snapshot_days, recent),
                 backend.limiter().read_limits(),
                 backend.metrics().read_history(window, now)
@@ -55,7 +192,18 @@ pub async fn read_snapshot_for(
         },
         probe
     );
-    let (cards, metrics, limits, history) = read?;
+    read
+}
+
+/// A snapshot of what was read.
+fn compose(
+    backend: &Backend,
+    now: DateTime<Utc>,
+    cards: CardsRead,
+    metrics: MetricsRead,
+    limits: LimitsRead,
+    history: HistoryRead,
+) -> Snapshot {
     let mut malformed = cards.malformed;
     malformed.extend(metrics.malformed);
     malformed.extend(limits.malformed);
@@ -69,7 +217,7 @@ pub async fn read_snapshot_for(
         .redis()
         .map(|r| r.current_health())
         .unwrap_or_default();
-    Ok(Snapshot {
+    Snapshot {
         taken_at: now,
         source: SourceInfo {
             backend: backend.backend().to_owned(),
@@ -82,7 +230,7 @@ pub async fn read_snapshot_for(
         limits,
         history: history.series,
         malformed,
-    })
+    }
 }
 
 /// Each limit takes the admissions, refusals and waits the time buckets hold for its key over

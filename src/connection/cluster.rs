@@ -189,6 +189,32 @@ impl Redis {
         .await
     }
 
+    /// Runs `pipe` in order on the master that serves `key` (on a standalone server: on the
+    /// server), for reads that must see one node's clock and data together: e.g. `TIME`, then
+    /// a read of `key`. Not a transaction: other clients' commands may run in between.
+    pub async fn query_pipe_on_node_of(
+        &self,
+        pipe: &Pipeline,
+        key: &str,
+    ) -> Result<Vec<Value>, Error> {
+        if !self.is_cluster() {
+            return self.query_pipe(pipe).await;
+        }
+        let n = pipe.cmd_iter().count();
+        let route = redis::cluster_routing::Route::with_key(
+            key.as_bytes(),
+            redis::cluster_routing::SlotAddr::Master,
+        );
+        let routing = SingleNodeRoutingInfo::SpecificNode(route);
+        self.run(|c| async move {
+            match c {
+                Conn::Cluster(mut c) => c.route_pipeline(pipe.clone(), 0, n, routing).await,
+                Conn::Single(mut c) => pipe.query_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
     /// The reachable masters of the cluster, as (host, port).
     pub(super) async fn cluster_masters(&self) -> Result<Vec<(String, u16)>, Error> {
         let nodes: String = self

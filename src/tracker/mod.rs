@@ -24,6 +24,7 @@
 //! [`crate::buffer::OutageBuffer`] so that a Redis outage never fails or stalls a pipeline.
 
 mod card;
+mod changes;
 mod handle;
 mod live;
 mod memory;
@@ -31,6 +32,7 @@ pub(crate) mod redis;
 
 pub use self::card::{Card, CardsRead};
 pub(crate) use self::card::{assemble_card, sort_cards};
+pub use self::changes::{CardChanges, ChangeHints, ReadCursor};
 pub use self::handle::{StageUpdate, Tracker};
 pub use self::memory::MemoryTracker;
 pub use self::redis::RedisTracker;
@@ -181,6 +183,30 @@ pub trait TrackerStore: Store {
     /// Every live card with its stages, in a bounded number of round trips (the dashboard's
     /// read). `now` decides which index entries are still live.
     async fn read_cards(&self, now: DateTime<Utc>) -> Result<CardsRead>;
+    /// [`TrackerStore::read_cards`], and the cursor that [`TrackerStore::read_changes`]
+    /// continues from (`scan`: where the previous cursor's walk for Python-written cards
+    /// stood). `None` for the cursor: this store cannot read only changes, read in full. The
+    /// default reads in full.
+    async fn read_cards_tracked(
+        &self,
+        now: DateTime<Utc>,
+        scan: crate::connection::ScanCursor,
+    ) -> Result<(CardsRead, Option<ReadCursor>)> {
+        let _ = scan;
+        Ok((self.read_cards(now).await?, None))
+    }
+    /// The cards changed since `cursor`'s read, which it advances: applied to that read's
+    /// cards, they give what a full read would (within what [`ReadCursor`] says a read of
+    /// changes cannot see). `None`: no read of changes can be made now, read in full. A read
+    /// that fails leaves the cursor as it was. The default always says `None`.
+    async fn read_changes(
+        &self,
+        cursor: &mut ReadCursor,
+        hints: ChangeHints,
+    ) -> Result<Option<CardChanges>> {
+        let _ = (cursor, hints);
+        Ok(None)
+    }
     /// A card's recorded events, oldest first: the last `limit` ones, or the first `limit`
     /// after the entry `after`.
     async fn history(

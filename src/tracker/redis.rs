@@ -48,14 +48,14 @@ const SCAN_LIMIT: usize = 1_000_000;
 
 /// What a SCAN found that the index does not list: Python-written cards and stage names.
 #[derive(Debug, Default)]
-struct Discovered {
-    cards: BTreeSet<String>,
-    stages: HashMap<String, BTreeSet<String>>,
+pub(super) struct Discovered {
+    pub(super) cards: BTreeSet<String>,
+    pub(super) stages: HashMap<String, BTreeSet<String>>,
     /// Matching key names that are not UTF-8, shown lossily (the first
     /// [`UNREADABLE_SHOWN`]): no card id can address them.
-    unreadable: Vec<String>,
+    pub(super) unreadable: Vec<String>,
     /// How many such names there were in all.
-    unreadable_total: usize,
+    pub(super) unreadable_total: usize,
 }
 
 /// Unreadable key names listed one by one; the rest are counted in one entry.
@@ -67,7 +67,7 @@ type LastScan = (Instant, Arc<Discovered>);
 /// The tracker on Redis (standalone or Cluster).
 #[derive(Clone)]
 pub struct RedisTracker {
-    core: RedisCore,
+    pub(super) core: RedisCore,
     /// The last SCAN for Python-written cards, reused for `tracker.scan_interval_seconds`.
     discovered: Arc<tokio::sync::Mutex<Option<LastScan>>>,
 }
@@ -187,7 +187,7 @@ impl RedisTracker {
 
     /// The values of any number of string keys in one round-trip time (`None`: missing or
     /// not a string); see [`crate::connection::Redis::get_many`].
-    async fn get_many(
+    pub(super) async fn get_many(
         &self,
         keys: &[String],
         slots: Option<&SlotMap>,
@@ -196,13 +196,13 @@ impl RedisTracker {
     }
 
     /// The Cluster's slot map (one `CLUSTER SLOTS`), `None` on a standalone server.
-    async fn slot_map(&self) -> Result<Option<SlotMap>> {
+    pub(super) async fn slot_map(&self) -> Result<Option<SlotMap>> {
         self.core.redis.slot_map().await
     }
 
     /// Python-written cards and stage names, from a SCAN at most every
     /// `tracker.scan_interval_seconds` (`None` when the fallback is turned off).
-    async fn discovered(&self) -> Result<Option<Arc<Discovered>>> {
+    pub(super) async fn discovered(&self) -> Result<Option<Arc<Discovered>>> {
         let t = &self.core.settings.tracker;
         if !t.scan_python_cards {
             return Ok(None);
@@ -258,8 +258,31 @@ impl RedisTracker {
         Ok(Some(d))
     }
 
+    /// The key names a SCAN found that are not UTF-8, as malformed entries (the first ones
+    /// one by one, the rest counted in one).
+    pub(super) fn unreadable_malformed(&self, d: &Discovered) -> Vec<Malformed> {
+        let mut out: Vec<Malformed> = d
+            .unreadable
+            .iter()
+            .map(|name| Malformed {
+                key: name.clone(),
+                reason: "key name is not UTF-8, so no card id can address it".into(),
+            })
+            .collect();
+        if d.unreadable_total > d.unreadable.len() {
+            out.push(Malformed {
+                key: self.core.keys.pipeline_scan_pattern(),
+                reason: format!(
+                    "{} more key names that are not UTF-8",
+                    d.unreadable_total - d.unreadable.len()
+                ),
+            });
+        }
+        out
+    }
+
     /// Fetches and parses the stage documents of parsed cards, then builds the cards.
-    async fn fetch_stages(
+    pub(super) async fn fetch_stages(
         &self,
         parsed: Vec<(String, ParsedDoc)>,
         found: Option<&Discovered>,
@@ -297,7 +320,7 @@ impl RedisTracker {
 
 /// Card ids a reader must not look up: they would read another card's stage or an extension
 /// key instead of a pipeline document.
-fn check_readable_card_id(card_id: &str) -> Result<()> {
+pub(super) fn check_readable_card_id(card_id: &str) -> Result<()> {
     if card_id.is_empty() || card_id.starts_with(':') || card_id.contains(":stage:") {
         return Err(Error::InvalidInput(format!(
             "card id {:?} cannot name a pipeline document",
@@ -511,21 +534,7 @@ impl TrackerStore for RedisTracker {
         }
         let mut ids = crate::model::utf8_members(&index_key, indexed, &mut malformed);
         for d in found.iter() {
-            for name in &d.unreadable {
-                malformed.push(Malformed {
-                    key: name.clone(),
-                    reason: "key name is not UTF-8, so no card id can address it".into(),
-                });
-            }
-            if d.unreadable_total > d.unreadable.len() {
-                malformed.push(Malformed {
-                    key: self.core.keys.pipeline_scan_pattern(),
-                    reason: format!(
-                        "{} more key names that are not UTF-8",
-                        d.unreadable_total - d.unreadable.len()
-                    ),
-                });
-            }
+            malformed.extend(self.unreadable_malformed(d));
         }
         let mut seen: HashSet<String> = ids.iter().cloned().collect();
         for card in found.iter().flat_map(|d| d.cards.iter()) {
@@ -549,6 +558,22 @@ impl TrackerStore for RedisTracker {
             .await?;
         sort_cards(&mut cards);
         Ok(CardsRead { cards, malformed })
+    }
+
+    async fn read_cards_tracked(
+        &self,
+        now: DateTime<Utc>,
+        scan: crate::connection::ScanCursor,
+    ) -> Result<(CardsRead, Option<super::ReadCursor>)> {
+        self.full_read_tracked(now, scan).await
+    }
+
+    async fn read_changes(
+        &self,
+        cursor: &mut super::ReadCursor,
+        hints: super::ChangeHints,
+    ) -> Result<Option<super::CardChanges>> {
+        self.changes_since(cursor, hints).await
     }
 
     async fn history(

@@ -1,10 +1,13 @@
 //! The background tasks that collect data for the dashboard: they read, subscribe and watch
 //! the connection, and only ever *send* [`Message`]s. Nothing here touches UI state.
 //!
-//! - the **poller** reads a full snapshot every `poll_interval` (the truth), at once on
-//!   request (`r`, which also redoes the SCANs for Python-written cards, metric names and
-//!   rate-limit windows that reads otherwise reuse for their interval) and at once after every
-//!   (re)connect;
+//! - the **poller** polls every `poll_interval`: a full read (the truth, sent as
+//!   [`Message::Snapshot`]) first, at once on request (`r`, which also redoes the SCANs for
+//!   Python-written cards, metric names and rate-limit windows that reads otherwise reuse for
+//!   their interval), at once after every (re)connect and after a lost subscription, and
+//!   whenever the feed finds one due (`tracker.full_read_interval_seconds`); between those,
+//!   only what changed since the previous poll ([`Message::Delta`], see
+//!   [`crate::feed::Feed::poll`]);
 //! - the **subscriber** follows every card's pub/sub channel (PSUBSCRIBE) for live updates on
 //!   a connection of its own, kept alive by PING ([`crate::connection::Subscription`]). Its
 //!   life is its own: the command connection's reconnects (a server idle `timeout` shorter than
@@ -21,6 +24,7 @@
 //! real one over a [`crate::Backend`]. Everything here is read-only against Redis.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -62,6 +66,9 @@ pub fn spawn(
     mut commands: mpsc::Receiver<Command>,
 ) -> Sources {
     let poll_now = Arc::new(Notify::new());
+    // Whether the next poll must read in full: at start, and set with `poll_now` wherever
+    // what was read before may no longer hold.
+    let want_full = Arc::new(AtomicBool::new(true));
     // The charts' window, as the UI last chose it: the poller reads its buckets.
     let (window_tx, window_rx) = tokio::sync::watch::channel(HistoryWindow::default());
     let mut tasks = Vec::new();
@@ -71,6 +78,7 @@ pub fn spawn(
         let mut conn = feed.connection();
         let tx = tx.clone();
         let poll_now = poll_now.clone();
+        let want_full = want_full.clone();
         tasks.push(tokio::spawn(async move {
             let first = conn.borrow_and_update().clone();
             let mut was_up = first.is_up();
@@ -84,6 +92,7 @@ pub fn spawn(
                     return;
                 }
                 if up && !was_up {
+                    want_full.store(true, Ordering::SeqCst);
                     poll_now.notify_one();
                 }
                 was_up = up;
@@ -114,6 +123,7 @@ pub fn spawn(
         let feed = feed.clone();
         let tx = tx.clone();
         let poll_now = poll_now.clone();
+        let want_full = want_full.clone();
         tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -123,10 +133,17 @@ pub fn spawn(
                     _ = poll_now.notified() => tick.reset(),
                 }
                 let window = *window_rx.borrow();
-                let msg = match feed.poll(Utc::now(), window, true).await {
+                let full = want_full.swap(false, Ordering::SeqCst);
+                let msg = match feed.poll(Utc::now(), window, full).await {
                     Ok(Update::Full(s)) => Message::Snapshot(s),
                     Ok(Update::Delta(d)) => Message::Delta(d),
-                    Err(e) => Message::ReadFailed(e.to_string()),
+                    Err(e) => {
+                        // The full read asked for is still owed.
+                        if full {
+                            want_full.store(true, Ordering::SeqCst);
+                        }
+                        Message::ReadFailed(e.to_string())
+                    }
                 };
                 if tx.send(msg).await.is_err() {
                     return;
@@ -140,6 +157,7 @@ pub fn spawn(
         let feed = feed.clone();
         let tx = tx.clone();
         let poll_now = poll_now.clone();
+        let want_full = want_full.clone();
         tasks.push(tokio::spawn(async move {
             let mut lost_once = false;
             let mut pause = FIRST_RESUBSCRIBE_PAUSE;
@@ -153,6 +171,7 @@ pub fn spawn(
                         // Events published while unsubscribed are lost (pub/sub is
                         // at-most-once): a fresh read covers them.
                         if lost_once {
+                            want_full.store(true, Ordering::SeqCst);
                             poll_now.notify_one();
                         }
                         while let Some(next) = events.next().await {
@@ -170,6 +189,7 @@ pub fn spawn(
                         }
                         // A lost subscription usually means a lost server: a read now
                         // either succeeds or makes the connection notice and reconnect.
+                        want_full.store(true, Ordering::SeqCst);
                         poll_now.notify_one();
                     }
                     Err(e) => {
@@ -198,11 +218,13 @@ pub fn spawn(
         let feed = feed.clone();
         let tx = tx.clone();
         let poll_now = poll_now.clone();
+        let want_full = want_full.clone();
         tasks.push(tokio::spawn(async move {
             while let Some(cmd) = commands.recv().await {
                 match cmd {
                     Command::Refresh => {
                         feed.forget_scans();
+                        want_full.store(true, Ordering::SeqCst);
                         poll_now.notify_one();
                     }
                     Command::Window(w) => {

@@ -1,0 +1,647 @@
+//! Reading only the cards that changed since the previous read, so that a dashboard polling
+//! every second costs what changes, not what exists (a fleet keeps every card of the last day).
+//!
+//! The card index is scored by the server's `TIME` at each write (see `scripts/`), so a reader
+//! compares it with one clock whatever the writers' clocks say. A full read
+//! ([`TrackerStore::read_cards_tracked`]) starts a [`ReadCursor`]: the index node's time of
+//! the read, every listed card id with its index score, the Python-written cards known, and
+//! the stage names a card's documents do not list. Each later read
+//! ([`TrackerStore::read_changes`]) then costs a fixed number of round trips:
+//!
+//! 1. on the index key's node, `TIME` then `ZRANGEBYSCORE index (previous time − overlap) +inf
+//!    WITHSCORES` (in that order, so every write after the `TIME` is seen by the next read),
+//!    beside one bounded `SCAN` step per master for Python-written cards and the slot map;
+//! 2. the pipeline documents of the cards to read (new or re-scored index entries, Python cards
+//!    the step found or a live event named, cards whose cost attribution moved);
+//! 3. their stage documents.
+//!
+//! Cards whose index score is older than the server's time minus the TTL leave as removed, as a
+//! full read would leave them out. The overlap (`tracker.poll_overlap_seconds`) covers a server
+//! clock that steps back (a write then scores below the previous read's time, and its new
+//! score is what makes it read). On Cluster an index write may land before its card's
+//! documents (they are written by commands in flight together), so an entry is read again,
+//! score unchanged, until a read starts [`CLUSTER_WRITE_SKEW_SECONDS`] after it; on a
+//! standalone server one script writes documents and index together, so an entry whose score
+//! did not change needs no new read.
+//!
+//! What a poll of changes cannot see is left to the next full read: a card deleted by hand
+//! (its index entry stays), a Python-written stage of a card this crate writes, a Python card
+//! that expired. The cursor holds ids, scores and a few names, never card copies.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use redis::Value;
+
+use super::redis::{Discovered, RedisTracker};
+use super::{Card, CardsRead, ParsedDoc, parse_doc_value, parse_pipeline, sort_cards};
+use crate::connection::ScanCursor;
+use crate::error::Result;
+use crate::keys::KeySpace;
+use crate::model::Malformed;
+
+/// How long after its index entry a card's documents may land on Cluster, where the write
+/// sends them as commands in flight together (they land within milliseconds of each other;
+/// one second leaves room for a redirect). An entry whose score did not change is read again
+/// until a read starts this long after it, so each write costs about two reads, not one per
+/// poll of the whole overlap. A document later still (a command retried for longer) is seen
+/// at the card's next write or the next full read.
+pub const CLUSTER_WRITE_SKEW_SECONDS: f64 = 1.0;
+
+/// Where an incremental reader stands after a read: enough to read only what changed next
+/// time, and to know what left. Made by a full read, advanced by each read of changes.
+#[derive(Debug, Clone, Default)]
+pub struct ReadCursor {
+    /// The index node's `TIME` at the previous read, seconds.
+    pub(crate) server_time: f64,
+    /// Card ids listed by the index, with their scores (the server time of their last write).
+    pub(crate) indexed: HashMap<String, f64>,
+    /// Cards found without an index entry (written by Python).
+    pub(crate) python: HashSet<String>,
+    /// Stage names found by SCAN or events that a card's `_stages` does not list (all of a
+    /// Python card's): the documents alone would not name them.
+    pub(crate) stage_hints: HashMap<String, BTreeSet<String>>,
+    /// A card whose document names another card id than its key: the id it is shown under.
+    pub(crate) shown_as: HashMap<String, String>,
+    /// What did not parse, per card id (its document or stages).
+    pub(crate) card_malformed: HashMap<String, Vec<Malformed>>,
+    /// What did not parse and belongs to no card (the index, key names).
+    pub(crate) other_malformed: Vec<Malformed>,
+    /// The bounded walk for Python-written cards.
+    pub(crate) scan: ScanCursor,
+}
+
+impl ReadCursor {
+    /// Cards the cursor knows (listed or found), shown or not.
+    pub fn len(&self) -> usize {
+        self.indexed.len() + self.python.len()
+    }
+
+    /// Whether the cursor knows no card.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many passes the bounded walk for Python-written cards has finished.
+    pub fn scan_passes(&self) -> u64 {
+        self.scan.passes()
+    }
+
+    /// Every malformed entry known: the whole list a full read would give.
+    fn all_malformed(&self) -> Vec<Malformed> {
+        let mut all = self.other_malformed.clone();
+        let mut ids: Vec<&String> = self.card_malformed.keys().collect();
+        ids.sort();
+        for id in ids {
+            all.extend(self.card_malformed[id].iter().cloned());
+        }
+        all
+    }
+
+    fn shown_id(&self, id: &str) -> String {
+        self.shown_as
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    fn knows(&self, id: &str) -> bool {
+        self.indexed.contains_key(id) || self.python.contains(id)
+    }
+}
+
+/// What the caller knows should be read again besides what the index says.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeHints {
+    /// Cards a live event named, with the stage names the events gave: a Python-written card
+    /// changes without touching the index, so its events are the quick way to learn of it.
+    pub named: HashMap<String, BTreeSet<String>>,
+    /// Cards to read again whatever the index says (e.g. their attributed cost moved).
+    pub recheck: HashSet<String>,
+}
+
+/// The cards changed since a cursor's previous read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CardChanges {
+    /// Cards written since, each whole: each replaces the card of its id, or is new.
+    pub changed: Vec<Card>,
+    /// Ids of cards gone since (expired, or their document went or stopped parsing).
+    pub removed: Vec<String>,
+    /// Every malformed entry known, not only what this read found (as a full read lists).
+    pub malformed: Vec<Malformed>,
+}
+
+/// One read of the index with its node's clock.
+struct IndexRead {
+    /// `TIME` on the index node, seconds.
+    time: f64,
+    /// Members and scores.
+    entries: Vec<(Vec<u8>, f64)>,
+    /// The index key holds another type.
+    wrong_type: bool,
+}
+
+/// The card id a document or stage key belongs to.
+fn card_of_key<'k>(keys: &KeySpace, key: &'k str) -> Option<&'k str> {
+    keys.card_id_of_pipeline_key(key)
+        .or_else(|| keys.card_and_stage_of_stage_key(key).map(|(c, _)| c))
+}
+
+fn bulk_text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn score_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Double(d) => Some(*d),
+        other => bulk_text(other)?.parse().ok(),
+    }
+}
+
+/// A `TIME` reply as seconds.
+fn parse_time(v: &Value) -> Option<f64> {
+    let Value::Array(parts) = v else { return None };
+    let secs: f64 = bulk_text(parts.first()?)?.parse().ok()?;
+    let micros: f64 = bulk_text(parts.get(1)?)?.parse().ok()?;
+    Some(secs + micros / 1e6)
+}
+
+/// A `ZRANGEBYSCORE … WITHSCORES` reply (flat on RESP2, pairs on RESP3); entries that do not
+/// parse are skipped.
+fn parse_scored(v: Value) -> Vec<(Vec<u8>, f64)> {
+    let Value::Array(items) = v else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let Some(item) = it.next() {
+        match item {
+            Value::Array(pair) if pair.len() == 2 => {
+                if let (Value::BulkString(m), Some(s)) = (&pair[0], score_of(&pair[1])) {
+                    out.push((m.clone(), s));
+                }
+            }
+            Value::BulkString(m) => {
+                if let Some(s) = it.next().as_ref().and_then(score_of) {
+                    out.push((m, s));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl RedisTracker {
+    /// `TIME`, then the index entries scored from `min` (`None`: all), on the index key's
+    /// node. `None` when the server refuses `TIME` (an ACL without it): no server clock, no
+    /// reads of changes.
+    async fn read_index(&self, min: Option<f64>) -> Result<Option<IndexRead>> {
+        let index = self.core.keys.pipeline_index();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("TIME");
+        let min = match min {
+            Some(m) => format!("{m:.6}"),
+            None => "-inf".into(),
+        };
+        pipe.cmd("ZRANGEBYSCORE")
+            .arg(&index)
+            .arg(min)
+            .arg("+inf")
+            .arg("WITHSCORES");
+        let mut replies = self
+            .core
+            .redis
+            .query_pipe_on_node_of(&pipe, &index)
+            .await?
+            .into_iter();
+        let (Some(time), Some(range)) = (replies.next(), replies.next()) else {
+            return Ok(None);
+        };
+        let time = match time {
+            Value::ServerError(e) => {
+                tracing::debug!(code = ?e.code(), "TIME refused; polls read in full");
+                return Ok(None);
+            }
+            t => match parse_time(&t) {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+        };
+        let (entries, wrong_type) = match range {
+            Value::ServerError(e)
+                if crate::error::ServerCode::parse(e.code())
+                    == crate::error::ServerCode::WrongType =>
+            {
+                (Vec::new(), true)
+            }
+            Value::ServerError(e) => {
+                return Err(self.core.redis.classify(redis::RedisError::from(e)));
+            }
+            v => (parse_scored(v), false),
+        };
+        Ok(Some(IndexRead {
+            time,
+            entries,
+            wrong_type,
+        }))
+    }
+
+    /// Reads the pipeline documents of `ids` and then their stages. Returns the cards read
+    /// (by key id), the ids whose document is missing, and what did not parse by key id.
+    async fn read_ids(
+        &self,
+        ids: Vec<String>,
+        hints: &HashMap<String, BTreeSet<String>>,
+        slots: Option<&crate::connection::SlotMap>,
+    ) -> Result<IdsRead> {
+        let keys = &self.core.keys;
+        let doc_keys: Vec<String> = ids.iter().map(|id| keys.pipeline(id)).collect();
+        let raws = self.get_many(&doc_keys, slots).await?;
+        let mut out = IdsRead::default();
+        let mut parsed: Vec<(String, ParsedDoc)> = Vec::with_capacity(ids.len());
+        for ((id, key), raw) in ids.into_iter().zip(&doc_keys).zip(raws) {
+            let Some(raw) = raw else {
+                out.missing.push(id);
+                continue;
+            };
+            match parse_doc_value(key, &raw).and_then(|v| parse_pipeline(key, &v)) {
+                Ok(p) => {
+                    // Hints the document itself lists are not needed any more.
+                    let listed: BTreeSet<&str> =
+                        p.stage_order.iter().flatten().map(String::as_str).collect();
+                    if let Some(h) = hints.get(&id) {
+                        let left: BTreeSet<String> = h
+                            .iter()
+                            .filter(|s| !listed.contains(s.as_str()))
+                            .cloned()
+                            .collect();
+                        out.hints.insert(id.clone(), left);
+                    }
+                    parsed.push((id, p))
+                }
+                Err(m) => out.malformed.entry(id).or_default().push(m),
+            }
+        }
+        let read_ids: Vec<String> = parsed.iter().map(|(id, _)| id.clone()).collect();
+        let found = Discovered {
+            stages: out
+                .hints
+                .iter()
+                .filter(|(_, h)| !h.is_empty())
+                .map(|(id, h)| (id.clone(), h.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        let mut stage_malformed = Vec::new();
+        let cards = self
+            .fetch_stages(parsed, Some(&found), slots, &mut stage_malformed)
+            .await?;
+        for m in stage_malformed {
+            let card = card_of_key(keys, &m.key).unwrap_or_default().to_owned();
+            out.malformed.entry(card).or_default().push(m);
+        }
+        out.cards = read_ids.into_iter().zip(cards).collect();
+        Ok(out)
+    }
+}
+
+/// What [`RedisTracker::read_ids`] read.
+#[derive(Default)]
+struct IdsRead {
+    cards: Vec<(String, Card)>,
+    missing: Vec<String>,
+    malformed: HashMap<String, Vec<Malformed>>,
+    /// Per card read: the hints its document does not list (empty: none needed).
+    hints: HashMap<String, BTreeSet<String>>,
+}
+
+impl RedisTracker {
+    /// A full read of every live card (as [`TrackerStore::read_cards`], with the index read on
+    /// its node's clock), and the cursor a reader of changes continues from; `None` for the
+    /// cursor when the server refuses `TIME`.
+    pub(crate) async fn full_read_tracked(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        scan: ScanCursor,
+    ) -> Result<(CardsRead, Option<ReadCursor>)> {
+        use super::TrackerStore;
+        let (index, found, slots) =
+            futures::try_join!(self.read_index(None), self.discovered(), self.slot_map())?;
+        let Some(index) = index else {
+            return Ok((self.read_cards(now).await?, None));
+        };
+        let keys = &self.core.keys;
+        let index_key = keys.pipeline_index();
+        let ttl = self.core.settings.tracker.ttl_seconds as f64;
+        let live_min = index.time - ttl;
+        let mut cursor = ReadCursor {
+            server_time: index.time,
+            scan,
+            ..Default::default()
+        };
+        if index.wrong_type {
+            cursor.other_malformed.push(Malformed {
+                key: index_key.clone(),
+                reason: "not a sorted set (overwritten with another type?)".into(),
+            });
+        }
+        let mut ids = Vec::with_capacity(index.entries.len());
+        for (member, score) in index.entries {
+            if score < live_min {
+                continue;
+            }
+            let mut bad = Vec::new();
+            if let Some(id) = crate::model::utf8_members(&index_key, vec![member], &mut bad).pop() {
+                cursor.indexed.insert(id.clone(), score);
+                ids.push(id);
+            }
+            cursor.other_malformed.extend(bad);
+        }
+        if let Some(d) = found.as_deref() {
+            cursor.other_malformed.extend(self.unreadable_malformed(d));
+            for card in &d.cards {
+                if !cursor.indexed.contains_key(card) && cursor.python.insert(card.clone()) {
+                    ids.push(card.clone());
+                }
+            }
+            for (card, stages) in &d.stages {
+                cursor
+                    .stage_hints
+                    .insert(card.clone(), stages.iter().cloned().collect());
+            }
+        }
+        let hints = std::mem::take(&mut cursor.stage_hints);
+        let read = self.read_ids(ids, &hints, slots.as_ref()).await?;
+        for id in &read.missing {
+            cursor.python.remove(id);
+        }
+        cursor.card_malformed = read.malformed;
+        if let Some(bad) = cursor.card_malformed.remove("") {
+            cursor.other_malformed.extend(bad);
+        }
+        cursor.stage_hints = read
+            .hints
+            .into_iter()
+            .filter(|(_, h)| !h.is_empty())
+            .collect();
+        let mut cards = Vec::with_capacity(read.cards.len());
+        for (id, card) in read.cards {
+            if card.pipeline.card_id != id {
+                cursor
+                    .shown_as
+                    .insert(id.clone(), card.pipeline.card_id.clone());
+            }
+            cards.push(card);
+        }
+        sort_cards(&mut cards);
+        let malformed = cursor.all_malformed();
+        Ok((CardsRead { cards, malformed }, Some(cursor)))
+    }
+
+    /// The cards changed since `cursor`'s read, advancing it; `None` when no read of changes
+    /// can be made (no server clock, or the index is not a sorted set): read in full. A read
+    /// that fails leaves the cursor as it was, so the next one still sees everything since:
+    /// everything is read first, and the cursor changed in place only once nothing can fail
+    /// (a copy of it per poll would cost what the whole read avoids).
+    pub(crate) async fn changes_since(
+        &self,
+        cursor: &mut ReadCursor,
+        hints: ChangeHints,
+    ) -> Result<Option<CardChanges>> {
+        let t = &self.core.settings.tracker;
+        let keys = &self.core.keys;
+        let is_cluster = self.core.redis.is_cluster();
+        let since = cursor.server_time - t.poll_overlap_seconds as f64;
+        let mut scan = cursor.scan.clone();
+        let scan_step = async {
+            if !t.scan_python_cards {
+                return Ok(Vec::new());
+            }
+            let count = usize::try_from(t.scan_count_per_poll).unwrap_or(usize::MAX);
+            self.core
+                .redis
+                .scan_step(
+                    &mut scan,
+                    &keys.pipeline_scan_pattern(),
+                    Some("string"),
+                    count,
+                )
+                .await
+        };
+        let (index, found, slots) =
+            futures::try_join!(self.read_index(Some(since)), scan_step, self.slot_map())?;
+        let Some(index) = index else { return Ok(None) };
+        if index.wrong_type {
+            return Ok(None);
+        }
+        let index_key = keys.pipeline_index();
+        let live_min = index.time - t.ttl_seconds as f64;
+        let skew = CLUSTER_WRITE_SKEW_SECONDS.min(t.poll_overlap_seconds as f64);
+
+        // What to read, decided against the cursor as it is.
+        let mut wanted: Vec<String> = Vec::new();
+        let mut want: HashSet<String> = HashSet::new();
+        let mut add = |id: String, wanted: &mut Vec<String>| {
+            if want.insert(id.clone()) {
+                wanted.push(id);
+            }
+        };
+        let mut scores: Vec<(String, f64)> = Vec::new();
+        let mut bad_members: Vec<Malformed> = Vec::new();
+        for (member, score) in index.entries {
+            if score < live_min {
+                continue;
+            }
+            let Some(id) =
+                crate::model::utf8_members(&index_key, vec![member], &mut bad_members).pop()
+            else {
+                continue;
+            };
+            let reread = match cursor.indexed.get(&id) {
+                // On Cluster the documents may land after the index entry: an entry is read
+                // again until a read starts at least the skew after its score. On a server one
+                // script wrote both.
+                Some(old) => *old != score || (is_cluster && score > cursor.server_time - skew),
+                None => true,
+            };
+            if reread || cursor.python.contains(&id) {
+                add(id.clone(), &mut wanted);
+            }
+            scores.push((id, score));
+        }
+        let listed: HashSet<&str> = scores.iter().map(|(id, _)| id.as_str()).collect();
+        let unindexed = |id: &str| !cursor.indexed.contains_key(id) && !listed.contains(id);
+        let mut new_hints: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for id in hints.recheck {
+            if cursor.knows(&id) {
+                add(id, &mut wanted);
+            }
+        }
+        for (id, stages) in hints.named {
+            if !unindexed(&id) || super::redis::check_readable_card_id(&id).is_err() {
+                continue;
+            }
+            new_hints.entry(id.clone()).or_default().extend(stages);
+            add(id, &mut wanted);
+        }
+        for raw in found {
+            let Ok(key) = String::from_utf8(raw) else {
+                continue;
+            };
+            if let Some(id) = keys.card_id_of_pipeline_key(&key) {
+                if unindexed(id) {
+                    add(id.to_owned(), &mut wanted);
+                }
+            } else if let Some((id, stage)) = keys.card_and_stage_of_stage_key(&key)
+                && unindexed(id)
+            {
+                new_hints
+                    .entry(id.to_owned())
+                    .or_default()
+                    .insert(stage.to_owned());
+                add(id.to_owned(), &mut wanted);
+            }
+        }
+        let mut read_hints: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for id in &wanted {
+            let mut h = cursor.stage_hints.get(id).cloned().unwrap_or_default();
+            h.extend(new_hints.remove(id).unwrap_or_default());
+            if !h.is_empty() {
+                read_hints.insert(id.clone(), h);
+            }
+        }
+        let read = self
+            .read_ids(wanted.clone(), &read_hints, slots.as_ref())
+            .await?;
+
+        // Nothing fails from here: the cursor moves on.
+        let was_known: HashSet<String> = wanted
+            .iter()
+            .filter(|id| cursor.knows(id))
+            .cloned()
+            .collect();
+        cursor.server_time = index.time;
+        cursor.scan = scan;
+        for m in bad_members {
+            if !cursor.other_malformed.contains(&m) {
+                cursor.other_malformed.push(m);
+            }
+        }
+        // Expired: the index score is older than the TTL, as a full read would leave it out.
+        let mut removed: Vec<String> = Vec::new();
+        let expired: Vec<String> = cursor
+            .indexed
+            .iter()
+            .filter(|(_, s)| **s < live_min)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            cursor.indexed.remove(&id);
+            cursor.card_malformed.remove(&id);
+            cursor.stage_hints.remove(&id);
+            removed.push(cursor.shown_as.remove(&id).unwrap_or(id));
+        }
+        for (id, score) in scores {
+            cursor.python.remove(&id);
+            cursor.indexed.insert(id, score);
+        }
+        for id in &wanted {
+            cursor.card_malformed.remove(id);
+            cursor.stage_hints.remove(id);
+        }
+        for (id, h) in read.hints {
+            if !h.is_empty() {
+                cursor.stage_hints.insert(id, h);
+            }
+        }
+        let mut gone_now: HashSet<String> = HashSet::new();
+        for id in read.missing {
+            // Listed but without a document (deleted, expired, never written): not shown.
+            cursor.python.remove(&id);
+            cursor.stage_hints.remove(&id);
+            if was_known.contains(&id) {
+                gone_now.insert(id.clone());
+                removed.push(cursor.shown_as.remove(&id).unwrap_or(id));
+            }
+        }
+        for (id, bad) in read.malformed {
+            if id.is_empty() {
+                cursor.other_malformed.extend(bad);
+                continue;
+            }
+            if bad.iter().any(|m| m.key == keys.pipeline(&id)) && !gone_now.contains(&id) {
+                // Its document stopped parsing: a full read shows it as malformed, not a card.
+                removed.push(cursor.shown_id(&id));
+            }
+            cursor.card_malformed.insert(id, bad);
+        }
+        let mut changed = Vec::with_capacity(read.cards.len());
+        for (id, card) in read.cards {
+            if !cursor.indexed.contains_key(&id) {
+                cursor.python.insert(id.clone());
+            }
+            match cursor.shown_as.get(&id) {
+                Some(old) if *old != card.pipeline.card_id => removed.push(old.clone()),
+                _ => {}
+            }
+            if card.pipeline.card_id == id {
+                cursor.shown_as.remove(&id);
+            } else {
+                cursor
+                    .shown_as
+                    .insert(id.clone(), card.pipeline.card_id.clone());
+            }
+            changed.push(card);
+        }
+        let shown: HashSet<&str> = changed
+            .iter()
+            .map(|c| c.pipeline.card_id.as_str())
+            .collect();
+        removed.retain(|id| !shown.contains(id.as_str()));
+        removed.sort();
+        removed.dedup();
+        let malformed = cursor.all_malformed();
+        Ok(Some(CardChanges {
+            changed,
+            removed,
+            malformed,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scored_replies_parse_in_both_protocols() {
+        let flat = Value::Array(vec![
+            Value::BulkString(b"a".to_vec()),
+            Value::BulkString(b"1.5".to_vec()),
+            Value::BulkString(b"b".to_vec()),
+            Value::BulkString(b"oops".to_vec()),
+        ]);
+        assert_eq!(parse_scored(flat), vec![(b"a".to_vec(), 1.5)]);
+        let pairs = Value::Array(vec![Value::Array(vec![
+            Value::BulkString(b"c".to_vec()),
+            Value::Double(2.25),
+        ])]);
+        assert_eq!(parse_scored(pairs), vec![(b"c".to_vec(), 2.25)]);
+    }
+
+    #[test]
+    fn time_replies_are_seconds_with_microseconds() {
+        let t = Value::Array(vec![
+            Value::BulkString(b"1700000000".to_vec()),
+            Value::BulkString(b"250000".to_vec()),
+        ]);
+        assert_eq!(parse_time(&t), Some(1_700_000_000.25));
+        assert_eq!(parse_time(&Value::Nil), None);
+    }
+}
