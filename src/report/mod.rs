@@ -14,6 +14,7 @@
 //!
 //! The plain-text report (`--format text`) is in [`text`].
 
+pub mod stream;
 pub mod text;
 
 use std::collections::BTreeMap;
