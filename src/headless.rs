@@ -215,7 +215,7 @@ pub async fn write_json(
         crate::snapshot::attribute_costs(&mut cards, recent);
         // The next chunk's read goes out first, then this one is written while it is in flight.
         let (next, wrote) = futures::join!(stream.next_chunk(), async {
-            report::stream::write_cards(&mut buf, &cards, &mut written)?;
+            report::stream::write_cards(&mut buf, cards, &mut written)?;
             buf.flush()
         });
         wrote?;

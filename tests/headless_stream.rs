@@ -180,8 +180,8 @@ fn stream_framing_writes_the_bytes_serde_writes_for_a_full_report() {
     let mut written = 0;
     artemis::report::stream::write_head(&mut out, &report).unwrap();
     let (a, b) = snap.cards.split_at(snap.cards.len() / 2);
-    artemis::report::stream::write_cards(&mut out, a, &mut written).unwrap();
-    artemis::report::stream::write_cards(&mut out, b, &mut written).unwrap();
+    artemis::report::stream::write_cards(&mut out, a.to_vec(), &mut written).unwrap();
+    artemis::report::stream::write_cards(&mut out, b.to_vec(), &mut written).unwrap();
     artemis::report::stream::write_tail(&mut out, &report).unwrap();
     assert_eq!(written, snap.cards.len());
     assert_eq!(

@@ -256,6 +256,38 @@ impl Card {
     }
 }
 
+impl From<crate::tracker::Card> for Card {
+    /// The conversion of the snapshot's card, by move: the streamed report converts each card once and
+    /// drops it, so nothing needs copying.
+    fn from(c: crate::tracker::Card) -> Self {
+        let p = c.pipeline;
+        Self {
+            card_id: p.card_id,
+            status: p.status.as_str().to_owned(),
+            total_stages: p.total_stages,
+            completed_stages: p.completed_stages,
+            current_stage: p.current_stage,
+            start_time: p.start_time,
+            end_time: p.end_time,
+            metadata: p.metadata,
+            duration_seconds: p.duration_seconds,
+            stages: c
+                .stages
+                .into_iter()
+                .map(|s| Stage {
+                    stage_name: s.stage_name,
+                    status: s.status.as_str().to_owned(),
+                    progress_percent: s.progress_percent,
+                    message: s.message,
+                    timestamp: s.timestamp,
+                    metadata: s.metadata,
+                })
+                .collect(),
+            cost_usd: c.cost_usd,
+        }
+    }
+}
+
 /// One stage of a card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stage {

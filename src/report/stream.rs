@@ -27,18 +27,18 @@ pub fn write_head(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes `cards` as report cards, after the `written` already written (a comma between
-/// two); adds them to `written`.
+/// Writes `cards` as report cards (each converted by move), after the `written` already
+/// written (a comma between two); adds them to `written`.
 pub fn write_cards(
     out: &mut dyn Write,
-    cards: &[crate::tracker::Card],
+    cards: impl IntoIterator<Item = crate::tracker::Card>,
     written: &mut usize,
 ) -> io::Result<()> {
     for c in cards {
         if *written > 0 {
             out.write_all(b",")?;
         }
-        serde_json::to_writer(&mut *out, &Card::from_snapshot(c))?;
+        serde_json::to_writer(&mut *out, &Card::from(c))?;
         *written += 1;
     }
     Ok(())

@@ -6,19 +6,24 @@
 //! all anyway), which at 100,000 cards is several times the JSON `--once` prints. `--once`
 //! only passes the cards through, so [`CardStream`] holds, besides the card ids and their sort
 //! keys, at most a few chunks of documents at a time, and hands out the cards in the order a
-//! snapshot lists them (newest start first, [`super::sort_cards`]) so that the output is the
+//! snapshot lists them (newest start first, as `sort_cards` orders them) so that the output is the
 //! same as the snapshot's.
 //!
-//! How: [`CardStream::open`] reads the index and the SCAN for Python-written cards (the same
-//! sources as `read_cards`), then every pipeline document once, chunk by chunk, keeping only
-//! the start time and card id it sorts by; [`CardStream::next_chunk`] then reads the documents
+//! How: [`CardStream::open`] reads the index, then every indexed card's document once, chunk
+//! by chunk, keeping only the start time and card id it sorts by, while the SCAN for
+//! Python-written cards (the same sources as `read_cards`) walks the keyspace; the cards only
+//! the SCAN found are sorted after it. [`CardStream::next_chunk`] then reads the documents
 //! again a chunk at a time, in that order, with their stages. Reading the documents twice
 //! costs one more pass of round trips but never holds them all. A card rewritten between the
-//! two passes is shown as read in the second (its place follows the first); one gone by then
-//! is left out, as a card that expired during any read.
+//! two passes is shown as read in the second (its place follows the first, within its chunk);
+//! one gone by then is left out, as a card that expires during any read.
+//!
+//! What stays in memory for the whole read: the ids and their sort keys, and the stage names
+//! the SCAN found, packed into one string (`StageHints`); measured in `docs/BENCHMARKS.md`
+//! ("Scale"), peak RSS at 100,000 cards is well under the JSON's size.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
@@ -62,7 +67,7 @@ pub struct CardStream {
     next: usize,
     chunk: usize,
     /// Stage names a SCAN found per card (Python-written stages).
-    stage_hints: HashMap<String, BTreeSet<String>>,
+    stage_hints: StageHints,
     malformed: Vec<Malformed>,
     most_held: usize,
 }
@@ -83,6 +88,55 @@ struct SortFields<'a> {
     card_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     start_time: Option<Cow<'a, str>>,
+}
+
+/// Stage names per card from the SCAN, packed: one string of `card`, NUL, `stage` entries
+/// and their offsets, sorted by card. At 100,000 cards a map of sets would take more memory
+/// than the JSON's documents; this takes the names' bytes and 8 bytes per stage.
+#[derive(Debug, Default)]
+struct StageHints {
+    text: String,
+    /// (start, end) of each entry in `text`.
+    entries: Vec<(u32, u32)>,
+}
+
+impl StageHints {
+    fn push(&mut self, card: &str, stage: &str) {
+        let start = self.text.len();
+        self.text.push_str(card);
+        self.text.push('\0');
+        self.text.push_str(stage);
+        // Past 4 GiB of names (far beyond any SCAN limit) the hint is dropped, not wrapped.
+        if let (Ok(a), Ok(b)) = (u32::try_from(start), u32::try_from(self.text.len())) {
+            self.entries.push((a, b));
+        }
+    }
+
+    fn entry(&self, (a, b): (u32, u32)) -> (&str, &str) {
+        let e = &self.text[a as usize..b as usize];
+        e.split_once('\0').unwrap_or((e, ""))
+    }
+
+    /// Sorts the entries by card (then stage), for [`StageHints::of`].
+    fn finish(&mut self) {
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.sort_unstable_by(|x, y| self.entry(*x).cmp(&self.entry(*y)));
+        entries.dedup_by(|x, y| self.entry(*x) == self.entry(*y));
+        self.entries = entries;
+        self.text.shrink_to_fit();
+    }
+
+    /// The stage names found for `card`, `None` when none were.
+    fn of(&self, card: &str) -> Option<BTreeSet<String>> {
+        let first = self.entries.partition_point(|e| self.entry(*e).0 < card);
+        let names: BTreeSet<String> = self.entries[first..]
+            .iter()
+            .map(|e| self.entry(*e))
+            .take_while(|(c, _)| *c == card)
+            .map(|(_, s)| s.to_owned())
+            .collect();
+        (!names.is_empty()).then_some(names)
+    }
 }
 
 impl CardStream {
@@ -107,75 +161,14 @@ impl CardStream {
                 other => other.map(|ids| (ids, false)),
             }
         };
-        let scan = async {
-            if !settings.tracker.scan_python_cards {
-                return Ok(None);
-            }
-            redis
-                .scan_match_raw(&keys.pipeline_scan_pattern(), Some("string"), SCAN_LIMIT)
-                .await
-                .map(Some)
-        };
-        let ((indexed, wrong_type), scanned, slots) =
-            futures::try_join!(index, scan, redis.slot_map())?;
+        let ((indexed, wrong_type), slots) = futures::try_join!(index, redis.slot_map())?;
         if wrong_type {
             malformed.push(Malformed {
                 key: index_key.clone(),
                 reason: "not a sorted set (overwritten with another type?)".into(),
             });
         }
-        let mut ids = crate::model::utf8_members(&index_key, indexed, &mut malformed);
-        let mut stage_hints: HashMap<String, BTreeSet<String>> = HashMap::new();
-        if let Some(raw_keys) = scanned {
-            if raw_keys.len() >= SCAN_LIMIT {
-                tracing::warn!(
-                    limit = SCAN_LIMIT,
-                    "SCAN for Python-written cards stopped at its limit; some cards may be missing"
-                );
-            }
-            let mut cards = BTreeSet::new();
-            let mut unreadable = 0usize;
-            for raw in raw_keys {
-                let key = match String::from_utf8(raw) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        if unreadable < UNREADABLE_SHOWN {
-                            malformed.push(Malformed {
-                                key: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                                reason: "key name is not UTF-8, so no card id can address it"
-                                    .into(),
-                            });
-                        }
-                        unreadable += 1;
-                        continue;
-                    }
-                };
-                if let Some(card) = keys.card_id_of_pipeline_key(&key) {
-                    cards.insert(card.to_owned());
-                } else if let Some((card, stage)) = keys.card_and_stage_of_stage_key(&key) {
-                    stage_hints
-                        .entry(card.to_owned())
-                        .or_default()
-                        .insert(stage.to_owned());
-                }
-            }
-            if unreadable > UNREADABLE_SHOWN {
-                malformed.push(Malformed {
-                    key: keys.pipeline_scan_pattern(),
-                    reason: format!(
-                        "{} more key names that are not UTF-8",
-                        unreadable - UNREADABLE_SHOWN
-                    ),
-                });
-            }
-            let mut seen: HashSet<String> = ids.iter().cloned().collect();
-            for card in cards {
-                if seen.insert(card.clone()) {
-                    ids.push(card);
-                }
-            }
-        }
-
+        let ids = crate::model::utf8_members(&index_key, indexed, &mut malformed);
         let mut stream = Self {
             redis: redis.clone(),
             keys,
@@ -183,21 +176,98 @@ impl CardStream {
             order: Vec::new(),
             next: 0,
             chunk,
-            stage_hints,
+            stage_hints: StageHints::default(),
             malformed,
             most_held: 0,
         };
-        stream.order = stream.sorted(ids).await?;
+        // The SCAN walks the whole keyspace in sequential round trips: the indexed cards are
+        // sorted meanwhile.
+        let scan = async {
+            if !settings.tracker.scan_python_cards {
+                return Ok(None);
+            }
+            redis
+                .scan_match_raw(
+                    &stream.keys.pipeline_scan_pattern(),
+                    Some("string"),
+                    SCAN_LIMIT,
+                )
+                .await
+                .map(Some)
+        };
+        let (scanned, (mut keyed, most)) = futures::try_join!(scan, stream.sort_keys(&ids))?;
+        stream.most_held = most;
+        let mut python = Vec::new();
+        if let Some(raw_keys) = scanned {
+            python = stream.take_scanned(raw_keys, &ids);
+        }
+        drop(ids);
+        let (extra, most) = stream.sort_keys(&python).await?;
+        stream.most_held = stream.most_held.max(most);
+        keyed.extend(extra);
+        keyed.sort_unstable();
+        stream.order = keyed.into_iter().map(|(_, id)| id).collect();
         Ok(Some(stream))
     }
 
-    /// The ids in snapshot order, from one pass over their documents that keeps only the
-    /// sort key of each. A missing document drops its id; one that does not parse keeps it
-    /// (the second pass reports it as malformed, as the dashboard's read does).
-    async fn sorted(&mut self, ids: Vec<String>) -> Result<Vec<String>> {
+    /// Keeps what a SCAN of the pipeline keys found that the index lacks: the cards only
+    /// Python wrote (returned) and every stage name (kept as hints); names that are not
+    /// UTF-8 are listed as malformed, the first [`UNREADABLE_SHOWN`] one by one.
+    fn take_scanned(&mut self, raw_keys: Vec<Vec<u8>>, indexed: &[String]) -> Vec<String> {
+        if raw_keys.len() >= SCAN_LIMIT {
+            tracing::warn!(
+                limit = SCAN_LIMIT,
+                "SCAN for Python-written cards stopped at its limit; some cards may be missing"
+            );
+        }
+        // Only the cards the index lacks are kept: a set of every card would cost more than
+        // the ids themselves.
+        let mut indexed: Vec<&str> = indexed.iter().map(String::as_str).collect();
+        indexed.sort_unstable();
+        let mut cards = BTreeSet::new();
+        let mut unreadable = 0usize;
+        for raw in raw_keys {
+            let key = match String::from_utf8(raw) {
+                Ok(k) => k,
+                Err(e) => {
+                    if unreadable < UNREADABLE_SHOWN {
+                        self.malformed.push(Malformed {
+                            key: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                            reason: "key name is not UTF-8, so no card id can address it".into(),
+                        });
+                    }
+                    unreadable += 1;
+                    continue;
+                }
+            };
+            if let Some(card) = self.keys.card_id_of_pipeline_key(&key) {
+                if indexed.binary_search(&card).is_err() {
+                    cards.insert(card.to_owned());
+                }
+            } else if let Some((card, stage)) = self.keys.card_and_stage_of_stage_key(&key) {
+                self.stage_hints.push(card, stage);
+            }
+        }
+        if unreadable > UNREADABLE_SHOWN {
+            self.malformed.push(Malformed {
+                key: self.keys.pipeline_scan_pattern(),
+                reason: format!(
+                    "{} more key names that are not UTF-8",
+                    unreadable - UNREADABLE_SHOWN
+                ),
+            });
+        }
+        self.stage_hints.finish();
+        cards.into_iter().collect()
+    }
+
+    /// The sort key of each id, from one pass over their documents that keeps only that, and
+    /// the most documents held at once. A missing document drops its id; one that does not
+    /// parse keeps it (the second pass reports it as malformed, as the dashboard's read does).
+    async fn sort_keys(&self, ids: &[String]) -> Result<(Vec<(SortKey, String)>, usize)> {
         use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
         let chunk = self.chunk;
-        let this = &*self;
+        let this = self;
         // Documents requested and not yet reduced to their sort keys, and the most at once.
         let (current, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let (current, most) = (&current, &most);
@@ -238,9 +308,7 @@ impl CardStream {
             keyed.extend(part?);
         }
         drop(reads);
-        self.most_held = self.most_held.max(most.load(Relaxed));
-        keyed.sort_unstable();
-        Ok(keyed.into_iter().map(|(_, id)| id).collect())
+        Ok((keyed, most.load(Relaxed)))
     }
 
     /// How many cards the stream will hand out at most (those whose document existed when it
@@ -285,7 +353,8 @@ impl CardStream {
         }
         let mut wanted: Vec<(usize, String, String)> = Vec::new();
         for (i, (id, p)) in parsed.iter().enumerate() {
-            for name in stage_names(p, self.stage_hints.get(id.as_str())) {
+            let hints = self.stage_hints.of(id);
+            for name in stage_names(p, hints.as_ref()) {
                 let key = self.keys.stage(id, &name);
                 wanted.push((i, name, key));
             }
