@@ -181,12 +181,7 @@ pub async fn write_json(
     let endpoint = text::sanitize(&backend.endpoint()).into_owned();
     let read_err = |e: crate::Error| read_error(e, &endpoint);
     let window = crate::metrics::HistoryWindow::default();
-    let (mut rest, stream) = futures::try_join!(
-        read_all_but_cards(backend, now, window),
-        CardStream::open(backend, now, chunk)
-    )
-    .map_err(read_err)?;
-    let Some(mut stream) = stream else {
+    let Some(redis) = backend.redis() else {
         let snap = crate::snapshot::read_snapshot_for(backend, now, window)
             .await
             .map_err(read_err)?;
@@ -200,6 +195,11 @@ pub async fn write_json(
             most_held: snap.cards.len(),
         });
     };
+    let (mut rest, mut stream) = futures::try_join!(
+        read_all_but_cards(backend, now, window),
+        CardStream::open(redis, backend.settings(), now, chunk)
+    )
+    .map_err(read_err)?;
     rest.connection = backend.connection().borrow().clone();
     rest.health = backend
         .redis()

@@ -31,13 +31,12 @@ use futures::StreamExt;
 use super::{
     Card, assemble_card, parse_doc_value, parse_pipeline, parse_stage, sort_cards, stage_names,
 };
-use crate::backend::Backend;
+use crate::config::Settings;
 use crate::connection::Redis;
 use crate::connection::cluster::SlotMap;
 use crate::error::Result;
 use crate::keys::KeySpace;
 use crate::model::Malformed;
-use crate::store::Store;
 
 /// Cards per chunk `--once` reads and writes at a time: one MGET's worth, so a chunk costs two
 /// round trips (documents, then stages).
@@ -140,13 +139,14 @@ impl StageHints {
 }
 
 impl CardStream {
-    /// Reads which cards are live and their order, `chunk` documents at a time (at least 1).
-    /// `None` when the backend is not Redis (an in-process store has nothing to stream).
-    pub async fn open(backend: &Backend, now: DateTime<Utc>, chunk: usize) -> Result<Option<Self>> {
-        let Some(redis) = backend.redis() else {
-            return Ok(None);
-        };
-        let settings = backend.settings();
+    /// Reads which cards of `redis` (with the key prefixes and tracker settings of
+    /// `settings`) are live and their order, `chunk` documents at a time (at least 1).
+    pub async fn open(
+        redis: &Redis,
+        settings: &Settings,
+        now: DateTime<Utc>,
+        chunk: usize,
+    ) -> Result<Self> {
         let keys = KeySpace::new(settings.prefixes.clone());
         let chunk = chunk.max(1);
         let mut malformed = Vec::new();
@@ -207,7 +207,7 @@ impl CardStream {
         keyed.extend(extra);
         keyed.sort_unstable();
         stream.order = keyed.into_iter().map(|(_, id)| id).collect();
-        Ok(Some(stream))
+        Ok(stream)
     }
 
     /// Keeps what a SCAN of the pipeline keys found that the index lacks: the cards only
