@@ -394,3 +394,31 @@ impl CardStream {
         std::mem::take(&mut self.malformed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_hints_give_each_card_its_own_stages_only() {
+        let mut h = StageHints::default();
+        for (card, stage) in [
+            ("b", "review"),
+            ("a", "plan"),
+            ("a:x", "other"),
+            ("a", "build"),
+            ("ab", "deploy"),
+            ("a", "plan"),
+        ] {
+            h.push(card, stage);
+        }
+        h.finish();
+        let names = |card: &str| h.of(card).map(|s| s.into_iter().collect::<Vec<_>>());
+        assert_eq!(names("a"), Some(vec!["build".into(), "plan".into()]));
+        assert_eq!(names("a:x"), Some(vec!["other".into()]));
+        assert_eq!(names("ab"), Some(vec!["deploy".into()]));
+        assert_eq!(names("b"), Some(vec!["review".into()]));
+        assert_eq!(names("c"), None);
+        assert_eq!(h.entries.len(), 5, "a repeated SCAN key counts once");
+    }
+}
