@@ -162,8 +162,9 @@ pub async fn run(
 pub struct Streamed {
     /// Cards written.
     pub cards: usize,
-    /// The most pipeline documents or cards held at once while reading them
-    /// ([`CardStream::most_held`]): it follows `chunk`, not the number of cards.
+    /// The most pipeline documents or cards the reader held at once
+    /// ([`CardStream::most_held`]; the chunk being written while the next is read comes on
+    /// top): it follows `chunk`, not the number of cards.
     pub most_held: usize,
 }
 
@@ -195,7 +196,7 @@ pub async fn write_json(
             most_held: snap.cards.len(),
         });
     };
-    let (mut rest, mut stream) = futures::try_join!(
+    let (mut rest, stream) = futures::try_join!(
         read_all_but_cards(backend, now, window),
         CardStream::open(redis, backend.settings(), now, chunk)
     )
@@ -210,17 +211,27 @@ pub async fn write_json(
     let mut buf = std::io::BufWriter::with_capacity(1 << 16, out);
     report::stream::write_head(&mut buf, &report)?;
     let mut written = 0usize;
-    let mut current = stream.next_chunk().await.map_err(read_err)?;
-    while let Some(mut cards) = current {
+    // The next chunk is read and parsed on a task of its own (another core, when the runtime
+    // has one) while this one is written.
+    let next = |mut stream: CardStream| {
+        tokio::spawn(async move {
+            let chunk = stream.next_chunk().await;
+            (stream, chunk)
+        })
+    };
+    let mut pending = next(stream);
+    let mut stream = loop {
+        let (stream, chunk) = pending
+            .await
+            .map_err(|e| HeadlessError::Output(std::io::Error::other(e)))?;
+        let Some(mut cards) = chunk.map_err(read_err)? else {
+            break stream;
+        };
+        pending = next(stream);
         crate::snapshot::attribute_costs(&mut cards, recent);
-        // The next chunk's read goes out first, then this one is written while it is in flight.
-        let (next, wrote) = futures::join!(stream.next_chunk(), async {
-            report::stream::write_cards(&mut buf, cards, &mut written)?;
-            buf.flush()
-        });
-        wrote?;
-        current = next.map_err(read_err)?;
-    }
+        report::stream::write_cards(&mut buf, cards, &mut written)?;
+        buf.flush()?;
+    };
     let mut malformed: Vec<report::Malformed> = stream
         .take_malformed()
         .into_iter()
