@@ -235,7 +235,7 @@ fn compose(
 
 /// Each limit takes the admissions, refusals and waits the time buckets hold for its key over
 /// the buckets that cover its window (at least the current minute or hour).
-fn attribute_activity(limits: &mut [LimitUsage], series: &Series) {
+pub(crate) fn attribute_activity(limits: &mut [LimitUsage], series: &Series) {
     for l in limits {
         l.activity = series
             .limit_recent(&l.key, l.window_seconds)
@@ -252,7 +252,7 @@ fn attribute_activity(limits: &mut [LimitUsage], series: &Series) {
 /// A finished card whose writer recorded no cost in its metadata takes the cost its pipeline
 /// completion recorded in the metrics (the recent completions read with the snapshot), so the
 /// card table shows what a finished pipeline cost whoever wrote it.
-fn attribute_costs(cards: &mut [Card], recent: &[RecentPipeline]) {
+pub(crate) fn attribute_costs(cards: &mut [Card], recent: &[RecentPipeline]) {
     if recent.is_empty() {
         return;
     }

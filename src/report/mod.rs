@@ -14,6 +14,7 @@
 //!
 //! The plain-text report (`--format text`) is in [`text`].
 
+pub mod stream;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -248,6 +249,38 @@ impl Card {
                     message: s.message.clone(),
                     timestamp: s.timestamp.clone(),
                     metadata: s.metadata.clone(),
+                })
+                .collect(),
+            cost_usd: c.cost_usd,
+        }
+    }
+}
+
+impl From<crate::tracker::Card> for Card {
+    /// The conversion of the snapshot's card, by move: the streamed report converts each card once and
+    /// drops it, so nothing needs copying.
+    fn from(c: crate::tracker::Card) -> Self {
+        let p = c.pipeline;
+        Self {
+            card_id: p.card_id,
+            status: p.status.as_str().to_owned(),
+            total_stages: p.total_stages,
+            completed_stages: p.completed_stages,
+            current_stage: p.current_stage,
+            start_time: p.start_time,
+            end_time: p.end_time,
+            metadata: p.metadata,
+            duration_seconds: p.duration_seconds,
+            stages: c
+                .stages
+                .into_iter()
+                .map(|s| Stage {
+                    stage_name: s.stage_name,
+                    status: s.status.as_str().to_owned(),
+                    progress_percent: s.progress_percent,
+                    message: s.message,
+                    timestamp: s.timestamp,
+                    metadata: s.metadata,
                 })
                 .collect(),
             cost_usd: c.cost_usd,

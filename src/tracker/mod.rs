@@ -29,6 +29,7 @@ mod handle;
 mod live;
 mod memory;
 pub(crate) mod redis;
+pub mod stream;
 
 pub use self::card::{Card, CardsRead};
 pub(crate) use self::card::{assemble_card, sort_cards};
