@@ -108,30 +108,18 @@ struct Step {
 }
 
 impl Step {
-    /// Appends its keys and its record to a script call's (`standalone`: with the stage
-    /// document, which on Cluster is written apart).
-    fn push(
-        &self,
-        k: &crate::keys::KeySpace,
-        standalone: bool,
-        keys: &mut Vec<String>,
-        args: &mut Vec<String>,
-    ) {
+    /// Appends its keys and its record to a script call's (with the stage document when it
+    /// still has one: on Cluster that is written apart).
+    fn push(self, k: &crate::keys::KeySpace, keys: &mut Vec<String>, args: &mut Vec<String>) {
         keys.push(k.pipeline(&self.card_id));
         keys.push(k.event_history(&self.card_id));
-        args.extend([
-            self.op.to_owned(),
-            k.events_channel(&self.card_id),
-            self.card_id.clone(),
-        ]);
-        args.extend(self.args.iter().cloned());
-        if let Some((stage_key, stage_doc)) = &self.stage {
-            if standalone {
-                keys.push(stage_key.clone());
-                args.push(stage_doc.clone());
-            } else {
-                args.push(String::new());
-            }
+        args.push(self.op.to_owned());
+        args.push(k.events_channel(&self.card_id));
+        args.push(self.card_id);
+        args.extend(self.args);
+        if let Some((stage_key, stage_doc)) = self.stage {
+            keys.push(stage_key);
+            args.push(stage_doc);
         }
     }
 }
@@ -208,7 +196,7 @@ impl RedisTracker {
         // Nothing waits: sent at once by the caller, no task hop. The guard hands the slot (and
         // whatever queued meanwhile) on even if the caller gives up while it is in flight.
         let _slot = Slot(self);
-        let mut replies = self.send_batch(std::slice::from_ref(&step)).await?;
+        let mut replies = self.send_batch(vec![step]).await?;
         replies.pop().unwrap_or_else(|| {
             Err(Error::UnexpectedReply(
                 "the tracker script answered nothing".into(),
@@ -242,9 +230,9 @@ impl RedisTracker {
         let driver = self.clone().drive();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => drop(rt.spawn(driver)),
-            // Not on a runtime (cannot happen for an async caller): the slot is released so
-            // that the next caller sends the queue.
-            Err(_) => self.release_slot(),
+            // Not on a runtime (a caller dropped after its runtime shut down): the slot is
+            // given back, and the next caller's write starts a driver for the queue.
+            Err(_) => self.steps.lock().in_flight -= 1,
         }
     }
 
@@ -277,7 +265,7 @@ impl RedisTracker {
             };
             let (steps, replies): (Vec<Step>, Vec<_>) =
                 batch.into_iter().map(|w| (w.step, w.reply)).unzip();
-            match self.send_batch(&steps).await {
+            match self.send_batch(steps).await {
                 Ok(results) => {
                     for (tx, r) in replies.into_iter().zip(results) {
                         let _ = tx.send(r);
@@ -294,7 +282,7 @@ impl RedisTracker {
 
     /// One script call running `steps` in order on a standalone server; each step's reply or
     /// error (a step's error does not fail the others).
-    async fn send_batch(&self, steps: &[Step]) -> Result<Vec<Result<Value>>> {
+    async fn send_batch(&self, steps: Vec<Step>) -> Result<Vec<Result<Value>>> {
         let k = &self.core.keys;
         let t = &self.core.settings.tracker;
         let mut keys = Vec::with_capacity(1 + 3 * steps.len());
@@ -305,8 +293,9 @@ impl RedisTracker {
             t.history_max_events.to_string(),
             "1".to_owned(),
         ]);
+        let n = steps.len();
         for step in steps {
-            step.push(k, true, &mut keys, &mut args);
+            step.push(k, &mut keys, &mut args);
         }
         let reply = self
             .core
@@ -317,11 +306,10 @@ impl RedisTracker {
                 "tracker script: {reply:?} is not a list of replies"
             )));
         };
-        if items.len() != steps.len() {
+        if items.len() != n {
             return Err(Error::UnexpectedReply(format!(
-                "tracker script: {} replies for {} steps",
+                "tracker script: {} replies for {n} steps",
                 items.len(),
-                steps.len()
             )));
         }
         Ok(items.into_iter().map(|v| self.step_reply(v)).collect())
@@ -347,25 +335,30 @@ impl RedisTracker {
     /// One step on Cluster: the script (document and history, one slot) with the stage
     /// document and the index written by commands of their own, all in flight at once: one
     /// round-trip time, and each one gets the driver's redirect and retry handling.
-    async fn cluster_step(&self, step: Step) -> Result<Value> {
+    async fn cluster_step(&self, mut step: Step) -> Result<Value> {
         let k = &self.core.keys;
         let t = &self.core.settings.tracker;
         let ttl = t.ttl_seconds;
-        let mut keys = Vec::with_capacity(2);
-        let mut args = vec![
-            ttl.to_string(),
-            t.history_max_events.to_string(),
-            "0".to_owned(),
-        ];
-        step.push(k, false, &mut keys, &mut args);
         let index_args = vec![
             step.card_id.clone(),
             String::new(),
             ttl.to_string(),
             if step.op == "start" { "1" } else { "0" }.to_owned(),
         ];
+        // Written apart here; the script's record keeps an empty placeholder.
+        let stage = step.stage.take();
+        if stage.is_some() {
+            step.args.push(String::new());
+        }
+        let mut keys = Vec::with_capacity(2);
+        let mut args = vec![
+            ttl.to_string(),
+            t.history_max_events.to_string(),
+            "0".to_owned(),
+        ];
+        step.push(k, &mut keys, &mut args);
         let stage_write = async {
-            match &step.stage {
+            match &stage {
                 Some((stage_key, stage_doc)) => {
                     let mut set = redis::cmd("SET");
                     set.arg(stage_key).arg(stage_doc).arg("EX").arg(ttl);

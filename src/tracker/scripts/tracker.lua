@@ -299,8 +299,14 @@ local function stage_step(a, k)
         order[#order + 1] = 'completed_stages'
       end
     end
-    local text = edited(d, set, order)
-    if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
+    if #order == 1 and d.obj.current_stage == name then
+      -- Nothing in the document changes (a progress report, a stage reported twice): only
+      -- its TTL is refreshed, as the SET would have.
+      redis.call('EXPIRE', doc_key, ttl)
+    else
+      local text = edited(d, set, order)
+      if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
+    end
   end
   emit(KEYS[k + 1], ARGV[a - 2], ARGV[a + 3])
   return code, true
