@@ -1293,6 +1293,8 @@ async fn concurrent_writes_share_script_calls_and_keep_each_cards_order() {
             .unwrap();
     }
     let before = script_calls(&server);
+    // The first writes held for a moment, so that they are certainly made concurrently.
+    assert_eq!(server.cli(&["CLIENT", "PAUSE", "200", "WRITE"]), "OK");
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
             let t = tracker.clone();
@@ -1349,6 +1351,9 @@ async fn a_rejected_write_fails_alone_in_its_batch() {
         "not a stream",
     ]);
     let before = script_calls(&server);
+    // Writes held for a moment, so that all of them are made while the first ones are in
+    // flight (otherwise a fast server may answer each before the next is made).
+    assert_eq!(server.cli(&["CLIENT", "PAUSE", "300", "WRITE"]), "OK");
     let writes = (0..60).map(|i| {
         let t = tracker.clone();
         async move {
@@ -1380,4 +1385,36 @@ async fn a_rejected_write_fails_alone_in_its_batch() {
     let h = tracker.history("good", None, 1000).await.unwrap();
     assert_eq!(h.len(), 1 + 40, "start and the 40 stage updates");
     assert_eq!(tracker.buffer().stats().buffered, 0);
+}
+
+/// A stage update that changes nothing in the pipeline document (a progress report) leaves
+/// its text byte for byte and still refreshes its TTL, as a rewrite would.
+#[tokio::test]
+async fn a_progress_report_keeps_the_document_and_refreshes_its_ttl() {
+    let server = RedisServer::start();
+    let raw = Raw::server(&server);
+    let tracker = support::tracker(server.settings()).await;
+    tracker
+        .start_pipeline("p", 3, meta(json!({"url": "a/b", "list": []})))
+        .await
+        .unwrap();
+    tracker
+        .update_stage("p", "build", StageUpdate::new(StageStatus::Running))
+        .await
+        .unwrap();
+    let key = "artemis:pipeline:p";
+    let before = raw.get(key).unwrap();
+    raw.query::<()>(redis::cmd("EXPIRE").arg(key).arg(100));
+    tracker
+        .update_stage(
+            "p",
+            "build",
+            StageUpdate::new(StageStatus::Running).progress(40),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.get(key).unwrap(), before);
+    assert!(raw.ttl(key) > 86_000, "TTL {}", raw.ttl(key));
+    let stage = raw.get_json("artemis:pipeline:p:stage:build");
+    assert_eq!(stage["progress_percent"], 40);
 }
