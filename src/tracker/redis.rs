@@ -4,7 +4,7 @@
 //! pipeline document, appends the event to the card's history stream and publishes it, all
 //! atomically. On a standalone server the same script also writes the stage document and the
 //! card index: one command, one round trip. Writes that arrive while two calls are in flight
-//! wait and then go together, as one call that runs them in order ([`StepQueue`]): the
+//! wait and then go together, as one call that runs them in order (`StepQueue`): the
 //! script's fixed cost (the call, its set-up, `TIME`, the index's `ZADD` and `EXPIRE`) is then
 //! paid once per batch, which is most of what a step costs the server beyond its own commands.
 //! A lone write is sent at once, by its caller. On Cluster a script may only touch one slot
@@ -317,10 +317,8 @@ impl RedisTracker {
 
     /// A step's item of the script's reply: a status reply carries the step's error.
     fn step_reply(&self, v: Value) -> Result<Value> {
-        let msg = match v {
-            Value::SimpleString(msg) => msg,
-            Value::Okay => "OK".to_owned(),
-            other => return Ok(other),
+        let Value::SimpleString(msg) = v else {
+            return Ok(v);
         };
         let raw = format!("-{}\r\n", msg.replace(['\r', '\n'], " "));
         match redis::parse_redis_value(raw.as_bytes()) {
