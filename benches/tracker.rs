@@ -10,7 +10,8 @@
 //! - snapshot read time for 1,000 and 10,000 cards (8 stages each), cold (with the SCAN for
 //!   Python-written cards) and warm.
 //!
-//! Run: `cargo bench --bench tracker` (`BENCH_RUNS=n` for more or fewer runs, default 5).
+//! Run: `cargo bench --bench tracker` (`BENCH_RUNS=n` for more or fewer runs, default 5;
+//! `BENCH_ONLY=writes` or `BENCH_ONLY=snapshot` for one part).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -489,14 +490,31 @@ async fn run() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     println!("## Tracker benchmark ({runs} runs, medians)\n");
-    // BENCH_ONLY=snapshot skips the write and round-trip parts (for iterating on reads).
-    let only_snapshot = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "snapshot");
+    // BENCH_ONLY=snapshot skips the write and round-trip parts (for iterating on reads),
+    // BENCH_ONLY=writes everything after them (for iterating on writes).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let server = RedisServer::start();
     let settings = server.settings();
-    if !only_snapshot {
+    if only != "snapshot" {
         write_and_round_trip_parts(&server, &settings, runs).await;
     }
-    snapshot_part(server, &settings, runs, only_snapshot).await;
+    if only != "writes" {
+        snapshot_part(server, &settings, runs, only == "snapshot").await;
+    }
+}
+
+/// This process's CPU seconds so far (user + system, from /proc/self/stat): the client's
+/// side of an update (the library, the driver, the runtime).
+fn own_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 14 and 15 of stat (utime, stime) are the 12th and 13th after the name.
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    ticks / 100.0
 }
 
 /// The server's CPU seconds (`INFO cpu`) and µs inside commands (`INFO commandstats`; a
@@ -537,6 +555,8 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
     let mut shared = Vec::new();
     // Per run: (server CPU µs, µs in commands) per operation, for SET, own, shared.
     let mut costs: [Vec<(f64, f64)>; 3] = Default::default();
+    // Per run: this process's CPU µs per update, own and shared.
+    let mut client: [Vec<f64>; 2] = Default::default();
     let per_op = |before: (f64, f64), after: (f64, f64), ops: usize| {
         (
             (after.0 - before.0) * 1e6 / ops as f64,
@@ -549,14 +569,24 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
         set_rps.push(redis_benchmark_set(server.port, set_requests));
         let a = server_costs(server);
         costs[0].push(per_op(b, a, set_requests));
-        let b = server_costs(server);
+        let (b, c) = (server_costs(server), own_cpu_s());
         own.push(stage_updates_per_sec(settings, updates, true, run).await);
+        client[0].push((own_cpu_s() - c) * 1e6 / updates as f64);
         let a = server_costs(server);
         costs[1].push(per_op(b, a, updates));
-        let b = server_costs(server);
+        let (b, c) = (server_costs(server), own_cpu_s());
         shared.push(stage_updates_per_sec(settings, updates, false, run).await);
+        client[1].push((own_cpu_s() - c) * 1e6 / updates as f64);
         let a = server_costs(server);
         costs[2].push(per_op(b, a, updates));
+        // BENCH_VERBOSE=1: the server's per-command figures for this run (all three parts).
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            for line in server.cli(&["INFO", "commandstats"]).lines() {
+                if line.starts_with("cmdstat_") {
+                    println!("run {run}: {line}");
+                }
+            }
+        }
         server.cli(&["FLUSHALL"]);
     }
     let set = median(set_rps.clone());
@@ -566,9 +596,10 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
     let cmd = |i: usize| median(costs[i].iter().map(|c| c.1).collect());
     println!("### Stage updates per second, {WRITERS} concurrent writers\n");
     println!(
-        "| measure | per second (median) | ratio to SET (median of per-run ratios) | server CPU µs / op | server µs in commands / op | runs |"
+        "| measure | per second (median) | ratio to SET (median of per-run ratios) | server CPU µs / op | server µs in commands / op | client CPU µs / op | runs |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
+    let client_us = |i: usize| median(client[i].clone());
     let fmt = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.0}"))
@@ -576,23 +607,25 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
             .join(" ")
     };
     println!(
-        "| `redis-benchmark -t set -c {WRITERS}` | {set:.0} | 1.00 | {:.2} | {:.2} | {} |",
+        "| `redis-benchmark -t set -c {WRITERS}` | {set:.0} | 1.00 | {:.2} | {:.2} | | {} |",
         cpu(0),
         cmd(0),
         fmt(&set_rps)
     );
     println!(
-        "| update_stage, one connection per writer | {o:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        "| update_stage, one connection per writer | {o:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
         ratio(&own),
         cpu(1),
         cmd(1),
+        client_us(0),
         fmt(&own)
     );
     println!(
-        "| update_stage, one shared connection | {s:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        "| update_stage, one shared connection | {s:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
         ratio(&shared),
         cpu(2),
         cmd(2),
+        client_us(1),
         fmt(&shared)
     );
 

@@ -1261,3 +1261,160 @@ async fn documents_of_any_shape_are_edited_in_place() {
     assert_eq!(doc["current_stage"], "s");
     assert_eq!(doc["completed_stages"], 1);
 }
+
+/// Calls of the tracker script the server has run so far (EVALSHA and EVAL).
+fn script_calls(server: &RedisServer) -> u64 {
+    server
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Many writers on one connection: their writes share script calls (fewer calls than
+/// writes), and every card's history is exactly the order its writer made them in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_share_script_calls_and_keep_each_cards_order() {
+    let server = RedisServer::start();
+    let tracker = support::tracker(server.settings()).await;
+    let (writers, stages) = (16, 12);
+    for w in 0..writers {
+        tracker
+            .start_pipeline(&format!("w{w}"), stages, Map::new())
+            .await
+            .unwrap();
+    }
+    let before = script_calls(&server);
+    // The first writes held for a moment, so that they are certainly made concurrently.
+    assert_eq!(server.cli(&["CLIENT", "PAUSE", "200", "WRITE"]), "OK");
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let t = tracker.clone();
+            tokio::spawn(async move {
+                for s in 0..stages {
+                    let outcome = t
+                        .update_stage(
+                            &format!("w{w}"),
+                            &format!("s{s:02}"),
+                            StageUpdate::new(StageStatus::Completed).progress(100),
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(outcome, WriteOutcome::Written);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let calls = script_calls(&server) - before;
+    let writes = u64::from(writers * stages);
+    assert!(calls < writes, "{calls} script calls for {writes} writes");
+    for w in 0..writers {
+        let card = format!("w{w}");
+        let c = tracker.get_card(&card).await.unwrap().unwrap();
+        assert_eq!(c.pipeline.completed_stages, i64::from(stages));
+        let h = tracker.history(&card, None, 1000).await.unwrap();
+        let order: Vec<String> = h
+            .iter()
+            .filter_map(|e| match e.event.as_ref().unwrap() {
+                PipelineEvent::StageUpdated { stage_name, .. } => Some(stage_name.clone()),
+                _ => None,
+            })
+            .collect();
+        let want: Vec<String> = (0..stages).map(|s| format!("s{s:02}")).collect();
+        assert_eq!(order, want, "history of {card}");
+    }
+}
+
+/// A write that Redis rejects (here: the card's history overwritten with a string) fails
+/// alone: the writes batched with it, before and after it, are all stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rejected_write_fails_alone_in_its_batch() {
+    let server = RedisServer::start();
+    let tracker = support::tracker(server.settings()).await;
+    for card in ["good", "bad"] {
+        tracker.start_pipeline(card, 100, Map::new()).await.unwrap();
+    }
+    server.cli(&[
+        "SET",
+        "artemis:pipeline#history:{artemis:pipeline:bad}",
+        "not a stream",
+    ]);
+    let before = script_calls(&server);
+    // Writes held for a moment, so that all of them are made while the first ones are in
+    // flight (otherwise a fast server may answer each before the next is made).
+    assert_eq!(server.cli(&["CLIENT", "PAUSE", "300", "WRITE"]), "OK");
+    let writes = (0..60).map(|i| {
+        let t = tracker.clone();
+        async move {
+            let card = if i % 3 == 1 { "bad" } else { "good" };
+            let r = t
+                .update_stage(
+                    card,
+                    &format!("s{i:02}"),
+                    StageUpdate::new(StageStatus::Running),
+                )
+                .await;
+            (card, r)
+        }
+    });
+    let results = futures::future::join_all(writes).await;
+    assert!(
+        script_calls(&server) - before < 60,
+        "the writes were not batched"
+    );
+    for (card, r) in &results {
+        match *card {
+            "good" => assert_eq!(r.as_ref().unwrap(), &WriteOutcome::Written),
+            _ => assert!(
+                r.as_ref().is_err_and(|e| e.is_wrong_type()),
+                "a write to the bad card: {r:?}"
+            ),
+        }
+    }
+    let h = tracker.history("good", None, 1000).await.unwrap();
+    assert_eq!(h.len(), 1 + 40, "start and the 40 stage updates");
+    assert_eq!(tracker.buffer().stats().buffered, 0);
+}
+
+/// A stage update that changes nothing in the pipeline document (a progress report) leaves
+/// its text byte for byte and still refreshes its TTL, as a rewrite would.
+#[tokio::test]
+async fn a_progress_report_keeps_the_document_and_refreshes_its_ttl() {
+    let server = RedisServer::start();
+    let raw = Raw::server(&server);
+    let tracker = support::tracker(server.settings()).await;
+    tracker
+        .start_pipeline("p", 3, meta(json!({"url": "a/b", "list": []})))
+        .await
+        .unwrap();
+    tracker
+        .update_stage("p", "build", StageUpdate::new(StageStatus::Running))
+        .await
+        .unwrap();
+    let key = "artemis:pipeline:p";
+    let before = raw.get(key).unwrap();
+    raw.query::<()>(redis::cmd("EXPIRE").arg(key).arg(100));
+    tracker
+        .update_stage(
+            "p",
+            "build",
+            StageUpdate::new(StageStatus::Running).progress(40),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.get(key).unwrap(), before);
+    assert!(raw.ttl(key) > 86_000, "TTL {}", raw.ttl(key));
+    let stage = raw.get_json("artemis:pipeline:p:stage:build");
+    assert_eq!(stage["progress_percent"], 40);
+}

@@ -1,12 +1,17 @@
 //! The tracker on Redis.
 //!
-//! Every write is one call of `scripts/tracker.lua`, which does the read-modify-write of the
+//! Every write is one step of `scripts/tracker.lua`, which does the read-modify-write of the
 //! pipeline document, appends the event to the card's history stream and publishes it, all
 //! atomically. On a standalone server the same script also writes the stage document and the
-//! card index: one command, one round trip. On Cluster a script may only touch one slot (the
-//! document and its history share it by construction, see [`crate::keys::slot_tag`]), so the
-//! stage document (a SET) and the index (`scripts/index.lua`) are written by commands sent at
-//! the same time as the script: still one round-trip time.
+//! card index: one command, one round trip. Writes that arrive while two calls are in flight
+//! wait and then go together, as one call that runs them in order (`StepQueue`): the
+//! script's fixed cost (the call, its set-up, `TIME`, the index's `ZADD` and `EXPIRE`) is then
+//! paid once per batch, which is most of what a step costs the server beyond its own commands.
+//! A lone write is sent at once, by its caller. On Cluster a script may only touch one slot
+//! (the document and its history share it by construction, see [`crate::keys::slot_tag`]), so
+//! the stage document (a SET) and the index (`scripts/index.lua`) are written by commands sent
+//! at the same time as the script (still one round-trip time), and writes are not batched:
+//! two cards rarely share a slot.
 //!
 //! Scripts are sent as EVALSHA; a server that lost its script cache (restart, failover, SCRIPT
 //! FLUSH) answers NOSCRIPT, and the call is repeated at once as EVAL, which caches it again.
@@ -70,6 +75,8 @@ pub struct RedisTracker {
     pub(super) core: RedisCore,
     /// The last SCAN for Python-written cards, reused for `tracker.scan_interval_seconds`.
     discovered: Arc<tokio::sync::Mutex<Option<LastScan>>>,
+    /// Writes waiting for a script call (standalone only).
+    steps: Arc<StepBatches>,
 }
 
 impl std::fmt::Debug for RedisTracker {
@@ -81,6 +88,76 @@ impl std::fmt::Debug for RedisTracker {
 }
 
 delegate_store!(RedisTracker);
+
+/// Most steps one script call runs.
+const MAX_BATCH: usize = 128;
+/// Script calls in flight at most per tracker handle on a standalone server. Two, so that
+/// the server runs one batch while the next one forms and travels (the script runs one batch
+/// at a time; the steps' effects do not depend on this number, only how they group).
+const MAX_IN_FLIGHT: usize = 2;
+
+/// One tracker write, as the script's record of it.
+struct Step {
+    /// `start`, `stage` or `complete`.
+    op: &'static str,
+    card_id: String,
+    /// The op's own arguments (see `scripts/tracker.lua`).
+    args: Vec<String>,
+    /// A stage update's stage key and document.
+    stage: Option<(String, String)>,
+}
+
+impl Step {
+    /// Appends its keys and its record to a script call's (with the stage document when it
+    /// still has one: on Cluster that is written apart).
+    fn push(self, k: &crate::keys::KeySpace, keys: &mut Vec<String>, args: &mut Vec<String>) {
+        keys.push(k.pipeline(&self.card_id));
+        keys.push(k.event_history(&self.card_id));
+        args.push(self.op.to_owned());
+        args.push(k.events_channel(&self.card_id));
+        args.push(self.card_id);
+        args.extend(self.args);
+        if let Some((stage_key, stage_doc)) = self.stage {
+            keys.push(stage_key);
+            args.push(stage_doc);
+        }
+    }
+}
+
+/// One step waiting for its batch.
+struct Waiting {
+    step: Step,
+    reply: tokio::sync::oneshot::Sender<Result<Value>>,
+}
+
+/// The steps waiting to be sent, and how many script calls are in flight.
+#[derive(Default)]
+struct StepQueue {
+    waiting: std::collections::VecDeque<Waiting>,
+    in_flight: usize,
+}
+
+/// The batches of one tracker handle (shared by its clones).
+#[derive(Default)]
+struct StepBatches(std::sync::Mutex<StepQueue>);
+
+impl StepBatches {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StepQueue> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// An in-flight slot a lone caller holds while its step is sent; given back on drop, also
+/// when the caller gives up.
+struct Slot<'a>(&'a RedisTracker);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.release_slot();
+    }
+}
 
 /// A script reply code: 1 written, 0 no pipeline document, -1 document left alone (not a JSON
 /// object).
@@ -98,53 +175,188 @@ impl RedisTracker {
         Self {
             core,
             discovered: Default::default(),
+            steps: Default::default(),
         }
     }
 
-    /// Runs one tracker script step. `stage` is the stage key and document of an update.
-    async fn tracker_step(
-        &self,
-        op: &str,
-        card_id: &str,
-        at: DateTime<Utc>,
-        op_args: Vec<String>,
-        stage: Option<(String, String)>,
-    ) -> Result<Value> {
+    /// Runs one tracker step: on a standalone server through the batches, on Cluster alone.
+    async fn tracker_step(&self, step: Step) -> Result<Value> {
+        if self.core.redis.is_cluster() {
+            return self.cluster_step(step).await;
+        }
+        let lone = {
+            let mut q = self.steps.lock();
+            let lone = q.in_flight < MAX_IN_FLIGHT && q.waiting.is_empty();
+            q.in_flight += usize::from(lone);
+            lone
+        };
+        if !lone {
+            return self.queue_step(step).await;
+        }
+        // Nothing waits: sent at once by the caller, no task hop. The guard hands the slot (and
+        // whatever queued meanwhile) on even if the caller gives up while it is in flight.
+        let _slot = Slot(self);
+        let mut replies = self.send_batch(vec![step]).await?;
+        replies.pop().unwrap_or_else(|| {
+            Err(Error::UnexpectedReply(
+                "the tracker script answered nothing".into(),
+            ))
+        })
+    }
+
+    /// Queues a step for the next batch (sent by a driver task, started here if a slot is
+    /// free) and waits for its reply.
+    async fn queue_step(&self, step: Step) -> Result<Value> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut q = self.steps.lock();
+            q.waiting.push_back(Waiting { step, reply });
+            let lead = q.in_flight < MAX_IN_FLIGHT;
+            q.in_flight += usize::from(lead);
+            lead
+        };
+        if lead {
+            self.spawn_driver();
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::UnexpectedReply(
+                "the tracker's batch ended without an answer".into(),
+            ))
+        })
+    }
+
+    /// Starts a task that sends the queued steps (its caller took an in-flight slot for it).
+    fn spawn_driver(&self) {
+        let driver = self.clone().drive();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(driver)),
+            // Not on a runtime (a caller dropped after its runtime shut down): the slot is
+            // given back, and the next caller's write starts a driver for the queue.
+            Err(_) => self.steps.lock().in_flight -= 1,
+        }
+    }
+
+    /// Gives an in-flight slot back; if steps are waiting, a driver takes it over.
+    fn release_slot(&self) {
+        let mut q = self.steps.lock();
+        q.in_flight -= 1;
+        if !q.waiting.is_empty() && q.in_flight < MAX_IN_FLIGHT {
+            q.in_flight += 1;
+            drop(q);
+            self.spawn_driver();
+        }
+    }
+
+    /// Sends the queued steps, batch after batch, until none is left. Its own task, so that a
+    /// caller giving up cannot strand the steps queued behind its call.
+    async fn drive(self) {
+        loop {
+            let batch: Vec<Waiting> = {
+                let mut q = self.steps.lock();
+                // A caller that gave up before its step was sent: not written, as when a lone
+                // caller gives up before sending.
+                q.waiting.retain(|w| !w.reply.is_closed());
+                if q.waiting.is_empty() {
+                    q.in_flight -= 1;
+                    return;
+                }
+                let n = q.waiting.len().min(MAX_BATCH);
+                q.waiting.drain(..n).collect()
+            };
+            let (steps, replies): (Vec<Step>, Vec<_>) =
+                batch.into_iter().map(|w| (w.step, w.reply)).unzip();
+            match self.send_batch(steps).await {
+                Ok(results) => {
+                    for (tx, r) in replies.into_iter().zip(results) {
+                        let _ = tx.send(r);
+                    }
+                }
+                Err(e) => {
+                    for tx in replies {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One script call running `steps` in order on a standalone server; each step's reply or
+    /// error (a step's error does not fail the others).
+    async fn send_batch(&self, steps: Vec<Step>) -> Result<Vec<Result<Value>>> {
+        let k = &self.core.keys;
+        let t = &self.core.settings.tracker;
+        let mut keys = Vec::with_capacity(1 + 3 * steps.len());
+        keys.push(k.pipeline_index());
+        let mut args = Vec::with_capacity(3 + 9 * steps.len());
+        args.extend([
+            t.ttl_seconds.to_string(),
+            t.history_max_events.to_string(),
+            "1".to_owned(),
+        ]);
+        let n = steps.len();
+        for step in steps {
+            step.push(k, &mut keys, &mut args);
+        }
+        let reply = self
+            .core
+            .eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args)
+            .await?;
+        let Value::Array(items) = reply else {
+            return Err(Error::UnexpectedReply(format!(
+                "tracker script: {reply:?} is not a list of replies"
+            )));
+        };
+        if items.len() != n {
+            return Err(Error::UnexpectedReply(format!(
+                "tracker script: {} replies for {n} steps",
+                items.len(),
+            )));
+        }
+        Ok(items.into_iter().map(|v| self.step_reply(v)).collect())
+    }
+
+    /// A step's item of the script's reply: a status reply carries the step's error.
+    fn step_reply(&self, v: Value) -> Result<Value> {
+        let Value::SimpleString(msg) = v else {
+            return Ok(v);
+        };
+        let raw = format!("-{}\r\n", msg.replace(['\r', '\n'], " "));
+        match redis::parse_redis_value(raw.as_bytes()) {
+            Ok(Value::ServerError(e)) => Err(self.core.redis.classify(e.into())),
+            _ => Err(Error::UnexpectedReply(format!(
+                "tracker script: a step failed with {:?}",
+                msg.escape_debug().take(200).collect::<String>()
+            ))),
+        }
+    }
+
+    /// One step on Cluster: the script (document and history, one slot) with the stage
+    /// document and the index written by commands of their own, all in flight at once: one
+    /// round-trip time, and each one gets the driver's redirect and retry handling.
+    async fn cluster_step(&self, mut step: Step) -> Result<Value> {
         let k = &self.core.keys;
         let t = &self.core.settings.tracker;
         let ttl = t.ttl_seconds;
-        let score = at.timestamp_micros() as f64 / 1e6;
+        let index_args = vec![
+            step.card_id.clone(),
+            String::new(),
+            ttl.to_string(),
+            if step.op == "start" { "1" } else { "0" }.to_owned(),
+        ];
+        // Written apart here; the script's record keeps an empty placeholder.
+        let stage = step.stage.take();
+        if stage.is_some() {
+            step.args.push(String::new());
+        }
+        let mut keys = Vec::with_capacity(2);
         let mut args = vec![
-            op.to_owned(),
             ttl.to_string(),
             t.history_max_events.to_string(),
-            k.events_channel(card_id),
-            card_id.to_owned(),
-            format!("{score:.6}"),
+            "0".to_owned(),
         ];
-        args.extend(op_args);
-        let mut keys = vec![k.pipeline(card_id), k.event_history(card_id)];
-        if !self.core.redis.is_cluster() {
-            keys.push(k.pipeline_index());
-            if let Some((stage_key, stage_doc)) = stage {
-                keys.push(stage_key);
-                args.push(stage_doc);
-            }
-            return self
-                .core
-                .eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args)
-                .await;
-        }
-        // Three single commands on (usually) three slots, all in flight at once: one
-        // round-trip time, and each one gets the driver's redirect and retry handling.
-        let index_args = vec![
-            card_id.to_owned(),
-            format!("{score:.6}"),
-            ttl.to_string(),
-            if op == "start" { "1" } else { "0" }.to_owned(),
-        ];
+        step.push(k, &mut keys, &mut args);
         let stage_write = async {
-            match stage {
+            match &stage {
                 Some((stage_key, stage_doc)) => {
                     let mut set = redis::cmd("SET");
                     set.arg(stage_key).arg(stage_doc).arg("EX").arg(ttl);
@@ -160,7 +372,18 @@ impl RedisTracker {
             self.core
                 .eval_script(&INDEX_SCRIPT, INDEX_SCRIPT_SOURCE, &index_keys, &index_args),
         )?;
-        Ok(reply)
+        let mut replies = match reply {
+            Value::Array(items) if items.len() == 1 => items,
+            other => {
+                return Err(Error::UnexpectedReply(format!(
+                    "tracker script: {other:?} is not one reply"
+                )));
+            }
+        };
+        replies.pop().map_or_else(
+            || Err(Error::UnexpectedReply("tracker script: no reply".into())),
+            |v| self.step_reply(v),
+        )
     }
 
     fn report_code(&self, op: &str, card_id: &str, reply: &Value) {
@@ -391,10 +614,13 @@ pub(crate) fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
 impl TrackerStore for RedisTracker {
     async fn start_pipeline(&self, s: &PipelineStart) -> Result<()> {
         s.validate()?;
-        let args = vec![to_json(&start_doc(s)), to_json(&started_event(s))];
-        let reply = self
-            .tracker_step("start", &s.card_id, s.at, args, None)
-            .await?;
+        let step = Step {
+            op: "start",
+            card_id: s.card_id.clone(),
+            args: vec![to_json(&start_doc(s)), to_json(&started_event(s))],
+            stage: None,
+        };
+        let reply = self.tracker_step(step).await?;
         self.report_code("start", &s.card_id, &reply);
         Ok(())
     }
@@ -411,9 +637,13 @@ impl TrackerStore for RedisTracker {
             self.core.keys.stage(&r.card_id, &r.stage_name),
             to_json(&stage_doc(r)),
         );
-        let reply = self
-            .tracker_step("stage", &r.card_id, r.at, args, Some(stage))
-            .await?;
+        let step = Step {
+            op: "stage",
+            card_id: r.card_id.clone(),
+            args,
+            stage: Some(stage),
+        };
+        let reply = self.tracker_step(step).await?;
         self.report_code("stage", &r.card_id, &reply);
         Ok(())
     }
@@ -429,9 +659,13 @@ impl TrackerStore for RedisTracker {
             to_json(&c.message),
             to_json(&ts),
         ];
-        let reply = self
-            .tracker_step("complete", &c.card_id, c.at, args, None)
-            .await?;
+        let step = Step {
+            op: "complete",
+            card_id: c.card_id.clone(),
+            args,
+            stage: None,
+        };
+        let reply = self.tracker_step(step).await?;
         self.report_code("complete", &c.card_id, &reply);
         Ok(())
     }

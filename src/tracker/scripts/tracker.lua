@@ -1,15 +1,23 @@
--- One atomic step of the pipeline tracker (see src/tracker/redis.rs).
+-- Steps of the pipeline tracker (see src/tracker/redis.rs), several in one call: each step is
+-- atomic on its own (the whole call is), keeps its own reply, and the steps run in the order
+-- given, so one card's steps keep theirs. A step that fails (e.g. WRONGTYPE) stops where a
+-- call of its own would have stopped, and its reply is the error; the steps after it still run.
 --
--- KEYS[1] pipeline document   artemis:pipeline:<card>
--- KEYS[2] event history       artemis:pipeline#history:{artemis:pipeline:<card>}  (same slot)
--- KEYS[3] card index          artemis:pipeline#index        (standalone only; on Cluster the
--- KEYS[4] stage document      artemis:pipeline:<card>:stage:<name>  caller writes these two apart)
+-- ARGV[1] TTL seconds, ARGV[2] history length, ARGV[3] '1' on a standalone server: KEYS[1] is
+-- the card index (artemis:pipeline#index) and stage steps also write their stage document; '0'
+-- on Cluster, where a call may only touch one slot and the caller writes those two apart.
+-- Then one record per step, from ARGV[4]: op (start | stage | complete), events channel, card
+-- id (the index member), then the op's own arguments (below); and per step its keys, in order:
+--   pipeline document   artemis:pipeline:<card>
+--   event history       artemis:pipeline#history:{artemis:pipeline:<card>}  (same slot)
+--   stage document      artemis:pipeline:<card>:stage:<name>  (stage steps, standalone only)
 --
--- ARGV[1] op: start | stage | complete
--- ARGV[2] TTL seconds, ARGV[3] history length, ARGV[4] events channel,
--- ARGV[5] card id (index member), ARGV[6] unused (the index score is the server's TIME, so
--- that a reader polling for changes compares it with the same clock, whatever the writer's)
--- ARGV[7..] per op, see below.
+-- The index score is the server's TIME, read once per call, so that a reader polling for
+-- changes compares it with the same clock, whatever the writer's.
+--
+-- Reply: one item per step: 1 written, 0 no pipeline document, -1 document left alone (not a
+-- JSON object); for complete {code, duration}; a status reply (not an error reply, which
+-- would fail the whole call in the client) holding the error message of a step that failed.
 --
 -- The document is never re-encoded with cjson: cjson turns empty arrays into {}, prints numbers
 -- with 14 digits and escapes '/', which would alter the caller's metadata. cjson only reads it;
@@ -19,11 +27,8 @@
 -- field. Values it writes arrive already JSON-encoded from the caller (ARGV) or are numbers and
 -- fixed words it prints itself.
 
-local op, ttl, maxlen, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local member = ARGV[5]
-local now = redis.call('TIME')
-local score = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
-local doc_key, history_key, index_key, stage_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ttl, maxlen, standalone = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local index_key = standalone and KEYS[1] or nil
 
 local find, byte, sub, concat = string.find, string.byte, string.sub, table.concat
 
@@ -108,7 +113,7 @@ local function quick_span(text, name)
 end
 
 -- The stored document, or nil and 0 (absent) / -1 (not a JSON object: left untouched).
-local function read_doc()
+local function read_doc(doc_key)
   local text = redis.call('GET', doc_key)
   if not text then return nil, 0 end
   local ok, obj = pcall(cjson.decode, text)
@@ -153,7 +158,15 @@ local function edited(d, set, order)
       end
     end
     if edits then
-      table.sort(edits, function(x, y) return x[1] < y[1] end)
+      -- At most four edits: an insertion sort, without the closure table.sort needs.
+      for i = 2, #edits do
+        local e, j = edits[i], i - 1
+        while j > 0 and edits[j][1] > e[1] do
+          edits[j + 1] = edits[j]
+          j = j - 1
+        end
+        edits[j + 1] = e
+      end
       local out, pos = {}, 1
       for _, ed in ipairs(edits) do
         out[#out + 1] = sub(d.text, pos, ed[1] - 1)
@@ -184,16 +197,19 @@ local function edited(d, set, order)
   return '{' .. concat(out, ',') .. '}'
 end
 
--- Whether extension list `name` of the document holds `item`, and the raw list with `item_json`
--- appended (a fresh list when the field is missing or not an array).
+-- Whether extension list `name` of the document holds `item`, and if not the raw list with
+-- `item_json` appended (a fresh list when the field is missing or not an array). Membership
+-- comes from the decoded document (an item found by ipairs is in a JSON array: cjson gives
+-- an object's keys as strings), so a list that already holds the item costs no text scan.
 local function list_add(d, name, item, item_json)
   local list = d.obj[name]
-  local raw = type(list) == 'table' and field_text(d, name)
+  if type(list) ~= 'table' then return false, '[' .. item_json .. ']' end
+  for _, v in ipairs(list) do
+    if v == item then return true end
+  end
+  local raw = #list > 0 and field_text(d, name)
   if raw and byte(raw, 1) == 91 then
-    for _, v in ipairs(list) do
-      if v == item then return true, raw end
-    end
-    if #list > 0 then return false, sub(raw, 1, #raw - 1) .. ',' .. item_json .. ']' end
+    return false, sub(raw, 1, #raw - 1) .. ',' .. item_json .. ']'
   end
   return false, '[' .. item_json .. ']'
 end
@@ -241,33 +257,28 @@ local function format_seconds(us)
   return s
 end
 
-local function emit(event)
+local function emit(history_key, channel, event)
   redis.call('XADD', history_key, 'MAXLEN', maxlen, '*', 'event', event)
   redis.call('EXPIRE', history_key, ttl)
   redis.call('PUBLISH', channel, event)
 end
 
-local function touch_index(trim)
-  if not index_key then return end
-  redis.call('ZADD', index_key, score, member)
-  if trim then
-    redis.call('ZREMRANGEBYSCORE', index_key, '-inf', '(' .. (tonumber(score) - ttl))
-  end
-  redis.call('EXPIRE', index_key, ttl)
+-- The steps; each returns its reply code (and duration) and whether it touched the index.
+
+-- ARGV: document, pipeline_started event. KEYS: document, history.
+local function start_step(a, k)
+  redis.call('SET', KEYS[k], ARGV[a], 'EX', ttl)
+  emit(KEYS[k + 1], ARGV[a - 2], ARGV[a + 1])
+  return 1, true
 end
 
-if op == 'start' then
-  -- ARGV[7] document, ARGV[8] pipeline_started event
-  redis.call('SET', doc_key, ARGV[7], 'EX', ttl)
-  emit(ARGV[8])
-  touch_index(true)
-  return 1
-elseif op == 'stage' then
-  -- ARGV[7] stage name, ARGV[8] its JSON, ARGV[9] stage status, ARGV[10] stage_updated event,
-  -- ARGV[11] stage document (written here when KEYS[4] is given)
-  local name, name_json, status = ARGV[7], ARGV[8], ARGV[9]
-  if stage_key then redis.call('SET', stage_key, ARGV[11], 'EX', ttl) end
-  local d, code = read_doc()
+-- ARGV: stage name, its JSON, stage status, stage_updated event, stage document.
+-- KEYS: document, history, stage document (standalone).
+local function stage_step(a, k)
+  local name, name_json, status = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  if standalone then redis.call('SET', KEYS[k + 2], ARGV[a + 4], 'EX', ttl) end
+  local doc_key = KEYS[k]
+  local d, code = read_doc(doc_key)
   if d then
     local set, order = { current_stage = name_json }, { 'current_stage' }
     local seen, stages = list_add(d, '_stages', name, name_json)
@@ -288,26 +299,34 @@ elseif op == 'stage' then
         order[#order + 1] = 'completed_stages'
       end
     end
-    local text = edited(d, set, order)
-    if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
+    if #order == 1 and d.obj.current_stage == name then
+      -- Nothing in the document changes (a progress report, a stage reported twice): only
+      -- its TTL is refreshed, as the SET would have.
+      redis.call('EXPIRE', doc_key, ttl)
+    else
+      local text = edited(d, set, order)
+      if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
+    end
   end
-  emit(ARGV[10])
-  touch_index(false)
-  return code
-elseif op == 'complete' then
-  -- ARGV[7] final status, ARGV[8] end time JSON, ARGV[9] end time (epoch microseconds),
-  -- ARGV[10] card id JSON, ARGV[11] message JSON, ARGV[12] timestamp JSON
-  local status = ARGV[7]
+  emit(KEYS[k + 1], ARGV[a - 2], ARGV[a + 3])
+  return code, true
+end
+
+-- ARGV: final status, end time JSON, end time (epoch microseconds), card id JSON, message
+-- JSON, timestamp JSON. KEYS: document, history.
+local function complete_step(a, k)
+  local status = ARGV[a]
   local duration = 'null'
-  local d, code = read_doc()
+  local doc_key = KEYS[k]
+  local d, code = read_doc(doc_key)
   if d then
     -- A finished card is in no stage any more (the original sets current_stage to None).
-    local set = { status = '"' .. status .. '"', end_time = ARGV[8], current_stage = 'null' }
+    local set = { status = '"' .. status .. '"', end_time = ARGV[a + 1], current_stage = 'null' }
     local order = { 'status', 'end_time', 'current_stage' }
     local start = d.obj.start_time
     local start_us = type(start) == 'string' and parse_micros(start)
     if start_us then
-      duration = format_seconds(tonumber(ARGV[9]) - start_us)
+      duration = format_seconds(tonumber(ARGV[a + 2]) - start_us)
       set.duration_seconds = duration
       order[4] = 'duration_seconds'
     end
@@ -315,11 +334,82 @@ elseif op == 'complete' then
     if text then redis.call('SET', doc_key, text, 'EX', ttl) else code = -1 end
   end
   -- The original publishes nothing for a card that has no document.
-  if code == 0 then return { code, duration } end
-  emit('{"event":"pipeline_completed","card_id":' .. ARGV[10] .. ',"status":"' .. status
-    .. '","duration_seconds":' .. duration .. ',"message":' .. ARGV[11]
-    .. ',"timestamp":' .. ARGV[12] .. '}')
-  touch_index(false)
-  return { code, duration }
+  if code == 0 then return { code, duration }, false end
+  emit(KEYS[k + 1], ARGV[a - 2], '{"event":"pipeline_completed","card_id":' .. ARGV[a + 3]
+    .. ',"status":"' .. status .. '","duration_seconds":' .. duration .. ',"message":'
+    .. ARGV[a + 4] .. ',"timestamp":' .. ARGV[a + 5] .. '}')
+  return { code, duration }, true
 end
-return redis.error_reply('ERR artemis tracker script: unknown op')
+
+-- Per op: its function, how many arguments it has after the three every record starts with,
+-- and how many keys.
+local steps = {
+  start = { start_step, 2, 2 },
+  stage = { stage_step, 5, standalone and 3 or 2 },
+  complete = { complete_step, 6, 2 },
+}
+
+-- A step's error as the status reply that carries it, with the server's error code first.
+local function failed(e)
+  local msg = type(e) == 'table' and (e.err or e.ok) or tostring(e)
+  msg = string.gsub(msg, '[\r\n]', ' ')
+  if not find(msg, '^[A-Z]+ ') then msg = 'ERR ' .. msg end
+  return { ok = msg }
+end
+
+-- Keeps the index in the skiplist encoding. In the listpack encoding Redis uses for small
+-- sorted sets, every ZADD parses the score text of every member (measured: 5 us per ZADD at
+-- 32 members, 1.7 us as a skiplist); a member longer than zset-max-listpack-value converts
+-- the set, and Redis never converts it back. Only an optimization: a refusal (an ACL without
+-- OBJECT) is ignored.
+local function skiplist_index()
+  if redis.call('OBJECT', 'ENCODING', index_key) ~= 'skiplist' then
+    local long = string.rep('~', 200)
+    redis.call('ZADD', index_key, 0, long)
+    redis.call('ZREM', index_key, long)
+  end
+end
+
+local replies, members, touched, trim = {}, {}, {}, false
+local a, k = 4, standalone and 2 or 1
+while ARGV[a] do
+  local op = steps[ARGV[a]]
+  if not op then return redis.error_reply('ERR artemis tracker script: unknown op') end
+  local first_arg = a + 3
+  local ok, reply, indexed = pcall(op[1], first_arg, k)
+  if ok then
+    replies[#replies + 1] = reply
+    if indexed then
+      members[#members + 1] = ARGV[a + 2]
+      touched[#touched + 1] = #replies
+      if ARGV[a] == 'start' then trim = true end
+    end
+  else
+    replies[#replies + 1] = failed(reply)
+  end
+  a, k = first_arg + op[2], k + op[3]
+end
+
+-- The index, once for the whole call: every step that got to it is scored with this call's
+-- TIME. If writing it fails, so does each of those steps, as it would have on its own.
+if index_key and #members > 0 then
+  local now = redis.call('TIME')
+  local score = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+  local args = {}
+  for i, m in ipairs(members) do
+    args[2 * i - 1], args[2 * i] = score, m
+  end
+  local ok, e = pcall(function()
+    redis.call('ZADD', index_key, unpack(args))
+    if trim then
+      redis.call('ZREMRANGEBYSCORE', index_key, '-inf', '(' .. (tonumber(score) - ttl))
+      pcall(skiplist_index)
+    end
+    redis.call('EXPIRE', index_key, ttl)
+  end)
+  if not ok then
+    local err = failed(e)
+    for _, i in ipairs(touched) do replies[i] = err end
+  end
+end
+return replies
