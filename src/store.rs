@@ -83,6 +83,12 @@ impl RedisCore {
             .is_none_or(|forgotten| at > forgotten)
     }
 
+    /// The `COUNT` of the bounded SCAN step a discovery (Python-written cards, metric names,
+    /// rate-limit windows) advances per read: `tracker.scan_count_per_poll`.
+    pub(crate) fn scan_count_per_poll(&self) -> usize {
+        usize::try_from(self.settings.tracker.scan_count_per_poll).unwrap_or(usize::MAX)
+    }
+
     /// The connection handle.
     pub fn redis(&self) -> &Redis {
         &self.redis
