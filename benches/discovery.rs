@@ -29,10 +29,7 @@ fn scan_stats(nodes: &[&RedisServer]) -> (f64, f64) {
     let mut out = (0.0, 0.0);
     for n in nodes {
         let info = n.cli(&["INFO", "commandstats"]);
-        let Some(rest) = info
-            .lines()
-            .find_map(|l| l.strip_prefix("cmdstat_scan:"))
-        else {
+        let Some(rest) = info.lines().find_map(|l| l.strip_prefix("cmdstat_scan:")) else {
             continue;
         };
         let field = |k: &str| {
@@ -63,7 +60,11 @@ async fn seed(backend: &Backend) {
     for i in 0..50 {
         p.hincr(format!("artemis:metrics:llm:model:py-{i}"), "requests", 1)
             .ignore()
-            .hincr(format!("artemis:metrics:llm:py-provider-{i}"), "requests", 1)
+            .hincr(
+                format!("artemis:metrics:llm:py-provider-{i}"),
+                "requests",
+                1,
+            )
             .ignore()
             .incr(format!("artemis:metrics:status:py-{i}"), 1)
             .ignore()
@@ -121,19 +122,30 @@ async fn run(name: &str, backend: Backend, nodes: &[&RedisServer]) {
         let s1 = scan_stats(nodes);
         now.push((s1.0 - s0.0, s1.1 - s0.1));
     }
-    let med = |v: &[(f64, f64)], i: usize| median(v.iter().map(|x| if i == 0 { x.0 } else { x.1 }).collect());
+    let med = |v: &[(f64, f64)], i: usize| {
+        median(v.iter().map(|x| if i == 0 { x.0 } else { x.1 }).collect())
+    };
     let (bc, bu, nc, nu) = (med(&before, 0), med(&before, 1), med(&now, 0), med(&now, 1));
     let count = backend.settings().tracker.scan_count_per_poll as usize;
     let per_node = KEYS / nodes.len();
-    println!("| {name} | per 30 s at 1 poll/s | SCAN calls | Redis µs in SCAN | × before (calls / µs) |");
-    println!("| {name} | before: 4 whole walks | {bc:.0} | {bu:.0} | 1 / 1 |");
+    let p = POLLS as f64;
     println!(
-        "| {name} | now: {POLLS} polls x 2 bounded steps | {nc:.0} | {nu:.0} | {:.3} / {:.3} |",
+        "| {name} | per 30 s at 1 poll/s | SCAN calls | Redis µs in SCAN | per poll (calls / Redis ms) | × before (calls / µs) |"
+    );
+    println!(
+        "| {name} | before: 4 whole walks | {bc:.0} | {bu:.0} | {:.1} / {:.2} (mean; all in one poll of 30) | 1 / 1 |",
+        bc / p,
+        bu / p / 1e3
+    );
+    println!(
+        "| {name} | now: {POLLS} polls x 2 bounded steps | {nc:.0} | {nu:.0} | {:.1} / {:.2} | {:.3} / {:.3} |",
+        nc / p,
+        nu / p / 1e3,
         nc / bc,
         nu / bu
     );
     println!(
-        "| {name} | now, once at start / after r: 2 whole walks | {:.0} | {:.0} | {:.3} / {:.3} |",
+        "| {name} | now, once at start / after r: 2 whole walks | {:.0} | {:.0} | (one poll) | {:.3} / {:.3} |",
         med(&whole, 0),
         med(&whole, 1),
         med(&whole, 0) / bc,
