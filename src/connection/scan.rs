@@ -184,9 +184,10 @@ impl Redis {
 ///
 /// The first read (so `--once`, and the dashboard's start) walks the whole keyspace at once,
 /// as does the first read after [`Discovery::forget`]; later reads each advance one
-/// [`Redis::scan_step`]. A name found joins at once; a name that the last complete pass found
-/// and the pass under way has not (yet) stays, so a name leaves after one complete pass
-/// without it. A pass an error interrupted starts again with what it had found kept, so a
+/// [`Redis::scan_step`]. A name found joins at once, so a name written during a pass is found
+/// by the end of the next (SCAN returns what is there for a whole pass); a name that the last
+/// complete pass found and the pass under way has not (yet) stays, so a name leaves after one
+/// complete pass without it. A pass an error interrupted starts again with what it had found kept, so a
 /// name that vanished then may stay one pass longer.
 #[derive(Debug, Default)]
 pub struct Discovery {
