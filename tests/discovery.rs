@@ -284,3 +284,56 @@ async fn on_cluster_a_poll_sends_one_scan_per_walk_per_master() {
         assert_eq!(calls, [2, 2, 2], "SCAN calls of one poll, per master");
     }
 }
+
+#[tokio::test]
+async fn the_metrics_walk_matches_the_originals_keys_and_none_of_our_extension_keys() {
+    let server = RedisServer::start();
+    let backend = Backend::redis(server.settings()).await.unwrap();
+    // Our writes make extension keys (`::index:…`, `::bucket:…`) beside the original's layout.
+    backend
+        .metrics()
+        .track_llm_request(&artemis::metrics::LlmRequestRecord {
+            provider: "ours".into(),
+            model: "our-model".into(),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            cost: 0.0,
+            saved_cost: 0.0,
+            latency_ms: 1.0,
+            cache_hit: false,
+            at: None,
+        })
+        .await
+        .unwrap();
+    let k = artemis::keys::KeySpace::new(backend.settings().prefixes.clone());
+    let all = backend
+        .redis()
+        .unwrap()
+        .scan_match("artemis:metrics:*", None, 1_000)
+        .await
+        .unwrap();
+    assert!(
+        all.iter().any(|key| key.starts_with("artemis:metrics::")),
+        "{all:?}"
+    );
+    let walked = backend
+        .redis()
+        .unwrap()
+        .scan_match(&k.metrics_names_scan_pattern(), None, 1_000)
+        .await
+        .unwrap();
+    assert!(
+        walked.contains(&"artemis:metrics:llm:model:our-model".to_owned()),
+        "{walked:?}"
+    );
+    assert!(
+        walked.contains(&"artemis:metrics:llm:ours".to_owned()),
+        "{walked:?}"
+    );
+    assert!(
+        walked
+            .iter()
+            .all(|key| !key.starts_with("artemis:metrics::")),
+        "{walked:?}"
+    );
+}
