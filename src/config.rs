@@ -301,7 +301,8 @@ pub struct TrackerSettings {
     /// clock that steps back.
     pub poll_overlap_seconds: u64,
     /// The `COUNT` of the one SCAN each master gets per poll between full reads, walking the
-    /// keyspace for Python-written cards a bounded step at a time.
+    /// keyspace for Python-written cards a bounded step at a time; the walks for
+    /// Python-written metric names and rate-limit windows step by it on every read too.
     pub scan_count_per_poll: u64,
 }
 
@@ -328,9 +329,12 @@ pub struct MetricsSettings {
     /// days; `None` (the default) never trims, as the original, which keeps every entry for
     /// ever. When set, it trims every member older than that, the original's included.
     pub timeseries_retention_days: Option<u64>,
-    /// How long the SCAN for metric names only the original wrote (providers, models,
-    /// developers, statuses: it keeps no name index) is reused before the next, seconds (0:
-    /// scan on every read). Its names are always added to the indexed ones.
+    /// 0: walk the whole keyspace for metric names only the original wrote (providers,
+    /// models, developers, statuses: it keeps no name index) on every read. Otherwise (the
+    /// default) the first read and the first after `r` walk it whole and every later read
+    /// advances one bounded SCAN step (`tracker.scan_count_per_poll` keys per master), a name
+    /// leaving after one complete pass without it. Its names are always added to the indexed
+    /// ones.
     pub scan_interval_seconds: u64,
     /// TTL of the `daily:<date>` hashes, seconds (Python: 2592000).
     pub daily_ttl_seconds: u64,

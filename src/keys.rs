@@ -510,6 +510,14 @@ impl KeySpace {
         )
     }
 
+    /// SCAN pattern for every key of the original's layout under the metrics prefix (one `:`,
+    /// then anything but `:`): one walk finds the status counters, the provider and model
+    /// hashes and the code review keys, and skips this project's extension keys (`<metrics>::…`,
+    /// e.g. the time buckets and write markers).
+    pub fn metrics_names_scan_pattern(&self) -> String {
+        format!("{}:[^:]*", escape_glob(&self.prefixes.metrics))
+    }
+
     /// SCAN pattern for code review hashes and counters.
     pub fn metrics_code_review_scan_pattern(&self) -> String {
         format!("{}:code_review:*", escape_glob(&self.prefixes.metrics))

@@ -32,10 +32,11 @@ pub trait Store: Send + Sync {
     fn redis(&self) -> Option<&Redis> {
         None
     }
-    /// Makes the next reads redo their SCAN-based discoveries (Python-written cards, metric
-    /// names, rate-limit windows) instead of reusing the last one for its interval: a reader
-    /// asked to read everything now (`r` in the dashboard) sees what Python wrote since.
-    /// Nothing to forget in process.
+    /// Makes the next reads redo their SCAN-based discoveries instead of reusing what they
+    /// found: the Python-written cards' SCAN (otherwise reused for its interval) runs again,
+    /// and the bounded walks for metric names and rate-limit windows walk the whole keyspace
+    /// once (otherwise one step per read), so a reader asked to read everything now (`r` in
+    /// the dashboard) sees what Python wrote since. Nothing to forget in process.
     fn forget_scans(&self) {}
 }
 
@@ -81,6 +82,12 @@ impl RedisCore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_none_or(|forgotten| at > forgotten)
+    }
+
+    /// The `COUNT` of the bounded SCAN step a discovery (Python-written cards, metric names,
+    /// rate-limit windows) advances per read: `tracker.scan_count_per_poll`.
+    pub(crate) fn scan_count_per_poll(&self) -> usize {
+        usize::try_from(self.settings.tracker.scan_count_per_poll).unwrap_or(usize::MAX)
     }
 
     /// The connection handle.

@@ -47,7 +47,7 @@ pub use crate::redact::redact_url;
 pub use cluster::SlotMap;
 pub use health::PROBE_INTERVAL;
 pub use pubsub::{PUBSUB_KEEPALIVE, Subscription};
-pub use scan::ScanCursor;
+pub use scan::{Discovery, DiscoveryScan, ScanCursor};
 pub use state::{ConnState, Health, HealthSource, REPLY_REFUSAL_HOLD, Refusal};
 
 use state::{Event, HealthEvent, publish, publish_health};

@@ -178,3 +178,136 @@ impl Redis {
         Ok(found)
     }
 }
+
+/// Key names a reader finds by walking the keyspace a bounded step per read instead of all of
+/// it at once: what the original writes without an index (metric names, rate-limit windows).
+///
+/// The first read (so `--once`, and the dashboard's start) walks the whole keyspace at once,
+/// as does the first read after [`Discovery::forget`]; later reads each advance one
+/// [`Redis::scan_step`]. A name found joins at once, so a name written during a pass is found
+/// by the end of the next (SCAN returns what is there for a whole pass); a name that the last
+/// complete pass found and the pass under way has not (yet) stays, so a name leaves after one
+/// complete pass without it. A pass an error interrupted starts again with what it had found kept, so a
+/// name that vanished then may stay one pass longer.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    cursor: ScanCursor,
+    /// What the last complete pass found (`None`: no pass yet, or forgotten).
+    complete: Option<std::collections::BTreeSet<String>>,
+    /// What the pass under way has found so far.
+    partial: std::collections::BTreeSet<String>,
+    /// When the last whole walk started (what [`Discovery::forget`]-style resets compare).
+    walked_at: Option<std::time::Instant>,
+}
+
+/// What one [`Discovery::read`] walks for: the SCAN's `MATCH`, optional `TYPE`, which found
+/// keys count, and at most how many names are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct DiscoveryScan<'a> {
+    /// The `MATCH` pattern (already glob-escaped).
+    pub pattern: &'a str,
+    /// The `TYPE` filter, if any.
+    pub key_type: Option<&'a str>,
+    /// The `COUNT` of one step between whole walks.
+    pub count_per_step: usize,
+    /// Most names kept (so a huge keyspace cannot exhaust memory); the rest are left out and
+    /// logged.
+    pub limit: usize,
+}
+
+/// The `COUNT` of a whole walk's steps (as [`Redis::scan_match`]).
+const WALK_COUNT: usize = 1_000;
+
+impl Discovery {
+    /// Makes the next [`Discovery::read`] walk the whole keyspace again.
+    pub fn forget(&mut self) {
+        self.complete = None;
+    }
+
+    /// When the last whole walk started, if any.
+    pub fn walked_at(&self) -> Option<std::time::Instant> {
+        self.walked_at
+    }
+
+    /// Complete passes so far (whole walks and passes made of steps).
+    pub fn passes(&self) -> u64 {
+        self.cursor.passes()
+    }
+
+    /// The names known now (sorted, each once): a whole walk's when there is no complete pass
+    /// yet (or `whole` asks for one), otherwise the last complete pass's and the pass under
+    /// way's after one more bounded step. `keep` turns a found key into the name kept (or
+    /// leaves it out).
+    pub async fn read(
+        &mut self,
+        redis: &Redis,
+        scan: DiscoveryScan<'_>,
+        whole: bool,
+        keep: impl Fn(&[u8]) -> Option<String>,
+    ) -> Result<Vec<String>, Error> {
+        if whole || self.complete.is_none() {
+            let started = std::time::Instant::now();
+            let mut walk = ScanCursor::default();
+            let mut found = std::collections::BTreeSet::new();
+            while walk.passes() == 0 {
+                let keys = redis
+                    .scan_step(&mut walk, scan.pattern, scan.key_type, WALK_COUNT)
+                    .await?;
+                Self::add(&mut found, keys, &keep, scan);
+            }
+            self.complete = Some(found);
+            self.partial.clear();
+            // The bounded walk starts over: the whole walk just saw everything it would have.
+            self.cursor = ScanCursor {
+                passes: self.cursor.passes + 1,
+                ..ScanCursor::default()
+            };
+            self.walked_at = Some(started);
+        } else {
+            let passes = self.cursor.passes();
+            let keys = redis
+                .scan_step(
+                    &mut self.cursor,
+                    scan.pattern,
+                    scan.key_type,
+                    scan.count_per_step,
+                )
+                .await?;
+            Self::add(&mut self.partial, keys, &keep, scan);
+            if self.cursor.passes() > passes {
+                self.complete = Some(std::mem::take(&mut self.partial));
+            }
+        }
+        let complete = self.complete.as_ref().into_iter().flatten();
+        let mut names: Vec<String> = complete.chain(&self.partial).cloned().collect();
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn add(
+        into: &mut std::collections::BTreeSet<String>,
+        keys: Vec<Vec<u8>>,
+        keep: &impl Fn(&[u8]) -> Option<String>,
+        scan: DiscoveryScan<'_>,
+    ) {
+        let mut over = 0usize;
+        for key in keys {
+            if let Some(name) = keep(&key) {
+                if into.len() < scan.limit || into.contains(&name) {
+                    into.insert(name);
+                } else {
+                    over += 1;
+                }
+            }
+        }
+        if over > 0 {
+            tracing::warn!(
+                pattern = scan.pattern,
+                limit = scan.limit,
+                over,
+                "SCAN found more names than are kept; some are not shown"
+            );
+        }
+    }
+}

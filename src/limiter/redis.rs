@@ -23,6 +23,7 @@ use super::{
     Limit, LimitOrigin, LimiterStore, LimitsRead, REGISTRY_READ_LIMIT, RegistryEntry,
     RegistryLimits, Usage, Verdict, configured_limit, original_preset_of_key,
 };
+use crate::connection::{Discovery, DiscoveryScan};
 use crate::error::Error;
 use crate::model::Malformed;
 use crate::store::{RedisCore, delegate_store};
@@ -65,12 +66,8 @@ pub(crate) fn entry_weight(member: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Most windows without a registry entry one SCAN collects (so one poll stays bounded).
+/// Most windows without a registry entry the discovery keeps (so one poll stays bounded).
 pub const WINDOW_SCAN_LIMIT: usize = 1_000;
-/// How long the SCAN for windows without a registry entry is reused.
-pub const WINDOW_SCAN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
-
-type WindowScan = Option<(std::time::Instant, Arc<Vec<String>>)>;
 
 /// Most checks one script call decides.
 const MAX_BATCH: usize = 128;
@@ -118,9 +115,9 @@ impl CheckBatches {
 #[derive(Debug, Clone)]
 pub struct RedisLimiter {
     core: RedisCore,
-    /// The last SCAN for windows under the prefix (Python-written ones have no registry
-    /// entry), reused for [`WINDOW_SCAN_INTERVAL`].
-    windows: Arc<tokio::sync::Mutex<WindowScan>>,
+    /// The walk for windows under the prefix (Python-written ones have no registry entry):
+    /// a bounded step per read.
+    windows: Arc<tokio::sync::Mutex<Discovery>>,
     batches: Arc<CheckBatches>,
 }
 
@@ -213,40 +210,28 @@ impl RedisLimiter {
             .collect()
     }
 
-    /// Every sorted set under the rate-limit prefix except the extension keys, from a SCAN
-    /// (never KEYS) of at most [`WINDOW_SCAN_LIMIT`] keys, at most every
-    /// [`WINDOW_SCAN_INTERVAL`].
-    async fn scanned_windows(&self) -> crate::Result<Arc<Vec<String>>> {
-        let mut cached = self.windows.lock().await;
-        if let Some((at, keys)) = &*cached
-            && at.elapsed() < WINDOW_SCAN_INTERVAL
-            && self.core.scan_still_valid(*at)
-        {
-            return Ok(keys.clone());
-        }
-        let keys = self
-            .core
-            .redis
-            .scan_match(
-                &self.core.keys.ratelimit_scan_pattern(),
-                Some("zset"),
-                WINDOW_SCAN_LIMIT,
-            )
-            .await?;
-        if keys.len() >= WINDOW_SCAN_LIMIT {
-            tracing::warn!(
-                limit = WINDOW_SCAN_LIMIT,
-                "SCAN for rate-limit windows stopped at its limit; some windows are not shown"
-            );
-        }
-        let mut keys: Vec<String> = keys
-            .into_iter()
-            .filter(|k| !self.core.keys.is_ratelimit_extension(k))
-            .collect();
-        keys.sort_unstable();
-        let keys = Arc::new(keys);
-        *cached = Some((std::time::Instant::now(), keys.clone()));
-        Ok(keys)
+    /// Every sorted set under the rate-limit prefix except the extension keys, from a walk
+    /// (never KEYS; at most [`WINDOW_SCAN_LIMIT`] windows) that advances one bounded step per
+    /// read ([`Discovery`]): whole on the first read and the first after
+    /// [`crate::store::Store::forget_scans`].
+    async fn scanned_windows(&self) -> crate::Result<Vec<String>> {
+        let mut discovery = self.windows.lock().await;
+        let whole = discovery
+            .walked_at()
+            .is_none_or(|at| !self.core.scan_still_valid(at));
+        let pattern = self.core.keys.ratelimit_scan_pattern();
+        let scan = DiscoveryScan {
+            pattern: &pattern,
+            key_type: Some("zset"),
+            count_per_step: self.core.scan_count_per_poll(),
+            limit: WINDOW_SCAN_LIMIT,
+        };
+        // Key names that are not UTF-8 (no window either side writes) are left out.
+        let keep = |key: &[u8]| {
+            let key = std::str::from_utf8(key).ok()?;
+            (!self.core.keys.is_ratelimit_extension(key)).then(|| key.to_owned())
+        };
+        discovery.read(&self.core.redis, scan, whole, keep).await
     }
 
     /// What a reader knows of a window no process registered: the original's preset table
@@ -534,7 +519,7 @@ impl LimiterStore for RedisLimiter {
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries.truncate(REGISTRY_READ_LIMIT);
-        // Windows nobody registered (Python's): found by the cached SCAN.
+        // Windows nobody registered (Python's): found by the bounded walk.
         match self.scanned_windows().await {
             Ok(found) => {
                 for key in found.iter() {

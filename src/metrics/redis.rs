@@ -1,7 +1,7 @@
 //! Metrics on Redis: each `track_*` is one pipeline (one round trip; split per node on
-//! Cluster, where each command is still atomic on its own key), each read two, plus the SCAN
-//! for names only the original wrote when its cached result is older than
-//! `metrics.scan_interval_seconds`.
+//! Cluster, where each command is still atomic on its own key), each read two, plus one
+//! bounded SCAN step (per master) of the walk for names only the original wrote, which
+//! keeps no index of them ([`Discovery`]; the first read walks the whole keyspace).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,13 +15,14 @@ use super::{
     MetricsWrite, PipelineCompletionRecord, finish, last_days, local_date, parse_recent,
     timeseries_member,
 };
+use crate::connection::{Discovery, DiscoveryScan};
 use crate::keys::validate_name;
 use crate::metrics::{Breakdown, DailyFigures, DeveloperReviews, Summary};
 use crate::model::Malformed;
 use crate::store::{RedisCore, delegate_store};
 
-/// Most names a SCAN fallback collects (Python-written providers, models, developers).
-const SCAN_LIMIT: usize = 10_000;
+/// Most names the discovery keeps (Python-written providers, models, developers, statuses).
+const SCAN_LIMIT: usize = 30_000;
 
 type Fields = HashMap<String, String>;
 
@@ -40,8 +41,8 @@ pub(crate) struct ScannedNames {
 #[derive(Debug, Clone)]
 pub struct RedisMetrics {
     core: RedisCore,
-    /// The last SCAN for Python-written metric names and when it ran.
-    scanned: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, ScannedNames)>>>,
+    /// The walk for Python-written metric names: one pattern, a bounded step per read.
+    scanned: std::sync::Arc<tokio::sync::Mutex<Discovery>>,
 }
 
 delegate_store!(RedisMetrics);
@@ -56,66 +57,60 @@ impl RedisMetrics {
     }
 
     /// The names under the original's key patterns (`status:*`, `llm:*`, `code_review:*`),
-    /// from a SCAN (never KEYS; at most [`SCAN_LIMIT`] keys per pattern) reused for
-    /// `metrics.scan_interval_seconds`, so a dashboard polling every second does not walk the
-    /// keyspace every second.
+    /// from one walk of `<metrics>:[^:]*` (never KEYS; at most [`SCAN_LIMIT`] names) that
+    /// advances a bounded step per read (see [`Discovery`]): whole on the first read and the
+    /// first after [`crate::store::Store::forget_scans`], and on every read with
+    /// `metrics.scan_interval_seconds = 0`.
     async fn scanned_metric_names(&self) -> crate::Result<ScannedNames> {
-        let interval = self.core.settings.metrics.scan_interval_seconds;
-        if let Some((at, names)) = &*self
-            .scanned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            && at.elapsed().as_secs() < interval
-            && self.core.scan_still_valid(*at)
-        {
-            return Ok(names.clone());
-        }
         let k = &self.core.keys;
-        let mut names = ScannedNames::default();
-        let found = self
-            .core
-            .redis
-            .scan_match(&k.metrics_status_scan_pattern(), Some("string"), SCAN_LIMIT)
-            .await?;
+        let mut discovery = self.scanned.lock().await;
+        let whole = self.core.settings.metrics.scan_interval_seconds == 0
+            || discovery
+                .walked_at()
+                .is_none_or(|at| !self.core.scan_still_valid(at));
+        let pattern = k.metrics_names_scan_pattern();
+        let scan = DiscoveryScan {
+            pattern: &pattern,
+            key_type: None,
+            count_per_step: self.core.scan_count_per_poll(),
+            limit: SCAN_LIMIT,
+        };
         let status_prefix = k.metrics_status("");
+        let model_prefix = k.metrics_llm_model("");
+        let llm_prefix = k.metrics_llm_provider("");
+        let review_status_prefix = k.metrics_code_review_status("");
+        let dev_prefix = k.metrics_code_review("");
+        let prefixes = [
+            &status_prefix,
+            &model_prefix,
+            &llm_prefix,
+            &review_status_prefix,
+            &dev_prefix,
+        ];
+        // Key names that are not UTF-8 (no name either side writes) are left out.
+        let keep = |key: &[u8]| {
+            let key = std::str::from_utf8(key).ok()?;
+            prefixes
+                .iter()
+                .any(|p| key.len() > p.len() && key.starts_with(p.as_str()))
+                .then(|| key.to_owned())
+        };
+        let found = discovery.read(&self.core.redis, scan, whole, keep).await?;
+        drop(discovery);
+        let mut names = ScannedNames::default();
         for key in found {
             if let Some(s) = key.strip_prefix(&status_prefix) {
                 names.statuses.push(s.to_owned());
-            }
-        }
-        let found = self
-            .core
-            .redis
-            .scan_match(&k.metrics_llm_scan_pattern(), Some("hash"), SCAN_LIMIT)
-            .await?;
-        let model_prefix = k.metrics_llm_model("");
-        let llm_prefix = k.metrics_llm_provider("");
-        for key in found {
-            if let Some(name) = key.strip_prefix(&model_prefix) {
+            } else if let Some(name) = key.strip_prefix(&model_prefix) {
                 names.models.push(name.to_owned());
             } else if let Some(name) = key.strip_prefix(&llm_prefix) {
                 names.providers.push(name.to_owned());
-            }
-        }
-        let found = self
-            .core
-            .redis
-            .scan_match(&k.metrics_code_review_scan_pattern(), None, SCAN_LIMIT)
-            .await?;
-        let status_prefix = k.metrics_code_review_status("");
-        let dev_prefix = k.metrics_code_review("");
-        for key in found {
-            if let Some(s) = key.strip_prefix(&status_prefix) {
+            } else if let Some(s) = key.strip_prefix(&review_status_prefix) {
                 names.review_statuses.push(s.to_owned());
             } else if let Some(d) = key.strip_prefix(&dev_prefix) {
                 names.developers.push(d.to_owned());
             }
         }
-        *self
-            .scanned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((std::time::Instant::now(), names.clone()));
         Ok(names)
     }
 }
