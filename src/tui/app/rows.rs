@@ -8,6 +8,7 @@
 //! `top`: the default order puts what needs attention there.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -102,6 +103,7 @@ fn status_rank(s: PipelineStatus) -> u8 {
 
 /// Which cards the overview keeps: a status (the quick filters) and a text that must occur,
 /// case-insensitively, in the id, title, status, current stage or a metadata value.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Filter<'a> {
     pub(super) text: &'a str,
@@ -130,18 +132,39 @@ fn value_matches(v: &serde_json::Value, needle: &str) -> bool {
     }
 }
 
-/// The sort key of one card, computed once per rebuild (parsing times per comparison would
-/// dominate the sort of tens of thousands of cards).
+/// Where one card sorts under the current sort and filter, computed when the card changes
+/// (parsing times per comparison would dominate sorting tens of thousands of cards) and kept
+/// per card, so that a changed card is placed by binary search among the others.
 #[derive(Debug, Clone, Copy)]
-struct Keyed {
-    index: usize,
-    /// Start time, for [`SortKey::Started`] and the running group of [`SortKey::Attention`].
-    started: Option<NaiveDateTime>,
-    /// [`SortKey::Attention`]'s group: 0 running, 1 recently failed, 2 the rest.
+struct Key {
+    /// The filter keeps the card.
+    listed: bool,
+    /// The card changed since the rows were last brought up to date: its row, if any, is
+    /// stale and the rest of the key is not to be trusted.
+    dirty: bool,
+    /// [`SortKey::Elapsed`]: the card still runs, so its time grows with the clock.
+    open: bool,
+    /// Stays last whatever the direction ([`SortKey::Started`]'s unparsable start times).
+    last: bool,
+    /// [`SortKey::Attention`]'s group (0 running, 1 recently failed, 2 the rest), or
+    /// [`SortKey::Status`]'s rank.
     group: u8,
-    /// Last activity (end, latest stage report, start), for [`SortKey::Attention`].
-    active: Option<NaiveDateTime>,
+    /// The time compared, newest first: the start ([`SortKey::Started`], and the running group
+    /// of [`SortKey::Attention`]) or the last activity (the other groups).
+    time: Option<NaiveDateTime>,
+    /// The figure compared, largest first (progress, elapsed seconds, cost).
+    num: f64,
 }
+
+const STALE: Key = Key {
+    listed: false,
+    dirty: true,
+    open: false,
+    last: false,
+    group: 0,
+    time: None,
+    num: 0.0,
+};
 
 /// The latest of a card's end time, stage reports and start time.
 fn last_activity(c: &Card) -> Option<NaiveDateTime> {
@@ -160,39 +183,133 @@ fn last_activity(c: &Card) -> Option<NaiveDateTime> {
     best
 }
 
-fn keyed(index: usize, c: &Card, sort: SortKey, now: DateTime<Utc>) -> Keyed {
-    let (mut started, mut group, mut active) = (None, 0, None);
-    match sort {
-        SortKey::Started => started = start_time(&c.pipeline.start_time),
-        SortKey::Attention => {
-            active = last_activity(c);
-            group = match c.pipeline.status {
-                PipelineStatus::Running => {
-                    started = start_time(&c.pipeline.start_time);
-                    0
-                }
-                PipelineStatus::Failed
-                    if active.is_some_and(|t| {
-                        (now.naive_utc() - t).num_seconds() < RECENT_FAILURE_SECS
-                    }) =>
-                {
-                    1
-                }
-                _ => 2,
-            };
+/// The group of [`SortKey::Attention`] a card with this status and last activity is in at
+/// `now`.
+fn attention_group(
+    status: PipelineStatus,
+    active: Option<NaiveDateTime>,
+    now: DateTime<Utc>,
+) -> u8 {
+    match status {
+        PipelineStatus::Running => 0,
+        PipelineStatus::Failed
+            if active
+                .is_some_and(|t| (now.naive_utc() - t).num_seconds() < RECENT_FAILURE_SECS) =>
+        {
+            1
         }
-        _ => {}
-    }
-    Keyed {
-        index,
-        started,
-        group,
-        active,
+        _ => 2,
     }
 }
 
-/// The rows of `snap` that `filter` keeps (malformed documents by key and reason): cards in
-/// `sort` order (ties by id), then malformed ones.
+/// What the rows are computed against, besides the cards: the filter, the sort and the clock.
+#[derive(Debug, Clone, Copy)]
+struct Context<'a> {
+    /// The filter text, lowercase.
+    needle: &'a str,
+    status: Option<PipelineStatus>,
+    sort: SortKey,
+    reverse: bool,
+    /// The clock of [`SortKey::Attention`]'s recent-failure window.
+    now: DateTime<Utc>,
+    /// The moment [`SortKey::Elapsed`] measures running cards at.
+    elapsed_at: DateTime<Utc>,
+}
+
+impl Context<'_> {
+    fn key(&self, c: &Card) -> Key {
+        let listed = self.status.is_none_or(|s| c.pipeline.status == s)
+            && (self.needle.is_empty() || card_matches(c, self.needle));
+        let mut key = Key {
+            listed,
+            dirty: false,
+            ..STALE
+        };
+        if !listed {
+            return key;
+        }
+        let p = &c.pipeline;
+        match self.sort {
+            SortKey::Attention => {
+                let active = last_activity(c);
+                key.group = attention_group(p.status, active, self.now);
+                key.time = if key.group == 0 {
+                    start_time(&p.start_time)
+                } else {
+                    active
+                };
+            }
+            SortKey::Started => {
+                key.time = start_time(&p.start_time);
+                key.last = key.time.is_none();
+            }
+            SortKey::Id => {}
+            SortKey::Status => key.group = status_rank(p.status),
+            SortKey::Progress => key.num = c.progress(),
+            SortKey::Elapsed => {
+                key.open = p.duration_seconds.is_none_or(|d| !d.is_finite())
+                    && p.end_time.is_none()
+                    && !p.status.is_final();
+                key.num = crate::format::elapsed(p, self.elapsed_at).unwrap_or(-1.0);
+            }
+            SortKey::Cost => key.num = c.cost_usd.unwrap_or(-1.0),
+        }
+        key
+    }
+
+    /// The order of two listed cards: the sort's, ties by id.
+    fn cmp(&self, (a, x): (&Key, &Card), (b, y): (&Key, &Card)) -> Ordering {
+        // Unparsable start times stay last whatever the direction.
+        a.last.cmp(&b.last).then_with(|| {
+            let ord = match self.sort {
+                // Newest first; unknown times last within the group.
+                SortKey::Attention => a
+                    .group
+                    .cmp(&b.group)
+                    .then_with(|| a.time.is_none().cmp(&b.time.is_none()))
+                    .then_with(|| b.time.cmp(&a.time)),
+                SortKey::Started => b.time.cmp(&a.time),
+                SortKey::Id => Ordering::Equal,
+                SortKey::Status => a.group.cmp(&b.group),
+                SortKey::Progress | SortKey::Elapsed | SortKey::Cost => b.num.total_cmp(&a.num),
+            }
+            .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
+            if self.reverse { ord.reverse() } else { ord }
+        })
+    }
+}
+
+/// Malformed documents the filter keeps (only without a status filter: they have none).
+fn malformed_rows(snap: &Snapshot, ctx: &Context<'_>) -> impl Iterator<Item = Row> {
+    let needle = ctx.needle;
+    snap.malformed
+        .iter()
+        .enumerate()
+        .filter(move |_| ctx.status.is_none())
+        .filter(move |(_, m)| {
+            needle.is_empty()
+                || m.key.to_lowercase().contains(needle)
+                || m.reason.to_lowercase().contains(needle)
+        })
+        .map(|(i, _)| Row::Malformed(i))
+}
+
+/// Every card's key and the rows of `snap` in order, from scratch: the cards the filter keeps
+/// in sort order (ties by id), then the malformed documents it keeps.
+fn full_order(snap: &Snapshot, ctx: &Context<'_>) -> (Vec<Key>, Vec<Row>, usize) {
+    let keys: Vec<Key> = snap.cards.iter().map(|c| ctx.key(c)).collect();
+    let mut listed: Vec<usize> = (0..keys.len()).filter(|&i| keys[i].listed).collect();
+    listed
+        .sort_unstable_by(|&a, &b| ctx.cmp((&keys[a], &snap.cards[a]), (&keys[b], &snap.cards[b])));
+    let cards = listed.len();
+    let mut rows: Vec<Row> = listed.into_iter().map(Row::Card).collect();
+    rows.extend(malformed_rows(snap, ctx));
+    (keys, rows, cards)
+}
+
+/// The rows of `snap` that `filter` keeps: cards in `sort` order (ties by id), then malformed
+/// documents (by key and reason). The reference the incremental upkeep is tested against.
+#[cfg(test)]
 pub(super) fn visible_rows(
     snap: &Snapshot,
     filter: Filter<'_>,
@@ -201,53 +318,413 @@ pub(super) fn visible_rows(
     now: DateTime<Utc>,
 ) -> Vec<Row> {
     let needle = filter.text.to_lowercase();
-    let mut cards: Vec<Keyed> = snap
-        .cards
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| filter.status.is_none_or(|s| c.pipeline.status == s))
-        .filter(|(_, c)| needle.is_empty() || card_matches(c, &needle))
-        .map(|(i, c)| keyed(i, c, sort, now))
-        .collect();
-    cards.sort_by(|a, b| {
-        let (x, y) = (&snap.cards[a.index], &snap.cards[b.index]);
-        // Unparsable start times stay last whatever the direction.
-        let unknown = match sort {
-            SortKey::Started => a.started.is_none().cmp(&b.started.is_none()),
-            _ => Ordering::Equal,
-        };
-        unknown.then_with(|| {
-            let ord = match sort {
-                SortKey::Attention => a.group.cmp(&b.group).then_with(|| {
-                    let (ta, tb) = if a.group == 0 {
-                        (a.started, b.started)
-                    } else {
-                        (a.active, b.active)
-                    };
-                    // Newest first; unknown times last within the group.
-                    ta.is_none().cmp(&tb.is_none()).then(tb.cmp(&ta))
-                }),
-                _ => compare(sort, x, y, (a.started, b.started), now),
-            }
-            .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
-            if reverse { ord.reverse() } else { ord }
-        })
-    });
-    let mut rows: Vec<Row> = cards.into_iter().map(|k| Row::Card(k.index)).collect();
-    if filter.status.is_none() {
-        rows.extend(
-            snap.malformed
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    needle.is_empty()
-                        || m.key.to_lowercase().contains(&needle)
-                        || m.reason.to_lowercase().contains(&needle)
-                })
-                .map(|(i, _)| Row::Malformed(i)),
-        );
+    let ctx = Context {
+        needle: &needle,
+        status: filter.status,
+        sort,
+        reverse,
+        now,
+        elapsed_at: now,
+    };
+    full_order(snap, &ctx).1
+}
+
+/// The overview's rows kept in order between full rebuilds.
+///
+/// A full rebuild (a new full snapshot, a sort or filter change, a freeze or thaw) keys and
+/// sorts every card. Between them, the slots the card table reports changed are marked
+/// stale; the next look at the rows takes their rows out, keys them again and merges them
+/// back by binary search: O(changed · log n) comparisons plus one copy of the row list,
+/// however many events or delta cards arrived since the last frame.
+///
+/// The clock moves cards too, and is handled without a full sort: under
+/// [`SortKey::Attention`] the recently-failed group (contiguous in the order) is checked
+/// whenever the clock moves and the cards that aged out of it are re-placed; under
+/// [`SortKey::Elapsed`] running cards are measured at one moment, moved forward once a second
+/// (all running cards re-placed; their order among themselves never changes, only against
+/// finished ones). A clock that goes back rebuilds.
+#[derive(Debug)]
+pub(super) struct Order {
+    rows: Vec<Row>,
+    /// How many of `rows` are cards (the malformed rows follow them).
+    cards: usize,
+    /// One per card of the shown snapshot (longer while removed slots wait for the next
+    /// upkeep).
+    keys: Vec<Key>,
+    /// Slots changed since the rows were last brought up to date, with the id each held then
+    /// (`None`: a new slot), so that the old order can still be read by id.
+    changed: HashMap<usize, Option<String>>,
+    /// The malformed list was replaced by an incremental read.
+    malformed_changed: bool,
+    /// The filter text the keys were computed with, lowercase.
+    needle: String,
+    /// The clock [`SortKey::Attention`]'s groups hold for.
+    keyed_at: DateTime<Utc>,
+    /// The moment [`SortKey::Elapsed`] measures running cards at.
+    elapsed_at: DateTime<Utc>,
+    /// The ids of the rows as last shown, when the snapshot they index was replaced before
+    /// the next rebuild (a vanished selection's neighbours are looked up in it).
+    before: Option<Vec<String>>,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            cards: 0,
+            keys: Vec::new(),
+            changed: HashMap::new(),
+            malformed_changed: false,
+            needle: String::new(),
+            keyed_at: DateTime::<Utc>::MIN_UTC,
+            elapsed_at: DateTime::<Utc>::MIN_UTC,
+            before: None,
+        }
     }
-    rows
+}
+
+/// How often [`SortKey::Elapsed`] measures running cards again.
+const ELAPSED_STEP_MS: i64 = 1000;
+
+impl Order {
+    /// Notes that the card in slot `i` changed; `before` is the id it held (first note wins).
+    pub(super) fn changed(&mut self, i: usize, before: Option<String>) {
+        if i >= self.keys.len() {
+            self.keys.resize(i + 1, STALE);
+        }
+        self.keys[i].dirty = true;
+        self.changed.entry(i).or_insert(before);
+    }
+
+    /// Notes that the malformed list changed.
+    pub(super) fn malformed_changed(&mut self) {
+        self.malformed_changed = true;
+    }
+
+    /// Forgets the slots noted changed: the rows will be rebuilt for another snapshot.
+    pub(super) fn forget_changes(&mut self) {
+        self.changed.clear();
+    }
+
+    /// Notes the cards of the recently failed group (contiguous in [`SortKey::Attention`]'s
+    /// order) whose failure aged out of [`RECENT_FAILURE_SECS`] by `self.keyed_at`.
+    fn note_aged_failures(&mut self, snap: &Snapshot, reverse: bool) {
+        let keys = &self.keys;
+        let group = |r: &Row| match r {
+            Row::Card(j) => keys[*j].group,
+            Row::Malformed(_) => u8::MAX,
+        };
+        let rows = &self.rows[..self.cards];
+        let (from, to) = if reverse {
+            (
+                rows.partition_point(|r| group(r) > 1),
+                rows.partition_point(|r| group(r) >= 1),
+            )
+        } else {
+            (
+                rows.partition_point(|r| group(r) < 1),
+                rows.partition_point(|r| group(r) <= 1),
+            )
+        };
+        let now = self.keyed_at;
+        let aged: Vec<(usize, String)> = rows[from..to.max(from)]
+            .iter()
+            .filter_map(|r| match r {
+                Row::Card(j) => Some(*j),
+                Row::Malformed(_) => None,
+            })
+            .filter_map(|j| {
+                let (k, c) = (&keys[j], snap.cards.get(j)?);
+                let moved = !k.dirty && attention_group(c.pipeline.status, k.time, now) != k.group;
+                moved.then(|| (j, c.pipeline.card_id.clone()))
+            })
+            .collect();
+        for (j, id) in aged {
+            self.changed(j, Some(id));
+        }
+    }
+
+    /// Notes every running card of [`SortKey::Elapsed`]: `self.elapsed_at` moved on.
+    fn note_running(&mut self, snap: &Snapshot) {
+        let open: Vec<(usize, String)> = snap
+            .cards
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| self.keys.get(*j).is_some_and(|k| k.open && !k.dirty))
+            .map(|(j, c)| (j, c.pipeline.card_id.clone()))
+            .collect();
+        for (j, id) in open {
+            self.changed(j, Some(id));
+        }
+    }
+
+    /// The id the card row `row` stood for when the rows were last brought up to date.
+    fn old_id<'a>(&'a self, row: &Row, snap: &'a Snapshot) -> Option<&'a str> {
+        let Row::Card(j) = row else {
+            return None;
+        };
+        match self.changed.get(j) {
+            Some(before) => before.as_deref(),
+            None => snap.cards.get(*j).map(|c| c.pipeline.card_id.as_str()),
+        }
+    }
+
+    /// The row now showing the card in slot `i`, found by its key.
+    fn row_of(&self, i: usize, snap: &Snapshot, ctx: &Context<'_>) -> Option<usize> {
+        let (key, card) = (self.keys.get(i)?, snap.cards.get(i)?);
+        if !key.listed || key.dirty {
+            return None;
+        }
+        let rows = &self.rows[..self.cards];
+        let at = rows.partition_point(|r| match r {
+            Row::Card(j) => {
+                ctx.cmp((&self.keys[*j], &snap.cards[*j]), (key, card)) == Ordering::Less
+            }
+            Row::Malformed(_) => false,
+        });
+        (rows.get(at) == Some(&Row::Card(i))).then_some(at)
+    }
+}
+
+impl App {
+    fn context(&self) -> Context<'_> {
+        Context {
+            needle: &self.order.needle,
+            status: self.status_filter,
+            sort: self.sort,
+            reverse: self.reverse,
+            now: self.order.keyed_at,
+            elapsed_at: self.order.elapsed_at,
+        }
+    }
+
+    /// Where the shown snapshot holds `card_id`.
+    pub(super) fn shown_position(&self, card_id: &str) -> Option<usize> {
+        match &self.frozen {
+            Some(f) => f.index.get(card_id).copied(),
+            None => self.cards.position(card_id),
+        }
+    }
+
+    /// The overview's rows after filter and sort (brought up to date only when something
+    /// changed, and then by what changed).
+    pub fn rows(&mut self) -> &[Row] {
+        if self.rows_stale {
+            self.rebuild_rows();
+        } else if !self.is_frozen() {
+            self.update_rows();
+        }
+        &self.order.rows
+    }
+
+    /// Up to `n` rows from `offset`, as last computed by [`App::rows`].
+    pub fn rows_slice(&self, offset: usize, n: usize) -> &[Row] {
+        let rows = &self.order.rows;
+        let end = offset.saturating_add(n).min(rows.len());
+        &rows[offset.min(end)..end]
+    }
+
+    /// Keeps the ids of the rows on screen before the snapshot they index is replaced, so that
+    /// a selection that vanishes with it can still go to its neighbour (only while the cursor
+    /// is the user's: on the top row it stays there).
+    pub(super) fn keep_order_before_replacing(&mut self) {
+        if self.follow_top || self.selected_id.is_none() || self.order.before.is_some() {
+            return;
+        }
+        let Some(snap) = self.shown() else {
+            return;
+        };
+        let ids = self
+            .order
+            .rows
+            .iter()
+            .filter_map(|r| self.order.old_id(r, snap).map(str::to_owned))
+            .collect();
+        self.order.before = Some(ids);
+    }
+
+    /// Notes what the card table changed, for the next upkeep of the rows (nothing while
+    /// frozen: the rows show the frozen copy, rebuilt when thawed).
+    pub(super) fn note_table_changes(&mut self) {
+        let touched = self.cards.take_touched();
+        if self.is_frozen() {
+            return;
+        }
+        for (i, before) in touched {
+            self.order.changed(i, before);
+        }
+    }
+
+    /// Keys and sorts every card again.
+    fn rebuild_rows(&mut self) {
+        self.rows_stale = false;
+        self.order.needle = self.filter.to_lowercase();
+        self.order.keyed_at = self.now;
+        self.order.elapsed_at = self.now;
+        let before = self.order.before.take();
+        let Some(snap) = self.shown() else {
+            self.order.rows.clear();
+            self.order.keys.clear();
+            self.order.cards = 0;
+            self.order.forget_changes();
+            return;
+        };
+        let (keys, rows, cards) = full_order(snap, &self.context());
+        let old_rows = std::mem::replace(&mut self.order.rows, rows);
+        self.order.keys = keys;
+        self.order.cards = cards;
+        let followed = self.followed(&old_rows, before.as_deref());
+        self.order.forget_changes();
+        self.order.malformed_changed = false;
+        self.settle_selection(followed);
+    }
+
+    /// Brings the rows up to date with the cards changed and the clock moved since the last
+    /// look, re-placing only those cards.
+    fn update_rows(&mut self) {
+        let now = self.now;
+        if now < self.order.keyed_at || now < self.order.elapsed_at {
+            self.rebuild_rows();
+            return;
+        }
+        let Some(snap) = self.live.as_ref() else {
+            return;
+        };
+        let order = &mut self.order;
+        if self.sort == SortKey::Attention && now != order.keyed_at {
+            order.keyed_at = now;
+            order.note_aged_failures(snap, self.reverse);
+        }
+        if self.sort == SortKey::Elapsed
+            && (now - order.elapsed_at).num_milliseconds() >= ELAPSED_STEP_MS
+        {
+            order.elapsed_at = now;
+            order.note_running(snap);
+        }
+        if order.changed.is_empty() && !order.malformed_changed {
+            return;
+        }
+        let ctx = self.context();
+        let order = &self.order;
+        let fresh: Vec<(usize, Key)> = order
+            .changed
+            .keys()
+            .filter(|&&i| i < snap.cards.len())
+            .map(|&i| (i, ctx.key(&snap.cards[i])))
+            .collect();
+        let mut placed: Vec<(usize, Key)> =
+            fresh.iter().copied().filter(|(_, k)| k.listed).collect();
+        placed
+            .sort_unstable_by(|(i, a), (j, b)| ctx.cmp((a, &snap.cards[*i]), (b, &snap.cards[*j])));
+        // The unchanged cards keep their order; each changed one goes where its key says.
+        let clean = |r: &&Row| matches!(r, Row::Card(j) if !order.keys[*j].dirty);
+        let mut rest: Vec<Row> = order.rows[..order.cards]
+            .iter()
+            .filter(clean)
+            .copied()
+            .collect();
+        let mut rows = Vec::with_capacity(rest.len() + placed.len() + snap.malformed.len());
+        let mut from = 0;
+        for (i, key) in &placed {
+            let at = from
+                + rest[from..].partition_point(|r| match r {
+                    Row::Card(j) => {
+                        ctx.cmp((&order.keys[*j], &snap.cards[*j]), (key, &snap.cards[*i]))
+                            == Ordering::Less
+                    }
+                    Row::Malformed(_) => false,
+                });
+            rows.extend_from_slice(&rest[from..at]);
+            rows.push(Row::Card(*i));
+            from = at;
+        }
+        rows.extend(rest.drain(from..));
+        let cards = rows.len();
+        if order.malformed_changed {
+            rows.extend(malformed_rows(snap, &ctx));
+        } else {
+            rows.extend_from_slice(&order.rows[order.cards..]);
+        }
+        let cards_len = snap.cards.len();
+        let order = &mut self.order;
+        for (i, key) in fresh {
+            order.keys[i] = key;
+        }
+        order.keys.truncate(cards_len);
+        let old_rows = std::mem::replace(&mut order.rows, rows);
+        order.cards = cards;
+        let followed = self.followed(&old_rows, None);
+        self.order.forget_changes();
+        self.order.malformed_changed = false;
+        self.settle_selection(followed);
+    }
+
+    /// Where the selection goes in the new rows: its card's row, or else the row of its
+    /// nearest neighbour in the old order (`old_rows`, read through the changes noted, or the
+    /// ids kept in `before`) that is still listed, the next one first.
+    fn followed(&self, old_rows: &[Row], before: Option<&[String]>) -> Option<usize> {
+        if self.follow_top {
+            return Some(0);
+        }
+        let id = self.selected_id.as_deref()?;
+        let snap = self.shown()?;
+        let ctx = self.context();
+        let row_of = |id: &str| self.order.row_of(self.shown_position(id)?, snap, &ctx);
+        if let Some(at) = row_of(id) {
+            return Some(at);
+        }
+        // Gone: its neighbour in the old order (the next one, else the previous one) that is
+        // still listed.
+        match before {
+            Some(ids) => {
+                let at = ids.iter().position(|o| o == id)?;
+                let after = ids[at + 1..].iter();
+                after.chain(ids[..at].iter().rev()).find_map(|o| row_of(o))
+            }
+            None => {
+                let old = |r: &Row| self.order.old_id(r, snap);
+                let at = match old_rows.get(self.selected).and_then(old) {
+                    Some(o) if o == id => self.selected,
+                    _ => old_rows.iter().position(|r| old(r) == Some(id))?,
+                };
+                let after = old_rows[at + 1..].iter();
+                after
+                    .chain(old_rows[..at].iter().rev())
+                    .filter_map(old)
+                    .find_map(row_of)
+            }
+        }
+    }
+
+    fn settle_selection(&mut self, followed: Option<usize>) {
+        if let Some(pos) = followed {
+            self.selected = pos;
+        }
+        self.selected = self.selected.min(self.order.rows.len().saturating_sub(1));
+        // Rows moved under the cursor: scroll no further down than the selection needs, so
+        // the top of the order (running cards, recent failures) stays in sight with it.
+        self.settle_offset = true;
+        self.remember_selection();
+    }
+
+    /// Notes which card the cursor is on, so that it can follow the card when rows move.
+    pub(super) fn remember_selection(&mut self) {
+        self.selected_id = match (self.order.rows.get(self.selected), self.shown()) {
+            (Some(Row::Card(i)), Some(s)) => s.cards.get(*i).map(|c| c.pipeline.card_id.clone()),
+            _ => None,
+        };
+    }
+
+    /// The card under the cursor.
+    pub fn selected_card(&mut self) -> Option<&Card> {
+        // Bring the rows up to date first: that moves the selection to its card's new row.
+        self.rows();
+        let row = *self.order.rows.get(self.selected)?;
+        match row {
+            Row::Card(i) => self.shown()?.cards.get(i),
+            Row::Malformed(_) => None,
+        }
+    }
 }
 
 /// [`parse_timestamp`], with a quick path for the shape writers use
@@ -290,113 +767,6 @@ fn quick_timestamp(s: &str) -> Option<NaiveDateTime> {
         sec,
         nanos,
     )
-}
-
-/// One column's order of two cards (`started`: their parsed start times, for
-/// [`SortKey::Started`]).
-fn compare(
-    sort: SortKey,
-    x: &Card,
-    y: &Card,
-    started: (Option<NaiveDateTime>, Option<NaiveDateTime>),
-    now: DateTime<Utc>,
-) -> Ordering {
-    match sort {
-        // Ordered by the caller, which has the groups.
-        SortKey::Attention => Ordering::Equal,
-        SortKey::Started => started.1.cmp(&started.0),
-        SortKey::Id => x.pipeline.card_id.cmp(&y.pipeline.card_id),
-        SortKey::Status => status_rank(x.pipeline.status).cmp(&status_rank(y.pipeline.status)),
-        SortKey::Progress => y.progress().total_cmp(&x.progress()),
-        SortKey::Elapsed => crate::format::elapsed(&y.pipeline, now)
-            .unwrap_or(-1.0)
-            .total_cmp(&crate::format::elapsed(&x.pipeline, now).unwrap_or(-1.0)),
-        SortKey::Cost => y
-            .cost_usd
-            .unwrap_or(-1.0)
-            .total_cmp(&x.cost_usd.unwrap_or(-1.0)),
-    }
-}
-
-impl App {
-    /// The overview's rows after filter and sort (recomputed only when something changed).
-    pub fn rows(&mut self) -> &[Row] {
-        if self.rows_stale {
-            self.rebuild_rows();
-        }
-        &self.rows
-    }
-
-    /// Up to `n` rows from `offset`, as last computed by [`App::rows`].
-    pub fn rows_slice(&self, offset: usize, n: usize) -> &[Row] {
-        let end = offset.saturating_add(n).min(self.rows.len());
-        &self.rows[offset.min(end)..end]
-    }
-
-    fn rebuild_rows(&mut self) {
-        self.rows_stale = false;
-        let Some(snap) = self.shown() else {
-            self.rows.clear();
-            return;
-        };
-        let filter = Filter {
-            text: &self.filter,
-            status: self.status_filter,
-        };
-        let rows = visible_rows(snap, filter, self.sort, self.reverse, self.now);
-        let id_of = |r: &Row| match r {
-            Row::Card(i) => snap.cards.get(*i).map(|c| c.pipeline.card_id.as_str()),
-            Row::Malformed(_) => None,
-        };
-        let pos_of = |id: &str| rows.iter().position(|r| id_of(r) == Some(id));
-        let followed = if self.follow_top {
-            Some(0)
-        } else {
-            self.selected_id.as_deref().and_then(|id| {
-                pos_of(id).or_else(|| {
-                    // Gone: its neighbour in the old order (the next one, else the previous
-                    // one) that is still listed.
-                    let old = self.row_ids.iter().position(|o| o == id)?;
-                    let after = self.row_ids[old + 1..].iter();
-                    let before = self.row_ids[..old].iter().rev();
-                    after.chain(before).find_map(|o| pos_of(o))
-                })
-            })
-        };
-        let row_ids = rows
-            .iter()
-            .filter_map(|r| id_of(r).map(str::to_owned))
-            .collect();
-        self.rows = rows;
-        self.row_ids = row_ids;
-        if let Some(pos) = followed {
-            self.selected = pos;
-        }
-        self.selected = self.selected.min(self.rows.len().saturating_sub(1));
-        // Rows moved under the cursor: scroll no further down than the selection needs, so
-        // the top of the order (running cards, recent failures) stays in sight with it.
-        self.settle_offset = true;
-        self.remember_selection();
-    }
-
-    /// Notes which card the cursor is on, so that it can follow the card when rows move.
-    pub(super) fn remember_selection(&mut self) {
-        self.selected_id = match (self.rows.get(self.selected), self.shown()) {
-            (Some(Row::Card(i)), Some(s)) => s.cards.get(*i).map(|c| c.pipeline.card_id.clone()),
-            _ => None,
-        };
-    }
-
-    /// The card under the cursor.
-    pub fn selected_card(&mut self) -> Option<&Card> {
-        // Rebuild first: a rebuild moves the selection to its card's new row.
-        self.rows();
-        let row = *self.rows.get(self.selected)?;
-        match row {
-            Row::Card(i) => self.shown()?.cards.get(i),
-            Row::Malformed(_) => None,
-        }
-    }
 }
 
 #[cfg(test)]
