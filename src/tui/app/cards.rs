@@ -192,6 +192,24 @@ impl CardTable {
         removed: Vec<String>,
         now: DateTime<Utc>,
     ) -> Vec<String> {
+        // A card both gone and written since is a card recreated: it is replaced, as any
+        // changed card, by the rule for versions. Of a card listed twice, the last one counts.
+        let mut seen = HashSet::new();
+        let mut keep: Vec<bool> = changed
+            .iter()
+            .rev()
+            .map(|c| seen.insert(c.pipeline.card_id.as_str()))
+            .collect();
+        keep.reverse();
+        let removed: Vec<String> = removed
+            .into_iter()
+            .filter(|id| !seen.contains(id.as_str()))
+            .collect();
+        let changed: Vec<Card> = changed
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(c, k)| k.then_some(c))
+            .collect();
         let mut gone = Vec::new();
         for id in removed {
             if self.remove(snap, &id) {
