@@ -318,6 +318,17 @@ fn run_equivalence(seed: u64, sorts: usize, reverse: bool, filtering: Filtering)
                 app.apply(Message::Event(e.clone()));
             }
         }
+        // Events alone move their cards in place; a rebuild agrees.
+        let (rows, selected) = (ids(&mut by_delta), by_delta.selected);
+        assert_eq!(rows, ids(&mut by_full), "{ctx}, events of round {round}");
+        press(&mut by_delta, "SS");
+        assert_eq!(
+            ids(&mut by_delta),
+            rows,
+            "{ctx}, rebuilt after events of round {round}"
+        );
+        assert_eq!(by_delta.selected, selected, "{ctx}, round {round}");
+        press(&mut by_full, "SS");
         // The read: the writes of the previous round's events (a start of an unknown card
         // is found only sometimes, as a Python card found by a later SCAN), random writes,
         // new cards, cards gone.

@@ -386,6 +386,10 @@ impl Default for Order {
 /// How often [`SortKey::Elapsed`] measures running cards again.
 const ELAPSED_STEP_MS: i64 = 1000;
 
+/// Up to this many changed cards move in place (each a binary search and a shift of the rows
+/// between its old and new place); more are merged in one pass over the rows.
+const IN_PLACE_MAX: usize = 64;
+
 impl Order {
     /// Notes that the card in slot `i` changed; `before` is the id it held (first note wins).
     pub(super) fn changed(&mut self, i: usize, before: Option<String>) {
@@ -458,6 +462,81 @@ impl Order {
         }
     }
 
+    /// Moves each changed card (`fresh`: slot and new key; every slot still holds the card it
+    /// held) from its row to where its new key puts it, keeping the rows sorted by the keys
+    /// held at every step. Returns `false`, having rebuilt nothing, when a card's row is not
+    /// where its old key says (the caller then merges).
+    fn shift_in_place(
+        &mut self,
+        snap: &Snapshot,
+        ctx: &Context<'_>,
+        fresh: &[(usize, Key)],
+    ) -> bool {
+        let at_old = |order: &Self, i: usize| -> Option<usize> {
+            let key = order.keys[i];
+            if !key.listed {
+                return None;
+            }
+            let rows = &order.rows[..order.cards];
+            let p = rows.partition_point(|r| order.before(r, (&key, &snap.cards[i]), snap, ctx));
+            (rows.get(p) == Some(&Row::Card(i))).then_some(p)
+        };
+        // Every card that had a row must be found before anything moves.
+        if fresh
+            .iter()
+            .any(|(i, _)| self.keys[*i].listed && at_old(self, *i).is_none())
+        {
+            return false;
+        }
+        for &(i, key) in fresh {
+            let card = &snap.cards[i];
+            let old = at_old(self, i);
+            match (old, key.listed) {
+                (Some(p), true) => {
+                    let rows = &self.rows[..self.cards];
+                    let above = |r: &Row| self.before(r, (&key, card), snap, ctx);
+                    if p > 0 && !above(&rows[p - 1]) {
+                        let q = rows[..p].partition_point(above);
+                        self.rows[q..=p].rotate_right(1);
+                    } else if p + 1 < rows.len() && above(&rows[p + 1]) {
+                        let q = p + 1 + rows[p + 1..].partition_point(above);
+                        self.rows[p..q].rotate_left(1);
+                    }
+                }
+                (Some(p), false) => {
+                    self.rows.remove(p);
+                    self.cards -= 1;
+                }
+                (None, true) => {
+                    let q = self.rows[..self.cards]
+                        .partition_point(|r| self.before(r, (&key, card), snap, ctx));
+                    self.rows.insert(q, Row::Card(i));
+                    self.cards += 1;
+                }
+                (None, false) => {}
+            }
+            self.keys[i] = key;
+        }
+        true
+    }
+
+    /// Whether the card row `r` sorts before a card with `key` (rows of changed cards not yet
+    /// re-placed are skipped by their callers or sit where their held key says).
+    fn before(
+        &self,
+        r: &Row,
+        (key, card): (&Key, &Card),
+        snap: &Snapshot,
+        ctx: &Context<'_>,
+    ) -> bool {
+        match r {
+            Row::Card(j) => {
+                ctx.cmp((&self.keys[*j], &snap.cards[*j]), (key, card)) == Ordering::Less
+            }
+            Row::Malformed(_) => false,
+        }
+    }
+
     /// The id the card row `row` stood for when the rows were last brought up to date.
     fn old_id<'a>(&'a self, row: &Row, snap: &'a Snapshot) -> Option<&'a str> {
         let Row::Card(j) = row else {
@@ -488,8 +567,13 @@ impl Order {
 
 impl App {
     fn context(&self) -> Context<'_> {
+        self.context_with(&self.order.needle)
+    }
+
+    /// The context of the rows with the filter text `needle` (lowercase).
+    fn context_with<'a>(&self, needle: &'a str) -> Context<'a> {
         Context {
-            needle: &self.order.needle,
+            needle,
             status: self.status_filter,
             sort: self.sort,
             reverse: self.reverse,
@@ -604,14 +688,44 @@ impl App {
         if order.changed.is_empty() && !order.malformed_changed {
             return;
         }
-        let ctx = self.context();
-        let order = &self.order;
-        let fresh: Vec<(usize, Key)> = order
+        let needle = std::mem::take(&mut self.order.needle);
+        let ctx = self.context_with(&needle);
+        let fresh: Vec<(usize, Key)> = self
+            .order
             .changed
             .keys()
             .filter(|&&i| i < snap.cards.len())
             .map(|&i| (i, ctx.key(&snap.cards[i])))
             .collect();
+        // A few cards that are still the cards their slots held (live events, a small delta
+        // without arrivals or departures) move in place: a binary search and a shift each.
+        let selection_stays = self.follow_top
+            || self.selected_id.as_deref().is_none_or(|id| {
+                let at = self.cards.position(id);
+                fresh.iter().all(|(i, k)| Some(*i) != at || k.listed)
+            });
+        let in_place = selection_stays
+            && fresh.len() <= IN_PLACE_MAX
+            && self.order.changed.len() == fresh.len()
+            && self.order.changed.iter().all(|(i, before)| {
+                before.as_deref() == snap.cards.get(*i).map(|c| c.pipeline.card_id.as_str())
+            })
+            && self.order.shift_in_place(snap, &ctx, &fresh);
+        if in_place {
+            if self.order.malformed_changed {
+                let tail: Vec<Row> = malformed_rows(snap, &ctx).collect();
+                let order = &mut self.order;
+                order.rows.truncate(order.cards);
+                order.rows.extend(tail);
+            }
+            self.order.needle = needle;
+            let followed = self.followed(&[], None);
+            self.order.forget_changes();
+            self.order.malformed_changed = false;
+            self.settle_selection(followed);
+            return;
+        }
+        let order = &self.order;
         let mut placed: Vec<(usize, Key)> =
             fresh.iter().copied().filter(|(_, k)| k.listed).collect();
         placed
@@ -647,6 +761,7 @@ impl App {
         }
         let cards_len = snap.cards.len();
         let order = &mut self.order;
+        order.needle = needle;
         for (i, key) in fresh {
             order.keys[i] = key;
         }
