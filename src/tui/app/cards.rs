@@ -137,12 +137,13 @@ impl CardTable {
     /// Takes a new snapshot (a full read): cards only events have shown, still within their
     /// grace period, are carried over from the `old` one, and cards events patched since the
     /// last read keep their patched version where the read's is older.
+    /// Returns the index it replaced, for the caller to drop where it costs nothing.
     pub(super) fn take_snapshot(
         &mut self,
         snap: &mut Snapshot,
         old: Option<&Snapshot>,
         now: DateTime<Utc>,
-    ) {
+    ) -> HashMap<String, usize> {
         let mut index: HashMap<String, usize> = HashMap::with_capacity(snap.cards.len());
         for (i, c) in snap.cards.iter().enumerate() {
             index.insert(c.pipeline.card_id.clone(), i);
@@ -175,10 +176,11 @@ impl CardTable {
             index.insert(c.pipeline.card_id.clone(), snap.cards.len());
             snap.cards.push(c);
         }
-        self.index = index;
+        let old_index = std::mem::replace(&mut self.index, index);
         self.counts = status_counts(&snap.cards);
         self.patched.clear();
         self.touched.clear();
+        old_index
     }
 
     /// Applies the cards of an incremental read to `snap`, in place: the `removed` ones leave,

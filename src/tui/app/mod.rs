@@ -99,6 +99,22 @@ pub struct Frozen {
     counts: StatusCounts,
 }
 
+/// From this many cards on, a replaced snapshot is dropped on a thread of its own.
+const DROP_ASIDE_CARDS: usize = 10_000;
+
+/// Drops what a full read replaced (the previous snapshot and its index) off the UI task when
+/// it is large: freeing a hundred thousand cards' allocations takes tens of milliseconds,
+/// which the next frame would otherwise wait for. Small ones (and any the thread cannot be
+/// started for) are dropped here.
+fn drop_aside(old: (Option<Snapshot>, HashMap<String, usize>)) {
+    if old.1.len() < DROP_ASIDE_CARDS {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("drop-snapshot".into())
+        .spawn(move || drop(old));
+}
+
 /// The whole state of the dashboard.
 #[derive(Debug)]
 pub struct App {
@@ -396,9 +412,11 @@ impl App {
             self.order.forget_changes();
             self.rows_stale = true;
         }
-        self.cards
+        let old_index = self
+            .cards
             .take_snapshot(&mut snap, self.live.as_ref(), self.now);
-        self.live = Some(snap);
+        let old = self.live.replace(snap);
+        drop_aside((old, old_index));
         self.after_read(None);
     }
 

@@ -257,27 +257,55 @@ impl Context<'_> {
         key
     }
 
-    /// The order of two listed cards: the sort's, ties by id.
-    fn cmp(&self, (a, x): (&Key, &Card), (b, y): (&Key, &Card)) -> Ordering {
-        // Unparsable start times stay last whatever the direction.
-        a.last.cmp(&b.last).then_with(|| {
-            let ord = match self.sort {
-                // Newest first; unknown times last within the group.
-                SortKey::Attention => a
-                    .group
-                    .cmp(&b.group)
-                    .then_with(|| a.time.is_none().cmp(&b.time.is_none()))
-                    .then_with(|| b.time.cmp(&a.time)),
-                SortKey::Started => b.time.cmp(&a.time),
-                SortKey::Id => Ordering::Equal,
-                SortKey::Status => a.group.cmp(&b.group),
-                SortKey::Progress | SortKey::Elapsed | SortKey::Cost => b.num.total_cmp(&a.num),
-            }
-            .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
+    /// A listed card's place as plain integers, compared before the id: whether it stays
+    /// last whatever the direction, then the sort's own figures (smaller first).
+    fn rank(&self, k: &Key) -> Rank {
+        // Newest first; unknown times last within the group.
+        let newest = |t: Option<NaiveDateTime>| {
+            t.map_or(0, |t| {
+                let t = t.and_utc();
+                -(i128::from(t.timestamp()) * 1_000_000_000
+                    + i128::from(t.timestamp_subsec_nanos()))
+            })
+        };
+        // f64::total_cmp's order, largest first.
+        let largest = |x: f64| {
+            let b = x.to_bits() as i64;
+            -i128::from(b ^ (((b >> 63) as u64) >> 1) as i64)
+        };
+        match self.sort {
+            SortKey::Attention => Rank(
+                false,
+                k.group * 2 + u8::from(k.time.is_none()),
+                newest(k.time),
+            ),
+            SortKey::Started => Rank(k.last, 0, newest(k.time)),
+            SortKey::Id => Rank(false, 0, 0),
+            SortKey::Status => Rank(false, k.group, 0),
+            SortKey::Progress | SortKey::Elapsed | SortKey::Cost => Rank(false, 0, largest(k.num)),
+        }
+    }
+
+    /// The order of two listed cards from their ranks: the sort's, ties by id; reversed but
+    /// for what stays last.
+    fn order(&self, a: &Rank, x: &Card, b: &Rank, y: &Card) -> Ordering {
+        a.0.cmp(&b.0).then_with(|| {
+            let ord = (a.1, a.2)
+                .cmp(&(b.1, b.2))
+                .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
             if self.reverse { ord.reverse() } else { ord }
         })
     }
+
+    /// The order of two listed cards: the sort's, ties by id.
+    fn cmp(&self, (a, x): (&Key, &Card), (b, y): (&Key, &Card)) -> Ordering {
+        self.order(&self.rank(a), x, &self.rank(b), y)
+    }
 }
+
+/// A card's place under a sort (see [`Context::rank`]).
+#[derive(Debug, Clone, Copy)]
+struct Rank(bool, u8, i128);
 
 /// Malformed documents the filter keeps (only without a status filter: they have none).
 fn malformed_rows(snap: &Snapshot, ctx: &Context<'_>) -> impl Iterator<Item = Row> {
@@ -298,11 +326,14 @@ fn malformed_rows(snap: &Snapshot, ctx: &Context<'_>) -> impl Iterator<Item = Ro
 /// in sort order (ties by id), then the malformed documents it keeps.
 fn full_order(snap: &Snapshot, ctx: &Context<'_>) -> (Vec<Key>, Vec<Row>, usize) {
     let keys: Vec<Key> = snap.cards.iter().map(|c| ctx.key(c)).collect();
-    let mut listed: Vec<usize> = (0..keys.len()).filter(|&i| keys[i].listed).collect();
-    listed
-        .sort_unstable_by(|&a, &b| ctx.cmp((&keys[a], &snap.cards[a]), (&keys[b], &snap.cards[b])));
+    // Sorted by ranks held beside their indices: the comparisons read no card but on ties.
+    let mut listed: Vec<(Rank, usize)> = (0..keys.len())
+        .filter(|&i| keys[i].listed)
+        .map(|i| (ctx.rank(&keys[i]), i))
+        .collect();
+    listed.sort_unstable_by(|(a, i), (b, j)| ctx.order(a, &snap.cards[*i], b, &snap.cards[*j]));
     let cards = listed.len();
-    let mut rows: Vec<Row> = listed.into_iter().map(Row::Card).collect();
+    let mut rows: Vec<Row> = listed.into_iter().map(|(_, i)| Row::Card(i)).collect();
     rows.extend(malformed_rows(snap, ctx));
     (keys, rows, cards)
 }
