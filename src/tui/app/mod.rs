@@ -100,7 +100,7 @@ pub struct Frozen {
 }
 
 /// From this many cards on, a replaced snapshot is dropped on a thread of its own.
-const DROP_ASIDE_CARDS: usize = 10_000;
+const DROP_ASIDE_CARDS: usize = 50_000;
 
 /// Drops what a full read replaced (the previous snapshot and its index) off the UI task when
 /// it is large: freeing a hundred thousand cards' allocations takes tens of milliseconds,

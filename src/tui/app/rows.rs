@@ -1,6 +1,10 @@
 //! The overview's rows: which cards and malformed documents the filter keeps, in which order
 //! the sort puts them, and the selection that follows its card when rows move.
 //!
+//! The order is kept, not recomputed: each card's sort key is cached, and the cards a read or
+//! an event changed are taken out and put back by binary search ([`Order`]), so a poll with
+//! ten changes among 100,000 cards costs ten placements, not a sort.
+//!
 //! The selection is a card id, never a row index: cards arriving, finishing or re-sorting
 //! move rows under it and it moves with its card; a card that leaves (expired, filtered out)
 //! hands the selection to its neighbour in the old order that is still listed. Until the user
