@@ -669,3 +669,24 @@ fn a_card_only_an_event_showed_leaves_after_its_grace_without_a_read_listing_it(
     assert!(!ids(&mut app).contains(&"by-event".to_string()));
     assert!(!app.live_events.contains_key("by-event"));
 }
+
+#[test]
+fn a_read_listing_one_id_twice_is_shown_without_a_panic() {
+    // A reader should never list an id twice; if one does, the dashboard keeps going.
+    let mut app = fx::app();
+    press(&mut app, "j");
+    let mut s = fx::snapshot();
+    s.cards.push(s.cards[0].clone());
+    app.apply(Message::Snapshot(Box::new(s)));
+    let twice = fx::cards()[0].clone();
+    app.apply(Message::Delta(Box::new(fixture_delta(
+        vec![twice.clone(), twice],
+        &["card-105"],
+    ))));
+    for e in fx::events_101() {
+        app.apply(Message::Event(e));
+    }
+    press(&mut app, "sS");
+    let rows = ids(&mut app);
+    assert!(rows.contains(&"card-101".to_string()) && !rows.contains(&"card-105".to_string()));
+}

@@ -143,8 +143,8 @@ fn value_matches(v: &serde_json::Value, needle: &str) -> bool {
 struct Key {
     /// The filter keeps the card.
     listed: bool,
-    /// The card changed since the rows were last brought up to date: its row, if any, is
-    /// stale and the rest of the key is not to be trusted.
+    /// The card changed since the rows were last brought up to date: the rest of the key is
+    /// the one its row (if any) was placed by, not the card's own any more.
     dirty: bool,
     /// [`SortKey::Elapsed`]: the card still runs, so its time grows with the clock.
     open: bool,
@@ -499,8 +499,8 @@ impl Order {
 
     /// Moves each changed card (`fresh`: slot and new key; every slot still holds the card it
     /// held) from its row to where its new key puts it, keeping the rows sorted by the keys
-    /// held at every step. Returns `false`, having rebuilt nothing, when a card's row is not
-    /// where its old key says (the caller then merges).
+    /// held at every step. Returns `false` when a card's row is not where its old key says
+    /// (only possible with duplicate ids): the rows are then to be rebuilt.
     fn shift_in_place(
         &mut self,
         snap: &Snapshot,
@@ -516,16 +516,12 @@ impl Order {
             let p = rows.partition_point(|r| order.before(r, (&key, &snap.cards[i]), snap, ctx));
             (rows.get(p) == Some(&Row::Card(i))).then_some(p)
         };
-        // Every card that had a row must be found before anything moves.
-        if fresh
-            .iter()
-            .any(|(i, _)| self.keys[*i].listed && at_old(self, *i).is_none())
-        {
-            return false;
-        }
         for &(i, key) in fresh {
             let card = &snap.cards[i];
             let old = at_old(self, i);
+            if old.is_none() && self.keys[i].listed {
+                return false;
+            }
             match (old, key.listed) {
                 (Some(p), true) => {
                     let rows = &self.rows[..self.cards];
@@ -555,8 +551,7 @@ impl Order {
         true
     }
 
-    /// Whether the card row `r` sorts before a card with `key` (rows of changed cards not yet
-    /// re-placed are skipped by their callers or sit where their held key says).
+    /// Whether the card row `r` sorts before a card with `key`, by the key `r` is held at.
     fn before(
         &self,
         r: &Row,
@@ -744,9 +739,13 @@ impl App {
             && self.order.changed.len() == fresh.len()
             && self.order.changed.iter().all(|(i, before)| {
                 before.as_deref() == snap.cards.get(*i).map(|c| c.pipeline.card_id.as_str())
-            })
-            && self.order.shift_in_place(snap, &ctx, &fresh);
+            });
         if in_place {
+            if !self.order.shift_in_place(snap, &ctx, &fresh) {
+                self.order.needle = needle;
+                self.rebuild_rows();
+                return;
+            }
             if self.order.malformed_changed {
                 let tail: Vec<Row> = malformed_rows(snap, &ctx).collect();
                 let order = &mut self.order;
