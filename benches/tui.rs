@@ -189,6 +189,8 @@ enum Read {
     /// One frame's worth of events at 1,000 events/s and 30 frames a second.
     Events,
     Steady,
+    /// The clock moves 1 s under the time sort: every running card is measured again.
+    ElapsedTick,
 }
 
 /// Median milliseconds to apply `read` to a dashboard holding `cards` cards and draw the next
@@ -197,6 +199,14 @@ fn read_ms(cards: usize, read: Read, runs: usize) -> f64 {
     let snap = tui_fixtures::many_cards(cards);
     let mut app = tui_fixtures::app();
     app.apply(Message::Snapshot(Box::new(snap.clone())));
+    if matches!(read, Read::ElapsedTick) {
+        for _ in 0..5 {
+            app.handle_key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char('s'),
+                crossterm::event::KeyModifiers::NONE,
+            ));
+        }
+    }
     let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
     for _ in 0..3 {
         term.draw(|f| render::draw(f, &mut app)).unwrap();
@@ -222,6 +232,10 @@ fn read_ms(cards: usize, read: Read, runs: usize) -> f64 {
                 })
                 .collect(),
             Read::Steady => Vec::new(),
+            Read::ElapsedTick => {
+                app.now += chrono::Duration::seconds(1);
+                Vec::new()
+            }
         };
         let t = Instant::now();
         for m in msgs {
@@ -253,6 +267,10 @@ fn scale() {
             "34 live events (one frame at 1,000/s)".to_owned(),
         ),
         (Read::Steady, "no change (steady frame)".to_owned()),
+        (
+            Read::ElapsedTick,
+            "time sort, clock + 1 s (50,000 running cards re-placed)".to_owned(),
+        ),
     ] {
         let ms = read_ms(cards, read, 9);
         println!("| {name} | {ms:.2} | {:.4} |", ms / base);

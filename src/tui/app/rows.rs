@@ -421,6 +421,10 @@ impl Default for Order {
 /// How often [`SortKey::Elapsed`] measures running cards again.
 const ELAPSED_STEP_MS: i64 = 1000;
 
+/// From one changed card per this many kept ones, changed cards are merged in one pass over
+/// the rows instead of each by binary search.
+const LINEAR_MERGE_RATIO: usize = 16;
+
 /// Up to this many changed cards move in place (each a binary search and a shift of the rows
 /// between its old and new place); more are merged in one pass over the rows.
 const IN_PLACE_MAX: usize = 64;
@@ -760,33 +764,57 @@ impl App {
             return;
         }
         let order = &self.order;
-        let mut placed: Vec<(usize, Key)> =
-            fresh.iter().copied().filter(|(_, k)| k.listed).collect();
-        placed
-            .sort_unstable_by(|(i, a), (j, b)| ctx.cmp((a, &snap.cards[*i]), (b, &snap.cards[*j])));
-        // The unchanged cards keep their order; each changed one goes where its key says.
-        let clean = |r: &&Row| matches!(r, Row::Card(j) if !order.keys[*j].dirty);
-        let mut rest: Vec<Row> = order.rows[..order.cards]
-            .iter()
-            .filter(clean)
-            .copied()
-            .collect();
-        let mut rows = Vec::with_capacity(rest.len() + placed.len() + snap.malformed.len());
-        let mut from = 0;
-        for (i, key) in &placed {
-            let at = from
-                + rest[from..].partition_point(|r| match r {
-                    Row::Card(j) => {
-                        ctx.cmp((&order.keys[*j], &snap.cards[*j]), (key, &snap.cards[*i]))
-                            == Ordering::Less
-                    }
-                    Row::Malformed(_) => false,
-                });
-            rows.extend_from_slice(&rest[from..at]);
-            rows.push(Row::Card(*i));
-            from = at;
+        // The unchanged cards keep their order; the changed ones are taken out, in the order
+        // their rows had (so that many cards whose order among themselves held, like running
+        // cards measured again, sort in about one pass), and put back where their keys say.
+        let mut rest: Vec<Row> = Vec::with_capacity(order.cards);
+        let mut had_rows: Vec<usize> = Vec::new();
+        for r in &order.rows[..order.cards] {
+            if let Row::Card(j) = r {
+                if order.keys[*j].dirty {
+                    had_rows.push(*j);
+                } else {
+                    rest.push(*r);
+                }
+            }
         }
-        rows.extend(rest.drain(from..));
+        let new_key: HashMap<usize, Key> = fresh.iter().copied().collect();
+        let had: std::collections::HashSet<usize> = had_rows.iter().copied().collect();
+        let mut placed: Vec<(usize, Key)> = had_rows
+            .iter()
+            .filter_map(|j| new_key.get(j).map(|k| (*j, *k)))
+            .chain(fresh.iter().copied().filter(|(j, _)| !had.contains(j)))
+            .filter(|(_, k)| k.listed)
+            .collect();
+        placed.sort_by(|(i, a), (j, b)| ctx.cmp((a, &snap.cards[*i]), (b, &snap.cards[*j])));
+        let mut rows = Vec::with_capacity(rest.len() + placed.len() + snap.malformed.len());
+        let held = |r: &Row, (i, key): &(usize, Key)| match r {
+            Row::Card(j) => {
+                ctx.cmp((&order.keys[*j], &snap.cards[*j]), (key, &snap.cards[*i]))
+                    == Ordering::Less
+            }
+            Row::Malformed(_) => false,
+        };
+        if placed.len() * LINEAR_MERGE_RATIO >= rest.len() {
+            // Many: one pass over both.
+            let mut kept = rest.iter().peekable();
+            for p in &placed {
+                while let Some(r) = kept.next_if(|r| held(r, p)) {
+                    rows.push(*r);
+                }
+                rows.push(Row::Card(p.0));
+            }
+            rows.extend(kept);
+        } else {
+            let mut from = 0;
+            for p in &placed {
+                let at = from + rest[from..].partition_point(|r| held(r, p));
+                rows.extend_from_slice(&rest[from..at]);
+                rows.push(Row::Card(p.0));
+                from = at;
+            }
+            rows.extend_from_slice(&rest[from..]);
+        }
         let cards = rows.len();
         if order.malformed_changed {
             rows.extend(malformed_rows(snap, &ctx));
