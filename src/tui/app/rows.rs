@@ -389,6 +389,9 @@ pub(super) struct Order {
     /// Slots changed since the rows were last brought up to date, with the id each held then
     /// (`None`: a new slot), so that the old order can still be read by id.
     changed: HashMap<usize, Option<String>>,
+    /// Slots whose card is unchanged but whose key moved with the clock (the time sort's
+    /// running cards).
+    retimed: Vec<usize>,
     /// The malformed list was replaced by an incremental read.
     malformed_changed: bool,
     /// The filter text the keys were computed with, lowercase.
@@ -409,6 +412,7 @@ impl Default for Order {
             cards: 0,
             keys: Vec::new(),
             changed: HashMap::new(),
+            retimed: Vec::new(),
             malformed_changed: false,
             needle: String::new(),
             keyed_at: DateTime::<Utc>::MIN_UTC,
@@ -447,6 +451,7 @@ impl Order {
     /// Forgets the slots noted changed: the rows will be rebuilt for another snapshot.
     pub(super) fn forget_changes(&mut self) {
         self.changed.clear();
+        self.retimed.clear();
     }
 
     /// Notes the cards of the recently failed group (contiguous in [`SortKey::Attention`]'s
@@ -489,15 +494,13 @@ impl Order {
 
     /// Notes every running card of [`SortKey::Elapsed`]: `self.elapsed_at` moved on.
     fn note_running(&mut self, snap: &Snapshot) {
-        let open: Vec<(usize, String)> = snap
-            .cards
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| self.keys.get(*j).is_some_and(|k| k.open && !k.dirty))
-            .map(|(j, c)| (j, c.pipeline.card_id.clone()))
-            .collect();
-        for (j, id) in open {
-            self.changed(j, Some(id));
+        // The same cards in the same slots: no id to remember, only the key to compute again.
+        for j in 0..self.keys.len().min(snap.cards.len()) {
+            let k = &mut self.keys[j];
+            if k.open && !k.dirty {
+                k.dirty = true;
+                self.retimed.push(j);
+            }
         }
     }
 
@@ -719,15 +722,20 @@ impl App {
             order.elapsed_at = now;
             order.note_running(snap);
         }
-        if order.changed.is_empty() && !order.malformed_changed {
+        if order.changed.is_empty() && order.retimed.is_empty() && !order.malformed_changed {
             return;
         }
         let needle = std::mem::take(&mut self.order.needle);
         let ctx = self.context_with(&needle);
-        let fresh: Vec<(usize, Key)> = self
-            .order
+        let order = &self.order;
+        let retimed = order
+            .retimed
+            .iter()
+            .filter(|i| !order.changed.contains_key(i));
+        let fresh: Vec<(usize, Key)> = order
             .changed
             .keys()
+            .chain(retimed)
             .filter(|&&i| i < snap.cards.len())
             .map(|&i| (i, ctx.key(&snap.cards[i])))
             .collect();
@@ -740,7 +748,6 @@ impl App {
             });
         let in_place = selection_stays
             && fresh.len() <= IN_PLACE_MAX
-            && self.order.changed.len() == fresh.len()
             && self.order.changed.iter().all(|(i, before)| {
                 before.as_deref() == snap.cards.get(*i).map(|c| c.pipeline.card_id.as_str())
             });
