@@ -9,6 +9,10 @@
 //!    1,000 events/s are published, with the Redis server's own CPU in the same window as the
 //!    baseline; resident memory with 0, 1,000 and 10,000 cards.
 //!
+//! 3. Reads at scale (`-- scale`): with 100,000 cards, what applying a read and drawing the next
+//!    frame costs on the UI task: a full snapshot (the baseline), a delta of 1,000 and of 10
+//!    changed cards, one frame's worth of live events at 1,000 events/s, and a steady frame.
+//!
 //! Medians of several runs; every figure is printed with the ratio to its baseline.
 
 mod common;
@@ -22,7 +26,8 @@ use std::time::{Duration, Instant};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use artemis::model::{PipelineEvent, StageStatus};
+use artemis::model::{PipelineEvent, PipelineStatus, StageStatus};
+use artemis::snapshot::SnapshotDelta;
 use artemis::tui::message::Message;
 use artemis::tui::render;
 use common::{cpu_secs, median, redis_cpu, rss_mib};
@@ -136,6 +141,139 @@ fn views() {
     ] {
         let us = view_frame_us(keys);
         println!("| {name} | {us:.0} | {:.2} |", us / base);
+    }
+    println!();
+}
+
+// ---------------------------------------------------------------- reads at scale
+
+/// A delta changing `n` of the cards of `snap` (spread over the table): the development stage
+/// reports progress `step`, and every tenth card finishes, so rows move.
+fn changing(snap: &artemis::snapshot::Snapshot, n: usize, step: usize) -> SnapshotDelta {
+    let stride = (snap.cards.len() / n.max(1)).max(1);
+    let at = artemis::model::format_naive(
+        (tui_fixtures::now() + chrono::Duration::milliseconds(step as i64)).naive_utc(),
+    );
+    let changed = (0..n)
+        .map(|k| {
+            let mut c = snap.cards[(k * stride + step) % snap.cards.len()].clone();
+            if let Some(s) = c.stages.last_mut() {
+                s.progress_percent = Some((step % 100) as i64);
+                s.timestamp = at.clone();
+            }
+            if k % 10 == 0 {
+                c.pipeline.status = PipelineStatus::Completed;
+                c.pipeline.end_time = Some(at.clone());
+            }
+            c
+        })
+        .collect();
+    SnapshotDelta {
+        taken_at: snap.taken_at,
+        source: snap.source.clone(),
+        connection: snap.connection.clone(),
+        health: snap.health.clone(),
+        changed,
+        removed: Vec::new(),
+        metrics: snap.metrics.clone(),
+        limits: snap.limits.clone(),
+        history: snap.history.clone(),
+        malformed: snap.malformed.clone(),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Read {
+    Full,
+    Delta(usize),
+    /// One frame's worth of events at 1,000 events/s and 30 frames a second.
+    Events,
+    Steady,
+    /// The clock moves 1 s under the time sort: every running card is measured again.
+    ElapsedTick,
+}
+
+/// Median milliseconds to apply `read` to a dashboard holding `cards` cards and draw the next
+/// frame, over `runs` runs (the input is prepared outside the timed part).
+fn read_ms(cards: usize, read: Read, runs: usize) -> f64 {
+    let snap = tui_fixtures::many_cards(cards);
+    let mut app = tui_fixtures::app();
+    app.apply(Message::Snapshot(Box::new(snap.clone())));
+    if matches!(read, Read::ElapsedTick) {
+        for _ in 0..5 {
+            app.handle_key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char('s'),
+                crossterm::event::KeyModifiers::NONE,
+            ));
+        }
+    }
+    let mut term = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    for _ in 0..3 {
+        term.draw(|f| render::draw(f, &mut app)).unwrap();
+    }
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let msgs: Vec<Message> = match read {
+            Read::Full => vec![Message::Snapshot(Box::new(snap.clone()))],
+            Read::Delta(n) => vec![Message::Delta(Box::new(changing(&snap, n, run + 1)))],
+            Read::Events => (0..34)
+                .map(|i| {
+                    Message::Event(PipelineEvent::StageUpdated {
+                        card_id: format!("card-{:06}", (run * 7_919 + i * 2_903) % cards),
+                        stage_name: "development".into(),
+                        status: StageStatus::Running,
+                        progress_percent: Some((i % 100) as i64),
+                        message: None,
+                        timestamp: artemis::model::format_naive(
+                            (tui_fixtures::now() + chrono::Duration::seconds(run as i64))
+                                .naive_utc(),
+                        ),
+                    })
+                })
+                .collect(),
+            Read::Steady => Vec::new(),
+            Read::ElapsedTick => {
+                app.now += chrono::Duration::seconds(1);
+                Vec::new()
+            }
+        };
+        let t = Instant::now();
+        for m in msgs {
+            app.apply(m);
+        }
+        term.draw(|f| render::draw(f, &mut app)).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    median(times)
+}
+
+fn scale() {
+    let cards = 100_000;
+    println!(
+        "## Reads at scale: {cards} cards, apply + next frame (160x48, TestBackend, median of 9 runs)\n"
+    );
+    println!("| read | ms | × baseline (full snapshot) |");
+    println!("|---|---:|---:|");
+    let base = read_ms(cards, Read::Full, 9);
+    println!("| full snapshot of {cards} cards (baseline) | {base:.2} | 1.00 |");
+    for (read, name) in [
+        (
+            Read::Delta(1_000),
+            "delta of 1,000 changed cards".to_owned(),
+        ),
+        (Read::Delta(10), "delta of 10 changed cards".to_owned()),
+        (
+            Read::Events,
+            "34 live events (one frame at 1,000/s)".to_owned(),
+        ),
+        (Read::Steady, "no change (steady frame)".to_owned()),
+        (
+            Read::ElapsedTick,
+            "time sort, clock + 1 s (50,000 running cards re-placed)".to_owned(),
+        ),
+    ] {
+        let ms = read_ms(cards, read, 9);
+        println!("| {name} | {ms:.2} | {:.4} |", ms / base);
     }
     println!();
 }
@@ -305,6 +443,9 @@ fn main() {
     }
     if want("views") {
         views();
+    }
+    if want("scale") {
+        scale();
     }
     if want("live") {
         live();

@@ -211,6 +211,56 @@ impl Card {
         }
     }
 
+    /// Whether this version of a card is strictly newer than `other`, a version of the same
+    /// card read or patched at another moment: what a reader holding both shows, so that a read
+    /// taken before a live event it has already applied never rolls the card back.
+    ///
+    /// Decided by what the two versions hold, in this order (each step only when it can tell):
+    /// 1. **the run**: both start times parse and differ: the later start is a later run;
+    /// 2. **finality**: in the same run a finished card is newer than an unfinished one (the
+    ///    completion is a run's last status write; only a new start un-finishes a card);
+    /// 3. **the reports**: this version is newer when it holds a later report than `other`
+    ///    (a stage stamped later than `other`'s copy of it, a stage `other` lacks, or a later
+    ///    end time) and `other` holds none later than this one.
+    ///
+    /// Anything else (the same state, times that do not parse, each version ahead in some
+    /// report) is not newer: a reader then takes the read, which also carries what events do
+    /// not (stage metadata, costs).
+    pub fn newer_than(&self, other: &Card) -> bool {
+        let (a, b) = (&self.pipeline, &other.pipeline);
+        if let (Some(x), Some(y)) = (
+            parse_timestamp(&a.start_time),
+            parse_timestamp(&b.start_time),
+        ) && x != y
+        {
+            return x > y;
+        }
+        if a.status.is_final() != b.status.is_final() {
+            return a.status.is_final();
+        }
+        let (mine, theirs) = (self.later_reports(other), other.later_reports(self));
+        mine && !theirs
+    }
+
+    /// Whether this version holds a report `other` does not have yet: a stage stamped later
+    /// than `other`'s copy (or one `other` lacks), or a later end time. Unparsable times tell
+    /// nothing.
+    fn later_reports(&self, other: &Card) -> bool {
+        let later = |a: &str, b: &str| matches!((parse_timestamp(a), parse_timestamp(b)), (Some(a), Some(b)) if a > b);
+        let ended_later = match (&self.pipeline.end_time, &other.pipeline.end_time) {
+            (Some(a), Some(b)) => later(a, b),
+            (Some(a), None) => parse_timestamp(a).is_some(),
+            _ => false,
+        };
+        ended_later
+            || self.stages.iter().any(|s| {
+                match other.stages.iter().find(|o| o.stage_name == s.stage_name) {
+                    Some(o) => later(&s.timestamp, &o.timestamp),
+                    None => parse_timestamp(&s.timestamp).is_some(),
+                }
+            })
+    }
+
     /// How many leading stages were reported in the current run (the card's stand-in for
     /// `_stages`): stamped at or after the start. All of them when the start does not parse.
     fn reported_in_run(&self, start: Option<NaiveDateTime>) -> usize {
@@ -454,5 +504,74 @@ mod tests {
             timestamp: "2026-01-02T03:00:05".into(),
         }));
         assert_eq!(card, before);
+    }
+
+    #[test]
+    fn a_card_patched_by_a_later_stage_report_is_newer_than_the_read_before_it() {
+        let read = started(3);
+        let mut patched = read.clone();
+        patched.apply_event(&stage("a", StageStatus::Running, "2026-01-02T03:00:01"));
+        assert!(patched.newer_than(&read));
+        assert!(!read.newer_than(&patched));
+        let mut later = patched.clone();
+        later.apply_event(&stage("a", StageStatus::Completed, "2026-01-02T03:00:02"));
+        assert!(later.newer_than(&patched), "a later copy of the same stage");
+    }
+
+    #[test]
+    fn a_finished_card_is_newer_than_the_same_run_unfinished() {
+        let mut running = started(1);
+        running.apply_event(&stage("a", StageStatus::Running, "2026-01-02T03:00:09"));
+        let mut done = started(1);
+        done.apply_event(&PipelineEvent::PipelineCompleted {
+            card_id: "c".into(),
+            status: PipelineStatus::Failed,
+            duration_seconds: None,
+            message: None,
+            timestamp: "2026-01-02T03:00:05".into(),
+        });
+        // Finality decides before the reports: the running copy's stage is stamped later.
+        assert!(done.newer_than(&running));
+        assert!(!running.newer_than(&done));
+    }
+
+    #[test]
+    fn a_later_run_is_newer_whatever_the_earlier_one_finished() {
+        let mut old = started(1);
+        old.apply_event(&PipelineEvent::PipelineCompleted {
+            card_id: "c".into(),
+            status: PipelineStatus::Completed,
+            duration_seconds: Some(1.0),
+            message: None,
+            timestamp: "2026-01-02T03:00:05".into(),
+        });
+        let mut rerun = old.clone();
+        rerun.apply_event(&PipelineEvent::PipelineStarted {
+            card_id: "c".into(),
+            total_stages: 2,
+            timestamp: "2026-01-02T04:00:00".into(),
+            metadata: Map::new(),
+        });
+        assert!(rerun.newer_than(&old));
+        assert!(!old.newer_than(&rerun));
+    }
+
+    #[test]
+    fn equal_conflicting_or_unparsable_versions_are_not_newer() {
+        let card = started(3);
+        assert!(!card.newer_than(&card.clone()), "the same state");
+        let mut a = card.clone();
+        a.apply_event(&stage("a", StageStatus::Running, "2026-01-02T03:00:02"));
+        a.apply_event(&stage("b", StageStatus::Running, "2026-01-02T03:00:01"));
+        let mut b = card.clone();
+        b.apply_event(&stage("b", StageStatus::Running, "2026-01-02T03:00:03"));
+        b.apply_event(&stage("a", StageStatus::Running, "2026-01-02T03:00:01"));
+        assert!(
+            !a.newer_than(&b) && !b.newer_than(&a),
+            "each ahead in one stage"
+        );
+        let mut bad = card.clone();
+        bad.apply_event(&stage("a", StageStatus::Running, "soon"));
+        assert!(!bad.newer_than(&card), "an unparsable stamp tells nothing");
     }
 }

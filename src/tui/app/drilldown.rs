@@ -28,10 +28,7 @@ impl App {
         let View::Card(v) = &self.view else {
             return None;
         };
-        if let Some(c) = self
-            .shown()
-            .and_then(|s| s.cards.iter().find(|c| c.pipeline.card_id == v.card_id))
-        {
+        if let Some(c) = self.shown_card(&v.card_id) {
             return Some((c, true));
         }
         v.last_seen.as_ref().map(|c| (c, false))

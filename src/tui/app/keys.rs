@@ -7,7 +7,7 @@ use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 
-use super::{App, CardView, Click, DOUBLE_CLICK_MS, Frozen, Row, STATUS_FILTERS, View};
+use super::{App, CardView, Click, DOUBLE_CLICK_MS, Row, STATUS_FILTERS, View};
 use crate::tui::keymap::Action;
 use crate::tui::message::Command;
 
@@ -146,12 +146,12 @@ impl App {
                 self.rows_stale = true;
             }
             Action::Freeze => {
-                if self.frozen.take().is_none() {
-                    self.frozen = Some(Box::new(Frozen {
-                        snapshot: self.live.clone(),
-                        history: self.history.clone(),
-                        at: self.now,
-                    }));
+                if self.is_frozen() {
+                    // The rows index the frozen copy, about to go.
+                    self.keep_order_before_replacing();
+                    self.frozen = None;
+                } else {
+                    self.frozen = Some(Box::new(self.freeze()));
                 }
                 self.rows_stale = true;
             }

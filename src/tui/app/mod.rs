@@ -14,6 +14,19 @@
 //!
 //! Memory stays bounded whatever Redis holds: history series are capped rings, events seen
 //! live are capped per card and in total and dropped when the card leaves Redis.
+//!
+//! **Cost follows what changes.** An incremental read ([`Message::Delta`]) changes the live
+//! cards in place, proportionally to its size (`cards.rs`), and the rows re-place only the
+//! cards that changed (`rows.rs`); a live event re-places only its card. Only a full read, a
+//! sort or filter change, and a freeze or thaw key and sort every card. Nothing a frame draws
+//! walks every card: the rows are kept, the header's counts per status are kept as cards
+//! change, and the drilldown finds its card by id.
+//!
+//! **One copy of each card.** The live snapshot holds the cards; the rows hold indices into
+//! it, and the card table an id → index map. The frozen screen is the only second copy: while
+//! frozen it holds the cards as they were at the freeze (with their index and counts), and
+//! drops them when thawed. The drilldown keeps one more copy of its one card, for when the
+//! card leaves Redis while open.
 
 mod cards;
 pub mod charts;
@@ -30,13 +43,16 @@ pub use self::events::{
 };
 pub use self::rows::{RECENT_FAILURE_SECS, Row, STATUS_FILTERS, SortKey};
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::connection::{ConnState, Health};
 use crate::model::PipelineEvent;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotDelta};
+use crate::tracker::Card;
 
-use self::cards::{CardTable, TableChange};
+use self::cards::{CardTable, StatusCounts, TableChange};
 use super::keymap::{KeyMap, Scope};
 use super::message::Message;
 use super::theme::Theme;
@@ -77,6 +93,26 @@ pub struct Frozen {
     pub history: History,
     /// When the screen was frozen.
     pub at: DateTime<Utc>,
+    /// Where each card of `snapshot` is.
+    index: HashMap<String, usize>,
+    /// The cards of `snapshot` per status.
+    counts: StatusCounts,
+}
+
+/// From this many cards on, a replaced snapshot is dropped on a thread of its own.
+const DROP_ASIDE_CARDS: usize = 50_000;
+
+/// Drops what a full read replaced (the previous snapshot and its index) off the UI task when
+/// it is large: freeing a hundred thousand cards' allocations takes tens of milliseconds,
+/// which the next frame would otherwise wait for. Small ones (and any the thread cannot be
+/// started for) are dropped here.
+fn drop_aside(old: (Option<Snapshot>, HashMap<String, usize>)) {
+    if old.1.len() < DROP_ASIDE_CARDS {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("drop-snapshot".into())
+        .spawn(move || drop(old));
 }
 
 /// The whole state of the dashboard.
@@ -90,7 +126,10 @@ pub struct App {
     pub no_color: bool,
     /// Where the data comes from (no credentials).
     pub endpoint: String,
-    /// The latest data, patched by live events.
+    /// The latest data, changed in place by incremental reads and patched by live events.
+    /// Its cards are in the card table's order (a removed card's slot takes the last card),
+    /// not sorted: [`App::rows`] gives the order. Change it only through [`App::apply`], which
+    /// keeps the table's index, counts and rows in step.
     pub live: Option<Snapshot>,
     /// Chart series of the live data.
     pub history: History,
@@ -125,15 +164,13 @@ pub struct App {
     selected_id: Option<String>,
     /// The selection stays on the first row (until the user moves it; `Home` again).
     follow_top: bool,
-    /// The card ids of [`App::rows`], in order: where a vanished selection's neighbours were.
-    row_ids: Vec<String>,
     /// The rows were rebuilt: the renderer scrolls no further than the selection needs.
     pub(crate) settle_offset: bool,
     /// First table row on screen (kept by the renderer).
     pub offset: usize,
     /// Table rows that fit on screen (set by the renderer, used by PgUp/PgDn).
     pub page: usize,
-    rows: Vec<Row>,
+    order: rows::Order,
     rows_stale: bool,
     cards: CardTable,
     /// The connection state the source tasks last reported.
@@ -198,11 +235,10 @@ impl App {
             selected: 0,
             selected_id: None,
             follow_top: true,
-            row_ids: Vec::new(),
             settle_offset: false,
             offset: 0,
             page: 10,
-            rows: Vec::new(),
+            order: rows::Order::default(),
             rows_stale: true,
             cards: CardTable::default(),
             conn: ConnState::Connecting,
@@ -264,6 +300,31 @@ impl App {
         match &self.frozen {
             Some(f) => f.snapshot.as_ref(),
             None => self.live.as_ref(),
+        }
+    }
+
+    /// The shown snapshot's cards per status, in the header strip's order (kept as cards
+    /// change, so that no frame counts them).
+    pub fn status_counts(&self) -> StatusCounts {
+        match &self.frozen {
+            Some(f) => f.counts,
+            None => self.cards.counts(),
+        }
+    }
+
+    /// The shown card with this id, found by the index (never a walk over the cards).
+    pub fn shown_card(&self, card_id: &str) -> Option<&Card> {
+        self.shown()?.cards.get(self.shown_position(card_id)?)
+    }
+
+    /// A copy of everything on screen now, for a freeze.
+    fn freeze(&self) -> Frozen {
+        Frozen {
+            snapshot: self.live.clone(),
+            history: self.history.clone(),
+            at: self.now,
+            index: self.cards.index().clone(),
+            counts: self.cards.counts(),
         }
     }
 
@@ -344,36 +405,81 @@ impl App {
         self.read_error = None;
         self.health = snap.health.clone();
         self.history.record(&snap);
-        self.cards
+        if !self.is_frozen() {
+            // The rows index the snapshot being replaced: keep what a vanished selection
+            // needs, and rebuild.
+            self.keep_order_before_replacing();
+            self.order.forget_changes();
+            self.rows_stale = true;
+        }
+        let old_index = self
+            .cards
             .take_snapshot(&mut snap, self.live.as_ref(), self.now);
+        let old = self.live.replace(snap);
+        drop_aside((old, old_index));
+        self.after_read(None);
+    }
+
+    /// Applies an incremental read in place: only the cards it names change, and only their
+    /// rows move.
+    fn apply_delta(&mut self, delta: SnapshotDelta) {
+        // Without a full read to apply it to, a delta cannot be placed; the source tasks
+        // always start with a full read.
+        let Some(live) = self.live.as_mut() else {
+            return;
+        };
+        let SnapshotDelta {
+            taken_at,
+            source,
+            connection,
+            health,
+            changed,
+            removed,
+            metrics,
+            limits,
+            history,
+            malformed,
+        } = delta;
+        self.read_error = None;
+        self.health = health.clone();
+        live.taken_at = taken_at;
+        live.source = source;
+        live.connection = connection;
+        live.health = health;
+        live.metrics = metrics;
+        live.limits = limits;
+        live.history = history;
+        if live.malformed != malformed {
+            live.malformed = malformed;
+            if self.frozen.is_none() {
+                self.order.malformed_changed();
+            }
+        }
+        self.history.record(live);
+        let gone = self.cards.apply_delta(live, changed, removed, self.now);
+        self.note_table_changes();
+        self.after_read(Some(&gone));
+    }
+
+    /// After a read: the open drilldown keeps the card as last seen, and cards that left
+    /// (all those the table no longer holds, or only `gone`) take their live events with them.
+    fn after_read(&mut self, gone: Option<&[String]>) {
         let open = match &mut self.view {
             View::Card(v) => {
-                if let Some(c) = snap.cards.iter().find(|c| c.pipeline.card_id == v.card_id) {
+                let i = self.cards.position(&v.card_id);
+                if let Some(c) = i.and_then(|i| self.live.as_ref()?.cards.get(i)) {
                     v.last_seen = Some(c.clone());
                 }
                 Some(v.card_id.clone())
             }
             View::Overview | View::Metrics => None,
         };
-        // A card that left Redis leaves the table and takes its live events with it.
+        if gone.is_some_and(|g| g.is_empty()) {
+            return;
+        }
         let cards = &self.cards;
         self.live_events
             .retain(|id| cards.contains(id) || open.as_deref() == Some(id));
-        self.live = Some(snap);
-        if !self.is_frozen() {
-            self.rows_stale = true;
-        }
-    }
-
-    fn apply_delta(&mut self, delta: crate::snapshot::SnapshotDelta) {
-        // Without a full read to apply it to, a delta cannot be placed; the source tasks
-        // always start with a full read.
-        let Some(live) = self.live.as_ref() else {
-            return;
-        };
-        let mut snap = live.clone();
-        snap.apply_delta(delta);
-        self.apply_snapshot(snap);
     }
 
     fn apply_event(&mut self, event: PipelineEvent) {
@@ -383,15 +489,10 @@ impl App {
         let Some(snap) = self.live.as_mut() else {
             return;
         };
-        let change = self.cards.apply_event(snap, &event, self.now);
-        let reorders = match change {
-            TableChange::None => false,
-            TableChange::Added => true,
-            // An event never changes a card's id, so the id order stays.
-            TableChange::Patched => self.sort != SortKey::Id,
-        };
-        if reorders && !self.is_frozen() {
-            self.rows_stale = true;
+        match self.cards.apply_event(snap, &event, self.now) {
+            // Only its card moves (or, new, is placed).
+            TableChange::Added | TableChange::Patched => self.note_table_changes(),
+            TableChange::None => {}
         }
     }
 }

@@ -1,6 +1,10 @@
 //! The overview's rows: which cards and malformed documents the filter keeps, in which order
 //! the sort puts them, and the selection that follows its card when rows move.
 //!
+//! The order is kept, not recomputed: each card's sort key is cached, and the cards a read or
+//! an event changed are taken out and put back by binary search ([`Order`]), so a poll with
+//! ten changes among 100,000 cards costs ten placements, not a sort.
+//!
 //! The selection is a card id, never a row index: cards arriving, finishing or re-sorting
 //! move rows under it and it moves with its card; a card that leaves (expired, filtered out)
 //! hands the selection to its neighbour in the old order that is still listed. Until the user
@@ -8,6 +12,7 @@
 //! `top`: the default order puts what needs attention there.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -102,6 +107,7 @@ fn status_rank(s: PipelineStatus) -> u8 {
 
 /// Which cards the overview keeps: a status (the quick filters) and a text that must occur,
 /// case-insensitively, in the id, title, status, current stage or a metadata value.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Filter<'a> {
     pub(super) text: &'a str,
@@ -130,18 +136,39 @@ fn value_matches(v: &serde_json::Value, needle: &str) -> bool {
     }
 }
 
-/// The sort key of one card, computed once per rebuild (parsing times per comparison would
-/// dominate the sort of tens of thousands of cards).
+/// Where one card sorts under the current sort and filter, computed when the card changes
+/// (parsing times per comparison would dominate sorting tens of thousands of cards) and kept
+/// per card, so that a changed card is placed by binary search among the others.
 #[derive(Debug, Clone, Copy)]
-struct Keyed {
-    index: usize,
-    /// Start time, for [`SortKey::Started`] and the running group of [`SortKey::Attention`].
-    started: Option<NaiveDateTime>,
-    /// [`SortKey::Attention`]'s group: 0 running, 1 recently failed, 2 the rest.
+struct Key {
+    /// The filter keeps the card.
+    listed: bool,
+    /// The card changed since the rows were last brought up to date: the rest of the key is
+    /// the one its row (if any) was placed by, not the card's own any more.
+    dirty: bool,
+    /// [`SortKey::Elapsed`]: the card still runs, so its time grows with the clock.
+    open: bool,
+    /// Stays last whatever the direction ([`SortKey::Started`]'s unparsable start times).
+    last: bool,
+    /// [`SortKey::Attention`]'s group (0 running, 1 recently failed, 2 the rest), or
+    /// [`SortKey::Status`]'s rank.
     group: u8,
-    /// Last activity (end, latest stage report, start), for [`SortKey::Attention`].
-    active: Option<NaiveDateTime>,
+    /// The time compared, newest first: the start ([`SortKey::Started`], and the running group
+    /// of [`SortKey::Attention`]) or the last activity (the other groups).
+    time: Option<NaiveDateTime>,
+    /// The figure compared, largest first (progress, elapsed seconds, cost).
+    num: f64,
 }
+
+const STALE: Key = Key {
+    listed: false,
+    dirty: true,
+    open: false,
+    last: false,
+    group: 0,
+    time: None,
+    num: 0.0,
+};
 
 /// The latest of a card's end time, stage reports and start time.
 fn last_activity(c: &Card) -> Option<NaiveDateTime> {
@@ -160,39 +187,164 @@ fn last_activity(c: &Card) -> Option<NaiveDateTime> {
     best
 }
 
-fn keyed(index: usize, c: &Card, sort: SortKey, now: DateTime<Utc>) -> Keyed {
-    let (mut started, mut group, mut active) = (None, 0, None);
-    match sort {
-        SortKey::Started => started = start_time(&c.pipeline.start_time),
-        SortKey::Attention => {
-            active = last_activity(c);
-            group = match c.pipeline.status {
-                PipelineStatus::Running => {
-                    started = start_time(&c.pipeline.start_time);
-                    0
-                }
-                PipelineStatus::Failed
-                    if active.is_some_and(|t| {
-                        (now.naive_utc() - t).num_seconds() < RECENT_FAILURE_SECS
-                    }) =>
-                {
-                    1
-                }
-                _ => 2,
-            };
+/// The group of [`SortKey::Attention`] a card with this status and last activity is in at
+/// `now`.
+fn attention_group(
+    status: PipelineStatus,
+    active: Option<NaiveDateTime>,
+    now: DateTime<Utc>,
+) -> u8 {
+    match status {
+        PipelineStatus::Running => 0,
+        PipelineStatus::Failed
+            if active
+                .is_some_and(|t| (now.naive_utc() - t).num_seconds() < RECENT_FAILURE_SECS) =>
+        {
+            1
         }
-        _ => {}
-    }
-    Keyed {
-        index,
-        started,
-        group,
-        active,
+        _ => 2,
     }
 }
 
-/// The rows of `snap` that `filter` keeps (malformed documents by key and reason): cards in
-/// `sort` order (ties by id), then malformed ones.
+/// What the rows are computed against, besides the cards: the filter, the sort and the clock.
+#[derive(Debug, Clone, Copy)]
+struct Context<'a> {
+    /// The filter text, lowercase.
+    needle: &'a str,
+    status: Option<PipelineStatus>,
+    sort: SortKey,
+    reverse: bool,
+    /// The clock of [`SortKey::Attention`]'s recent-failure window.
+    now: DateTime<Utc>,
+    /// The moment [`SortKey::Elapsed`] measures running cards at.
+    elapsed_at: DateTime<Utc>,
+}
+
+impl Context<'_> {
+    fn key(&self, c: &Card) -> Key {
+        let listed = self.status.is_none_or(|s| c.pipeline.status == s)
+            && (self.needle.is_empty() || card_matches(c, self.needle));
+        let mut key = Key {
+            listed,
+            dirty: false,
+            ..STALE
+        };
+        if !listed {
+            return key;
+        }
+        let p = &c.pipeline;
+        match self.sort {
+            SortKey::Attention => {
+                let active = last_activity(c);
+                key.group = attention_group(p.status, active, self.now);
+                key.time = if key.group == 0 {
+                    start_time(&p.start_time)
+                } else {
+                    active
+                };
+            }
+            SortKey::Started => {
+                key.time = start_time(&p.start_time);
+                key.last = key.time.is_none();
+            }
+            SortKey::Id => {}
+            SortKey::Status => key.group = status_rank(p.status),
+            SortKey::Progress => key.num = c.progress(),
+            SortKey::Elapsed => {
+                key.open = p.duration_seconds.is_none_or(|d| !d.is_finite())
+                    && p.end_time.is_none()
+                    && !p.status.is_final();
+                key.num = crate::format::elapsed(p, self.elapsed_at).unwrap_or(-1.0);
+            }
+            SortKey::Cost => key.num = c.cost_usd.unwrap_or(-1.0),
+        }
+        key
+    }
+
+    /// A listed card's place as plain integers, compared before the id: whether it stays
+    /// last whatever the direction, then the sort's own figures (smaller first).
+    fn rank(&self, k: &Key) -> Rank {
+        // Newest first; unknown times last within the group.
+        let newest = |t: Option<NaiveDateTime>| {
+            t.map_or(0, |t| {
+                let t = t.and_utc();
+                -(i128::from(t.timestamp()) * 1_000_000_000
+                    + i128::from(t.timestamp_subsec_nanos()))
+            })
+        };
+        // f64::total_cmp's order, largest first.
+        let largest = |x: f64| {
+            let b = x.to_bits() as i64;
+            -i128::from(b ^ (((b >> 63) as u64) >> 1) as i64)
+        };
+        match self.sort {
+            SortKey::Attention => Rank(
+                false,
+                k.group * 2 + u8::from(k.time.is_none()),
+                newest(k.time),
+            ),
+            SortKey::Started => Rank(k.last, 0, newest(k.time)),
+            SortKey::Id => Rank(false, 0, 0),
+            SortKey::Status => Rank(false, k.group, 0),
+            SortKey::Progress | SortKey::Elapsed | SortKey::Cost => Rank(false, 0, largest(k.num)),
+        }
+    }
+
+    /// The order of two listed cards from their ranks: the sort's, ties by id; reversed but
+    /// for what stays last.
+    fn order(&self, a: &Rank, x: &Card, b: &Rank, y: &Card) -> Ordering {
+        a.0.cmp(&b.0).then_with(|| {
+            let ord = (a.1, a.2)
+                .cmp(&(b.1, b.2))
+                .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
+            if self.reverse { ord.reverse() } else { ord }
+        })
+    }
+
+    /// The order of two listed cards: the sort's, ties by id.
+    fn cmp(&self, (a, x): (&Key, &Card), (b, y): (&Key, &Card)) -> Ordering {
+        self.order(&self.rank(a), x, &self.rank(b), y)
+    }
+}
+
+/// A card's place under a sort (see [`Context::rank`]).
+#[derive(Debug, Clone, Copy)]
+struct Rank(bool, u8, i128);
+
+/// Malformed documents the filter keeps (only without a status filter: they have none).
+fn malformed_rows(snap: &Snapshot, ctx: &Context<'_>) -> impl Iterator<Item = Row> {
+    let needle = ctx.needle;
+    snap.malformed
+        .iter()
+        .enumerate()
+        .filter(move |_| ctx.status.is_none())
+        .filter(move |(_, m)| {
+            needle.is_empty()
+                || m.key.to_lowercase().contains(needle)
+                || m.reason.to_lowercase().contains(needle)
+        })
+        .map(|(i, _)| Row::Malformed(i))
+}
+
+/// Every card's key and the rows of `snap` in order, from scratch: the cards the filter keeps
+/// in sort order (ties by id), then the malformed documents it keeps.
+fn full_order(snap: &Snapshot, ctx: &Context<'_>) -> (Vec<Key>, Vec<Row>, usize) {
+    let keys: Vec<Key> = snap.cards.iter().map(|c| ctx.key(c)).collect();
+    // Sorted by ranks held beside their indices: the comparisons read no card but on ties.
+    let mut listed: Vec<(Rank, usize)> = (0..keys.len())
+        .filter(|&i| keys[i].listed)
+        .map(|i| (ctx.rank(&keys[i]), i))
+        .collect();
+    listed.sort_unstable_by(|(a, i), (b, j)| ctx.order(a, &snap.cards[*i], b, &snap.cards[*j]));
+    let cards = listed.len();
+    let mut rows: Vec<Row> = listed.into_iter().map(|(_, i)| Row::Card(i)).collect();
+    rows.extend(malformed_rows(snap, ctx));
+    (keys, rows, cards)
+}
+
+/// The rows of `snap` that `filter` keeps: cards in `sort` order (ties by id), then malformed
+/// documents (by key and reason). The reference the incremental upkeep is tested against.
+#[cfg(test)]
 pub(super) fn visible_rows(
     snap: &Snapshot,
     filter: Filter<'_>,
@@ -201,53 +353,562 @@ pub(super) fn visible_rows(
     now: DateTime<Utc>,
 ) -> Vec<Row> {
     let needle = filter.text.to_lowercase();
-    let mut cards: Vec<Keyed> = snap
-        .cards
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| filter.status.is_none_or(|s| c.pipeline.status == s))
-        .filter(|(_, c)| needle.is_empty() || card_matches(c, &needle))
-        .map(|(i, c)| keyed(i, c, sort, now))
-        .collect();
-    cards.sort_by(|a, b| {
-        let (x, y) = (&snap.cards[a.index], &snap.cards[b.index]);
-        // Unparsable start times stay last whatever the direction.
-        let unknown = match sort {
-            SortKey::Started => a.started.is_none().cmp(&b.started.is_none()),
-            _ => Ordering::Equal,
-        };
-        unknown.then_with(|| {
-            let ord = match sort {
-                SortKey::Attention => a.group.cmp(&b.group).then_with(|| {
-                    let (ta, tb) = if a.group == 0 {
-                        (a.started, b.started)
-                    } else {
-                        (a.active, b.active)
-                    };
-                    // Newest first; unknown times last within the group.
-                    ta.is_none().cmp(&tb.is_none()).then(tb.cmp(&ta))
-                }),
-                _ => compare(sort, x, y, (a.started, b.started), now),
-            }
-            .then_with(|| x.pipeline.card_id.cmp(&y.pipeline.card_id));
-            if reverse { ord.reverse() } else { ord }
-        })
-    });
-    let mut rows: Vec<Row> = cards.into_iter().map(|k| Row::Card(k.index)).collect();
-    if filter.status.is_none() {
-        rows.extend(
-            snap.malformed
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| {
-                    needle.is_empty()
-                        || m.key.to_lowercase().contains(&needle)
-                        || m.reason.to_lowercase().contains(&needle)
-                })
-                .map(|(i, _)| Row::Malformed(i)),
-        );
+    let ctx = Context {
+        needle: &needle,
+        status: filter.status,
+        sort,
+        reverse,
+        now,
+        elapsed_at: now,
+    };
+    full_order(snap, &ctx).1
+}
+
+/// The overview's rows kept in order between full rebuilds.
+///
+/// A full rebuild (a new full snapshot, a sort or filter change, a freeze or thaw) keys and
+/// sorts every card. Between them, the slots the card table reports changed are marked
+/// stale; the next look at the rows takes their rows out, keys them again and merges them
+/// back by binary search: O(changed · log n) comparisons plus one copy of the row list,
+/// however many events or delta cards arrived since the last frame.
+///
+/// The clock moves cards too, and is handled without a full sort: under
+/// [`SortKey::Attention`] the recently-failed group (contiguous in the order) is checked
+/// whenever the clock moves and the cards that aged out of it are re-placed; under
+/// [`SortKey::Elapsed`] running cards are measured at one moment, moved forward once a second
+/// (all running cards re-placed; their order among themselves never changes, only against
+/// finished ones). A clock that goes back rebuilds.
+#[derive(Debug)]
+pub(super) struct Order {
+    rows: Vec<Row>,
+    /// How many of `rows` are cards (the malformed rows follow them).
+    cards: usize,
+    /// One per card of the shown snapshot (longer while removed slots wait for the next
+    /// upkeep).
+    keys: Vec<Key>,
+    /// Slots changed since the rows were last brought up to date, with the id each held then
+    /// (`None`: a new slot), so that the old order can still be read by id.
+    changed: HashMap<usize, Option<String>>,
+    /// Slots whose card is unchanged but whose key moved with the clock (the time sort's
+    /// running cards).
+    retimed: Vec<usize>,
+    /// The malformed list was replaced by an incremental read.
+    malformed_changed: bool,
+    /// The filter text the keys were computed with, lowercase.
+    needle: String,
+    /// The clock [`SortKey::Attention`]'s groups hold for.
+    keyed_at: DateTime<Utc>,
+    /// The moment [`SortKey::Elapsed`] measures running cards at.
+    elapsed_at: DateTime<Utc>,
+    /// The ids of the rows as last shown, when the snapshot they index was replaced before
+    /// the next rebuild (a vanished selection's neighbours are looked up in it).
+    before: Option<Vec<String>>,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Self {
+            rows: Vec::new(),
+            cards: 0,
+            keys: Vec::new(),
+            changed: HashMap::new(),
+            retimed: Vec::new(),
+            malformed_changed: false,
+            needle: String::new(),
+            keyed_at: DateTime::<Utc>::MIN_UTC,
+            elapsed_at: DateTime::<Utc>::MIN_UTC,
+            before: None,
+        }
     }
-    rows
+}
+
+/// How often [`SortKey::Elapsed`] measures running cards again.
+const ELAPSED_STEP_MS: i64 = 1000;
+
+/// From one changed card per this many kept ones, changed cards are merged in one pass over
+/// the rows instead of each by binary search.
+const LINEAR_MERGE_RATIO: usize = 16;
+
+/// Up to this many changed cards move in place (each a binary search and a shift of the rows
+/// between its old and new place); more are merged in one pass over the rows.
+const IN_PLACE_MAX: usize = 64;
+
+impl Order {
+    /// Notes that the card in slot `i` changed; `before` is the id it held (first note wins).
+    pub(super) fn changed(&mut self, i: usize, before: Option<String>) {
+        if i >= self.keys.len() {
+            self.keys.resize(i + 1, STALE);
+        }
+        self.keys[i].dirty = true;
+        self.changed.entry(i).or_insert(before);
+    }
+
+    /// Notes that the malformed list changed.
+    pub(super) fn malformed_changed(&mut self) {
+        self.malformed_changed = true;
+    }
+
+    /// Forgets the slots noted changed: the rows will be rebuilt for another snapshot.
+    pub(super) fn forget_changes(&mut self) {
+        self.changed.clear();
+        self.retimed.clear();
+    }
+
+    /// Notes the cards of the recently failed group (contiguous in [`SortKey::Attention`]'s
+    /// order) whose failure aged out of [`RECENT_FAILURE_SECS`] by `self.keyed_at`.
+    fn note_aged_failures(&mut self, snap: &Snapshot, reverse: bool) {
+        let keys = &self.keys;
+        let group = |r: &Row| match r {
+            Row::Card(j) => keys[*j].group,
+            Row::Malformed(_) => u8::MAX,
+        };
+        let rows = &self.rows[..self.cards];
+        let (from, to) = if reverse {
+            (
+                rows.partition_point(|r| group(r) > 1),
+                rows.partition_point(|r| group(r) >= 1),
+            )
+        } else {
+            (
+                rows.partition_point(|r| group(r) < 1),
+                rows.partition_point(|r| group(r) <= 1),
+            )
+        };
+        let now = self.keyed_at;
+        let aged: Vec<(usize, String)> = rows[from..to.max(from)]
+            .iter()
+            .filter_map(|r| match r {
+                Row::Card(j) => Some(*j),
+                Row::Malformed(_) => None,
+            })
+            .filter_map(|j| {
+                let (k, c) = (&keys[j], snap.cards.get(j)?);
+                let moved = !k.dirty && attention_group(c.pipeline.status, k.time, now) != k.group;
+                moved.then(|| (j, c.pipeline.card_id.clone()))
+            })
+            .collect();
+        for (j, id) in aged {
+            self.changed(j, Some(id));
+        }
+    }
+
+    /// Notes every running card of [`SortKey::Elapsed`]: `self.elapsed_at` moved on.
+    fn note_running(&mut self, snap: &Snapshot) {
+        // The same cards in the same slots: no id to remember, only the key to compute again.
+        for j in 0..self.keys.len().min(snap.cards.len()) {
+            let k = &mut self.keys[j];
+            if k.open && !k.dirty {
+                k.dirty = true;
+                self.retimed.push(j);
+            }
+        }
+    }
+
+    /// Moves each changed card (`fresh`: slot and new key; every slot still holds the card it
+    /// held) from its row to where its new key puts it, keeping the rows sorted by the keys
+    /// held at every step. Returns `false` when a card's row is not where its old key says
+    /// (only possible with duplicate ids): the rows are then to be rebuilt.
+    fn shift_in_place(
+        &mut self,
+        snap: &Snapshot,
+        ctx: &Context<'_>,
+        fresh: &[(usize, Key)],
+    ) -> bool {
+        let at_old = |order: &Self, i: usize| -> Option<usize> {
+            let key = order.keys[i];
+            if !key.listed {
+                return None;
+            }
+            let rows = &order.rows[..order.cards];
+            let p = rows.partition_point(|r| order.before(r, (&key, &snap.cards[i]), snap, ctx));
+            (rows.get(p) == Some(&Row::Card(i))).then_some(p)
+        };
+        for &(i, key) in fresh {
+            let card = &snap.cards[i];
+            let old = at_old(self, i);
+            if old.is_none() && self.keys[i].listed {
+                return false;
+            }
+            match (old, key.listed) {
+                (Some(p), true) => {
+                    let rows = &self.rows[..self.cards];
+                    let above = |r: &Row| self.before(r, (&key, card), snap, ctx);
+                    if p > 0 && !above(&rows[p - 1]) {
+                        let q = rows[..p].partition_point(above);
+                        self.rows[q..=p].rotate_right(1);
+                    } else if p + 1 < rows.len() && above(&rows[p + 1]) {
+                        let q = p + 1 + rows[p + 1..].partition_point(above);
+                        self.rows[p..q].rotate_left(1);
+                    }
+                }
+                (Some(p), false) => {
+                    self.rows.remove(p);
+                    self.cards -= 1;
+                }
+                (None, true) => {
+                    let q = self.rows[..self.cards]
+                        .partition_point(|r| self.before(r, (&key, card), snap, ctx));
+                    self.rows.insert(q, Row::Card(i));
+                    self.cards += 1;
+                }
+                (None, false) => {}
+            }
+            self.keys[i] = key;
+        }
+        true
+    }
+
+    /// Whether the card row `r` sorts before a card with `key`, by the key `r` is held at.
+    fn before(
+        &self,
+        r: &Row,
+        (key, card): (&Key, &Card),
+        snap: &Snapshot,
+        ctx: &Context<'_>,
+    ) -> bool {
+        match r {
+            Row::Card(j) => {
+                ctx.cmp((&self.keys[*j], &snap.cards[*j]), (key, card)) == Ordering::Less
+            }
+            Row::Malformed(_) => false,
+        }
+    }
+
+    /// The id the card row `row` stood for when the rows were last brought up to date.
+    fn old_id<'a>(&'a self, row: &Row, snap: &'a Snapshot) -> Option<&'a str> {
+        let Row::Card(j) = row else {
+            return None;
+        };
+        match self.changed.get(j) {
+            Some(before) => before.as_deref(),
+            None => snap.cards.get(*j).map(|c| c.pipeline.card_id.as_str()),
+        }
+    }
+
+    /// The row now showing the card in slot `i`, found by its key.
+    fn row_of(&self, i: usize, snap: &Snapshot, ctx: &Context<'_>) -> Option<usize> {
+        let (key, card) = (self.keys.get(i)?, snap.cards.get(i)?);
+        if !key.listed || key.dirty {
+            return None;
+        }
+        let rows = &self.rows[..self.cards];
+        let at = rows.partition_point(|r| match r {
+            Row::Card(j) => {
+                ctx.cmp((&self.keys[*j], &snap.cards[*j]), (key, card)) == Ordering::Less
+            }
+            Row::Malformed(_) => false,
+        });
+        (rows.get(at) == Some(&Row::Card(i))).then_some(at)
+    }
+}
+
+impl App {
+    fn context(&self) -> Context<'_> {
+        self.context_with(&self.order.needle)
+    }
+
+    /// The context of the rows with the filter text `needle` (lowercase).
+    fn context_with<'a>(&self, needle: &'a str) -> Context<'a> {
+        Context {
+            needle,
+            status: self.status_filter,
+            sort: self.sort,
+            reverse: self.reverse,
+            now: self.order.keyed_at,
+            elapsed_at: self.order.elapsed_at,
+        }
+    }
+
+    /// Where the shown snapshot holds `card_id`.
+    pub(super) fn shown_position(&self, card_id: &str) -> Option<usize> {
+        match &self.frozen {
+            Some(f) => f.index.get(card_id).copied(),
+            None => self.cards.position(card_id),
+        }
+    }
+
+    /// The overview's rows after filter and sort (brought up to date only when something
+    /// changed, and then by what changed).
+    pub fn rows(&mut self) -> &[Row] {
+        if self.rows_stale {
+            self.rebuild_rows();
+        } else if !self.is_frozen() {
+            self.update_rows();
+        }
+        &self.order.rows
+    }
+
+    /// Up to `n` rows from `offset`, as last computed by [`App::rows`].
+    pub fn rows_slice(&self, offset: usize, n: usize) -> &[Row] {
+        let rows = &self.order.rows;
+        let end = offset.saturating_add(n).min(rows.len());
+        &rows[offset.min(end)..end]
+    }
+
+    /// Keeps the ids of the rows on screen before the snapshot they index is replaced, so that
+    /// a selection that vanishes with it can still go to its neighbour (only while the cursor
+    /// is the user's: on the top row it stays there).
+    pub(super) fn keep_order_before_replacing(&mut self) {
+        if self.follow_top || self.selected_id.is_none() || self.order.before.is_some() {
+            return;
+        }
+        let Some(snap) = self.shown() else {
+            return;
+        };
+        let ids = self
+            .order
+            .rows
+            .iter()
+            .filter_map(|r| self.order.old_id(r, snap).map(str::to_owned))
+            .collect();
+        self.order.before = Some(ids);
+    }
+
+    /// Notes what the card table changed, for the next upkeep of the rows (nothing while
+    /// frozen: the rows show the frozen copy, rebuilt when thawed).
+    pub(super) fn note_table_changes(&mut self) {
+        let touched = self.cards.take_touched();
+        if self.is_frozen() {
+            return;
+        }
+        for (i, before) in touched {
+            self.order.changed(i, before);
+        }
+    }
+
+    /// Keys and sorts every card again.
+    fn rebuild_rows(&mut self) {
+        self.rows_stale = false;
+        self.order.needle = self.filter.to_lowercase();
+        self.order.keyed_at = self.now;
+        self.order.elapsed_at = self.now;
+        let before = self.order.before.take();
+        let Some(snap) = self.shown() else {
+            self.order.rows.clear();
+            self.order.keys.clear();
+            self.order.cards = 0;
+            self.order.forget_changes();
+            return;
+        };
+        let (keys, rows, cards) = full_order(snap, &self.context());
+        let old_rows = std::mem::replace(&mut self.order.rows, rows);
+        self.order.keys = keys;
+        self.order.cards = cards;
+        let followed = self.followed(&old_rows, before.as_deref());
+        self.order.forget_changes();
+        self.order.malformed_changed = false;
+        self.settle_selection(followed);
+    }
+
+    /// Brings the rows up to date with the cards changed and the clock moved since the last
+    /// look, re-placing only those cards.
+    fn update_rows(&mut self) {
+        let now = self.now;
+        if now < self.order.keyed_at || now < self.order.elapsed_at {
+            self.rebuild_rows();
+            return;
+        }
+        let Some(snap) = self.live.as_ref() else {
+            return;
+        };
+        let order = &mut self.order;
+        if self.sort == SortKey::Attention && now != order.keyed_at {
+            order.keyed_at = now;
+            order.note_aged_failures(snap, self.reverse);
+        }
+        if self.sort == SortKey::Elapsed
+            && (now - order.elapsed_at).num_milliseconds() >= ELAPSED_STEP_MS
+        {
+            order.elapsed_at = now;
+            order.note_running(snap);
+        }
+        if order.changed.is_empty() && order.retimed.is_empty() && !order.malformed_changed {
+            return;
+        }
+        let needle = std::mem::take(&mut self.order.needle);
+        let ctx = self.context_with(&needle);
+        let order = &self.order;
+        let retimed = order
+            .retimed
+            .iter()
+            .filter(|i| !order.changed.contains_key(i));
+        let fresh: Vec<(usize, Key)> = order
+            .changed
+            .keys()
+            .chain(retimed)
+            .filter(|&&i| i < snap.cards.len())
+            .map(|&i| (i, ctx.key(&snap.cards[i])))
+            .collect();
+        // A few cards that are still the cards their slots held (live events, a small delta
+        // without arrivals or departures) move in place: a binary search and a shift each.
+        let selection_stays = self.follow_top
+            || self.selected_id.as_deref().is_none_or(|id| {
+                let at = self.cards.position(id);
+                fresh.iter().all(|(i, k)| Some(*i) != at || k.listed)
+            });
+        let in_place = selection_stays
+            && fresh.len() <= IN_PLACE_MAX
+            && self.order.changed.iter().all(|(i, before)| {
+                before.as_deref() == snap.cards.get(*i).map(|c| c.pipeline.card_id.as_str())
+            });
+        if in_place {
+            if !self.order.shift_in_place(snap, &ctx, &fresh) {
+                self.order.needle = needle;
+                self.rebuild_rows();
+                return;
+            }
+            if self.order.malformed_changed {
+                let tail: Vec<Row> = malformed_rows(snap, &ctx).collect();
+                let order = &mut self.order;
+                order.rows.truncate(order.cards);
+                order.rows.extend(tail);
+            }
+            self.order.needle = needle;
+            let followed = self.followed(&[], None);
+            self.order.forget_changes();
+            self.order.malformed_changed = false;
+            self.settle_selection(followed);
+            return;
+        }
+        let order = &self.order;
+        // The unchanged cards keep their order; the changed ones are taken out, in the order
+        // their rows had (so that many cards whose order among themselves held, like running
+        // cards measured again, sort in about one pass), and put back where their keys say.
+        let mut rest: Vec<Row> = Vec::with_capacity(order.cards);
+        let mut had_rows: Vec<usize> = Vec::new();
+        for r in &order.rows[..order.cards] {
+            if let Row::Card(j) = r {
+                if order.keys[*j].dirty {
+                    had_rows.push(*j);
+                } else {
+                    rest.push(*r);
+                }
+            }
+        }
+        let new_key: HashMap<usize, Key> = fresh.iter().copied().collect();
+        let had: std::collections::HashSet<usize> = had_rows.iter().copied().collect();
+        let mut placed: Vec<(usize, Key)> = had_rows
+            .iter()
+            .filter_map(|j| new_key.get(j).map(|k| (*j, *k)))
+            .chain(fresh.iter().copied().filter(|(j, _)| !had.contains(j)))
+            .filter(|(_, k)| k.listed)
+            .collect();
+        placed.sort_by(|(i, a), (j, b)| ctx.cmp((a, &snap.cards[*i]), (b, &snap.cards[*j])));
+        let mut rows = Vec::with_capacity(rest.len() + placed.len() + snap.malformed.len());
+        let held = |r: &Row, (i, key): &(usize, Key)| match r {
+            Row::Card(j) => {
+                ctx.cmp((&order.keys[*j], &snap.cards[*j]), (key, &snap.cards[*i]))
+                    == Ordering::Less
+            }
+            Row::Malformed(_) => false,
+        };
+        if placed.len() * LINEAR_MERGE_RATIO >= rest.len() {
+            // Many: one pass over both.
+            let mut kept = rest.iter().peekable();
+            for p in &placed {
+                while let Some(r) = kept.next_if(|r| held(r, p)) {
+                    rows.push(*r);
+                }
+                rows.push(Row::Card(p.0));
+            }
+            rows.extend(kept);
+        } else {
+            let mut from = 0;
+            for p in &placed {
+                let at = from + rest[from..].partition_point(|r| held(r, p));
+                rows.extend_from_slice(&rest[from..at]);
+                rows.push(Row::Card(p.0));
+                from = at;
+            }
+            rows.extend_from_slice(&rest[from..]);
+        }
+        let cards = rows.len();
+        if order.malformed_changed {
+            rows.extend(malformed_rows(snap, &ctx));
+        } else {
+            rows.extend_from_slice(&order.rows[order.cards..]);
+        }
+        let cards_len = snap.cards.len();
+        let order = &mut self.order;
+        order.needle = needle;
+        for (i, key) in fresh {
+            order.keys[i] = key;
+        }
+        order.keys.truncate(cards_len);
+        let old_rows = std::mem::replace(&mut order.rows, rows);
+        order.cards = cards;
+        let followed = self.followed(&old_rows, None);
+        self.order.forget_changes();
+        self.order.malformed_changed = false;
+        self.settle_selection(followed);
+    }
+
+    /// Where the selection goes in the new rows: its card's row, or else the row of its
+    /// nearest neighbour in the old order (`old_rows`, read through the changes noted, or the
+    /// ids kept in `before`) that is still listed, the next one first.
+    fn followed(&self, old_rows: &[Row], before: Option<&[String]>) -> Option<usize> {
+        if self.follow_top {
+            return Some(0);
+        }
+        let id = self.selected_id.as_deref()?;
+        let snap = self.shown()?;
+        let ctx = self.context();
+        let row_of = |id: &str| self.order.row_of(self.shown_position(id)?, snap, &ctx);
+        if let Some(at) = row_of(id) {
+            return Some(at);
+        }
+        // Gone: its neighbour in the old order (the next one, else the previous one) that is
+        // still listed.
+        match before {
+            Some(ids) => {
+                let at = ids.iter().position(|o| o == id)?;
+                let after = ids[at + 1..].iter();
+                after.chain(ids[..at].iter().rev()).find_map(|o| row_of(o))
+            }
+            None => {
+                let old = |r: &Row| self.order.old_id(r, snap);
+                let at = match old_rows.get(self.selected).and_then(old) {
+                    Some(o) if o == id => self.selected,
+                    _ => old_rows.iter().position(|r| old(r) == Some(id))?,
+                };
+                let after = old_rows[at + 1..].iter();
+                after
+                    .chain(old_rows[..at].iter().rev())
+                    .filter_map(old)
+                    .find_map(row_of)
+            }
+        }
+    }
+
+    fn settle_selection(&mut self, followed: Option<usize>) {
+        if let Some(pos) = followed {
+            self.selected = pos;
+        }
+        self.selected = self.selected.min(self.order.rows.len().saturating_sub(1));
+        // Rows moved under the cursor: scroll no further down than the selection needs, so
+        // the top of the order (running cards, recent failures) stays in sight with it.
+        self.settle_offset = true;
+        self.remember_selection();
+    }
+
+    /// Notes which card the cursor is on, so that it can follow the card when rows move.
+    pub(super) fn remember_selection(&mut self) {
+        self.selected_id = match (self.order.rows.get(self.selected), self.shown()) {
+            (Some(Row::Card(i)), Some(s)) => s.cards.get(*i).map(|c| c.pipeline.card_id.clone()),
+            _ => None,
+        };
+    }
+
+    /// The card under the cursor.
+    pub fn selected_card(&mut self) -> Option<&Card> {
+        // Bring the rows up to date first: that moves the selection to its card's new row.
+        self.rows();
+        let row = *self.order.rows.get(self.selected)?;
+        match row {
+            Row::Card(i) => self.shown()?.cards.get(i),
+            Row::Malformed(_) => None,
+        }
+    }
 }
 
 /// [`parse_timestamp`], with a quick path for the shape writers use
@@ -290,113 +951,6 @@ fn quick_timestamp(s: &str) -> Option<NaiveDateTime> {
         sec,
         nanos,
     )
-}
-
-/// One column's order of two cards (`started`: their parsed start times, for
-/// [`SortKey::Started`]).
-fn compare(
-    sort: SortKey,
-    x: &Card,
-    y: &Card,
-    started: (Option<NaiveDateTime>, Option<NaiveDateTime>),
-    now: DateTime<Utc>,
-) -> Ordering {
-    match sort {
-        // Ordered by the caller, which has the groups.
-        SortKey::Attention => Ordering::Equal,
-        SortKey::Started => started.1.cmp(&started.0),
-        SortKey::Id => x.pipeline.card_id.cmp(&y.pipeline.card_id),
-        SortKey::Status => status_rank(x.pipeline.status).cmp(&status_rank(y.pipeline.status)),
-        SortKey::Progress => y.progress().total_cmp(&x.progress()),
-        SortKey::Elapsed => crate::format::elapsed(&y.pipeline, now)
-            .unwrap_or(-1.0)
-            .total_cmp(&crate::format::elapsed(&x.pipeline, now).unwrap_or(-1.0)),
-        SortKey::Cost => y
-            .cost_usd
-            .unwrap_or(-1.0)
-            .total_cmp(&x.cost_usd.unwrap_or(-1.0)),
-    }
-}
-
-impl App {
-    /// The overview's rows after filter and sort (recomputed only when something changed).
-    pub fn rows(&mut self) -> &[Row] {
-        if self.rows_stale {
-            self.rebuild_rows();
-        }
-        &self.rows
-    }
-
-    /// Up to `n` rows from `offset`, as last computed by [`App::rows`].
-    pub fn rows_slice(&self, offset: usize, n: usize) -> &[Row] {
-        let end = offset.saturating_add(n).min(self.rows.len());
-        &self.rows[offset.min(end)..end]
-    }
-
-    fn rebuild_rows(&mut self) {
-        self.rows_stale = false;
-        let Some(snap) = self.shown() else {
-            self.rows.clear();
-            return;
-        };
-        let filter = Filter {
-            text: &self.filter,
-            status: self.status_filter,
-        };
-        let rows = visible_rows(snap, filter, self.sort, self.reverse, self.now);
-        let id_of = |r: &Row| match r {
-            Row::Card(i) => snap.cards.get(*i).map(|c| c.pipeline.card_id.as_str()),
-            Row::Malformed(_) => None,
-        };
-        let pos_of = |id: &str| rows.iter().position(|r| id_of(r) == Some(id));
-        let followed = if self.follow_top {
-            Some(0)
-        } else {
-            self.selected_id.as_deref().and_then(|id| {
-                pos_of(id).or_else(|| {
-                    // Gone: its neighbour in the old order (the next one, else the previous
-                    // one) that is still listed.
-                    let old = self.row_ids.iter().position(|o| o == id)?;
-                    let after = self.row_ids[old + 1..].iter();
-                    let before = self.row_ids[..old].iter().rev();
-                    after.chain(before).find_map(|o| pos_of(o))
-                })
-            })
-        };
-        let row_ids = rows
-            .iter()
-            .filter_map(|r| id_of(r).map(str::to_owned))
-            .collect();
-        self.rows = rows;
-        self.row_ids = row_ids;
-        if let Some(pos) = followed {
-            self.selected = pos;
-        }
-        self.selected = self.selected.min(self.rows.len().saturating_sub(1));
-        // Rows moved under the cursor: scroll no further down than the selection needs, so
-        // the top of the order (running cards, recent failures) stays in sight with it.
-        self.settle_offset = true;
-        self.remember_selection();
-    }
-
-    /// Notes which card the cursor is on, so that it can follow the card when rows move.
-    pub(super) fn remember_selection(&mut self) {
-        self.selected_id = match (self.rows.get(self.selected), self.shown()) {
-            (Some(Row::Card(i)), Some(s)) => s.cards.get(*i).map(|c| c.pipeline.card_id.clone()),
-            _ => None,
-        };
-    }
-
-    /// The card under the cursor.
-    pub fn selected_card(&mut self) -> Option<&Card> {
-        // Rebuild first: a rebuild moves the selection to its card's new row.
-        self.rows();
-        let row = *self.rows.get(self.selected)?;
-        match row {
-            Row::Card(i) => self.shown()?.cards.get(i),
-            Row::Malformed(_) => None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -136,23 +136,6 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-/// The cards per status, in the strip's order.
-pub fn status_counts(cards: &[crate::tracker::Card]) -> [(PipelineStatus, usize); 5] {
-    let mut counts = [
-        (PipelineStatus::Queued, 0),
-        (PipelineStatus::Running, 0),
-        (PipelineStatus::Completed, 0),
-        (PipelineStatus::Failed, 0),
-        (PipelineStatus::Cancelled, 0),
-    ];
-    for c in cards {
-        if let Some(n) = counts.iter_mut().find(|(s, _)| *s == c.pipeline.status) {
-            n.1 += 1;
-        }
-    }
-    counts
-}
-
 fn strip_name(status: PipelineStatus, strip: Strip) -> &'static str {
     match (strip, status) {
         (Strip::Full, s) => s.as_str(),
@@ -225,7 +208,7 @@ fn spans(app: &App, shape: Shape) -> Vec<Span<'static>> {
             _ => " cards:",
         };
         spans.push(Span::styled(format!("{n}{noun} "), t.text));
-        for (i, (status, count)) in status_counts(&s.cards).into_iter().enumerate() {
+        for (i, (status, count)) in app.status_counts().into_iter().enumerate() {
             if i > 0 {
                 let gap = if shape.strip == Strip::Letters {
                     " "
