@@ -108,7 +108,7 @@ pub async fn read_snapshot_tracked(
 /// Applied to the previous read's snapshot ([`Snapshot::apply_delta`]) it gives what a full
 /// read would, except what only a full read sees ([`ReadCursor`]). A card whose attributed
 /// cost moves (its completion entered or left the recent completions) is read again, so
-/// [`attribute_costs`] agrees with a full read.
+/// the cost attribution agrees with a full read.
 pub async fn read_snapshot_delta(
     backend: &Backend,
     now: DateTime<Utc>,
