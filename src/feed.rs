@@ -178,13 +178,12 @@ impl Feed for StorageFeed {
         // Taken before the read: a reconnect during it makes the next poll full.
         let since = self.connected_since();
         let kind = self.read_due(&st, since, full);
-        if kind == ReadKind::Audit {
-            if let Some(delta) =
+        if kind == ReadKind::Audit
+            && let Some(delta) =
                 read_snapshot_audit(&self.backend, now, window, &mut st.cursor).await?
-            {
-                st.last_full = Some(std::time::Instant::now());
-                return Ok(Update::Delta(Box::new(delta)));
-            }
+        {
+            st.last_full = Some(std::time::Instant::now());
+            return Ok(Update::Delta(Box::new(delta)));
         }
         if kind == ReadKind::Changes {
             // Taken out for the read, put back if it fails.

@@ -167,7 +167,12 @@ async fn read_delta(
             let hints = ChangeHints { named, recheck };
             backend.tracker().read_changes(cards_cursor, hints).await?
         }
-        CardsDelta::Audit => backend.tracker().audit_cards(cards_cursor, &recheck).await?,
+        CardsDelta::Audit => {
+            backend
+                .tracker()
+                .audit_cards(cards_cursor, &recheck)
+                .await?
+        }
     };
     let Some(changes) = changes else {
         return Ok(None);

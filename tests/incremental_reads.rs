@@ -357,7 +357,10 @@ async fn the_periodic_audit_sends_only_the_cards_that_differ() {
     held.take(poll(&feed, true).await);
     let store = backend.tracker();
     for card in ["steady", "touched"] {
-        store.start_pipeline(&start(card, Utc::now())).await.unwrap();
+        store
+            .start_pipeline(&start(card, Utc::now()))
+            .await
+            .unwrap();
         store
             .update_stage(&report(card, 5, Utc::now()))
             .await
@@ -421,7 +424,10 @@ async fn after_the_periodic_audit_the_held_snapshot_is_a_full_reads() {
     held.take(poll(&feed, true).await);
     let store = backend.tracker();
     for card in ["a", "b", "c", "d"] {
-        store.start_pipeline(&start(card, Utc::now())).await.unwrap();
+        store
+            .start_pipeline(&start(card, Utc::now()))
+            .await
+            .unwrap();
         store
             .update_stage(&report(card, 5, Utc::now()))
             .await
@@ -726,9 +732,24 @@ async fn a_card_whose_document_stops_parsing_leaves_and_is_listed_until_it_is_re
 
 #[tokio::test]
 async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card() {
+    a_cost_recorded_later_reaches_the_held_card(false).await;
+}
+
+#[tokio::test]
+async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card_at_the_audit() {
+    a_cost_recorded_later_reaches_the_held_card(true).await;
+}
+
+/// The completion's cost comes after the card completed; the next read (a read of changes,
+/// or the periodic audit) sends the card again with it.
+async fn a_cost_recorded_later_reaches_the_held_card(audit: bool) {
     use artemis::metrics::PipelineCompletionRecord;
     let server = RedisServer::start();
-    let settings = polling(server.settings());
+    let settings = if audit {
+        auditing(server.settings())
+    } else {
+        polling(server.settings())
+    };
     let backend = Backend::redis(settings.clone()).await.unwrap();
     let store = backend.tracker();
     store
@@ -762,7 +783,13 @@ async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card() {
         })
         .await
         .unwrap();
-    held.take(poll(&feed, false).await);
+    if audit {
+        let delta = audit_poll(&feed).await;
+        assert_eq!(changed_ids(&delta), vec!["costly"]);
+        held.take(Update::Delta(delta));
+    } else {
+        held.take(poll(&feed, false).await);
+    }
     assert_eq!(held.deltas, 1);
     assert_eq!(held.cards()[0].cost_usd, Some(0.75));
     assert_eq!(held.cards(), full_read(&settings).await.as_slice());

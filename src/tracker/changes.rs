@@ -488,7 +488,9 @@ impl RedisTracker {
         let mut changed = Vec::new();
         let mut shown: HashSet<String> = HashSet::with_capacity(ids.len());
         for chunk in ids.chunks(AUDIT_CHUNK) {
-            let read = self.read_ids(chunk.to_vec(), &hints, slots.as_ref()).await?;
+            let read = self
+                .read_ids(chunk.to_vec(), &hints, slots.as_ref())
+                .await?;
             for (id, card) in Self::absorb_read(&mut fresh, read) {
                 let differs = cursor.fingerprints.get(&id) != fresh.fingerprints.get(&id)
                     || cursor.shown_id(&id) != card.pipeline.card_id
