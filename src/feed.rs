@@ -76,8 +76,9 @@ pub const NAMED_CARDS_MAX: usize = 10_000;
 /// (the server may have lost or been replaced by other data). Where the store can (Redis with
 /// a `TIME` the reader may ask for), once every `tracker.full_read_interval_seconds` it reads
 /// every card but sends only what differs ([`crate::snapshot::read_snapshot_audit`]), and
-/// between those it reads only what changed ([`crate::snapshot::read_snapshot_delta`]). Cards its own event subscriptions name are read
-/// by the next poll of changes if the index does not list them (Python-written cards).
+/// between those it reads only what changed ([`crate::snapshot::read_snapshot_delta`]). Cards
+/// its own event subscriptions name are read by the next poll of changes if the index does not
+/// list them (Python-written cards).
 pub struct StorageFeed {
     backend: Backend,
     poll: tokio::sync::Mutex<PollState>,
