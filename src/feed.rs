@@ -19,7 +19,9 @@ use crate::backend::Backend;
 use crate::connection::{ConnState, Health};
 use crate::metrics::HistoryWindow;
 use crate::model::{Malformed, PipelineEvent};
-use crate::snapshot::{PollCursor, Snapshot, Update, read_snapshot_delta, read_snapshot_tracked};
+use crate::snapshot::{
+    PollCursor, Snapshot, Update, read_snapshot_audit, read_snapshot_delta, read_snapshot_tracked,
+};
 use crate::store::Store;
 
 /// Live events as a feed delivers them; a payload that is not an event comes as `Err`.
@@ -70,23 +72,35 @@ pub const NAMED_CARDS_MAX: usize = 10_000;
 
 /// Reads the faces' data from a [`Backend`], read-only.
 ///
-/// Its [`Feed::poll`] reads in full on request, on its first poll, after every reconnect
-/// (the server may have lost or been replaced by other data), and once every
-/// `tracker.full_read_interval_seconds`; between those, where the store can (Redis with a
-/// `TIME` the reader may ask for), it reads only what changed
-/// ([`crate::snapshot::read_snapshot_delta`]). Cards its own event subscriptions name are read
-/// by the next poll of changes if the index does not list them (Python-written cards).
+/// Its [`Feed::poll`] reads in full on request, on its first poll and after every reconnect
+/// (the server may have lost or been replaced by other data). Where the store can (Redis with
+/// a `TIME` the reader may ask for), once every `tracker.full_read_interval_seconds` it reads
+/// every card but sends only what differs ([`crate::snapshot::read_snapshot_audit`]), and
+/// between those it reads only what changed ([`crate::snapshot::read_snapshot_delta`]). Cards
+/// its own event subscriptions name are read by the next poll of changes if the index does not
+/// list them (Python-written cards).
 pub struct StorageFeed {
     backend: Backend,
     poll: tokio::sync::Mutex<PollState>,
     named: Arc<Mutex<HashMap<String, BTreeSet<String>>>>,
 }
 
+/// How one poll reads its cards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadKind {
+    /// Everything, sent whole: at start, after a reconnect, on request.
+    Full,
+    /// Everything, sending what differs: the periodic read.
+    Audit,
+    /// Only what changed.
+    Changes,
+}
+
 /// What [`StorageFeed::poll`] keeps between polls.
 #[derive(Default)]
 struct PollState {
     cursor: PollCursor,
-    /// When the last full read finished.
+    /// When the last full read or audit finished.
     last_full: Option<std::time::Instant>,
     /// The connection the last full read was made on (its `since`): another one means a
     /// reconnect since.
@@ -103,14 +117,23 @@ impl StorageFeed {
         }
     }
 
-    /// Whether the next [`Feed::poll`] will read in full whatever it is asked.
-    fn full_due(&self, st: &PollState, connected_since: Option<DateTime<Utc>>) -> bool {
+    /// How the next [`Feed::poll`] reads (`full`: it was asked to read in full).
+    fn read_due(
+        &self,
+        st: &PollState,
+        connected_since: Option<DateTime<Utc>>,
+        full: bool,
+    ) -> ReadKind {
         let interval = std::time::Duration::from_secs(
             self.backend.settings().tracker.full_read_interval_seconds,
         );
-        !st.cursor.is_started()
-            || st.connected_since != connected_since
-            || st.last_full.is_none_or(|t| t.elapsed() >= interval)
+        if full || !st.cursor.is_started() || st.connected_since != connected_since {
+            ReadKind::Full
+        } else if st.last_full.is_none_or(|t| t.elapsed() >= interval) {
+            ReadKind::Audit
+        } else {
+            ReadKind::Changes
+        }
     }
 
     fn connected_since(&self) -> Option<DateTime<Utc>> {
@@ -155,7 +178,15 @@ impl Feed for StorageFeed {
         let mut st = self.poll.lock().await;
         // Taken before the read: a reconnect during it makes the next poll full.
         let since = self.connected_since();
-        if !full && !self.full_due(&st, since) {
+        let kind = self.read_due(&st, since, full);
+        if kind == ReadKind::Audit
+            && let Some(delta) =
+                read_snapshot_audit(&self.backend, now, window, &mut st.cursor).await?
+        {
+            st.last_full = Some(std::time::Instant::now());
+            return Ok(Update::Delta(Box::new(delta)));
+        }
+        if kind == ReadKind::Changes {
             // Taken out for the read, put back if it fails.
             let named = std::mem::take(&mut *lock(&self.named));
             match read_snapshot_delta(&self.backend, now, window, &mut st.cursor, named.clone())

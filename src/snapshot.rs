@@ -116,6 +116,39 @@ pub async fn read_snapshot_delta(
     cursor: &mut PollCursor,
     named: HashMap<String, BTreeSet<String>>,
 ) -> crate::Result<Option<SnapshotDelta>> {
+    read_delta(backend, now, window, cursor, CardsDelta::Changes(named)).await
+}
+
+/// The periodic full read as an audit: every card is read (in chunks), but only the cards
+/// that differ from what `cursor`'s reads gave, and the ids of those no longer found, are
+/// sent ([`crate::tracker::TrackerStore::audit_cards`]), so the dashboard does not hold and
+/// apply a second copy of every card. Applied to the snapshot held, it gives what a full read
+/// would, what a read of changes cannot see included; cards whose attributed cost moved are
+/// sent as in [`read_snapshot_delta`]. `None`: no audit can be made, read in full instead.
+pub async fn read_snapshot_audit(
+    backend: &Backend,
+    now: DateTime<Utc>,
+    window: HistoryWindow,
+    cursor: &mut PollCursor,
+) -> crate::Result<Option<SnapshotDelta>> {
+    read_delta(backend, now, window, cursor, CardsDelta::Audit).await
+}
+
+/// How a delta reads its cards.
+enum CardsDelta {
+    /// Only what the index (and these cards live events named) say changed.
+    Changes(HashMap<String, BTreeSet<String>>),
+    /// Every card, keeping those that differ.
+    Audit,
+}
+
+async fn read_delta(
+    backend: &Backend,
+    now: DateTime<Utc>,
+    window: HistoryWindow,
+    cursor: &mut PollCursor,
+    how: CardsDelta,
+) -> crate::Result<Option<SnapshotDelta>> {
     let Some(cards_cursor) = cursor.cards.as_mut() else {
         return Ok(None);
     };
@@ -129,8 +162,19 @@ pub async fn read_snapshot_delta(
         .symmetric_difference(&after)
         .map(|(id, _)| id.clone())
         .collect();
-    let hints = ChangeHints { named, recheck };
-    let Some(changes) = backend.tracker().read_changes(cards_cursor, hints).await? else {
+    let changes = match how {
+        CardsDelta::Changes(named) => {
+            let hints = ChangeHints { named, recheck };
+            backend.tracker().read_changes(cards_cursor, hints).await?
+        }
+        CardsDelta::Audit => {
+            backend
+                .tracker()
+                .audit_cards(cards_cursor, &recheck)
+                .await?
+        }
+    };
+    let Some(changes) = changes else {
         return Ok(None);
     };
     cursor.recent = marks;

@@ -306,12 +306,84 @@ async fn a_card_that_expires_leaves_through_removed_on_cluster() {
     an_expired_card_leaves(cluster.settings()).await;
 }
 
-#[tokio::test]
-async fn a_card_deleted_by_hand_leaves_at_the_next_full_read() {
-    let server = RedisServer::start();
-    let mut settings = polling(server.settings());
+/// Settings for a poller whose periodic read (an audit) is due every second and whose SCAN
+/// for Python-written keys is redone at each read, so the audit sees what was written raw.
+fn auditing(settings: Settings) -> Settings {
+    let mut settings = polling(settings);
     settings.tracker.full_read_interval_seconds = 1;
-    let backend = Backend::redis(settings).await.unwrap();
+    settings.tracker.scan_interval_seconds = 0;
+    settings
+}
+
+/// Waits out the interval, then polls: the periodic read, which must come as a delta.
+async fn audit_poll(feed: &StorageFeed) -> Box<artemis::snapshot::SnapshotDelta> {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    match poll(feed, false).await {
+        Update::Delta(d) => d,
+        Update::Full(_) => panic!("the periodic read came in full, not as an audit"),
+    }
+}
+
+fn changed_ids(delta: &artemis::snapshot::SnapshotDelta) -> Vec<&str> {
+    let mut ids: Vec<&str> = delta
+        .changed
+        .iter()
+        .map(|c| c.pipeline.card_id.as_str())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A stage as the Python original writes it, with a raw SET beside a card's documents.
+fn write_python_stage(server: &RedisServer, card: &str, stage: &str) {
+    let doc = format!(
+        r#"{{"stage_name": "{stage}", "status": "running", "progress_percent": 40, "message": null, "timestamp": "2025-10-22T20:29:30", "metadata": {{}}}}"#
+    );
+    server.cli(&[
+        "SET",
+        &format!("artemis:pipeline:{card}:stage:{stage}"),
+        &doc,
+        "EX",
+        "86400",
+    ]);
+}
+
+#[tokio::test]
+async fn the_periodic_audit_sends_only_the_cards_that_differ() {
+    let server = RedisServer::start();
+    let backend = Backend::redis(auditing(server.settings())).await.unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = Held::new();
+    held.take(poll(&feed, true).await);
+    let store = backend.tracker();
+    for card in ["steady", "touched"] {
+        store
+            .start_pipeline(&start(card, Utc::now()))
+            .await
+            .unwrap();
+        store
+            .update_stage(&report(card, 5, Utc::now()))
+            .await
+            .unwrap();
+    }
+    held.take(poll(&feed, false).await);
+    assert!(held.has("steady") && held.has("touched"));
+
+    // Behind the index's back: no index entry moves, no event is sent.
+    write_python_stage(&server, "touched", "review");
+    let delta = audit_poll(&feed).await;
+    assert_eq!(changed_ids(&delta), vec!["touched"]);
+    assert!(delta.removed.is_empty(), "removed: {:?}", delta.removed);
+    let touched = &delta.changed[0];
+    assert!(touched.stages.iter().any(|s| s.stage_name == "review"));
+    held.take(Update::Delta(delta));
+    assert_eq!(held.fulls, 1, "the periodic read is not a full one");
+}
+
+#[tokio::test]
+async fn a_card_deleted_by_hand_leaves_through_removed_at_the_periodic_audit() {
+    let server = RedisServer::start();
+    let backend = Backend::redis(auditing(server.settings())).await.unwrap();
     let feed = StorageFeed::new(backend.clone());
     let mut held = Held::new();
     held.take(poll(&feed, true).await);
@@ -333,11 +405,55 @@ async fn a_card_deleted_by_hand_leaves_at_the_next_full_read() {
         "artemis:pipeline:doomed",
         "artemis:pipeline:doomed:stage:work",
     ]);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let update = poll(&feed, false).await;
-    assert!(matches!(update, Update::Full(_)), "the full read was due");
-    held.take(update);
+    let delta = audit_poll(&feed).await;
+    assert_eq!(delta.removed, vec!["doomed".to_owned()]);
+    held.take(Update::Delta(delta));
     assert!(!held.has("doomed"));
+}
+
+/// What only a full read sees (a raw Python stage, a card deleted by hand, a Python card)
+/// reaches the held snapshot through the audit, which then equals a fresh full read; reads of
+/// changes continue from the audit's cursor.
+#[tokio::test]
+async fn after_the_periodic_audit_the_held_snapshot_is_a_full_reads() {
+    let server = RedisServer::start();
+    let settings = auditing(server.settings());
+    let backend = Backend::redis(settings.clone()).await.unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = Held::new();
+    held.take(poll(&feed, true).await);
+    let store = backend.tracker();
+    for card in ["a", "b", "c", "d"] {
+        store
+            .start_pipeline(&start(card, Utc::now()))
+            .await
+            .unwrap();
+        store
+            .update_stage(&report(card, 5, Utc::now()))
+            .await
+            .unwrap();
+    }
+    held.take(poll(&feed, false).await);
+
+    write_python_stage(&server, "a", "review");
+    server.cli(&["DEL", "artemis:pipeline:b", "artemis:pipeline:b:stage:work"]);
+    write_python_card(&server, "py", "running", r#""draft""#);
+    store
+        .update_stage(&report("c", 50, Utc::now()))
+        .await
+        .unwrap();
+    let delta = audit_poll(&feed).await;
+    assert_eq!(changed_ids(&delta), vec!["a", "c", "py"]);
+    held.take(Update::Delta(delta));
+    assert_eq!(held.cards(), full_read(&settings).await.as_slice());
+
+    store
+        .update_stage(&report("d", 60, Utc::now()))
+        .await
+        .unwrap();
+    held.take(poll(&feed, false).await);
+    assert_eq!(held.fulls, 1, "only the first poll reads in full");
+    assert_eq!(held.cards(), full_read(&settings).await.as_slice());
 }
 
 #[tokio::test]
@@ -616,9 +732,24 @@ async fn a_card_whose_document_stops_parsing_leaves_and_is_listed_until_it_is_re
 
 #[tokio::test]
 async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card() {
+    a_cost_recorded_later_reaches_the_held_card(false).await;
+}
+
+#[tokio::test]
+async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card_at_the_audit() {
+    a_cost_recorded_later_reaches_the_held_card(true).await;
+}
+
+/// The completion's cost comes after the card completed; the next read (a read of changes,
+/// or the periodic audit) sends the card again with it.
+async fn a_cost_recorded_later_reaches_the_held_card(audit: bool) {
     use artemis::metrics::PipelineCompletionRecord;
     let server = RedisServer::start();
-    let settings = polling(server.settings());
+    let settings = if audit {
+        auditing(server.settings())
+    } else {
+        polling(server.settings())
+    };
     let backend = Backend::redis(settings.clone()).await.unwrap();
     let store = backend.tracker();
     store
@@ -652,7 +783,13 @@ async fn a_cost_recorded_after_the_card_completed_reaches_the_held_card() {
         })
         .await
         .unwrap();
-    held.take(poll(&feed, false).await);
+    if audit {
+        let delta = audit_poll(&feed).await;
+        assert_eq!(changed_ids(&delta), vec!["costly"]);
+        held.take(Update::Delta(delta));
+    } else {
+        held.take(poll(&feed, false).await);
+    }
     assert_eq!(held.deltas, 1);
     assert_eq!(held.cards()[0].cost_usd, Some(0.75));
     assert_eq!(held.cards(), full_read(&settings).await.as_slice());

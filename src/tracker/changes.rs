@@ -26,9 +26,13 @@
 //!
 //! What a poll of changes cannot see is left to the next full read: a card deleted by hand
 //! (its index entry stays), a Python-written stage of a card this crate writes, a Python card
-//! that expired. The cursor holds ids, scores and a few names, never card copies.
+//! that expired. The periodic one is an audit ([`RedisTracker::audit`]): it reads every card
+//! in chunks and sends only those whose fingerprint differs from the cursor's, and the cards
+//! it no longer finds as removed. The cursor holds ids, scores, a few names and a fingerprint
+//! per card, never card copies.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::Hasher;
 
 use redis::Value;
 
@@ -68,6 +72,9 @@ pub struct ReadCursor {
     pub(crate) other_malformed: Vec<Malformed>,
     /// The bounded walk for Python-written cards.
     pub(crate) scan: ScanCursor,
+    /// Per card shown (by key id): the [`fingerprint`] of the card as last read, so the
+    /// periodic audit sends only the cards that differ. Eight bytes a card, not a copy.
+    pub(crate) fingerprints: HashMap<String, u64>,
 }
 
 impl ReadCursor {
@@ -321,21 +328,45 @@ struct IdsRead {
     hints: HashMap<String, BTreeSet<String>>,
 }
 
+/// Ids per [`RedisTracker::read_ids`] in an audit: the cards of one chunk are held at a time
+/// (plus the ones that differ), not a second copy of every card.
+pub const AUDIT_CHUNK: usize = 2_000;
+
+/// `io::Write` into a hasher, so a card is fingerprinted as it serializes, without a buffer.
+struct HashWriter<'h, H: Hasher>(&'h mut H);
+
+impl<H: Hasher> std::io::Write for HashWriter<'_, H> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A hash of a card as read: equal for two reads that would show the same card, so an audit
+/// sends only the cards that differ from what the reader holds. `DefaultHasher::new` has fixed
+/// keys, so fingerprints of one process compare.
+pub(crate) fn fingerprint(card: &Card) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    // Writing into a hasher cannot fail; a card that did not serialize hashes what it wrote,
+    // at worst sending it again.
+    let _ = serde_json::to_writer(HashWriter(&mut h), card);
+    h.finish()
+}
+
 impl RedisTracker {
-    /// A full read of every live card (as [`TrackerStore::read_cards`], with the index read on
-    /// its node's clock), and the cursor a reader of changes continues from; `None` for the
-    /// cursor when the server refuses `TIME`.
-    pub(crate) async fn full_read_tracked(
+    /// A cursor as a full read starts it from the index, the discovered keys and the walk
+    /// `scan`, with the ids to read (listed ones, then Python cards); the stage hints are
+    /// returned apart (the reads narrow them).
+    fn start_cursor(
         &self,
-        now: chrono::DateTime<chrono::Utc>,
+        index: IndexRead,
+        found: Option<&Discovered>,
         scan: ScanCursor,
-    ) -> Result<(CardsRead, Option<ReadCursor>)> {
-        use super::TrackerStore;
-        let (index, found, slots) =
-            futures::try_join!(self.read_index(None), self.discovered(), self.slot_map())?;
-        let Some(index) = index else {
-            return Ok((self.read_cards(now).await?, None));
-        };
+    ) -> (ReadCursor, Vec<String>, HashMap<String, BTreeSet<String>>) {
         let keys = &self.core.keys;
         let index_key = keys.pipeline_index();
         let ttl = self.core.settings.tracker.ttl_seconds as f64;
@@ -363,7 +394,8 @@ impl RedisTracker {
             }
             cursor.other_malformed.extend(bad);
         }
-        if let Some(d) = found.as_deref() {
+        let mut hints = HashMap::new();
+        if let Some(d) = found {
             cursor.other_malformed.extend(self.unreadable_malformed(d));
             for card in &d.cards {
                 if !cursor.indexed.contains_key(card) && cursor.python.insert(card.clone()) {
@@ -371,37 +403,122 @@ impl RedisTracker {
                 }
             }
             for (card, stages) in &d.stages {
-                cursor
-                    .stage_hints
-                    .insert(card.clone(), stages.iter().cloned().collect());
+                hints.insert(card.clone(), stages.iter().cloned().collect());
             }
         }
-        let hints = std::mem::take(&mut cursor.stage_hints);
-        let read = self.read_ids(ids, &hints, slots.as_ref()).await?;
+        (cursor, ids, hints)
+    }
+
+    /// Records one read of a starting cursor's ids in it, as a full read does: what went,
+    /// what did not parse, the hints still needed, the ids cards are shown under and their
+    /// fingerprints. Returns the cards read, by key id.
+    fn absorb_read(cursor: &mut ReadCursor, read: IdsRead) -> Vec<(String, Card)> {
         for id in &read.missing {
             cursor.python.remove(id);
         }
-        cursor.card_malformed = read.malformed;
-        if let Some(bad) = cursor.card_malformed.remove("") {
-            cursor.other_malformed.extend(bad);
+        for (id, bad) in read.malformed {
+            if id.is_empty() {
+                cursor.other_malformed.extend(bad);
+            } else {
+                cursor.card_malformed.entry(id).or_default().extend(bad);
+            }
         }
-        cursor.stage_hints = read
-            .hints
-            .into_iter()
-            .filter(|(_, h)| !h.is_empty())
-            .collect();
-        let mut cards = Vec::with_capacity(read.cards.len());
-        for (id, card) in read.cards {
-            if card.pipeline.card_id != id {
+        for (id, h) in read.hints {
+            if !h.is_empty() {
+                cursor.stage_hints.insert(id, h);
+            }
+        }
+        for (id, card) in &read.cards {
+            if card.pipeline.card_id != *id {
                 cursor
                     .shown_as
                     .insert(id.clone(), card.pipeline.card_id.clone());
             }
-            cards.push(card);
+            cursor.fingerprints.insert(id.clone(), fingerprint(card));
         }
+        read.cards
+    }
+
+    /// A full read of every live card (as [`TrackerStore::read_cards`], with the index read on
+    /// its node's clock), and the cursor a reader of changes continues from; `None` for the
+    /// cursor when the server refuses `TIME`.
+    pub(crate) async fn full_read_tracked(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        scan: ScanCursor,
+    ) -> Result<(CardsRead, Option<ReadCursor>)> {
+        use super::TrackerStore;
+        let (index, found, slots) =
+            futures::try_join!(self.read_index(None), self.discovered(), self.slot_map())?;
+        let Some(index) = index else {
+            return Ok((self.read_cards(now).await?, None));
+        };
+        let (mut cursor, ids, hints) = self.start_cursor(index, found.as_deref(), scan);
+        let read = self.read_ids(ids, &hints, slots.as_ref()).await?;
+        let mut cards: Vec<Card> = Self::absorb_read(&mut cursor, read)
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
         sort_cards(&mut cards);
         let malformed = cursor.all_malformed();
         Ok((CardsRead { cards, malformed }, Some(cursor)))
+    }
+
+    /// The periodic full read as an audit: every live card is read as
+    /// [`RedisTracker::full_read_tracked`] reads them (index, Python cards, SCAN discoveries),
+    /// [`AUDIT_CHUNK`] ids at a time, and only the cards whose fingerprint differs from
+    /// `cursor`'s (new ones, ones changed behind the index's back, ones in `recheck`: their
+    /// attributed cost moved) are kept; cards the cursor showed that the audit no longer finds
+    /// go to `removed`. The cursor becomes the one a full read would start, so reads of changes
+    /// continue from it. `None`: no server clock or the index is not a sorted set (read in
+    /// full). A failed audit leaves the cursor as it was.
+    pub(crate) async fn audit(
+        &self,
+        cursor: &mut ReadCursor,
+        recheck: &HashSet<String>,
+    ) -> Result<Option<CardChanges>> {
+        let (index, found, slots) =
+            futures::try_join!(self.read_index(None), self.discovered(), self.slot_map())?;
+        let Some(index) = index else { return Ok(None) };
+        if index.wrong_type {
+            return Ok(None);
+        }
+        let (mut fresh, ids, hints) =
+            self.start_cursor(index, found.as_deref(), cursor.scan.clone());
+        let mut changed = Vec::new();
+        let mut shown: HashSet<String> = HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(AUDIT_CHUNK) {
+            let read = self
+                .read_ids(chunk.to_vec(), &hints, slots.as_ref())
+                .await?;
+            for (id, card) in Self::absorb_read(&mut fresh, read) {
+                let differs = cursor.fingerprints.get(&id) != fresh.fingerprints.get(&id)
+                    || cursor.shown_id(&id) != card.pipeline.card_id
+                    || recheck.contains(&id)
+                    || recheck.contains(&card.pipeline.card_id);
+                shown.insert(card.pipeline.card_id.clone());
+                if differs {
+                    changed.push(card);
+                }
+            }
+        }
+        // Nothing fails from here: the cursor becomes the audit's.
+        let mut removed: Vec<String> = cursor
+            .fingerprints
+            .keys()
+            .map(|id| cursor.shown_id(id))
+            .filter(|shown_id| !shown.contains(shown_id))
+            .collect();
+        removed.sort();
+        removed.dedup();
+        sort_cards(&mut changed);
+        *cursor = fresh;
+        let malformed = cursor.all_malformed();
+        Ok(Some(CardChanges {
+            changed,
+            removed,
+            malformed,
+        }))
     }
 
     /// The cards changed since `cursor`'s read, advancing it; `None` when no read of changes
@@ -545,6 +662,7 @@ impl RedisTracker {
             cursor.indexed.remove(&id);
             cursor.card_malformed.remove(&id);
             cursor.stage_hints.remove(&id);
+            cursor.fingerprints.remove(&id);
             removed.push(cursor.shown_as.remove(&id).unwrap_or(id));
         }
         for (id, score) in scores {
@@ -565,6 +683,7 @@ impl RedisTracker {
             // Listed but without a document (deleted, expired, never written): not shown.
             cursor.python.remove(&id);
             cursor.stage_hints.remove(&id);
+            cursor.fingerprints.remove(&id);
             if was_known.contains(&id) {
                 gone_now.insert(id.clone());
                 removed.push(cursor.shown_as.remove(&id).unwrap_or(id));
@@ -578,6 +697,7 @@ impl RedisTracker {
             if bad.iter().any(|m| m.key == keys.pipeline(&id)) && !gone_now.contains(&id) {
                 // Its document stopped parsing: a full read shows it as malformed, not a card.
                 removed.push(cursor.shown_id(&id));
+                cursor.fingerprints.remove(&id);
             }
             cursor.card_malformed.insert(id, bad);
         }
@@ -597,6 +717,7 @@ impl RedisTracker {
                     .shown_as
                     .insert(id.clone(), card.pipeline.card_id.clone());
             }
+            cursor.fingerprints.insert(id, fingerprint(&card));
             changed.push(card);
         }
         let shown: HashSet<&str> = changed

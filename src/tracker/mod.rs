@@ -208,6 +208,19 @@ pub trait TrackerStore: Store {
         let _ = (cursor, hints);
         Ok(None)
     }
+    /// Every live card read as [`TrackerStore::read_cards_tracked`] would, but only the cards
+    /// that differ from what `cursor`'s reads gave (or whose id is in `recheck`) come back as
+    /// changed, and the cards no longer found as removed; the cursor becomes the one a full
+    /// read would start. `None`: no audit can be made now, read in full. A failed audit leaves
+    /// the cursor as it was. The default always says `None`.
+    async fn audit_cards(
+        &self,
+        cursor: &mut ReadCursor,
+        recheck: &std::collections::HashSet<String>,
+    ) -> Result<Option<CardChanges>> {
+        let _ = (cursor, recheck);
+        Ok(None)
+    }
     /// A card's recorded events, oldest first: the last `limit` ones, or the first `limit`
     /// after the entry `after`.
     async fn history(

@@ -810,6 +810,14 @@ impl TrackerStore for RedisTracker {
         self.changes_since(cursor, hints).await
     }
 
+    async fn audit_cards(
+        &self,
+        cursor: &mut super::ReadCursor,
+        recheck: &std::collections::HashSet<String>,
+    ) -> Result<Option<super::CardChanges>> {
+        self.audit(cursor, recheck).await
+    }
+
     async fn history(
         &self,
         card_id: &str,
