@@ -114,6 +114,338 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
         })
 }
 
+/// Bytes of text an [`InlineStr`] holds without a heap allocation: a Python timestamp (26 bytes
+/// with its fraction) and the usual stage names fit.
+const INLINE_CAP: usize = 30;
+
+/// Short wire text held inline (timestamps, stage names), the rest boxed: a dashboard keeps
+/// 100,000 cards, and a `String` of a 26-byte timestamp costs 24 bytes plus a 48-byte heap chunk
+/// where this costs 32 bytes in place. It holds exactly the text it was given and dereferences
+/// to it, so what Python wrote renders byte for byte.
+#[derive(Clone)]
+pub struct InlineStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE_CAP] },
+    Heap(Box<str>),
+}
+
+impl InlineStr {
+    /// The text, inline when it fits.
+    pub fn new(s: &str) -> Self {
+        if s.len() <= INLINE_CAP {
+            let mut buf = [0u8; INLINE_CAP];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Self(Repr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            Self(Repr::Heap(s.into()))
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Only `new` fills `buf`, with the bytes of a `&str` cut at its own length.
+            Repr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..*len as usize]).expect("copied from a str")
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for InlineStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for InlineStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for InlineStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for InlineStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for InlineStr {}
+
+impl PartialEq<str> for InlineStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for InlineStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for InlineStr {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<InlineStr> for str {
+    fn eq(&self, other: &InlineStr) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<InlineStr> for &str {
+    fn eq(&self, other: &InlineStr) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<InlineStr> for String {
+    fn eq(&self, other: &InlineStr) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialOrd for InlineStr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InlineStr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for InlineStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for InlineStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for InlineStr {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for InlineStr {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE_CAP {
+            Self::new(&s)
+        } else {
+            Self(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl From<&String> for InlineStr {
+    fn from(s: &String) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<InlineStr> for String {
+    fn from(s: InlineStr) -> Self {
+        match s.0 {
+            Repr::Heap(b) => b.into_string(),
+            Repr::Inline { .. } => s.as_str().to_owned(),
+        }
+    }
+}
+
+impl Serialize for InlineStr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for InlineStr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = InlineStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<InlineStr, E> {
+                Ok(InlineStr::new(v))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<InlineStr, E> {
+                Ok(v.into())
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// A document's free-form `metadata` object, held as a sorted slice of its entries instead of a
+/// `serde_json::Map` (a B-tree, whose first entry allocates a ~600-byte node however few
+/// follow). It keeps what the map kept: one value per key (the last one written, as a JSON
+/// reader keeps it), in key order, so it serializes to the very bytes the map did. Values
+/// nested inside are ordinary `serde_json` values.
+#[derive(Clone, Default, PartialEq)]
+pub struct Metadata(Box<[(Box<str>, Value)]>);
+
+impl Metadata {
+    /// No entries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether it has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many entries it has.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Whether a value is stored under `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `value`, returning the value it replaces. Rebuilds the slice: metadata is
+    /// written rarely and read often.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.0.binary_search_by(|(k, _)| (**k).cmp(key.as_str())) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                let mut v = std::mem::take(&mut self.0).into_vec();
+                v.insert(i, (key.into_boxed_str(), value));
+                self.0 = v.into_boxed_slice();
+                None
+            }
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.0 = Box::default();
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    /// The values in key order.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// As a `serde_json` map (for writers and reports that build JSON values).
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+}
+
+impl From<Map<String, Value>> for Metadata {
+    fn from(map: Map<String, Value>) -> Self {
+        // The map iterates in key order with one value per key: already the slice's order.
+        Self(
+            map.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v))
+                .collect(),
+        )
+    }
+}
+
+impl From<Metadata> for Map<String, Value> {
+    fn from(m: Metadata) -> Self {
+        m.0.into_vec()
+            .into_iter()
+            .map(|(k, v)| (k.into_string(), v))
+            .collect()
+    }
+}
+
+impl FromIterator<(String, Value)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        iter.into_iter().collect::<Map<String, Value>>().into()
+    }
+}
+
+impl std::ops::Index<&str> for Metadata {
+    type Output = Value;
+    /// `Value::Null` for a missing key, as indexing a `serde_json` map does.
+    fn index(&self, key: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.iter() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Through the map, so duplicate keys and ordering follow exactly its rules.
+        Map::<String, Value>::deserialize(deserializer).map(Self::from)
+    }
+}
+
 /// The pipeline document at `artemis:pipeline:<card_id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineDoc {
@@ -128,15 +460,15 @@ pub struct PipelineDoc {
     /// can exceed `total_stages`.
     pub completed_stages: i64,
     /// PROTOCOL `current_stage`: the stage last reported, `None` before the first report.
-    pub current_stage: Option<String>,
+    pub current_stage: Option<InlineStr>,
     /// PROTOCOL `start_time`: naive UTC ISO-8601 (see [`format_naive`]); never with `Z` or an
     /// offset, which breaks Python's completion step.
-    pub start_time: String,
+    pub start_time: InlineStr,
     /// PROTOCOL `end_time`: naive UTC ISO-8601, `None` while the pipeline is not final.
-    pub end_time: Option<String>,
+    pub end_time: Option<InlineStr>,
     /// PROTOCOL `metadata`: free-form (e.g. `title`, `priority`); empty when missing.
     #[serde(default)]
-    pub metadata: Map<String, Value>,
+    pub metadata: Metadata,
     /// PROTOCOL `duration_seconds`: wall time from start to completion in seconds; written only
     /// on completion, `None` before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,7 +479,7 @@ pub struct PipelineDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageDoc {
     /// PROTOCOL `stage_name`: also the last segment of the key.
-    pub stage_name: String,
+    pub stage_name: InlineStr,
     /// PROTOCOL `status`: the stage's latest reported status.
     pub status: StageStatus,
     /// PROTOCOL `progress_percent`: 0–100 as the writer reported it, `None` when not given.
@@ -155,11 +487,11 @@ pub struct StageDoc {
     /// PROTOCOL `message`: free text from the writer, `None` when not given.
     pub message: Option<String>,
     /// PROTOCOL `timestamp`: naive UTC ISO-8601 of the report.
-    pub timestamp: String,
+    pub timestamp: InlineStr,
     /// PROTOCOL `metadata`: free-form; `cost_usd` ([`STAGE_COST_FIELD`]) is the one name
     /// readers interpret. Empty when missing.
     #[serde(default)]
-    pub metadata: Map<String, Value>,
+    pub metadata: Metadata,
 }
 
 /// Extension convention: a stage document's `metadata.cost_usd` is the LLM spend of that stage
