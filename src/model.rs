@@ -632,6 +632,127 @@ mod tests {
         assert_eq!(parse_timestamp("nonsense"), None);
     }
 
+    /// Texts a Python writer may produce: timestamps with and without a fraction, the
+    /// 30-byte inline limit and one past it, unicode, escapes, a long message.
+    fn wire_texts() -> Vec<String> {
+        vec![
+            String::new(),
+            "2025-10-22T20:30:45".into(),
+            "2025-10-22T20:30:45.123456".into(),
+            "2025-10-22T20:30:45.123456+00:00".into(),
+            "x".repeat(INLINE_CAP),
+            "x".repeat(INLINE_CAP + 1),
+            "développement 🚀 \u{0}\t\"quoted\"\\".into(),
+            "é".repeat(INLINE_CAP / 2) + "é",
+            "y".repeat(100_000),
+        ]
+    }
+
+    #[test]
+    fn inline_str_holds_exactly_the_text_it_was_given() {
+        for text in wire_texts() {
+            let s = InlineStr::new(&text);
+            assert_eq!(s.as_str(), text);
+            assert_eq!(InlineStr::from(text.clone()), s);
+            assert_eq!(String::from(s.clone()), text);
+            assert_eq!(s.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn inline_str_serializes_as_the_string_did() {
+        for text in wire_texts() {
+            let json = serde_json::to_string(&text).unwrap();
+            let s: InlineStr = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&s).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn inline_str_orders_and_hashes_as_its_text() {
+        use std::collections::HashSet;
+        let (a, b) = (InlineStr::new("a"), InlineStr::new(&"b".repeat(40)));
+        assert!(a < b);
+        let set: HashSet<InlineStr> = [a.clone()].into();
+        assert!(set.contains("a"));
+    }
+
+    #[test]
+    fn inline_str_is_no_bigger_than_a_string_slot_and_its_heap_chunk() {
+        assert_eq!(std::mem::size_of::<InlineStr>(), 32);
+        assert_eq!(std::mem::size_of::<Option<InlineStr>>(), 32);
+    }
+
+    /// Metadata objects as Python may write them: nested, unicode, escapes, a duplicate key,
+    /// numbers of every kind, a huge value, and keys out of order.
+    const METADATA: &[&str] = &[
+        r#"{}"#,
+        r#"{"title":"Scale card 1"}"#,
+        r#"{"z":1,"a":2,"m":{"y":[1,2,{"b":null,"a":true}],"x":"é"}}"#,
+        r#"{"title":"caf\u00e9 \ud83d\ude80 \"q\" \\ \n\t","priority":"high"}"#,
+        r#"{"k":1,"k":2,"j":0,"k":3}"#,
+        r#"{"int":-12,"big":18446744073709551615,"f":1.0,"e":1e300,"small":1.5e-7}"#,
+        r#"{"cost_usd":0.125,"cost":null,"tags":["a","b"],"nested":{"deep":{"deeper":{}}}}"#,
+    ];
+
+    #[test]
+    fn metadata_serializes_to_the_bytes_the_map_did() {
+        let huge = format!(r#"{{"blob":"{}","a":1}}"#, "x".repeat(1 << 20));
+        for raw in METADATA.iter().copied().chain([huge.as_str()]) {
+            let map: Map<String, Value> = serde_json::from_str(raw).unwrap();
+            let meta: Metadata = serde_json::from_str(raw).unwrap();
+            assert_eq!(
+                serde_json::to_string(&meta).unwrap(),
+                serde_json::to_string(&map).unwrap(),
+                "{raw:.80}"
+            );
+            assert_eq!(
+                serde_json::to_string_pretty(&meta).unwrap(),
+                serde_json::to_string_pretty(&map).unwrap()
+            );
+            assert_eq!(meta.to_map(), map);
+            assert_eq!(Map::from(meta.clone()), map);
+            assert_eq!(Metadata::from(map), meta);
+        }
+    }
+
+    #[test]
+    fn metadata_keeps_the_last_of_duplicate_keys_as_the_map_does() {
+        let meta: Metadata = serde_json::from_str(r#"{"k":1,"k":2,"j":0,"k":3}"#).unwrap();
+        assert_eq!(meta.len(), 2);
+        assert_eq!(meta["k"], 3);
+        assert_eq!(meta.keys().collect::<Vec<_>>(), ["j", "k"]);
+    }
+
+    #[test]
+    fn metadata_lookups_behave_as_the_map_did() {
+        let mut meta: Metadata = serde_json::from_str(r#"{"b":2,"a":"x"}"#).unwrap();
+        assert_eq!(meta.get("a"), Some(&Value::from("x")));
+        assert_eq!(meta.get("c"), None);
+        assert_eq!(meta["c"], Value::Null);
+        assert_eq!(meta.insert("c".into(), 3.into()), None);
+        assert_eq!(meta.insert("a".into(), 1.into()), Some("x".into()));
+        assert_eq!(meta.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(meta.values().cloned().collect::<Vec<_>>(), [1, 2, 3]);
+        meta.clear();
+        assert!(meta.is_empty());
+    }
+
+    #[test]
+    fn documents_read_back_exactly_what_python_wrote() {
+        let raw = r#"{"card_id":"c-1","status":"completed","total_stages":2,"completed_stages":2,
+            "current_stage":"révision","start_time":"2025-10-22T20:30:45","end_time":"2025-10-22T20:31:00.000001",
+            "metadata":{"title":"Ünïcode \"t\"","priority":"high","n":{"x":[1,{"y":2}]}},"duration_seconds":15.000001}"#;
+        let doc: PipelineDoc = serde_json::from_str(raw).unwrap();
+        let want: Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(serde_json::to_value(&doc).unwrap(), want);
+        let stage = r#"{"stage_name":"development","status":"running","progress_percent":45,
+            "message":"half way ✓","timestamp":"2025-10-22T20:30:45.123456","metadata":{"cost_usd":0.5}}"#;
+        let doc: StageDoc = serde_json::from_str(stage).unwrap();
+        let want: Value = serde_json::from_str(stage).unwrap();
+        assert_eq!(serde_json::to_value(&doc).unwrap(), want);
+    }
+
     #[test]
     fn events_use_python_tags() {
         let e: PipelineEvent = serde_json::from_str(
