@@ -23,7 +23,8 @@
 //!
 //! Choosing parts: `-- standalone` / `-- cluster` pick the backend; `-- idle`, `-- storm`,
 //! `-- once` pick the parts (`-- cold` alone measures the cold start); `-- long` makes the
-//! storm 10 minutes; `-- cards=N` replaces 100,000 (a quick try).
+//! storm 10 minutes; `-- cards=N` replaces 100,000 (a quick try); `-- hold` seeds, prints the
+//! dashboard's arguments and keeps the server up until killed (to profile the dashboard by hand).
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -57,6 +58,7 @@ struct Opts {
     once: bool,
     run: Duration,
     large: usize,
+    hold: bool,
 }
 
 impl Opts {
@@ -81,6 +83,7 @@ impl Opts {
             once: !parts || has("once"),
             run: if has("long") { LONG_RUN } else { RUN },
             large,
+            hold: has("hold"),
         }
     }
 }
@@ -427,6 +430,14 @@ fn run(t: Target<'_>, opts: &Opts) {
         large - seeded,
         t0.elapsed().as_secs_f64()
     );
+
+    if opts.hold {
+        // For profiling by hand (heaptrack, massif): the seeded server stays up until killed.
+        eprintln!("{label}: holding; run `artemis-top {}`", t.dashboard_args);
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
 
     if opts.idle || opts.storm || opts.cold {
         // Redis serving the writers alone: the baseline the dashboard's CPU must stay under.

@@ -159,11 +159,11 @@ fn changing(snap: &artemis::snapshot::Snapshot, n: usize, step: usize) -> Snapsh
             let mut c = snap.cards[(k * stride + step) % snap.cards.len()].clone();
             if let Some(s) = c.stages.last_mut() {
                 s.progress_percent = Some((step % 100) as i64);
-                s.timestamp = at.clone();
+                s.timestamp = at.clone().into();
             }
             if k % 10 == 0 {
                 c.pipeline.status = PipelineStatus::Completed;
-                c.pipeline.end_time = Some(at.clone());
+                c.pipeline.end_time = Some(at.clone().into());
             }
             c
         })

@@ -19,7 +19,7 @@ pub fn documents(data: &[u8]) {
         && let Ok(parsed) = crate::tracker::parse_pipeline(key, &value)
     {
         let _ = crate::model::parse_timestamp(&parsed.doc.start_time);
-        let found: BTreeSet<String> = stage.iter().map(|s| s.stage_name.clone()).collect();
+        let found: BTreeSet<String> = stage.iter().map(|s| s.stage_name.to_string()).collect();
         let names = crate::tracker::stage_names(&parsed, Some(&found));
         let stages = names.into_iter().zip(stage).collect();
         let mut cards = vec![crate::tracker::assemble_card(parsed, stages)];

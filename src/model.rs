@@ -114,6 +114,338 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
         })
 }
 
+/// Bytes of text an [`InlineStr`] holds without a heap allocation: a Python timestamp (26 bytes
+/// with its fraction) and the usual stage names fit.
+const INLINE_CAP: usize = 30;
+
+/// Short wire text held inline (timestamps, stage names), the rest boxed: a dashboard keeps
+/// 100,000 cards, and a `String` of a 26-byte timestamp costs 24 bytes plus a 48-byte heap chunk
+/// where this costs 32 bytes in place. It holds exactly the text it was given and dereferences
+/// to it, so what Python wrote renders byte for byte.
+#[derive(Clone)]
+pub struct InlineStr(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE_CAP] },
+    Heap(Box<str>),
+}
+
+impl InlineStr {
+    /// The text, inline when it fits.
+    pub fn new(s: &str) -> Self {
+        if s.len() <= INLINE_CAP {
+            let mut buf = [0u8; INLINE_CAP];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            Self(Repr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            Self(Repr::Heap(s.into()))
+        }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Only `new` fills `buf`, with the bytes of a `&str` cut at its own length.
+            Repr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..*len as usize]).expect("copied from a str")
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for InlineStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for InlineStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for InlineStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for InlineStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for InlineStr {}
+
+impl PartialEq<str> for InlineStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for InlineStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for InlineStr {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<InlineStr> for str {
+    fn eq(&self, other: &InlineStr) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<InlineStr> for &str {
+    fn eq(&self, other: &InlineStr) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<InlineStr> for String {
+    fn eq(&self, other: &InlineStr) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialOrd for InlineStr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InlineStr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for InlineStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl std::fmt::Debug for InlineStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for InlineStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<&str> for InlineStr {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for InlineStr {
+    fn from(s: String) -> Self {
+        if s.len() <= INLINE_CAP {
+            Self::new(&s)
+        } else {
+            Self(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl From<&String> for InlineStr {
+    fn from(s: &String) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<InlineStr> for String {
+    fn from(s: InlineStr) -> Self {
+        match s.0 {
+            Repr::Heap(b) => b.into_string(),
+            Repr::Inline { .. } => s.as_str().to_owned(),
+        }
+    }
+}
+
+impl Serialize for InlineStr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for InlineStr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = InlineStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<InlineStr, E> {
+                Ok(InlineStr::new(v))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<InlineStr, E> {
+                Ok(v.into())
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// A document's free-form `metadata` object, held as a sorted slice of its entries instead of a
+/// `serde_json::Map` (a B-tree, whose first entry allocates a ~600-byte node however few
+/// follow). It keeps what the map kept: one value per key (the last one written, as a JSON
+/// reader keeps it), in key order, so it serializes to the very bytes the map did. Values
+/// nested inside are ordinary `serde_json` values.
+#[derive(Clone, Default, PartialEq)]
+pub struct Metadata(Box<[(Box<str>, Value)]>);
+
+impl Metadata {
+    /// No entries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether it has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many entries it has.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0
+            .binary_search_by(|(k, _)| (**k).cmp(key))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+
+    /// Whether a value is stored under `key`.
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Sets `key` to `value`, returning the value it replaces. Rebuilds the slice: metadata is
+    /// written rarely and read often.
+    pub fn insert(&mut self, key: String, value: Value) -> Option<Value> {
+        match self.0.binary_search_by(|(k, _)| (**k).cmp(key.as_str())) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                let mut v = std::mem::take(&mut self.0).into_vec();
+                v.insert(i, (key.into_boxed_str(), value));
+                self.0 = v.into_boxed_slice();
+                None
+            }
+        }
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.0 = Box::default();
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// The keys in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| &**k)
+    }
+
+    /// The values in key order.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter().map(|(_, v)| v)
+    }
+
+    /// As a `serde_json` map (for writers and reports that build JSON values).
+    pub fn to_map(&self) -> Map<String, Value> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+}
+
+impl From<Map<String, Value>> for Metadata {
+    fn from(map: Map<String, Value>) -> Self {
+        // The map iterates in key order with one value per key: already the slice's order.
+        Self(
+            map.into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v))
+                .collect(),
+        )
+    }
+}
+
+impl From<Metadata> for Map<String, Value> {
+    fn from(m: Metadata) -> Self {
+        m.0.into_vec()
+            .into_iter()
+            .map(|(k, v)| (k.into_string(), v))
+            .collect()
+    }
+}
+
+impl FromIterator<(String, Value)> for Metadata {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        iter.into_iter().collect::<Map<String, Value>>().into()
+    }
+}
+
+impl std::ops::Index<&str> for Metadata {
+    type Output = Value;
+    /// `Value::Null` for a missing key, as indexing a `serde_json` map does.
+    fn index(&self, key: &str) -> &Value {
+        static NULL: Value = Value::Null;
+        self.get(key).unwrap_or(&NULL)
+    }
+}
+
+impl std::fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.iter() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Through the map, so duplicate keys and ordering follow exactly its rules.
+        Map::<String, Value>::deserialize(deserializer).map(Self::from)
+    }
+}
+
 /// The pipeline document at `artemis:pipeline:<card_id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineDoc {
@@ -128,15 +460,15 @@ pub struct PipelineDoc {
     /// can exceed `total_stages`.
     pub completed_stages: i64,
     /// PROTOCOL `current_stage`: the stage last reported, `None` before the first report.
-    pub current_stage: Option<String>,
+    pub current_stage: Option<InlineStr>,
     /// PROTOCOL `start_time`: naive UTC ISO-8601 (see [`format_naive`]); never with `Z` or an
     /// offset, which breaks Python's completion step.
-    pub start_time: String,
+    pub start_time: InlineStr,
     /// PROTOCOL `end_time`: naive UTC ISO-8601, `None` while the pipeline is not final.
-    pub end_time: Option<String>,
+    pub end_time: Option<InlineStr>,
     /// PROTOCOL `metadata`: free-form (e.g. `title`, `priority`); empty when missing.
     #[serde(default)]
-    pub metadata: Map<String, Value>,
+    pub metadata: Metadata,
     /// PROTOCOL `duration_seconds`: wall time from start to completion in seconds; written only
     /// on completion, `None` before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,7 +479,7 @@ pub struct PipelineDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageDoc {
     /// PROTOCOL `stage_name`: also the last segment of the key.
-    pub stage_name: String,
+    pub stage_name: InlineStr,
     /// PROTOCOL `status`: the stage's latest reported status.
     pub status: StageStatus,
     /// PROTOCOL `progress_percent`: 0–100 as the writer reported it, `None` when not given.
@@ -155,11 +487,11 @@ pub struct StageDoc {
     /// PROTOCOL `message`: free text from the writer, `None` when not given.
     pub message: Option<String>,
     /// PROTOCOL `timestamp`: naive UTC ISO-8601 of the report.
-    pub timestamp: String,
+    pub timestamp: InlineStr,
     /// PROTOCOL `metadata`: free-form; `cost_usd` ([`STAGE_COST_FIELD`]) is the one name
     /// readers interpret. Empty when missing.
     #[serde(default)]
-    pub metadata: Map<String, Value>,
+    pub metadata: Metadata,
 }
 
 /// Extension convention: a stage document's `metadata.cost_usd` is the LLM spend of that stage
@@ -298,6 +630,127 @@ mod tests {
         assert_eq!(parse_timestamp("2025-10-22T20:30:45"), Some(t0));
         assert_eq!(parse_timestamp("2025-10-22T20:30:45Z"), Some(t0));
         assert_eq!(parse_timestamp("nonsense"), None);
+    }
+
+    /// Texts a Python writer may produce: timestamps with and without a fraction, the
+    /// 30-byte inline limit and one past it, unicode, escapes, a long message.
+    fn wire_texts() -> Vec<String> {
+        vec![
+            String::new(),
+            "2025-10-22T20:30:45".into(),
+            "2025-10-22T20:30:45.123456".into(),
+            "2025-10-22T20:30:45.123456+00:00".into(),
+            "x".repeat(INLINE_CAP),
+            "x".repeat(INLINE_CAP + 1),
+            "développement 🚀 \u{0}\t\"quoted\"\\".into(),
+            "é".repeat(INLINE_CAP / 2) + "é",
+            "y".repeat(100_000),
+        ]
+    }
+
+    #[test]
+    fn inline_str_holds_exactly_the_text_it_was_given() {
+        for text in wire_texts() {
+            let s = InlineStr::new(&text);
+            assert_eq!(s.as_str(), text);
+            assert_eq!(InlineStr::from(text.clone()), s);
+            assert_eq!(String::from(s.clone()), text);
+            assert_eq!(s.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn inline_str_serializes_as_the_string_did() {
+        for text in wire_texts() {
+            let json = serde_json::to_string(&text).unwrap();
+            let s: InlineStr = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&s).unwrap(), json);
+        }
+    }
+
+    #[test]
+    fn inline_str_orders_and_hashes_as_its_text() {
+        use std::collections::HashSet;
+        let (a, b) = (InlineStr::new("a"), InlineStr::new(&"b".repeat(40)));
+        assert!(a < b);
+        let set: HashSet<InlineStr> = [a.clone()].into();
+        assert!(set.contains("a"));
+    }
+
+    #[test]
+    fn inline_str_is_no_bigger_than_a_string_slot_and_its_heap_chunk() {
+        assert_eq!(std::mem::size_of::<InlineStr>(), 32);
+        assert_eq!(std::mem::size_of::<Option<InlineStr>>(), 32);
+    }
+
+    /// Metadata objects as Python may write them: nested, unicode, escapes, a duplicate key,
+    /// numbers of every kind, a huge value, and keys out of order.
+    const METADATA: &[&str] = &[
+        r#"{}"#,
+        r#"{"title":"Scale card 1"}"#,
+        r#"{"z":1,"a":2,"m":{"y":[1,2,{"b":null,"a":true}],"x":"é"}}"#,
+        r#"{"title":"caf\u00e9 \ud83d\ude80 \"q\" \\ \n\t","priority":"high"}"#,
+        r#"{"k":1,"k":2,"j":0,"k":3}"#,
+        r#"{"int":-12,"big":18446744073709551615,"f":1.0,"e":1e300,"small":1.5e-7}"#,
+        r#"{"cost_usd":0.125,"cost":null,"tags":["a","b"],"nested":{"deep":{"deeper":{}}}}"#,
+    ];
+
+    #[test]
+    fn metadata_serializes_to_the_bytes_the_map_did() {
+        let huge = format!(r#"{{"blob":"{}","a":1}}"#, "x".repeat(1 << 20));
+        for raw in METADATA.iter().copied().chain([huge.as_str()]) {
+            let map: Map<String, Value> = serde_json::from_str(raw).unwrap();
+            let meta: Metadata = serde_json::from_str(raw).unwrap();
+            assert_eq!(
+                serde_json::to_string(&meta).unwrap(),
+                serde_json::to_string(&map).unwrap(),
+                "{raw:.80}"
+            );
+            assert_eq!(
+                serde_json::to_string_pretty(&meta).unwrap(),
+                serde_json::to_string_pretty(&map).unwrap()
+            );
+            assert_eq!(meta.to_map(), map);
+            assert_eq!(Map::from(meta.clone()), map);
+            assert_eq!(Metadata::from(map), meta);
+        }
+    }
+
+    #[test]
+    fn metadata_keeps_the_last_of_duplicate_keys_as_the_map_does() {
+        let meta: Metadata = serde_json::from_str(r#"{"k":1,"k":2,"j":0,"k":3}"#).unwrap();
+        assert_eq!(meta.len(), 2);
+        assert_eq!(meta["k"], 3);
+        assert_eq!(meta.keys().collect::<Vec<_>>(), ["j", "k"]);
+    }
+
+    #[test]
+    fn metadata_lookups_behave_as_the_map_did() {
+        let mut meta: Metadata = serde_json::from_str(r#"{"b":2,"a":"x"}"#).unwrap();
+        assert_eq!(meta.get("a"), Some(&Value::from("x")));
+        assert_eq!(meta.get("c"), None);
+        assert_eq!(meta["c"], Value::Null);
+        assert_eq!(meta.insert("c".into(), 3.into()), None);
+        assert_eq!(meta.insert("a".into(), 1.into()), Some("x".into()));
+        assert_eq!(meta.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(meta.values().cloned().collect::<Vec<_>>(), [1, 2, 3]);
+        meta.clear();
+        assert!(meta.is_empty());
+    }
+
+    #[test]
+    fn documents_read_back_exactly_what_python_wrote() {
+        let raw = r#"{"card_id":"c-1","status":"completed","total_stages":2,"completed_stages":2,
+            "current_stage":"révision","start_time":"2025-10-22T20:30:45","end_time":"2025-10-22T20:31:00.000001",
+            "metadata":{"title":"Ünïcode \"t\"","priority":"high","n":{"x":[1,{"y":2}]}},"duration_seconds":15.000001}"#;
+        let doc: PipelineDoc = serde_json::from_str(raw).unwrap();
+        let want: Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(serde_json::to_value(&doc).unwrap(), want);
+        let stage = r#"{"stage_name":"development","status":"running","progress_percent":45,
+            "message":"half way ✓","timestamp":"2025-10-22T20:30:45.123456","metadata":{"cost_usd":0.5}}"#;
+        let doc: StageDoc = serde_json::from_str(stage).unwrap();
+        let want: Value = serde_json::from_str(stage).unwrap();
+        assert_eq!(serde_json::to_value(&doc).unwrap(), want);
     }
 
     #[test]

@@ -231,7 +231,7 @@ async fn lifecycle(env: &Env, p: &str) {
     assert_eq!(c.pipeline.completed_stages, 1);
     assert_eq!(c.pipeline.total_stages, 3);
     assert_eq!(c.pipeline.current_stage.as_deref(), Some("development"));
-    assert_eq!(c.pipeline.metadata, metadata);
+    assert_eq!(c.pipeline.metadata, metadata.into());
     assert_eq!(c.title(), Some("User auth"));
     let names: Vec<_> = c.stages.iter().map(|s| s.stage_name.as_str()).collect();
     assert_eq!(names, ["analysis", "development"]);
@@ -452,7 +452,7 @@ async fn metadata_survives_untouched(env: &Env, p: &str) {
         .await
         .unwrap();
     let c = t.get_card(&card).await.unwrap().unwrap();
-    assert_eq!(c.pipeline.metadata, metadata);
+    assert_eq!(c.pipeline.metadata, metadata.into());
     assert_eq!(c.pipeline.status, PipelineStatus::Failed);
     assert_eq!(c.stages[0].stage_name, "a/b");
     if let Some(raw) = &env.raw {

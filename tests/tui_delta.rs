@@ -98,10 +98,10 @@ fn random_card(rng: &mut ChaCha8Rng, id: &str) -> Card {
     let started = rng.random_range(0..900) * 10;
     p.start_time = match rng.random_range(0..15) {
         0 => "yesterday".into(),
-        _ => ts(started),
+        _ => ts(started).into(),
     };
     p.end_time = (p.status.is_final() && rng.random_bool(0.8))
-        .then(|| ts(started - rng.random_range(0..=started.min(3000))));
+        .then(|| ts(started - rng.random_range(0..=started.min(3000))).into());
     p.duration_seconds = rng
         .random_bool(0.3)
         .then(|| rng.random_range(0..5000) as f64);
@@ -114,7 +114,7 @@ fn random_card(rng: &mut ChaCha8Rng, id: &str) -> Card {
     );
     p.current_stage = rng
         .random_bool(0.7)
-        .then(|| STAGES[rng.random_range(0..STAGES.len())].to_owned());
+        .then(|| STAGES[rng.random_range(0..STAGES.len())].into());
     c.stages = (0..rng.random_range(0..4))
         .map(|i| StageDoc {
             stage_name: STAGES[i].into(),
@@ -125,7 +125,7 @@ fn random_card(rng: &mut ChaCha8Rng, id: &str) -> Card {
             ][rng.random_range(0..3)],
             progress_percent: rng.random_bool(0.7).then(|| rng.random_range(0..=100)),
             message: None,
-            timestamp: ts(rng.random_range(0..8000)),
+            timestamp: ts(rng.random_range(0..8000)).into(),
             metadata: Default::default(),
         })
         .collect();
@@ -143,13 +143,13 @@ fn rewrite(rng: &mut ChaCha8Rng, card: &Card, clock: &mut Clock) -> Card {
             let name = STAGES[rng.random_range(0..STAGES.len())];
             let at = clock.tick();
             match c.stages.iter_mut().find(|s| s.stage_name == name) {
-                Some(s) => s.timestamp = at,
+                Some(s) => s.timestamp = at.into(),
                 None => c.stages.push(StageDoc {
                     stage_name: name.into(),
                     status: StageStatus::Running,
                     progress_percent: Some(rng.random_range(0..=100)),
                     message: None,
-                    timestamp: at,
+                    timestamp: at.into(),
                     metadata: Default::default(),
                 }),
             }
@@ -157,11 +157,11 @@ fn rewrite(rng: &mut ChaCha8Rng, card: &Card, clock: &mut Clock) -> Card {
         }
         1 => {
             c.pipeline.status = STATUSES[rng.random_range(2..5)];
-            c.pipeline.end_time = Some(clock.tick());
+            c.pipeline.end_time = Some(clock.tick().into());
         }
         2 => {
             c.pipeline.status = PipelineStatus::Running;
-            c.pipeline.start_time = clock.tick();
+            c.pipeline.start_time = clock.tick().into();
             c.pipeline.end_time = None;
             c.pipeline.duration_seconds = None;
             c.pipeline.completed_stages = 0;
@@ -175,13 +175,13 @@ fn rewrite(rng: &mut ChaCha8Rng, card: &Card, clock: &mut Clock) -> Card {
             // Stage documents are keyed by name: a card holds one of each.
             let at = clock.tick();
             match c.stages.iter_mut().find(|s| s.stage_name == "note") {
-                Some(s) => s.timestamp = at,
+                Some(s) => s.timestamp = at.into(),
                 None => c.stages.push(StageDoc {
                     stage_name: "note".into(),
                     status: StageStatus::Completed,
                     progress_percent: None,
                     message: None,
-                    timestamp: at,
+                    timestamp: at.into(),
                     metadata: Default::default(),
                 }),
             }
@@ -189,7 +189,7 @@ fn rewrite(rng: &mut ChaCha8Rng, card: &Card, clock: &mut Clock) -> Card {
         _ => {
             c.cost_usd = Some(rng.random_range(0..40) as f64 / 10.0);
             c.pipeline.completed_stages = rng.random_range(0..=c.pipeline.total_stages);
-            c.pipeline.end_time = c.pipeline.end_time.as_ref().map(|_| clock.tick());
+            c.pipeline.end_time = c.pipeline.end_time.as_ref().map(|_| clock.tick().into());
         }
     }
     c
@@ -450,9 +450,9 @@ fn fixture_delta(changed: Vec<Card>, removed: &[&str]) -> SnapshotDelta {
 fn running(id: &str, started_ago: i64) -> Card {
     let mut c = fx::cards()[0].clone();
     c.pipeline.card_id = id.into();
-    c.pipeline.start_time = ts(started_ago);
+    c.pipeline.start_time = ts(started_ago).into();
     for s in &mut c.stages {
-        s.timestamp = ts(started_ago);
+        s.timestamp = ts(started_ago).into();
     }
     c
 }
@@ -485,7 +485,7 @@ fn changed_and_new_cards_from_a_delta_take_their_places() {
     let mut app = fx::app();
     let mut done = card_of(&app, "card-101").unwrap().clone();
     done.pipeline.status = PipelineStatus::Completed;
-    done.pipeline.end_time = Some(ts(0));
+    done.pipeline.end_time = Some(ts(0).into());
     app.apply(Message::Delta(Box::new(fixture_delta(
         vec![done, running("fresh", 1)],
         &[],

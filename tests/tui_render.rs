@@ -502,9 +502,9 @@ fn hostile_snapshot() -> artemis::snapshot::Snapshot {
             c.pipeline
                 .metadata
                 .insert("title".into(), serde_json::json!(format!("{h} title")));
-            c.pipeline.current_stage = Some(h.clone());
+            c.pipeline.current_stage = Some(h.as_str().into());
             let mut stage = base.stages[3].clone();
-            stage.stage_name = h.clone();
+            stage.stage_name = h.as_str().into();
             stage.message = Some(h);
             c.stages = vec![stage];
             c

@@ -44,13 +44,13 @@ fn card(id: &str, status: PipelineStatus, started_ago: i64, ended_ago: Option<i6
     let mut c = fx::cards()[0].clone();
     c.pipeline.card_id = id.into();
     c.pipeline.status = status;
-    c.pipeline.start_time = ts(started_ago);
-    c.pipeline.end_time = ended_ago.map(ts);
+    c.pipeline.start_time = ts(started_ago).into();
+    c.pipeline.end_time = ended_ago.map(|e| ts(e).into());
     c.pipeline
         .metadata
         .insert("title".into(), json!(format!("Generated {id}")));
     for s in &mut c.stages {
-        s.timestamp = ts(ended_ago.unwrap_or(started_ago));
+        s.timestamp = ts(ended_ago.unwrap_or(started_ago)).into();
     }
     c
 }
@@ -166,7 +166,7 @@ fn the_selection_follows_its_card_when_it_finishes_and_moves() {
     let mut s = with_cards(vec![card("other-run", PipelineStatus::Running, 100, None)]);
     let c = &mut s.cards[0];
     c.pipeline.status = PipelineStatus::Completed;
-    c.pipeline.end_time = Some(ts(0));
+    c.pipeline.end_time = Some(ts(0).into());
     app.apply(Message::Snapshot(Box::new(s)));
     let order = ids(&mut app);
     let pos = order.iter().position(|i| i == "card-101").unwrap();

@@ -234,21 +234,21 @@ impl Card {
             status: p.status.as_str().to_owned(),
             total_stages: p.total_stages,
             completed_stages: p.completed_stages,
-            current_stage: p.current_stage.clone(),
-            start_time: p.start_time.clone(),
-            end_time: p.end_time.clone(),
-            metadata: p.metadata.clone(),
+            current_stage: p.current_stage.as_deref().map(str::to_owned),
+            start_time: p.start_time.to_string(),
+            end_time: p.end_time.as_deref().map(str::to_owned),
+            metadata: p.metadata.to_map(),
             duration_seconds: p.duration_seconds,
             stages: c
                 .stages
                 .iter()
                 .map(|s| Stage {
-                    stage_name: s.stage_name.clone(),
+                    stage_name: s.stage_name.to_string(),
                     status: s.status.as_str().to_owned(),
                     progress_percent: s.progress_percent,
                     message: s.message.clone(),
-                    timestamp: s.timestamp.clone(),
-                    metadata: s.metadata.clone(),
+                    timestamp: s.timestamp.to_string(),
+                    metadata: s.metadata.to_map(),
                 })
                 .collect(),
             cost_usd: c.cost_usd,
@@ -266,21 +266,21 @@ impl From<crate::tracker::Card> for Card {
             status: p.status.as_str().to_owned(),
             total_stages: p.total_stages,
             completed_stages: p.completed_stages,
-            current_stage: p.current_stage,
-            start_time: p.start_time,
-            end_time: p.end_time,
-            metadata: p.metadata,
+            current_stage: p.current_stage.map(String::from),
+            start_time: p.start_time.into(),
+            end_time: p.end_time.map(String::from),
+            metadata: p.metadata.into(),
             duration_seconds: p.duration_seconds,
             stages: c
                 .stages
                 .into_iter()
                 .map(|s| Stage {
-                    stage_name: s.stage_name,
+                    stage_name: s.stage_name.into(),
                     status: s.status.as_str().to_owned(),
                     progress_percent: s.progress_percent,
                     message: s.message,
-                    timestamp: s.timestamp,
-                    metadata: s.metadata,
+                    timestamp: s.timestamp.into(),
+                    metadata: s.metadata.into(),
                 })
                 .collect(),
             cost_usd: c.cost_usd,

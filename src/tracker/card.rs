@@ -97,7 +97,7 @@ pub(crate) fn assemble_card(parsed: ParsedDoc, mut stages: HashMap<String, Stage
         .fold(None, |sum: Option<f64>, c| Some(sum.unwrap_or(0.0) + c));
     let cost_usd = ["cost_usd", "cost"]
         .iter()
-        .find_map(|k| parsed.doc.metadata.get(*k).and_then(Value::as_f64))
+        .find_map(|k| parsed.doc.metadata.get(k).and_then(Value::as_f64))
         .or(stage_cost);
     Card {
         pipeline: parsed.doc,

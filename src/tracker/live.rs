@@ -34,11 +34,10 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
-use serde_json::Map;
 
 use super::{ParsedDoc, assemble_card};
 use crate::model::{
-    PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus, parse_timestamp,
+    Metadata, PipelineDoc, PipelineEvent, PipelineStatus, StageDoc, StageStatus, parse_timestamp,
 };
 use crate::tracker::Card;
 
@@ -77,7 +76,7 @@ impl Card {
         card_id: String,
         total_stages: i64,
         start_time: String,
-        metadata: Map<String, serde_json::Value>,
+        metadata: impl Into<Metadata>,
         leftover: HashMap<String, StageDoc>,
     ) -> Self {
         let doc = PipelineDoc {
@@ -86,9 +85,9 @@ impl Card {
             total_stages,
             completed_stages: 0,
             current_stage: None,
-            start_time,
+            start_time: start_time.into(),
             end_time: None,
-            metadata,
+            metadata: metadata.into(),
             duration_seconds: None,
         };
         // The read's own assembly, so stage order and cost follow the read's rules.
@@ -124,11 +123,11 @@ impl Card {
                 let metadata = if metadata.is_empty() {
                     std::mem::take(&mut self.pipeline.metadata)
                 } else {
-                    metadata.clone()
+                    metadata.clone().into()
                 };
                 let leftover = std::mem::take(&mut self.stages)
                     .into_iter()
-                    .map(|s| (s.stage_name.clone(), s))
+                    .map(|s| (s.stage_name.to_string(), s))
                     .collect();
                 *self = Self::started(
                     std::mem::take(&mut self.pipeline.card_id),
@@ -158,11 +157,11 @@ impl Card {
                     i < reported && self.stages[i].status == StageStatus::Completed
                 });
                 let doc = StageDoc {
-                    stage_name: stage_name.clone(),
+                    stage_name: stage_name.as_str().into(),
                     status: *status,
                     progress_percent: *progress_percent,
                     message: message.clone(),
-                    timestamp: timestamp.clone(),
+                    timestamp: timestamp.as_str().into(),
                     metadata: pos
                         .map(|i| std::mem::take(&mut self.stages[i].metadata))
                         .unwrap_or_default(),
@@ -178,7 +177,7 @@ impl Card {
                     None => self.stages.insert(reported, doc),
                 }
                 let p = &mut self.pipeline;
-                p.current_stage = Some(stage_name.clone());
+                p.current_stage = Some(stage_name.as_str().into());
                 if *status == StageStatus::Completed && !counted {
                     p.completed_stages = p
                         .completed_stages
@@ -199,7 +198,7 @@ impl Card {
                 }
                 let p = &mut self.pipeline;
                 p.status = *status;
-                p.end_time = Some(timestamp.clone());
+                p.end_time = Some(timestamp.as_str().into());
                 p.current_stage = None;
                 // The write leaves the duration alone when the start time does not parse; the
                 // event then says null.
@@ -277,7 +276,7 @@ impl Card {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     const START: &str = "2026-01-02T03:00:00";
 

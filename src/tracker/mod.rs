@@ -262,12 +262,12 @@ pub(crate) fn started_event(s: &PipelineStart) -> PipelineEvent {
 
 pub(crate) fn stage_doc(r: &StageReport) -> StageDoc {
     StageDoc {
-        stage_name: r.stage_name.clone(),
+        stage_name: r.stage_name.as_str().into(),
         status: r.status,
         progress_percent: r.progress_percent.map(i64::from),
         message: r.message.clone(),
-        timestamp: format_naive(r.at.naive_utc()),
-        metadata: r.metadata.clone(),
+        timestamp: format_naive(r.at.naive_utc()).into(),
+        metadata: r.metadata.clone().into(),
     }
 }
 
@@ -365,7 +365,7 @@ pub(crate) fn stage_names(parsed: &ParsedDoc, found: Option<&BTreeSet<String>>) 
         .into_iter()
         .flatten()
         .cloned()
-        .chain(parsed.doc.current_stage.clone());
+        .chain(parsed.doc.current_stage.as_deref().map(str::to_owned));
     for name in extra {
         if seen.insert(name.clone()) {
             names.push(name);
@@ -482,7 +482,7 @@ mod tests {
             progress_percent: None,
             message: None,
             timestamp: ts.into(),
-            metadata: Map::new(),
+            metadata: Map::new().into(),
         };
         let stages = [
             ("a", mk("a", "2026-01-01T00:00:03")),

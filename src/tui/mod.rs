@@ -20,6 +20,7 @@ pub mod message;
 pub mod render;
 pub mod source;
 pub mod theme;
+mod trim;
 
 use std::io::{self, IsTerminal, Stdout};
 use std::sync::Arc;
@@ -85,6 +86,7 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let poll = Duration::from_secs_f64(dash.poll_interval.clamp(0.05, 86_400.0));
     let _sources = source::spawn(feed, poll, tx, cmd_rx);
+    trim::spawn();
 
     let (job_tx, mut job_rx) = mpsc::unbounded_channel();
     let signals = spawn_signal_thread(job_tx)?;

@@ -53,8 +53,8 @@ fn stage(
         status,
         progress_percent: pct,
         message: msg.map(Into::into),
-        timestamp: ts(ago),
-        metadata: Map::new(),
+        timestamp: ts(ago).into(),
+        metadata: Map::new().into(),
     }
 }
 
@@ -83,9 +83,9 @@ fn card(
             total_stages: total,
             completed_stages: done,
             current_stage: current.map(Into::into),
-            start_time: ts(started_ago),
-            end_time: ended_ago.map(ts),
-            metadata: m,
+            start_time: ts(started_ago).into(),
+            end_time: ended_ago.map(|e| ts(e).into()),
+            metadata: m.into(),
             duration_seconds: ended_ago.map(|e| (started_ago - e) as f64 + 0.5),
         },
         stages,
@@ -392,7 +392,7 @@ pub fn many_cards(n: usize) -> Snapshot {
             c.pipeline
                 .metadata
                 .insert("title".into(), json!(format!("Generated card number {i}")));
-            c.pipeline.start_time = ts((i as i64) * 7);
+            c.pipeline.start_time = ts((i as i64) * 7).into();
             c
         })
         .collect();

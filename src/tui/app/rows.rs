@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::App;
-use crate::model::{PipelineStatus, parse_timestamp};
+use crate::model::{InlineStr, PipelineStatus, parse_timestamp};
 use crate::snapshot::Snapshot;
 use crate::tracker::Card;
 
@@ -177,7 +177,7 @@ fn last_activity(c: &Card) -> Option<NaiveDateTime> {
     let others = p
         .end_time
         .iter()
-        .map(String::as_str)
+        .map(InlineStr::as_str)
         .chain(c.stages.iter().map(|s| s.timestamp.as_str()));
     for t in others {
         if let Some(t) = start_time(t) {
