@@ -248,15 +248,17 @@ fn is_suspend_key(k: &KeyEvent) -> bool {
 /// Reads the terminal on a thread of its own and sends every event as soon as it is parsed, so
 /// the UI task can take all that is pending in one wake-up. (crossterm's `use-dev-tty` source
 /// polls the terminal level-triggered: bytes past its 1,024-byte read buffer are read on the
-/// next call, not when the next key arrives.) Ends when `stop` is set or the UI is gone.
+/// next call, not when the next key arrives.) Ends at the first event after `stop` is set,
+/// when the UI is gone, or with the process.
+///
+/// It blocks in `read` instead of polling with a timeout: crossterm passes poll(2) the time
+/// left in whole milliseconds, so the last millisecond of every timeout is spent calling
+/// poll(2) with 0 in a loop, which was two thirds of an idle dashboard's CPU (~0.7% of a core
+/// with a 100 ms timeout; docs/BENCHMARKS.md).
 fn spawn_input_thread(tx: mpsc::UnboundedSender<io::Result<Event>>, stop: Arc<AtomicBool>) {
     let run = move || {
         while !stop.load(Ordering::SeqCst) {
-            let ev = match crossterm::event::poll(Duration::from_millis(100)) {
-                Ok(false) => continue,
-                Ok(true) => crossterm::event::read(),
-                Err(e) => Err(e),
-            };
+            let ev = crossterm::event::read();
             let failed = ev.is_err();
             if tx.send(ev).is_err() || failed {
                 return;
