@@ -219,7 +219,11 @@ async fn history_is_read_in_one_pipelined_round_trip() {
 async fn a_second_read_fetches_only_the_open_buckets() {
     let server = RedisServer::start();
     let store = Backend::redis(server.settings()).await.unwrap();
-    let read = || store.metrics().read_history(HistoryWindow::Hour1, Utc::now());
+    let read = || {
+        store
+            .metrics()
+            .read_history(HistoryWindow::Hour1, Utc::now())
+    };
     read().await.unwrap();
     let hgetall0 = stat(&server, "commandstats", "cmdstat_hgetall:calls=");
     let series = read().await.unwrap().series;
@@ -243,7 +247,11 @@ async fn a_late_write_to_a_closed_bucket_shows_within_the_reread_interval() {
     let mut settings = server.settings();
     settings.tracker.full_read_interval_seconds = 2;
     let store = Backend::redis(settings).await.unwrap();
-    let read = || store.metrics().read_history(HistoryWindow::Hour1, Utc::now());
+    let read = || {
+        store
+            .metrics()
+            .read_history(HistoryWindow::Hour1, Utc::now())
+    };
     assert!(!read().await.unwrap().series.found);
     let mut late = request("openai", "m", false, 0.5);
     late.at = Some(Utc::now() - chrono::Duration::minutes(10));
