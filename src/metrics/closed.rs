@@ -1,7 +1,7 @@
 //! Closed periods read once: a dashboard polls every second, and each poll used to re-read
 //! every time bucket of the charts' window (60 HGETALL for the last hour, up to 720) and every
-//! past day's hash (the last 93 days) although a period that has ended is not written any
-//! more. [`ClosedPeriods`] keeps what a closed period's key held when read, so a poll reads
+//! past day's hash (the last `metrics.snapshot_days`, 30 by default) although a period that
+//! has ended is not written any more. [`ClosedPeriods`] keeps what a closed period's key held when read, so a poll reads
 //! only the open periods, plus, once every `tracker.full_read_interval_seconds` (the interval
 //! at which the dashboard audits every card: everything is read again at least that often),
 //! every closed one again.
