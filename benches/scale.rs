@@ -9,7 +9,9 @@
 //! What one backend's run does, in order:
 //! 1. seeds 10,000 cards through the library (64 concurrent writers: indexed documents, a
 //!    stage each, exactly what pipelines write), starts the dashboard in tmux, waits until the
-//!    header counts them all, and measures its CPU idle (median of 10 s windows);
+//!    header counts them all, and measures its CPU idle over 6 windows of 10 s: the target is
+//!    judged on the mean (what `top` averages; the once-a-minute audit falls in one window,
+//!    which a median would hide), and the median and every window's figure are printed too;
 //! 2. seeds up to 100,000 cards, measures Redis's CPU serving 1,000 stage updates per second
 //!    with no dashboard (the writers' baseline), then starts a fresh dashboard and measures the
 //!    cold start (launch → header counting every card), its idle CPU and its RSS;
@@ -31,7 +33,7 @@ mod common;
 mod support;
 
 use artemis::Backend;
-use common::{cpu_secs, max, median, redis_cpu, rss_mib};
+use common::{cpu_secs, max, mean, median, redis_cpu, rss_mib};
 
 use std::time::{Duration, Instant};
 
@@ -45,7 +47,9 @@ const EVENTS_PER_SEC: u64 = 1_000;
 const RUN: Duration = Duration::from_secs(60);
 const LONG_RUN: Duration = Duration::from_secs(600);
 const WINDOW: Duration = Duration::from_secs(10);
-const IDLE_WINDOWS: usize = 3;
+/// 60 s: at least one audit (`tracker.full_read_interval_seconds`, 60 by default) falls in
+/// every idle measurement.
+const IDLE_WINDOWS: usize = 6;
 const ONCE_RUNS: usize = 3;
 
 /// What to run, from the bench's arguments.
@@ -314,18 +318,47 @@ impl Dashboard {
     }
 }
 
-/// Medians of the dashboard's and Redis's CPU (% of a core) over `windows` 10 s windows.
-fn idle_cpu(pid: u32, nodes: &[&support::RedisServer], windows: usize) -> (f64, f64) {
-    let mut cpu = Vec::new();
-    let mut redis = Vec::new();
-    for _ in 0..windows {
-        let (d0, r0, t0) = (cpu_secs(pid), redis_cpu(nodes), Instant::now());
-        std::thread::sleep(WINDOW);
-        let wall = t0.elapsed().as_secs_f64();
-        cpu.push((cpu_secs(pid) - d0) / wall * 100.0);
-        redis.push((redis_cpu(nodes) - r0) / wall * 100.0);
+/// The dashboard's and Redis's CPU (% of a core) idle, one figure per 10 s window.
+struct Idle {
+    dashboard: Vec<f64>,
+    redis: Vec<f64>,
+}
+
+impl Idle {
+    fn measure(pid: u32, nodes: &[&support::RedisServer], windows: usize) -> Self {
+        let mut dashboard = Vec::new();
+        let mut redis = Vec::new();
+        for _ in 0..windows {
+            let (d0, r0, t0) = (cpu_secs(pid), redis_cpu(nodes), Instant::now());
+            std::thread::sleep(WINDOW);
+            let wall = t0.elapsed().as_secs_f64();
+            dashboard.push((cpu_secs(pid) - d0) / wall * 100.0);
+            redis.push((redis_cpu(nodes) - r0) / wall * 100.0);
+        }
+        Self { dashboard, redis }
     }
-    (median(cpu), median(redis))
+
+    /// The table row: judged on the mean (what a user's `top` shows over a minute), with the
+    /// median and each window's figure beside it so an audit window stands out.
+    fn row(&self, cards: usize, limit: f64) -> Row {
+        let (cpu, redis) = (mean(&self.dashboard), mean(&self.redis));
+        let windows: Vec<String> = self.dashboard.iter().map(|c| format!("{c:.1}")).collect();
+        row(
+            format!(
+                "idle, {cards} cards: dashboard CPU (mean of {} × 10 s)",
+                self.dashboard.len()
+            ),
+            format!(
+                "{cpu:.2}% (median {:.2}%; windows {})",
+                median(self.dashboard.clone()),
+                windows.join(", ")
+            ),
+            format!("Redis {redis:.2}%"),
+            ratio(cpu, redis),
+            format!("< {limit}% of a core"),
+            Some(cpu < limit),
+        )
+    }
 }
 
 /// One `--once --format <format>` under `/usr/bin/time -v`: (seconds, peak RSS MiB, bytes
@@ -401,15 +434,7 @@ fn run(t: Target<'_>, opts: &Opts) {
             Dashboard::start(&format!("scale-{label}-small"), &t.dashboard_args, SMALL);
         if let (Some(pid), Some(_)) = (d.pid, shown) {
             std::thread::sleep(Duration::from_secs(3));
-            let (cpu, redis) = idle_cpu(pid, nodes, IDLE_WINDOWS);
-            rows.push(row(
-                format!("idle, {SMALL} cards: dashboard CPU (median of {IDLE_WINDOWS} × 10 s)"),
-                format!("{cpu:.2}%"),
-                format!("Redis {redis:.2}%"),
-                ratio(cpu, redis),
-                "< 1% of a core",
-                Some(cpu < 1.0),
-            ));
+            rows.push(Idle::measure(pid, nodes, IDLE_WINDOWS).row(SMALL, 1.0));
         } else {
             rows.push(row(
                 format!("idle, {SMALL} cards"),
@@ -471,15 +496,7 @@ fn run(t: Target<'_>, opts: &Opts) {
         };
         std::thread::sleep(Duration::from_secs(3));
         if opts.idle {
-            let (cpu, redis) = idle_cpu(pid, nodes, IDLE_WINDOWS);
-            rows.push(row(
-                format!("idle, {large} cards: dashboard CPU (median of {IDLE_WINDOWS} × 10 s)"),
-                format!("{cpu:.2}%"),
-                format!("Redis {redis:.2}%"),
-                ratio(cpu, redis),
-                "< 2% of a core",
-                Some(cpu < 2.0),
-            ));
+            rows.push(Idle::measure(pid, nodes, IDLE_WINDOWS).row(large, 2.0));
         }
         let (rss_idle, _) = rss_mib(pid);
         if let Some(writers_redis) = writers_redis {

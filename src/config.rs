@@ -294,7 +294,8 @@ pub struct TrackerSettings {
     pub scan_interval_seconds: u64,
     /// Seconds between the dashboard's full reads (every card read again: what a poll of only
     /// the changes cannot see, a card deleted by hand, is seen gone then). It also reads in
-    /// full at start, after a reconnect and on `r`.
+    /// full at start, after a reconnect and on `r`. The metrics' closed periods (time buckets
+    /// and past days, otherwise held) are read again as often.
     pub full_read_interval_seconds: u64,
     /// Seconds a poll of only the changes reaches back before the previous poll's server time:
     /// it covers a Cluster index write that lands before its card's documents, and a server

@@ -186,14 +186,11 @@ async fn history_is_read_in_one_pipelined_round_trip() {
         )
         .await
         .unwrap();
-    // Warm the connection, then measure what one more read costs the server: its socket
+    // Warm the connection (with a read that holds no bucket, so the one measured is a first
+    // read of every bucket), then measure what one more read costs the server: its socket
     // reads (one per round trip of a small pipeline) beside what the INFO calls themselves
     // cost.
-    store
-        .metrics()
-        .read_history(HistoryWindow::Hour1, Utc::now())
-        .await
-        .unwrap();
+    store.metrics().read_metrics(1, 1).await.unwrap();
     let r0 = stat(&server, "stats", "total_reads_processed:");
     let r1 = stat(&server, "stats", "total_reads_processed:");
     let info_cost = r1 - r0;
@@ -215,6 +212,65 @@ async fn history_is_read_in_one_pipelined_round_trip() {
     // Three INFO calls ran after r1 was taken (the two commandstats and r2's own).
     let reads = (r2 - r1).saturating_sub(3 * info_cost);
     assert!(reads <= 2, "60 bucket reads took {reads} socket reads");
+}
+
+/// Buckets that ended more than the grace margin ago are held after one read.
+#[tokio::test]
+async fn a_second_read_fetches_only_the_open_buckets() {
+    let server = RedisServer::start();
+    let store = Backend::redis(server.settings()).await.unwrap();
+    let read = || {
+        store
+            .metrics()
+            .read_history(HistoryWindow::Hour1, Utc::now())
+    };
+    read().await.unwrap();
+    let hgetall0 = stat(&server, "commandstats", "cmdstat_hgetall:calls=");
+    let series = read().await.unwrap().series;
+    let hgetall1 = stat(&server, "commandstats", "cmdstat_hgetall:calls=");
+    assert_eq!(series.buckets.len(), 60);
+    // The current minute and those within the two-minute grace (four, if a minute turned
+    // between the reads).
+    assert!(
+        hgetall1 - hgetall0 <= 4,
+        "{} HGETALL for a window of 60 closed and open minutes",
+        hgetall1 - hgetall0
+    );
+}
+
+/// A write into a bucket already held (the outage buffer replays with the original time)
+/// shows once the held buckets are read again: within `tracker.full_read_interval_seconds`
+/// plus one read.
+#[tokio::test]
+async fn a_late_write_to_a_closed_bucket_shows_within_the_reread_interval() {
+    let server = RedisServer::start();
+    let mut settings = server.settings();
+    settings.tracker.full_read_interval_seconds = 2;
+    let store = Backend::redis(settings).await.unwrap();
+    let read = || {
+        store
+            .metrics()
+            .read_history(HistoryWindow::Hour1, Utc::now())
+    };
+    assert!(!read().await.unwrap().series.found);
+    let mut late = request("openai", "m", false, 0.5);
+    late.at = Some(Utc::now() - chrono::Duration::minutes(10));
+    store
+        .metrics()
+        .track_once("late", &MetricsWrite::Requests(vec![late]))
+        .await
+        .unwrap();
+    let written = std::time::Instant::now();
+    loop {
+        if read().await.unwrap().series.found {
+            break;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(4),
+            "the late write was not read within the interval"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// What the limiter admits and refuses lands in the buckets (through the metrics' write path)

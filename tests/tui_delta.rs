@@ -690,3 +690,42 @@ fn a_read_listing_one_id_twice_is_shown_without_a_panic() {
     let rows = ids(&mut app);
     assert!(rows.contains(&"card-101".to_string()) && !rows.contains(&"card-105".to_string()));
 }
+
+#[test]
+fn a_delta_that_changes_nothing_on_screen_draws_no_frame() {
+    let mut app = fx::app();
+    app.dirty = false;
+    let held = app.live.clone().unwrap();
+    let mut idle = delta(&held, Vec::new(), Vec::new());
+    idle.taken_at += Duration::seconds(1);
+    app.apply(Message::Delta(Box::new(idle)));
+    assert!(!app.dirty, "only the data age moved");
+    assert_eq!(app.quiet_reads, 1);
+    assert_eq!(
+        app.live.as_ref().unwrap().taken_at,
+        held.taken_at + Duration::seconds(1),
+        "the next frame shows the new data age"
+    );
+}
+
+#[test]
+fn a_delta_with_a_changed_card_draws_a_frame() {
+    let mut app = fx::app();
+    app.dirty = false;
+    app.apply(Message::Delta(Box::new(fixture_delta(
+        vec![running("fresh", 1)],
+        &[],
+    ))));
+    assert!(app.dirty);
+    assert_eq!(app.quiet_reads, 0);
+}
+
+#[test]
+fn a_delta_with_changed_metrics_draws_a_frame() {
+    let mut app = fx::app();
+    app.dirty = false;
+    let mut d = delta(app.live.as_ref().unwrap(), Vec::new(), Vec::new());
+    d.metrics.llm.total_requests += 1;
+    app.apply(Message::Delta(Box::new(d)));
+    assert!(app.dirty);
+}

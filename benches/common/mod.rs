@@ -14,6 +14,10 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+pub fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
 pub fn max(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::NAN, f64::max)
 }

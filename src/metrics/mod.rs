@@ -11,6 +11,7 @@
 //! original wrote), and optional age-trimming of the pipeline time series
 //! (`metrics.timeseries_retention_days`, off by default: the original keeps every entry).
 
+mod closed;
 mod handle;
 pub mod history;
 mod memory;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use redis::Pipeline;
 
+use super::closed::{self, ClosedPeriods, Held};
 use super::history::{self, Add, BucketAdds, HistoryRead, HistoryWindow, LimitActivityRecord};
 use super::writes::{Op, Writes};
 use super::{
@@ -15,7 +16,7 @@ use super::{
     MetricsWrite, PipelineCompletionRecord, finish, last_days, local_date, parse_recent,
     timeseries_member,
 };
-use crate::connection::{Discovery, DiscoveryScan};
+use crate::connection::{ConnState, Discovery, DiscoveryScan};
 use crate::keys::validate_name;
 use crate::metrics::{Breakdown, DailyFigures, DeveloperReviews, Summary};
 use crate::model::Malformed;
@@ -43,6 +44,10 @@ pub struct RedisMetrics {
     core: RedisCore,
     /// The walk for Python-written metric names: one pattern, a bounded step per read.
     scanned: std::sync::Arc<tokio::sync::Mutex<Discovery>>,
+    /// The charts' closed time buckets as last read (see [`super::closed`]).
+    closed_buckets: std::sync::Arc<tokio::sync::Mutex<ClosedPeriods>>,
+    /// The past days' hashes as last read.
+    closed_days: std::sync::Arc<tokio::sync::Mutex<ClosedPeriods>>,
 }
 
 delegate_store!(RedisMetrics);
@@ -53,7 +58,28 @@ impl RedisMetrics {
         Self {
             core,
             scanned: Default::default(),
+            closed_buckets: Default::default(),
+            closed_days: Default::default(),
         }
+    }
+
+    /// `cache`, locked, with what is due to be read again forgotten (see
+    /// [`ClosedPeriods::expire`]).
+    async fn closed<'a>(
+        &self,
+        cache: &'a tokio::sync::Mutex<ClosedPeriods>,
+    ) -> tokio::sync::MutexGuard<'a, ClosedPeriods> {
+        let mut held = cache.lock().await;
+        let connection = match self.core.redis.current_state() {
+            ConnState::Connected { since } => Some(since),
+            _ => None,
+        };
+        let reread =
+            std::time::Duration::from_secs(self.core.settings.tracker.full_read_interval_seconds);
+        held.expire(std::time::Instant::now(), reread, connection, |at| {
+            self.core.scan_still_valid(at)
+        });
+        held
     }
 
     /// The names under the original's key patterns (`status:*`, `llm:*`, `code_review:*`),
@@ -352,34 +378,55 @@ impl super::MetricsStore for RedisMetrics {
     ) -> crate::Result<HistoryRead> {
         let resolution = window.resolution();
         let starts = window.bucket_starts(now);
-        let keys: Vec<String> = starts
+        let keys: Vec<(String, bool)> = starts
             .iter()
-            .map(|s| self.core.keys.metrics_bucket(resolution.code(), *s))
-            .collect();
-        // One round trip: one HGETALL per period (at most 720), split per node on Cluster.
-        let mut p = Pipeline::new();
-        p.ignore_errors();
-        for key in &keys {
-            p.hgetall(key);
-        }
-        let values: Vec<redis::Value> = self.core.redis.query_pipe(&p).await?;
-        let mut malformed = Vec::new();
-        let values = values
-            .into_iter()
-            .chain(std::iter::repeat(redis::Value::Nil));
-        let periods: Vec<_> = starts
-            .into_iter()
-            .zip(keys)
-            .zip(values)
-            .map(|((start, key), value)| {
-                let fields = Reply {
-                    key: key.clone(),
-                    value,
-                }
-                .hash(&mut malformed);
-                (start, key, fields)
+            .map(|s| {
+                (
+                    self.core.keys.metrics_bucket(resolution.code(), *s),
+                    closed::bucket_closed(*s, resolution.seconds(), now),
+                )
             })
             .collect();
+        let mut cache = self.closed(&self.closed_buckets).await;
+        let to_read = cache.to_read(&keys);
+        // One round trip: one HGETALL per period not held (at most 720), split per node on
+        // Cluster; none when every one is held and none is open (a past window).
+        let mut p = Pipeline::new();
+        p.ignore_errors();
+        for ((key, _), read) in keys.iter().zip(&to_read) {
+            if *read {
+                p.hgetall(key);
+            }
+        }
+        let values: Vec<redis::Value> = if p.is_empty() {
+            Vec::new()
+        } else {
+            self.core.redis.query_pipe(&p).await?
+        };
+        let mut values = values
+            .into_iter()
+            .chain(std::iter::repeat(redis::Value::Nil));
+        let read: Vec<Option<Held>> = keys
+            .iter()
+            .zip(&to_read)
+            .map(|((key, _), read)| {
+                read.then(|| {
+                    Reply {
+                        key: key.clone(),
+                        value: values.next().unwrap_or(redis::Value::Nil),
+                    }
+                    .held()
+                })
+            })
+            .collect();
+        let held = cache.merge(&keys, read);
+        drop(cache);
+        let malformed = held.iter().flat_map(|h| h.malformed.clone()).collect();
+        let periods = starts
+            .into_iter()
+            .zip(keys)
+            .zip(&held)
+            .map(|((start, (key, _)), h)| (start, key, &h.fields));
         Ok(HistoryRead::from_periods(window, periods, malformed))
     }
 
@@ -420,7 +467,8 @@ impl super::MetricsStore for RedisMetrics {
 
     async fn read_metrics(&self, days: u32, recent: usize) -> crate::Result<MetricsRead> {
         let k = &self.core.keys;
-        let dates = last_days(local_date(Utc::now()), days);
+        let now = Utc::now();
+        let dates = last_days(local_date(now), days);
 
         // Round trip 1: the fixed keys and the name indexes. Errors (a key of the wrong
         // type) come back per reply, so one bad key cannot hide the rest.
@@ -435,8 +483,17 @@ impl super::MetricsStore for RedisMetrics {
             .smembers(k.metrics_index("developers"))
             .smembers(k.metrics_index("review_statuses"))
             .zrevrange(k.metrics_timeseries(), 0, recent as isize - 1);
-        for d in &dates {
-            p.hgetall(k.metrics_daily(*d));
+        // The past days are closed (see `super::closed`): held ones are not read again.
+        let day_keys: Vec<(String, bool)> = dates
+            .iter()
+            .map(|d| (k.metrics_daily(*d), closed::day_closed(*d, now)))
+            .collect();
+        let mut days_cache = self.closed(&self.closed_days).await;
+        let read_day = days_cache.to_read(&day_keys);
+        for ((key, _), read) in day_keys.iter().zip(&read_day) {
+            if *read {
+                p.hgetall(key);
+            }
         }
         let values: Vec<redis::Value> = self.core.redis.query_pipe(&p).await?;
         let mut values = values.into_iter();
@@ -452,10 +509,16 @@ impl super::MetricsStore for RedisMetrics {
         let mut developers = next(k.metrics_index("developers")).strings(&mut malformed);
         let mut review_statuses = next(k.metrics_index("review_statuses")).strings(&mut malformed);
         let ts = next(k.metrics_timeseries()).strings(&mut malformed);
-        let daily: Vec<Fields> = dates
+        let daily: Vec<Option<Held>> = day_keys
             .iter()
-            .map(|d| next(k.metrics_daily(*d)).hash(&mut malformed))
+            .zip(&read_day)
+            .map(|((key, _), read)| read.then(|| next(key.clone()).held()))
             .collect();
+        let daily = days_cache.merge(&day_keys, daily);
+        drop(days_cache);
+        for h in &daily {
+            malformed.extend(h.malformed.iter().cloned());
+        }
 
         let mut out = MetricsRead::default();
         let m: &mut Summary = &mut out.metrics;
@@ -484,7 +547,7 @@ impl super::MetricsStore for RedisMetrics {
             m.llm.saved_cost = f.float(&llm, "saved_cost");
             m.llm.latency_ms_total = f.float(&llm, "latency_ms_total");
         }
-        for (date, fields) in dates.iter().zip(daily) {
+        for (date, Held { fields, .. }) in dates.iter().zip(daily) {
             let key = k.metrics_daily(*date);
             let mut f = FieldReader {
                 key: &key,
@@ -648,6 +711,13 @@ impl Reply {
 
     /// A hash; a field or value that is not UTF-8 is kept lossily converted (so that the
     /// number parser reports it) instead of losing the whole hash.
+    /// A hash with what in it did not parse, as [`super::closed`] holds it.
+    fn held(self) -> Held {
+        let mut malformed = Vec::new();
+        let fields = self.hash(&mut malformed);
+        Held { fields, malformed }
+    }
+
     pub(crate) fn hash(self, malformed: &mut Vec<Malformed>) -> Fields {
         let raw: HashMap<Vec<u8>, Vec<u8>> = self.convert("a hash", malformed);
         raw.into_iter()

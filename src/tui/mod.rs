@@ -58,6 +58,11 @@ const BATCH: usize = 4096;
 /// Terminal events handled per wake-up before the UI draws and looks at messages again (a
 /// paste of this many keys costs one frame, not one frame per key).
 const INPUT_BATCH: usize = 65_536;
+/// How long the input thread waits for the terminal before looking at its stop flag. Long on
+/// purpose: crossterm passes poll(2) the time left in whole milliseconds, so the last
+/// millisecond of every wait is spent calling poll(2) with 0 in a loop; at 100 ms that was two
+/// thirds of an idle dashboard's CPU (~0.7% of a core, docs/BENCHMARKS.md).
+const INPUT_POLL: Duration = Duration::from_secs(1);
 
 /// The signals whose default action ends the process and that can be caught: each restores the
 /// terminal, then is raised again with its default action, so the process ends as it would have
@@ -250,11 +255,12 @@ fn is_suspend_key(k: &KeyEvent) -> bool {
 /// Reads the terminal on a thread of its own and sends every event as soon as it is parsed, so
 /// the UI task can take all that is pending in one wake-up. (crossterm's `use-dev-tty` source
 /// polls the terminal level-triggered: bytes past its 1,024-byte read buffer are read on the
-/// next call, not when the next key arrives.) Ends when `stop` is set or the UI is gone.
+/// next call, not when the next key arrives.) Ends within [`INPUT_POLL`] of `stop` being set,
+/// or when the UI is gone.
 fn spawn_input_thread(tx: mpsc::UnboundedSender<io::Result<Event>>, stop: Arc<AtomicBool>) {
     let run = move || {
         while !stop.load(Ordering::SeqCst) {
-            let ev = match crossterm::event::poll(Duration::from_millis(100)) {
+            let ev = match crossterm::event::poll(INPUT_POLL) {
                 Ok(false) => continue,
                 Ok(true) => crossterm::event::read(),
                 Err(e) => Err(e),

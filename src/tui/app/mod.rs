@@ -203,6 +203,9 @@ pub struct App {
     pub now: DateTime<Utc>,
     /// Something changed since the last frame.
     pub dirty: bool,
+    /// Reads applied that changed nothing on screen (so drew no frame): an idle dashboard's
+    /// polls.
+    pub quiet_reads: u64,
     /// The user asked to quit.
     pub quit: bool,
 }
@@ -256,6 +259,7 @@ impl App {
             flash: None,
             now: Utc::now(),
             dirty: true,
+            quiet_reads: 0,
             quit: false,
         }
     }
@@ -369,10 +373,20 @@ impl App {
 
     /// Applies one message from the source tasks.
     pub fn apply(&mut self, msg: Message) {
-        self.dirty = true;
+        // A delta that changes nothing on screen (an idle poll) draws no frame: only the data
+        // age moved, and the loop's once-a-second clock redraws that.
+        if !matches!(msg, Message::Delta(_)) {
+            self.dirty = true;
+        }
         match msg {
             Message::Snapshot(s) => self.apply_snapshot(*s),
-            Message::Delta(d) => self.apply_delta(*d),
+            Message::Delta(d) => {
+                if self.apply_delta(*d) {
+                    self.dirty = true;
+                } else {
+                    self.quiet_reads += 1;
+                }
+            }
             Message::Event(e) => self.apply_event(e),
             Message::Connection(c) => self.conn = c,
             Message::Health(h) => self.health = h,
@@ -422,11 +436,12 @@ impl App {
 
     /// Applies an incremental read in place: only the cards it names change, and only their
     /// rows move.
-    fn apply_delta(&mut self, delta: SnapshotDelta) {
+    /// Applies a delta; says whether it changed anything a frame shows besides the data age.
+    fn apply_delta(&mut self, delta: SnapshotDelta) -> bool {
         // Without a full read to apply it to, a delta cannot be placed; the source tasks
         // always start with a full read.
         let Some(live) = self.live.as_mut() else {
-            return;
+            return false;
         };
         let SnapshotDelta {
             taken_at,
@@ -440,6 +455,16 @@ impl App {
             history,
             malformed,
         } = delta;
+        let mut shows = !changed.is_empty()
+            || !removed.is_empty()
+            || self.read_error.is_some()
+            || self.health != health
+            || live.source != source
+            || live.connection != connection
+            || live.metrics != metrics
+            || live.limits != limits
+            || live.history != history
+            || live.malformed != malformed;
         self.read_error = None;
         self.health = health.clone();
         live.taken_at = taken_at;
@@ -456,9 +481,14 @@ impl App {
             }
         }
         self.history.record(live);
+        let cards = live.cards.len();
         let gone = self.cards.apply_delta(live, changed, removed, self.now);
+        shows |= !gone.is_empty() || self.live.as_ref().is_some_and(|l| l.cards.len() != cards);
         self.note_table_changes();
         self.after_read(Some(&gone));
+        // The charts drawn from this dashboard's own polls (no buckets in the store) took a
+        // point: the next clock tick, within a second, draws it with the data age.
+        shows
     }
 
     /// After a read: the open drilldown keeps the card as last seen, and cards that left
