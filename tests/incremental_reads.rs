@@ -988,7 +988,7 @@ async fn an_unchanged_card_keeps_its_malformed_stage_listed_through_polls_and_au
     let Update::Full(mut snap) = poll(&feed, true).await else {
         panic!("the first poll is a full read");
     };
-    let mut take = |update: Update, snap: &mut Snapshot| match update {
+    let take = |update: Update, snap: &mut Snapshot| match update {
         Update::Full(s) => *snap = *s,
         Update::Delta(d) => snap.apply_delta(*d),
     };
