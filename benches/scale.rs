@@ -639,6 +639,18 @@ fn storm_part(
         "p99 < 50 ms",
         Some(p99 < 50.0),
     ));
+    // Per 10 s window, so that a window holding the periodic audit shows as one.
+    eprintln!(
+        "storm windows: dashboard CPU % {:.1?}; draw p99 ms {:.1?}; draw p50 ms {:.2?}; longest apply ms {:.1?}",
+        cpu,
+        d.loop_field("draw_p99_ms"),
+        d.loop_field("draw_p50_ms"),
+        d.loop_field("longest_apply_ms"),
+    );
+    eprintln!(
+        "storm CPU mean {:.1}%",
+        cpu.iter().sum::<f64>() / cpu.len().max(1) as f64
+    );
     let frame_p99 = max(&d.loop_field("draw_p99_ms"));
     rows.push(row(
         "frame draw p99 (worst 10 s window of the UI loop's log)",

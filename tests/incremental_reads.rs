@@ -884,3 +884,146 @@ async fn the_poller_sends_deltas_between_full_reads_at_start_refresh_and_reconne
     assert!(full, "a full read after the reconnect");
     assert!(matches!(next_read(&mut rx).await, Message::Delta(_)));
 }
+
+/// A card of ours with one stage, read by a full read and then a poll of changes.
+async fn one_card_held(feed: &StorageFeed, backend: &Backend, card: &str) -> Held {
+    let mut held = Held::new();
+    held.take(poll(feed, true).await);
+    let store = backend.tracker();
+    store
+        .start_pipeline(&start(card, Utc::now()))
+        .await
+        .unwrap();
+    store
+        .update_stage(&report(card, 5, Utc::now()))
+        .await
+        .unwrap();
+    held.take(poll(feed, false).await);
+    assert!(held.has(card));
+    held
+}
+
+/// Rewrites a card's `work` stage document by hand: no index entry moves, no event is sent.
+fn rewrite_work_stage(server: &RedisServer, card: &str, progress: u8) {
+    let doc = format!(
+        r#"{{"stage_name": "work", "status": "running", "progress_percent": {progress}, "message": "by hand", "timestamp": "2099-01-01T00:00:00", "metadata": {{}}}}"#
+    );
+    server.cli(&[
+        "SET",
+        &format!("artemis:pipeline:{card}:stage:work"),
+        &doc,
+        "EX",
+        "86400",
+    ]);
+}
+
+/// Moves a card's index entry to a later score by hand, its documents untouched.
+fn rescore(server: &RedisServer, card: &str) {
+    let later = (Utc::now().timestamp() + 5).to_string();
+    server.cli(&["ZADD", "artemis:pipeline#index", &later, card]);
+}
+
+#[tokio::test]
+async fn a_stage_document_changed_without_an_event_is_caught_by_the_periodic_audit() {
+    let server = RedisServer::start();
+    let backend = Backend::redis(auditing(server.settings())).await.unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = one_card_held(&feed, &backend, "quiet").await;
+
+    // The stage the document lists, rewritten behind the index's back: only its bytes say so.
+    rewrite_work_stage(&server, "quiet", 60);
+    let delta = audit_poll(&feed).await;
+    assert_eq!(changed_ids(&delta), vec!["quiet"]);
+    held.take(Update::Delta(delta));
+    let card = held.cards().iter().find(|c| c.pipeline.card_id == "quiet");
+    assert_eq!(card.map(progress_of), Some(60));
+}
+
+#[tokio::test]
+async fn a_card_listed_again_with_unchanged_documents_is_not_sent_again() {
+    let server = RedisServer::start();
+    let backend = Backend::redis(polling(server.settings())).await.unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = one_card_held(&feed, &backend, "same").await;
+
+    // The index says it was written again, but its documents read back byte for byte.
+    rescore(&server, "same");
+    let Update::Delta(delta) = poll(&feed, false).await else {
+        panic!("a poll of changes came in full");
+    };
+    assert!(
+        changed_ids(&delta).is_empty(),
+        "sent: {:?}",
+        changed_ids(&delta)
+    );
+    assert!(delta.removed.is_empty(), "removed: {:?}", delta.removed);
+    held.take(Update::Delta(delta));
+    assert!(held.has("same"));
+}
+
+#[tokio::test]
+async fn a_card_listed_again_with_a_changed_stage_document_is_sent() {
+    let server = RedisServer::start();
+    let backend = Backend::redis(polling(server.settings())).await.unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = one_card_held(&feed, &backend, "moved").await;
+
+    rewrite_work_stage(&server, "moved", 70);
+    rescore(&server, "moved");
+    let Update::Delta(delta) = poll(&feed, false).await else {
+        panic!("a poll of changes came in full");
+    };
+    assert_eq!(changed_ids(&delta), vec!["moved"]);
+    held.take(Update::Delta(delta));
+    let card = held.cards().iter().find(|c| c.pipeline.card_id == "moved");
+    assert_eq!(card.map(progress_of), Some(70));
+}
+
+#[tokio::test]
+async fn an_unchanged_card_keeps_its_malformed_stage_listed_through_polls_and_audits() {
+    let server = RedisServer::start();
+    let backend = Backend::redis(auditing(server.settings())).await.unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    // Held without the progress check: the broken stage takes the card's progress away.
+    let Update::Full(mut snap) = poll(&feed, true).await else {
+        panic!("the first poll is a full read");
+    };
+    let take = |update: Update, snap: &mut Snapshot| match update {
+        Update::Full(s) => *snap = *s,
+        Update::Delta(d) => snap.apply_delta(*d),
+    };
+    let store = backend.tracker();
+    store
+        .start_pipeline(&start("scarred", Utc::now()))
+        .await
+        .unwrap();
+    store
+        .update_stage(&report("scarred", 5, Utc::now()))
+        .await
+        .unwrap();
+    server.cli(&[
+        "SET",
+        "artemis:pipeline:scarred:stage:work",
+        "{not json",
+        "EX",
+        "86400",
+    ]);
+    take(poll(&feed, false).await, &mut snap);
+    let listed = |snap: &Snapshot| {
+        snap.cards.iter().any(|c| c.pipeline.card_id == "scarred")
+            && snap
+                .malformed
+                .iter()
+                .any(|m| m.key == "artemis:pipeline:scarred:stage:work")
+    };
+    assert!(listed(&snap));
+
+    // Read again with the same bytes (not parsed): the broken stage stays listed.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    rescore(&server, "scarred");
+    take(poll(&feed, false).await, &mut snap);
+    assert!(listed(&snap), "after the audit");
+    rescore(&server, "scarred");
+    take(poll(&feed, false).await, &mut snap);
+    assert!(listed(&snap), "after a poll of changes");
+}

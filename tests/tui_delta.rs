@@ -729,3 +729,83 @@ fn a_delta_with_changed_metrics_draws_a_frame() {
     app.apply(Message::Delta(Box::new(d)));
     assert!(app.dirty);
 }
+
+/// An app showing 200 cards with a frame drawn: five rows on screen, from the top.
+fn drawn_app() -> App {
+    let mut app = fx::app();
+    app.apply(Message::Snapshot(Box::new(fx::many_cards(200))));
+    let _ = ids(&mut app);
+    app.page = 5;
+    app.offset = 0;
+    app.dirty = false;
+    app
+}
+
+fn progress_event(id: &str, progress: i64) -> Message {
+    Message::Event(PipelineEvent::StageUpdated {
+        card_id: id.into(),
+        stage_name: "development".into(),
+        status: StageStatus::Running,
+        progress_percent: Some(progress),
+        message: Some(format!("at {progress}")),
+        timestamp: ts(0),
+    })
+}
+
+/// The order a full read of the app's cards gives, in a fresh app.
+fn rebuilt_ids(app: &App) -> Vec<String> {
+    let mut snap = app.live.as_ref().unwrap().clone();
+    snap.cards
+        .sort_by(|a, b| a.pipeline.card_id.cmp(&b.pipeline.card_id));
+    let mut fresh = fx::app();
+    fresh.apply(Message::Snapshot(Box::new(snap)));
+    ids(&mut fresh)
+}
+
+#[test]
+fn an_event_that_leaves_its_off_screen_row_in_place_draws_no_frame() {
+    let mut app = drawn_app();
+    let order = ids(&mut app);
+    let off = order[40].clone();
+    assert_eq!(
+        card_of(&app, &off).unwrap().pipeline.status,
+        PipelineStatus::Running
+    );
+    app.apply(progress_event(&off, 77));
+    assert!(!app.dirty, "nothing on screen changed");
+    let dev = |app: &App| {
+        card_of(app, &off)
+            .unwrap()
+            .stages
+            .iter()
+            .find(|s| s.stage_name == "development")
+            .and_then(|s| s.progress_percent)
+    };
+    assert_eq!(dev(&app), Some(77), "the card is patched all the same");
+    assert_eq!(ids(&mut app), order);
+    assert_eq!(ids(&mut app), rebuilt_ids(&app));
+}
+
+#[test]
+fn an_event_for_a_card_on_screen_draws_a_frame() {
+    let mut app = drawn_app();
+    let on = ids(&mut app)[2].clone();
+    app.apply(progress_event(&on, 55));
+    assert!(app.dirty);
+}
+
+#[test]
+fn an_event_that_moves_an_off_screen_row_draws_a_frame_and_places_it() {
+    let mut app = drawn_app();
+    let order = ids(&mut app);
+    let off = order[40].clone();
+    app.apply(Message::Event(PipelineEvent::PipelineCompleted {
+        card_id: off.clone(),
+        status: PipelineStatus::Failed,
+        duration_seconds: Some(10.0),
+        message: None,
+        timestamp: ts(0),
+    }));
+    assert!(app.dirty, "its status and place changed");
+    assert_eq!(ids(&mut app), rebuilt_ids(&app));
+}

@@ -40,7 +40,6 @@ use super::redis::{Discovered, RedisTracker};
 use super::{Card, CardsRead, ParsedDoc, parse_doc_value, parse_pipeline, sort_cards};
 use crate::connection::ScanCursor;
 use crate::error::Result;
-use crate::keys::KeySpace;
 use crate::model::Malformed;
 
 /// How long after its index entry a card's documents may land on Cluster, where the write
@@ -145,12 +144,6 @@ struct IndexRead {
     entries: Vec<(Vec<u8>, f64)>,
     /// The index key holds another type.
     wrong_type: bool,
-}
-
-/// The card id a document or stage key belongs to.
-fn card_of_key<'k>(keys: &KeySpace, key: &'k str) -> Option<&'k str> {
-    keys.card_id_of_pipeline_key(key)
-        .or_else(|| keys.card_and_stage_of_stage_key(key).map(|(c, _)| c))
 }
 
 fn bulk_text(v: &Value) -> Option<String> {
@@ -260,68 +253,228 @@ impl RedisTracker {
     }
 
     /// Reads the pipeline documents of `ids` and then their stages. Returns the cards read
-    /// (by key id), the ids whose document is missing, and what did not parse by key id.
+    /// (by key id) with their [`raw_fingerprint`]s, the ids whose document is missing, and
+    /// what did not parse by key id.
+    ///
+    /// With `known` (the cursor whose reads the caller's cards came from), a card whose
+    /// documents read back byte for byte as when `known` recorded its fingerprint is not
+    /// parsed: it goes to `unchanged` (the same bytes make the same card and the same
+    /// malformed entries). Cards in `force` are parsed whatever their bytes.
     async fn read_ids(
         &self,
         ids: Vec<String>,
         hints: &HashMap<String, BTreeSet<String>>,
         slots: Option<&crate::connection::SlotMap>,
+        known: Option<(&ReadCursor, &HashSet<String>)>,
     ) -> Result<IdsRead> {
         let keys = &self.core.keys;
         let doc_keys: Vec<String> = ids.iter().map(|id| keys.pipeline(id)).collect();
         let raws = self.get_many(&doc_keys, slots).await?;
         let mut out = IdsRead::default();
-        let mut parsed: Vec<(String, ParsedDoc)> = Vec::with_capacity(ids.len());
-        for ((id, key), raw) in ids.into_iter().zip(&doc_keys).zip(raws) {
+        // Per document: the stage names to read, from a scan of the document that builds
+        // nothing but them, or from its full parse where that scan fails.
+        let mut docs: Vec<DocRead> = Vec::with_capacity(ids.len());
+        for ((id, key), raw) in ids.into_iter().zip(doc_keys).zip(raws) {
             let Some(raw) = raw else {
                 out.missing.push(id);
                 continue;
             };
-            match parse_doc_value(key, &raw).and_then(|v| parse_pipeline(key, &v)) {
-                Ok(p) => {
-                    // Hints the document itself lists are not needed any more.
-                    let listed: BTreeSet<&str> =
-                        p.stage_order.iter().flatten().map(String::as_str).collect();
-                    if let Some(h) = hints.get(&id) {
-                        let left: BTreeSet<String> = h
-                            .iter()
-                            .filter(|s| !listed.contains(s.as_str()))
-                            .cloned()
-                            .collect();
-                        out.hints.insert(id.clone(), left);
+            let refs = (raw.len() <= super::MAX_DOC_BYTES)
+                .then(|| serde_json::from_slice::<StageRefs>(&raw).ok())
+                .flatten();
+            let (order, current, parsed) = match refs {
+                Some(r) => (r.order(), r.current(), None),
+                None => match parse_doc_value(&key, &raw).and_then(|v| parse_pipeline(&key, &v)) {
+                    Ok(p) => (p.stage_order.clone(), p.doc.current_stage.clone(), Some(p)),
+                    Err(m) => {
+                        out.malformed.entry(id).or_default().push(m);
+                        continue;
                     }
-                    parsed.push((id, p))
-                }
-                Err(m) => out.malformed.entry(id).or_default().push(m),
-            }
+                },
+            };
+            let names = names_to_read(order.as_deref(), current.as_deref(), hints.get(&id));
+            docs.push(DocRead {
+                id,
+                key,
+                raw,
+                order,
+                names,
+                parsed,
+            });
         }
-        let read_ids: Vec<String> = parsed.iter().map(|(id, _)| id.clone()).collect();
-        let found = Discovered {
-            stages: out
-                .hints
+        let stage_keys: Vec<String> = docs
+            .iter()
+            .flat_map(|d| d.names.iter().map(|n| keys.stage(&d.id, n)))
+            .collect();
+        let mut stage_raws = self.get_many(&stage_keys, slots).await?.into_iter();
+        let mut stage_keys = stage_keys.into_iter();
+        for d in docs {
+            let stages: Vec<(String, String, Option<Vec<u8>>)> = d
+                .names
                 .iter()
-                .filter(|(_, h)| !h.is_empty())
-                .map(|(id, h)| (id.clone(), h.clone()))
-                .collect(),
-            ..Default::default()
-        };
-        let mut stage_malformed = Vec::new();
-        let cards = self
-            .fetch_stages(parsed, Some(&found), slots, &mut stage_malformed)
-            .await?;
-        for m in stage_malformed {
-            let card = card_of_key(keys, &m.key).unwrap_or_default().to_owned();
-            out.malformed.entry(card).or_default().push(m);
+                .map(|n| {
+                    let key = stage_keys.next().unwrap_or_default();
+                    (n.clone(), key, stage_raws.next().flatten())
+                })
+                .collect();
+            let print = raw_fingerprint(&d.raw, &stages);
+            // Hints the document itself lists are not needed any more.
+            if let Some(h) = hints.get(&d.id) {
+                let listed: BTreeSet<&str> = d.order.iter().flatten().map(String::as_str).collect();
+                let left: BTreeSet<String> = h
+                    .iter()
+                    .filter(|s| !listed.contains(s.as_str()))
+                    .cloned()
+                    .collect();
+                out.hints.insert(d.id.clone(), left);
+            }
+            if let Some((cursor, force)) = known
+                && cursor.fingerprints.get(&d.id) == Some(&print)
+                && !force.contains(&d.id)
+                && !force.contains(&cursor.shown_id(&d.id))
+            {
+                out.unchanged.push((d.id, print));
+                continue;
+            }
+            let parsed = match d.parsed {
+                Some(p) => p,
+                None => {
+                    match parse_doc_value(&d.key, &d.raw).and_then(|v| parse_pipeline(&d.key, &v)) {
+                        Ok(p) => p,
+                        Err(m) => {
+                            out.malformed.entry(d.id).or_default().push(m);
+                            continue;
+                        }
+                    }
+                }
+            };
+            let mut stages = stages;
+            let names = names_to_read(
+                parsed.stage_order.as_deref(),
+                parsed.doc.current_stage.as_deref(),
+                hints.get(&d.id),
+            );
+            if names != d.names {
+                // The scan and the parse disagree on the names (a document serde reads two
+                // ways, e.g. a repeated field): read what the parse names.
+                let again: Vec<String> = names.iter().map(|n| keys.stage(&d.id, n)).collect();
+                let raws = self.get_many(&again, slots).await?;
+                stages = names
+                    .into_iter()
+                    .zip(again)
+                    .zip(raws)
+                    .map(|((n, k), r)| (n, k, r))
+                    .collect();
+            }
+            let mut docs_of_stages: HashMap<String, crate::model::StageDoc> = HashMap::new();
+            for (name, key, raw) in stages {
+                let Some(raw) = raw else { continue };
+                match super::parse_stage(&key, &raw) {
+                    Ok(s) => {
+                        docs_of_stages.insert(name, s);
+                    }
+                    Err(m) => out.malformed.entry(d.id.clone()).or_default().push(m),
+                }
+            }
+            out.cards
+                .push((d.id, super::assemble_card(parsed, docs_of_stages), print));
         }
-        out.cards = read_ids.into_iter().zip(cards).collect();
         Ok(out)
     }
+}
+
+/// One pipeline document read, waiting for its stages.
+struct DocRead {
+    id: String,
+    key: String,
+    raw: Vec<u8>,
+    /// `_stages`, as a full parse reads it.
+    order: Option<Vec<String>>,
+    /// The stage documents to read.
+    names: Vec<String>,
+    /// The full parse, where the scan for stage names needed it.
+    parsed: Option<ParsedDoc>,
+}
+
+/// The two fields of a pipeline document that name its stages, read without building the
+/// rest (a read that finds the bytes unchanged parses nothing else). Anything serde cannot
+/// read this way (invalid JSON, a repeated field) is parsed in full instead.
+#[derive(serde::Deserialize)]
+struct StageRefs {
+    #[serde(rename = "_stages", default)]
+    stages: Option<serde_json::Value>,
+    #[serde(default)]
+    current_stage: Option<serde_json::Value>,
+}
+
+impl StageRefs {
+    /// `_stages` as [`parse_pipeline`] reads it: the strings of an array.
+    fn order(&self) -> Option<Vec<String>> {
+        self.stages.as_ref()?.as_array().map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    fn current(&self) -> Option<String> {
+        self.current_stage.as_ref()?.as_str().map(str::to_owned)
+    }
+}
+
+/// The stage names to read for a card (as `tracker::stage_names`): its recorded order, then
+/// names found otherwise (SCAN, events, `current_stage`) that the order lacks.
+fn names_to_read(
+    order: Option<&[String]>,
+    current: Option<&str>,
+    found: Option<&BTreeSet<String>>,
+) -> Vec<String> {
+    let mut names: Vec<String> = order.map(<[String]>::to_vec).unwrap_or_default();
+    let mut seen: HashSet<String> = names.iter().cloned().collect();
+    let extra = found
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(current);
+    for name in extra {
+        if seen.insert(name.to_owned()) {
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+/// A hash of a card's documents as read: the pipeline document's bytes and, for every stage
+/// name read, its bytes or their absence. A card is a function of these (the names come from
+/// the document and the hints, and are hashed too), so equal fingerprints mean the same card
+/// and the same malformed entries, and a read that finds them equal need not parse.
+/// `DefaultHasher::new` has fixed keys, so fingerprints of one process compare.
+pub(crate) fn raw_fingerprint(doc: &[u8], stages: &[(String, String, Option<Vec<u8>>)]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_usize(doc.len());
+    h.write(doc);
+    for (name, _, raw) in stages {
+        h.write_usize(name.len());
+        h.write(name.as_bytes());
+        match raw {
+            Some(b) => {
+                h.write_u8(1);
+                h.write_usize(b.len());
+                h.write(b);
+            }
+            None => h.write_u8(0),
+        }
+    }
+    h.finish()
 }
 
 /// What [`RedisTracker::read_ids`] read.
 #[derive(Default)]
 struct IdsRead {
-    cards: Vec<(String, Card)>,
+    /// Cards parsed, by key id, with their [`raw_fingerprint`].
+    cards: Vec<(String, Card, u64)>,
+    /// Cards whose bytes matched the known cursor's fingerprint (not parsed), by key id.
+    unchanged: Vec<(String, u64)>,
     missing: Vec<String>,
     malformed: HashMap<String, Vec<Malformed>>,
     /// Per card read: the hints its document does not list (empty: none needed).
@@ -331,31 +484,6 @@ struct IdsRead {
 /// Ids per [`RedisTracker::read_ids`] in an audit: the cards of one chunk are held at a time
 /// (plus the ones that differ), not a second copy of every card.
 pub const AUDIT_CHUNK: usize = 2_000;
-
-/// `io::Write` into a hasher, so a card is fingerprinted as it serializes, without a buffer.
-struct HashWriter<'h, H: Hasher>(&'h mut H);
-
-impl<H: Hasher> std::io::Write for HashWriter<'_, H> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A hash of a card as read: equal for two reads that would show the same card, so an audit
-/// sends only the cards that differ from what the reader holds. `DefaultHasher::new` has fixed
-/// keys, so fingerprints of one process compare.
-pub(crate) fn fingerprint(card: &Card) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    // Writing into a hasher cannot fail; a card that did not serialize hashes what it wrote,
-    // at worst sending it again.
-    let _ = serde_json::to_writer(HashWriter(&mut h), card);
-    h.finish()
-}
 
 impl RedisTracker {
     /// A cursor as a full read starts it from the index, the discovered keys and the walk
@@ -411,8 +539,13 @@ impl RedisTracker {
 
     /// Records one read of a starting cursor's ids in it, as a full read does: what went,
     /// what did not parse, the hints still needed, the ids cards are shown under and their
-    /// fingerprints. Returns the cards read, by key id.
-    fn absorb_read(cursor: &mut ReadCursor, read: IdsRead) -> Vec<(String, Card)> {
+    /// fingerprints. A card the read found unchanged against `known` keeps what `known`
+    /// recorded of it (the same bytes gave it). Returns the cards read, by key id.
+    fn absorb_read(
+        cursor: &mut ReadCursor,
+        read: IdsRead,
+        known: Option<&ReadCursor>,
+    ) -> Vec<(String, Card)> {
         for id in &read.missing {
             cursor.python.remove(id);
         }
@@ -428,15 +561,28 @@ impl RedisTracker {
                 cursor.stage_hints.insert(id, h);
             }
         }
-        for (id, card) in &read.cards {
-            if card.pipeline.card_id != *id {
+        if let Some(known) = known {
+            for (id, print) in read.unchanged {
+                if let Some(shown) = known.shown_as.get(&id) {
+                    cursor.shown_as.insert(id.clone(), shown.clone());
+                }
+                if let Some(bad) = known.card_malformed.get(&id) {
+                    cursor.card_malformed.insert(id.clone(), bad.clone());
+                }
+                cursor.fingerprints.insert(id, print);
+            }
+        }
+        let mut cards = Vec::with_capacity(read.cards.len());
+        for (id, card, print) in read.cards {
+            if card.pipeline.card_id != id {
                 cursor
                     .shown_as
                     .insert(id.clone(), card.pipeline.card_id.clone());
             }
-            cursor.fingerprints.insert(id.clone(), fingerprint(card));
+            cursor.fingerprints.insert(id.clone(), print);
+            cards.push((id, card));
         }
-        read.cards
+        cards
     }
 
     /// A full read of every live card (as [`TrackerStore::read_cards`], with the index read on
@@ -454,8 +600,8 @@ impl RedisTracker {
             return Ok((self.read_cards(now).await?, None));
         };
         let (mut cursor, ids, hints) = self.start_cursor(index, found.as_deref(), scan);
-        let read = self.read_ids(ids, &hints, slots.as_ref()).await?;
-        let mut cards: Vec<Card> = Self::absorb_read(&mut cursor, read)
+        let read = self.read_ids(ids, &hints, slots.as_ref(), None).await?;
+        let mut cards: Vec<Card> = Self::absorb_read(&mut cursor, read, None)
             .into_iter()
             .map(|(_, c)| c)
             .collect();
@@ -488,10 +634,20 @@ impl RedisTracker {
         let mut changed = Vec::new();
         let mut shown: HashSet<String> = HashSet::with_capacity(ids.len());
         for chunk in ids.chunks(AUDIT_CHUNK) {
+            // Cards whose documents read back byte for byte as the cursor recorded are not
+            // parsed: they are what the reader holds.
             let read = self
-                .read_ids(chunk.to_vec(), &hints, slots.as_ref())
+                .read_ids(
+                    chunk.to_vec(),
+                    &hints,
+                    slots.as_ref(),
+                    Some((cursor, recheck)),
+                )
                 .await?;
-            for (id, card) in Self::absorb_read(&mut fresh, read) {
+            for (id, _) in &read.unchanged {
+                shown.insert(cursor.shown_id(id));
+            }
+            for (id, card) in Self::absorb_read(&mut fresh, read, Some(cursor)) {
                 let differs = cursor.fingerprints.get(&id) != fresh.fingerprints.get(&id)
                     || cursor.shown_id(&id) != card.pipeline.card_id
                     || recheck.contains(&id)
@@ -595,9 +751,9 @@ impl RedisTracker {
         let listed: HashSet<&str> = scores.iter().map(|(id, _)| id.as_str()).collect();
         let unindexed = |id: &str| !cursor.indexed.contains_key(id) && !listed.contains(id);
         let mut new_hints: HashMap<String, BTreeSet<String>> = HashMap::new();
-        for id in hints.recheck {
-            if cursor.knows(&id) {
-                add(id, &mut wanted);
+        for id in &hints.recheck {
+            if cursor.knows(id) {
+                add(id.clone(), &mut wanted);
             }
         }
         for (id, stages) in hints.named {
@@ -633,9 +789,17 @@ impl RedisTracker {
                 read_hints.insert(id.clone(), h);
             }
         }
+        // A card whose documents read back as the cursor last recorded them is not parsed
+        // nor sent again: the reader holds that card.
         let read = self
-            .read_ids(wanted.clone(), &read_hints, slots.as_ref())
+            .read_ids(
+                wanted.clone(),
+                &read_hints,
+                slots.as_ref(),
+                Some((&*cursor, &hints.recheck)),
+            )
             .await?;
+        let unchanged: HashSet<String> = read.unchanged.iter().map(|(id, _)| id.clone()).collect();
 
         // Nothing fails from here: the cursor moves on.
         let was_known: HashSet<String> = wanted
@@ -655,7 +819,8 @@ impl RedisTracker {
         let expired: Vec<String> = cursor
             .indexed
             .iter()
-            .filter(|(_, s)| **s < live_min)
+            // Listed again at a live score with the same bytes: it stays as it is.
+            .filter(|(id, s)| **s < live_min && !unchanged.contains(*id))
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
@@ -670,7 +835,9 @@ impl RedisTracker {
             cursor.indexed.insert(id, score);
         }
         for id in &wanted {
-            cursor.card_malformed.remove(id);
+            if !unchanged.contains(id) {
+                cursor.card_malformed.remove(id);
+            }
             cursor.stage_hints.remove(id);
         }
         for (id, h) in read.hints {
@@ -702,7 +869,7 @@ impl RedisTracker {
             cursor.card_malformed.insert(id, bad);
         }
         let mut changed = Vec::with_capacity(read.cards.len());
-        for (id, card) in read.cards {
+        for (id, card, print) in read.cards {
             if !cursor.indexed.contains_key(&id) {
                 cursor.python.insert(id.clone());
             }
@@ -717,12 +884,19 @@ impl RedisTracker {
                     .shown_as
                     .insert(id.clone(), card.pipeline.card_id.clone());
             }
-            cursor.fingerprints.insert(id, fingerprint(&card));
+            cursor.fingerprints.insert(id, print);
             changed.push(card);
         }
+        for id in &unchanged {
+            if !cursor.indexed.contains_key(id) {
+                cursor.python.insert(id.clone());
+            }
+        }
+        let still: Vec<String> = unchanged.iter().map(|id| cursor.shown_id(id)).collect();
         let shown: HashSet<&str> = changed
             .iter()
             .map(|c| c.pipeline.card_id.as_str())
+            .chain(still.iter().map(String::as_str))
             .collect();
         removed.retain(|id| !shown.contains(id.as_str()));
         removed.sort();

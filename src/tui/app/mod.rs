@@ -375,10 +375,18 @@ impl App {
     pub fn apply(&mut self, msg: Message) {
         // A delta that changes nothing on screen (an idle poll) draws no frame: only the data
         // age moved, and the loop's once-a-second clock redraws that.
+        let was_dirty = self.dirty;
         if !matches!(msg, Message::Delta(_)) {
             self.dirty = true;
         }
         match msg {
+            // An event that changed nothing on screen draws no frame (the header's event
+            // rate follows at the next tick of the clock).
+            Message::Event(e) => {
+                if !self.apply_event(e) {
+                    self.dirty = was_dirty;
+                }
+            }
             Message::Snapshot(s) => self.apply_snapshot(*s),
             Message::Delta(d) => {
                 if self.apply_delta(*d) {
@@ -387,7 +395,6 @@ impl App {
                     self.quiet_reads += 1;
                 }
             }
-            Message::Event(e) => self.apply_event(e),
             Message::Connection(c) => self.conn = c,
             Message::Health(h) => self.health = h,
             Message::ReadFailed(e) => {
@@ -435,8 +442,7 @@ impl App {
     }
 
     /// Applies an incremental read in place: only the cards it names change, and only their
-    /// rows move.
-    /// Applies a delta; says whether it changed anything a frame shows besides the data age.
+    /// rows move. Says whether it changed anything a frame shows besides the data age.
     fn apply_delta(&mut self, delta: SnapshotDelta) -> bool {
         // Without a full read to apply it to, a delta cannot be placed; the source tasks
         // always start with a full read.
@@ -512,17 +518,42 @@ impl App {
             .retain(|id| cards.contains(id) || open.as_deref() == Some(id));
     }
 
-    fn apply_event(&mut self, event: PipelineEvent) {
+    /// Applies a live event; `false` when nothing on screen changed: the overview shows its
+    /// card's row off screen, in the same place, with the same status counts.
+    fn apply_event(&mut self, event: PipelineEvent) -> bool {
         self.events_total += 1;
         let listed = self.cards.contains(event.card_id());
         self.live_events.record(&event, self.now, listed);
+        // Only the overview can leave an event unseen (the drilldown lists its card's
+        // events; the other views are not worth the bookkeeping).
+        let overview = matches!(self.view, View::Overview);
         let Some(snap) = self.live.as_mut() else {
-            return;
+            return true;
         };
+        let slot = self.cards.position(event.card_id());
+        let status = slot
+            .and_then(|i| snap.cards.get(i))
+            .map(|c| c.pipeline.status);
         match self.cards.apply_event(snap, &event, self.now) {
+            TableChange::Patched => {
+                let unseen = overview
+                    && slot.is_some_and(|i| {
+                        self.live
+                            .as_ref()
+                            .and_then(|s| s.cards.get(i))
+                            .map(|c| c.pipeline.status)
+                            == status
+                            && self.patched_off_screen(i)
+                    });
+                self.note_table_changes();
+                if unseen {
+                    return false;
+                }
+            }
             // Only its card moves (or, new, is placed).
-            TableChange::Added | TableChange::Patched => self.note_table_changes(),
-            TableChange::None => {}
+            TableChange::Added => self.note_table_changes(),
+            TableChange::None => return !overview,
         }
+        true
     }
 }
