@@ -285,7 +285,11 @@ impl RedisTracker {
             let (order, current, parsed) = match refs {
                 Some(r) => (r.order(), r.current(), None),
                 None => match parse_doc_value(&key, &raw).and_then(|v| parse_pipeline(&key, &v)) {
-                    Ok(p) => (p.stage_order.clone(), p.doc.current_stage.clone(), Some(p)),
+                    Ok(p) => (
+                        p.stage_order.clone(),
+                        p.doc.current_stage.as_deref().map(str::to_owned),
+                        Some(p),
+                    ),
                     Err(m) => {
                         out.malformed.entry(id).or_default().push(m);
                         continue;
