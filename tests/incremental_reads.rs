@@ -885,10 +885,17 @@ async fn the_poller_sends_deltas_between_full_reads_at_start_refresh_and_reconne
     assert!(matches!(next_read(&mut rx).await, Message::Delta(_)));
 }
 
-/// A card of ours with one stage, read by a full read and then a poll of changes.
-async fn one_card_held(feed: &StorageFeed, backend: &Backend, card: &str) -> Held {
+/// A card of ours with one stage on `server`, read through a feed set up by `settings` with a
+/// full read and then a poll of changes.
+async fn one_card_held(
+    server: &RedisServer,
+    settings: fn(Settings) -> Settings,
+    card: &str,
+) -> (StorageFeed, Held) {
+    let backend = Backend::redis(settings(server.settings())).await.unwrap();
+    let feed = StorageFeed::new(backend.clone());
     let mut held = Held::new();
-    held.take(poll(feed, true).await);
+    held.take(poll(&feed, true).await);
     let store = backend.tracker();
     store
         .start_pipeline(&start(card, Utc::now()))
@@ -898,9 +905,9 @@ async fn one_card_held(feed: &StorageFeed, backend: &Backend, card: &str) -> Hel
         .update_stage(&report(card, 5, Utc::now()))
         .await
         .unwrap();
-    held.take(poll(feed, false).await);
+    held.take(poll(&feed, false).await);
     assert!(held.has(card));
-    held
+    (feed, held)
 }
 
 /// Rewrites a card's `work` stage document by hand: no index entry moves, no event is sent.
@@ -926,9 +933,7 @@ fn rescore(server: &RedisServer, card: &str) {
 #[tokio::test]
 async fn a_stage_document_changed_without_an_event_is_caught_by_the_periodic_audit() {
     let server = RedisServer::start();
-    let backend = Backend::redis(auditing(server.settings())).await.unwrap();
-    let feed = StorageFeed::new(backend.clone());
-    let mut held = one_card_held(&feed, &backend, "quiet").await;
+    let (feed, mut held) = one_card_held(&server, auditing, "quiet").await;
 
     // The stage the document lists, rewritten behind the index's back: only its bytes say so.
     rewrite_work_stage(&server, "quiet", 60);
@@ -942,9 +947,7 @@ async fn a_stage_document_changed_without_an_event_is_caught_by_the_periodic_aud
 #[tokio::test]
 async fn a_card_listed_again_with_unchanged_documents_is_not_sent_again() {
     let server = RedisServer::start();
-    let backend = Backend::redis(polling(server.settings())).await.unwrap();
-    let feed = StorageFeed::new(backend.clone());
-    let mut held = one_card_held(&feed, &backend, "same").await;
+    let (feed, mut held) = one_card_held(&server, polling, "same").await;
 
     // The index says it was written again, but its documents read back byte for byte.
     rescore(&server, "same");
@@ -964,9 +967,7 @@ async fn a_card_listed_again_with_unchanged_documents_is_not_sent_again() {
 #[tokio::test]
 async fn a_card_listed_again_with_a_changed_stage_document_is_sent() {
     let server = RedisServer::start();
-    let backend = Backend::redis(polling(server.settings())).await.unwrap();
-    let feed = StorageFeed::new(backend.clone());
-    let mut held = one_card_held(&feed, &backend, "moved").await;
+    let (feed, mut held) = one_card_held(&server, polling, "moved").await;
 
     rewrite_work_stage(&server, "moved", 70);
     rescore(&server, "moved");

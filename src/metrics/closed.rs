@@ -1,8 +1,8 @@
 //! Closed periods read once: a dashboard polls every second, and each poll used to re-read
 //! every time bucket of the charts' window (60 HGETALL for the last hour, up to 720) and every
 //! past day's hash (the last `metrics.snapshot_days`, 30 by default) although a period that
-//! has ended is not written any more. [`ClosedPeriods`] keeps what a closed period's key held when read, so a poll reads
-//! only the open periods, plus, once every `tracker.full_read_interval_seconds` (the interval
+//! has ended is not written any more. [`ClosedPeriods`] keeps what a closed period's key held
+//! when read, so a poll reads only the open periods, plus, once every `tracker.full_read_interval_seconds` (the interval
 //! at which the dashboard audits every card: everything is read again at least that often),
 //! every closed one again.
 //!
@@ -152,13 +152,20 @@ mod tests {
         assert!(out[1].fields.contains_key("c"));
     }
 
-    #[test]
-    fn closed_periods_are_read_again_after_the_interval() {
+    /// Periods holding one closed key, `old`, read at the returned instant on `since()`'s
+    /// connection.
+    fn holding_one_closed_period() -> (ClosedPeriods, Instant, Vec<(String, bool)>) {
         let mut c = ClosedPeriods::default();
         let t0 = Instant::now();
         let ks = keys(&[("old", true)]);
         c.expire(t0, Duration::from_secs(60), since(), |_| true);
         c.merge(&ks, vec![Some(held("a"))]);
+        (c, t0, ks)
+    }
+
+    #[test]
+    fn closed_periods_are_read_again_after_the_interval() {
+        let (mut c, t0, ks) = holding_one_closed_period();
         c.expire(
             t0 + Duration::from_secs(60),
             Duration::from_secs(60),
@@ -170,11 +177,7 @@ mod tests {
 
     #[test]
     fn a_reconnect_drops_what_is_held() {
-        let mut c = ClosedPeriods::default();
-        let t0 = Instant::now();
-        let ks = keys(&[("old", true)]);
-        c.expire(t0, Duration::from_secs(60), since(), |_| true);
-        c.merge(&ks, vec![Some(held("a"))]);
+        let (mut c, t0, ks) = holding_one_closed_period();
         let other = Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(5));
         c.expire(t0, Duration::from_secs(60), other, |_| true);
         assert_eq!(c.to_read(&ks), vec![true]);
@@ -182,11 +185,7 @@ mod tests {
 
     #[test]
     fn a_forget_drops_what_is_held() {
-        let mut c = ClosedPeriods::default();
-        let t0 = Instant::now();
-        let ks = keys(&[("old", true)]);
-        c.expire(t0, Duration::from_secs(60), since(), |_| true);
-        c.merge(&ks, vec![Some(held("a"))]);
+        let (mut c, t0, ks) = holding_one_closed_period();
         c.expire(t0, Duration::from_secs(60), since(), |_| false);
         assert_eq!(c.to_read(&ks), vec![true]);
     }
