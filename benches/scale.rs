@@ -320,7 +320,7 @@ impl Dashboard {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains("artemis::feed") && l.contains("took_ms="))
+            .filter(|l| l.contains(" audit ") && l.contains("next_in_s="))
             .count()
     }
 
