@@ -234,14 +234,18 @@ impl Context<'_> {
         }
         let p = &c.pipeline;
         match self.sort {
+            // A running card is placed by its start alone: its last activity (every stage's
+            // time parsed) is only worth finding for the other groups. Most cards of a busy
+            // board run, and this is computed for every card of a full read and again for
+            // every card an event or a delta changes.
+            SortKey::Attention if p.status == PipelineStatus::Running => {
+                key.group = attention_group(p.status, None, self.now);
+                key.time = start_time(&p.start_time);
+            }
             SortKey::Attention => {
                 let active = last_activity(c);
                 key.group = attention_group(p.status, active, self.now);
-                key.time = if key.group == 0 {
-                    start_time(&p.start_time)
-                } else {
-                    active
-                };
+                key.time = active;
             }
             SortKey::Started => {
                 key.time = start_time(&p.start_time);
