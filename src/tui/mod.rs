@@ -67,8 +67,8 @@ const INPUT_POLL: Duration = Duration::from_secs(1);
 /// Bytes of terminal output held until a frame is complete. Rust's stdout flushes every
 /// 1,024 bytes (a line buffer, and a frame's cursor moves hold no newline), so a frame that
 /// changed much of the screen was tens of write(2) calls into the terminal's pty, each of
-/// which can wait for the terminal to read; in one buffer the frame is one write. Larger than
-/// a full 250×80 redraw with colours; a bigger frame is simply written in more than one call.
+/// which can wait for the terminal to read; in one buffer the frame is one write. A frame
+/// larger than this (a full redraw of a very large terminal) is written in more than one.
 const FRAME_BUFFER: usize = 256 * 1024;
 
 /// The signals whose default action ends the process and that can be caught: each restores the
