@@ -1100,6 +1100,31 @@ mod tests {
     }
 
     #[test]
+    fn running_cards_sort_by_start_under_attention_whatever_their_stages_report() {
+        // The older card reported a stage just now: running cards still go newest start
+        // first (their last activity is only read for the other groups).
+        let mut old = card("old", "2026-01-01T00:00:00");
+        old.stages.push(crate::model::StageDoc {
+            stage_name: "development".into(),
+            status: crate::model::StageStatus::Running,
+            progress_percent: Some(50),
+            message: None,
+            timestamp: "2026-01-03T00:00:00".into(),
+            metadata: Default::default(),
+        });
+        let snap = snapshot(vec![old, card("new", "2026-01-02T00:00:00")]);
+        let now = parse_timestamp("2026-01-03T00:00:01").unwrap().and_utc();
+        let ids: Vec<&str> = visible_rows(&snap, Filter::default(), SortKey::Attention, false, now)
+            .into_iter()
+            .map(|r| match r {
+                Row::Card(i) => snap.cards[i].pipeline.card_id.as_str(),
+                Row::Malformed(_) => "malformed",
+            })
+            .collect();
+        assert_eq!(ids, ["new", "old"]);
+    }
+
+    #[test]
     fn unparsable_start_times_come_last_by_id_either_way() {
         let snap = snapshot(vec![
             card("z-bad", "yesterday"),
