@@ -88,58 +88,60 @@ impl DocMirror {
     }
 
     fn render(&self) -> String {
-        let mut t = String::with_capacity(
-            self.text.len().max(64) + self.completed_json.len() + self.stages_json.len(),
-        );
+        use std::fmt::Write as _;
+        let mut t = String::with_capacity(self.text.len() + 64);
         t.push_str("{\"_completed\":");
         t.push_str(&self.completed_json);
         t.push_str(",\"_stages\":");
         t.push_str(&self.stages_json);
         t.push_str(&self.mid);
-        t.push_str(&self.completed_stages.to_string());
+        let _ = write!(t, "{}", self.completed_stages);
         t.push_str(",\"current_stage\":");
         t.push_str(&self.current_json);
         t.push_str(&self.tail);
         t
     }
 
-    /// The document after stage `name` (`name_json` its JSON) reports `status`, as
-    /// `stage_edit` in the script computes it: `current_stage` set, the name appended to
-    /// `_stages` if new, and on the first `completed` of the stage appended to `_completed`
-    /// with `completed_stages` raised by one, capped at `total_stages`. `None` when nothing
-    /// in the text changes (the script then only refreshes the TTL).
-    pub(super) fn staged(&self, name: &str, name_json: &str, status: &str) -> Option<Self> {
-        let mut next = self.clone();
+    /// Applies stage `name` (`name_json` its JSON) reporting `status`, as `stage_edit` in the
+    /// script does: `current_stage` set, the name appended to `_stages` if new, and on the
+    /// first `completed` of the stage appended to `_completed` with `completed_stages` raised
+    /// by one, capped at `total_stages`. The previous text, or `None` when nothing in the text
+    /// changes (the script then only refreshes the TTL). In place: no copy of the lists.
+    pub(super) fn stage(&mut self, name: &str, name_json: &str, status: &str) -> Option<String> {
         let mut changed = false;
         if self.current.as_deref() != Some(name) {
-            next.current = Some(name.to_owned());
-            next.current_json = name_json.to_owned();
+            self.current = Some(name.to_owned());
+            self.current_json.clear();
+            self.current_json.push_str(name_json);
             changed = true;
         }
         if !self.stages.iter().any(|s| s == name) {
-            next.stages.push(name.to_owned());
-            next.stages_json = appended(&self.stages_json, name_json);
+            self.stages.push(name.to_owned());
+            append(&mut self.stages_json, name_json);
             changed = true;
         }
         if status == "completed" && !self.completed.iter().any(|s| s == name) {
-            next.completed.push(name.to_owned());
-            next.completed_json = appended(&self.completed_json, name_json);
-            next.completed_stages = (self.completed_stages + 1).min(self.total_stages).max(0);
+            self.completed.push(name.to_owned());
+            append(&mut self.completed_json, name_json);
+            self.completed_stages = (self.completed_stages + 1).min(self.total_stages).max(0);
             changed = true;
         }
         if !changed {
             return None;
         }
-        next.text = next.render();
-        Some(next)
+        let text = self.render();
+        Some(std::mem::replace(&mut self.text, text))
     }
 }
 
-/// JSON list text `list` with `item_json` appended, as the script's `list_add` writes it.
-fn appended(list: &str, item_json: &str) -> String {
-    let body = &list[..list.len() - 1];
-    let sep = if body.len() > 1 { "," } else { "" };
-    format!("{body}{sep}{item_json}]")
+/// Appends `item_json` to JSON list text `list`, as the script's `list_add` writes it.
+fn append(list: &mut String, item_json: &str) {
+    list.pop();
+    if list.len() > 1 {
+        list.push(',');
+    }
+    list.push_str(item_json);
+    list.push(']');
 }
 
 /// The known documents of one tracker handle (shared by its clones), by card id.
@@ -185,17 +187,13 @@ impl Mirrors {
     ) -> Option<Known> {
         let mut m = self.lock();
         let doc = m.get_mut(card_id)?;
-        match doc.staged(name, name_json, status) {
+        match doc.stage(name, name_json, status) {
             None => Some((doc.text.clone(), String::new())),
-            Some(next) if next.text.len() > MAX_MIRROR_TEXT => {
+            Some(_) if doc.text.len() > MAX_MIRROR_TEXT => {
                 m.remove(card_id);
                 None
             }
-            Some(next) => {
-                let new = next.text.clone();
-                let old = std::mem::replace(doc, next).text;
-                Some((old, new))
-            }
+            Some(old) => Some((old, doc.text.clone())),
         }
     }
 
@@ -239,19 +237,17 @@ mod tests {
     #[test]
     fn stage_edits_follow_the_scripts_rules() {
         let s = start(json!({"title": "T"}));
-        let d = DocMirror::start(&s);
-        let d = d.staged("a", "\"a\"", "running").unwrap();
-        let d = d.staged("a", "\"a\"", "completed").unwrap();
+        let mut d = DocMirror::start(&s);
+        let first = d.text().to_owned();
+        assert_eq!(d.stage("a", "\"a\"", "running"), Some(first));
+        assert!(d.stage("a", "\"a\"", "completed").is_some());
+        assert!(d.stage("a", "\"a\"", "completed").is_none(), "counted once");
         assert!(
-            d.staged("a", "\"a\"", "completed").is_none(),
-            "counted once"
-        );
-        assert!(
-            d.staged("a", "\"a\"", "running").is_none(),
+            d.stage("a", "\"a\"", "running").is_none(),
             "nothing changes"
         );
-        let d = d.staged("b", "\"b\"", "completed").unwrap();
-        let d = d.staged("c", "\"c\"", "completed").unwrap();
+        assert!(d.stage("b", "\"b\"", "completed").is_some());
+        assert!(d.stage("c", "\"c\"", "completed").is_some());
         let v: serde_json::Value = serde_json::from_str(d.text()).unwrap();
         assert_eq!(v["current_stage"], "c");
         assert_eq!(v["_stages"], json!(["a", "b", "c"]));
