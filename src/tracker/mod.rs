@@ -28,6 +28,7 @@ mod changes;
 mod handle;
 mod live;
 mod memory;
+mod mirror;
 pub(crate) mod redis;
 pub mod stream;
 
