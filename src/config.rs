@@ -281,7 +281,8 @@ impl RedisSettings {
 pub struct TrackerSettings {
     /// TTL of pipeline and stage documents and of the extension keys, seconds (Python: 86400).
     pub ttl_seconds: u64,
-    /// Events kept per card in the history stream.
+    /// Events kept per card in the history stream: at least this many (the last ones), at most
+    /// one stream node (100 events) more, as Redis trims `MAXLEN ~` by whole nodes.
     pub history_max_events: u64,
     /// Writes kept in process while Redis is unreachable, replayed in order when it returns.
     pub outage_buffer: usize,

@@ -27,8 +27,10 @@ use crate::model::format_naive;
 
 /// Cards whose document text a tracker handle keeps at most (one entry is dropped to make room).
 pub(super) const MIRROR_CARDS: usize = 4096;
-/// Longest document text kept; a card with more metadata takes the general path.
-pub(super) const MAX_MIRROR_TEXT: usize = 64 * 1024;
+/// Longest document text kept; a card with more metadata takes the general path. With
+/// [`MIRROR_CARDS`] it bounds what a handle holds (the text and its parts, ~2× the text) to
+/// ~64 MiB at worst; a document with the usual metadata is a few hundred bytes.
+pub(super) const MAX_MIRROR_TEXT: usize = 8 * 1024;
 
 /// One card's pipeline document as this writer last wrote it, in parts: the fields a stage
 /// update changes and the fixed text between them. The layout is that of
