@@ -297,6 +297,13 @@ pub struct TrackerSettings {
     /// full at start, after a reconnect and on `r`. The metrics' closed periods (time buckets
     /// and past days, otherwise held) are read again as often.
     pub full_read_interval_seconds: u64,
+    /// The largest share of the dashboard's time, in percent, that the periodic full read
+    /// (an audit of every card) may take: when the last audit took longer than this share of
+    /// [`Self::full_read_interval_seconds`], the next one waits its duration × 100 / this
+    /// instead, so that the audit's cost stays a fixed share however many cards exist (at
+    /// 100,000 cards, an audit of ~2 s comes every ~200 s at the default 1). 100 never
+    /// stretches the interval past one audit's duration.
+    pub audit_share_percent: u64,
     /// Seconds a poll of only the changes reaches back before the previous poll's server time:
     /// it covers a Cluster index write that lands before its card's documents, and a server
     /// clock that steps back.
@@ -316,6 +323,7 @@ impl Default for TrackerSettings {
             scan_python_cards: true,
             scan_interval_seconds: 30,
             full_read_interval_seconds: 60,
+            audit_share_percent: 1,
             poll_overlap_seconds: 5,
             scan_count_per_poll: 1_000,
         }
@@ -1171,6 +1179,7 @@ impl Settings {
                 1,
                 86_400,
             ),
+            ("tracker.audit_share_percent", t.audit_share_percent, 1, 100),
             (
                 "tracker.poll_overlap_seconds",
                 t.poll_overlap_seconds,

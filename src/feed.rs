@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -101,7 +102,11 @@ enum ReadKind {
 struct PollState {
     cursor: PollCursor,
     /// When the last full read or audit finished.
-    last_full: Option<std::time::Instant>,
+    last_full: Option<Instant>,
+    /// How long the last audit took, which stretches the wait for the next one (see
+    /// [`audit_interval`]). Full reads do not set it: they parse every card, which an audit
+    /// does not, so they would overstate it.
+    last_audit_took: Option<Duration>,
     /// The connection the last full read was made on (its `since`): another one means a
     /// reconnect since.
     connected_since: Option<DateTime<Utc>>,
@@ -124,9 +129,7 @@ impl StorageFeed {
         connected_since: Option<DateTime<Utc>>,
         full: bool,
     ) -> ReadKind {
-        let interval = std::time::Duration::from_secs(
-            self.backend.settings().tracker.full_read_interval_seconds,
-        );
+        let interval = audit_interval(&self.backend.settings().tracker, st.last_audit_took);
         if full || !st.cursor.is_started() || st.connected_since != connected_since {
             ReadKind::Full
         } else if st.last_full.is_none_or(|t| t.elapsed() >= interval) {
@@ -179,12 +182,24 @@ impl Feed for StorageFeed {
         // Taken before the read: a reconnect during it makes the next poll full.
         let since = self.connected_since();
         let kind = self.read_due(&st, since, full);
-        if kind == ReadKind::Audit
-            && let Some(delta) =
+        if kind == ReadKind::Audit {
+            let started = Instant::now();
+            if let Some(delta) =
                 read_snapshot_audit(&self.backend, now, window, &mut st.cursor).await?
-        {
-            st.last_full = Some(std::time::Instant::now());
-            return Ok(Update::Delta(Box::new(delta)));
+            {
+                let took = started.elapsed();
+                st.last_full = Some(Instant::now());
+                st.last_audit_took = Some(took);
+                tracing::info!(
+                    took_ms = took.as_millis() as u64,
+                    changed = delta.changed.len(),
+                    removed = delta.removed.len(),
+                    next_in_s =
+                        audit_interval(&self.backend.settings().tracker, Some(took)).as_secs_f64(),
+                    "audit"
+                );
+                return Ok(Update::Delta(Box::new(delta)));
+            }
         }
         if kind == ReadKind::Changes {
             // Taken out for the read, put back if it fails.
@@ -206,7 +221,7 @@ impl Feed for StorageFeed {
             }
         }
         let snap = read_snapshot_tracked(&self.backend, now, window, &mut st.cursor).await?;
-        st.last_full = Some(std::time::Instant::now());
+        st.last_full = Some(Instant::now());
         st.connected_since = since;
         if !st.cursor.is_started() {
             // No reads of changes to come (memory, or no server clock): nothing will read the
@@ -246,6 +261,17 @@ impl Feed for StorageFeed {
     }
 }
 
+/// How long after the last full read or audit the next audit is due:
+/// `tracker.full_read_interval_seconds`, or longer when the last audit took more than
+/// `tracker.audit_share_percent` of that: then its duration × 100 / the share, so that the
+/// audit, the one read whose cost follows how many cards exist, costs a bounded share of the
+/// dashboard's time at any size.
+fn audit_interval(t: &crate::config::TrackerSettings, last_took: Option<Duration>) -> Duration {
+    let base = Duration::from_secs(t.full_read_interval_seconds);
+    let share = t.audit_share_percent.clamp(1, 100) as f64;
+    last_took.map_or(base, |took| base.max(took.mul_f64(100.0 / share)))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -262,5 +288,61 @@ fn note_named(named: &Mutex<HashMap<String, BTreeSet<String>>>, event: &Pipeline
         && stages.len() < 64
     {
         stages.insert(stage_name.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrackerSettings;
+
+    fn settings(interval: u64, share: u64) -> TrackerSettings {
+        TrackerSettings {
+            full_read_interval_seconds: interval,
+            audit_share_percent: share,
+            ..TrackerSettings::default()
+        }
+    }
+
+    #[test]
+    fn before_any_audit_the_interval_is_the_setting() {
+        assert_eq!(
+            audit_interval(&settings(60, 1), None),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn a_quick_audit_keeps_the_set_interval() {
+        let took = Duration::from_millis(200);
+        assert_eq!(
+            audit_interval(&settings(60, 1), Some(took)),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn a_long_audit_stretches_the_interval_to_its_share() {
+        let took = Duration::from_secs(2);
+        assert_eq!(
+            audit_interval(&settings(60, 1), Some(took)),
+            Duration::from_secs(200)
+        );
+        assert_eq!(
+            audit_interval(&settings(60, 2), Some(took)),
+            Duration::from_secs(100)
+        );
+    }
+
+    #[test]
+    fn a_full_share_never_waits_less_than_the_setting_nor_the_audit() {
+        assert_eq!(
+            audit_interval(&settings(1, 100), Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            audit_interval(&settings(5, 100), Some(Duration::from_secs(3))),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -381,11 +381,45 @@ pub enum Update {
     Delta(Box<SnapshotDelta>),
 }
 
+/// What [`Snapshot::take_delta_fields`] changed besides the cards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FieldsTaken {
+    /// The source, connection, metrics, limits, time buckets or malformed list differ from
+    /// what the snapshot held (the read time and the health are not compared: the read time
+    /// always moves, and the dashboard compares the health with its own latest report).
+    pub differ: bool,
+    /// The malformed list differs.
+    pub malformed: bool,
+}
+
 impl Snapshot {
     /// Applies the changes of an incremental read: the changed cards replace theirs or are
     /// added, the removed ones leave, the cards stay newest start first, and everything else is
     /// taken from the delta. The result is what a full read at the same moment would give.
     pub fn apply_delta(&mut self, delta: SnapshotDelta) {
+        let (changed, removed, _) = self.take_delta_fields(delta);
+        if !changed.is_empty() || !removed.is_empty() {
+            let mut gone: std::collections::HashSet<String> = removed.into_iter().collect();
+            let mut replacing: std::collections::HashMap<String, Card> = changed
+                .into_iter()
+                .map(|c| (c.pipeline.card_id.clone(), c))
+                .collect();
+            gone.extend(replacing.keys().cloned());
+            self.cards.retain(|c| !gone.contains(&c.pipeline.card_id));
+            self.cards.extend(replacing.drain().map(|(_, c)| c));
+            crate::tracker::sort_cards(&mut self.cards);
+        }
+    }
+
+    /// Takes everything of `delta` but its cards, in place of this snapshot's own, and hands
+    /// back the cards' changes (the cards written since, the ids gone) for the caller to
+    /// apply as it keeps them (the dashboard changes its cards in place, by index), with what
+    /// the other fields changed. The one place a delta is taken apart, so that a field added
+    /// to both structs cannot be forgotten by one of the two ways of applying it.
+    pub fn take_delta_fields(
+        &mut self,
+        delta: SnapshotDelta,
+    ) -> (Vec<Card>, Vec<String>, FieldsTaken) {
         let SnapshotDelta {
             taken_at,
             source,
@@ -398,17 +432,16 @@ impl Snapshot {
             history,
             malformed,
         } = delta;
-        if !changed.is_empty() || !removed.is_empty() {
-            let mut gone: std::collections::HashSet<String> = removed.into_iter().collect();
-            let mut replacing: std::collections::HashMap<String, Card> = changed
-                .into_iter()
-                .map(|c| (c.pipeline.card_id.clone(), c))
-                .collect();
-            gone.extend(replacing.keys().cloned());
-            self.cards.retain(|c| !gone.contains(&c.pipeline.card_id));
-            self.cards.extend(replacing.drain().map(|(_, c)| c));
-            crate::tracker::sort_cards(&mut self.cards);
-        }
+        let malformed_differs = self.malformed != malformed;
+        let taken = FieldsTaken {
+            differ: malformed_differs
+                || self.source != source
+                || self.connection != connection
+                || self.metrics != metrics
+                || self.limits != limits
+                || self.history != history,
+            malformed: malformed_differs,
+        };
         self.taken_at = taken_at;
         self.source = source;
         self.connection = connection;
@@ -417,6 +450,7 @@ impl Snapshot {
         self.limits = limits;
         self.history = history;
         self.malformed = malformed;
+        (changed, removed, taken)
     }
 }
 

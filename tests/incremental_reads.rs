@@ -308,9 +308,12 @@ async fn a_card_that_expires_leaves_through_removed_on_cluster() {
 
 /// Settings for a poller whose periodic read (an audit) is due every second and whose SCAN
 /// for Python-written keys is redone at each read, so the audit sees what was written raw.
+/// The audit may take all of the time (`audit_share_percent` 100), so a slow test machine does
+/// not stretch the interval past the second these tests wait.
 fn auditing(settings: Settings) -> Settings {
     let mut settings = polling(settings);
     settings.tracker.full_read_interval_seconds = 1;
+    settings.tracker.audit_share_percent = 100;
     settings.tracker.scan_interval_seconds = 0;
     settings
 }

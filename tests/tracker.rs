@@ -1418,3 +1418,193 @@ async fn a_progress_report_keeps_the_document_and_refreshes_its_ttl() {
     let stage = raw.get_json("artemis:pipeline:p:stage:build");
     assert_eq!(stage["progress_percent"], 40);
 }
+
+/// The tracker script's ops in the order the server ran them, from the slow log (every call
+/// logged, see `slow_log_every_call`): one script call per write when writes are sequential.
+fn script_ops(server: &RedisServer) -> Vec<String> {
+    let log = server.cli(&["SLOWLOG", "GET", "100000"]);
+    let mut ops: Vec<String> = log
+        .lines()
+        .filter(|l| matches!(*l, "start" | "stage" | "stage_known" | "complete"))
+        .map(str::to_owned)
+        .collect();
+    // The slow log lists the newest call first.
+    ops.reverse();
+    ops
+}
+
+fn slow_log_every_call(server: &RedisServer) {
+    server.cli(&["CONFIG", "SET", "slowlog-max-len", "100000"]);
+    server.cli(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    server.cli(&["SLOWLOG", "RESET"]);
+}
+
+/// A writer that started a card knows its document and sends its own edit of it, which the
+/// script stores without decoding it (`stage_known`): the stored text is byte for byte what
+/// the script's general edit makes of the same document for the same updates, including
+/// stage names that are also field names and metadata that forces the general scan.
+#[tokio::test]
+async fn known_documents_are_written_as_the_script_would_edit_them() {
+    use artemis::tracker::PipelineStart;
+    let known_server = RedisServer::start();
+    let general_server = RedisServer::start();
+    let known = Backend::redis(known_server.settings()).await.unwrap();
+    // Loads the script, so that the log holds no NOSCRIPT attempt.
+    Tracker::new(known.tracker().clone())
+        .start_pipeline("warm", 1, Map::new())
+        .await
+        .unwrap();
+    slow_log_every_call(&known_server);
+    let starter = Backend::redis(general_server.settings()).await.unwrap();
+    // A second handle did not start the card: it knows nothing and takes the general path.
+    let general = Backend::redis(general_server.settings()).await.unwrap();
+    let at = Utc::now();
+    let metas = [
+        json!({}),
+        json!({"title": "T/1", "current_stage": "x", "_stages": [], "ctl": "\u{1}é"}),
+    ];
+    let updates = [
+        ("a", StageStatus::Running),
+        ("a", StageStatus::Running),
+        ("a", StageStatus::Completed),
+        ("a", StageStatus::Completed),
+        ("current_stage", StageStatus::Completed),
+        ("b \"q\"", StageStatus::Failed),
+        ("c", StageStatus::Completed),
+        ("a", StageStatus::Running),
+    ];
+    for (i, meta) in metas.iter().enumerate() {
+        let card = format!("card-{i}");
+        let key = format!("artemis:pipeline:{card}");
+        let start = PipelineStart {
+            card_id: card.clone(),
+            total_stages: 3,
+            metadata: meta.as_object().unwrap().clone(),
+            at,
+        };
+        known.tracker().start_pipeline(&start).await.unwrap();
+        starter.tracker().start_pipeline(&start).await.unwrap();
+        for (stage, status) in updates {
+            let report = StageReport {
+                card_id: card.clone(),
+                stage_name: stage.into(),
+                status,
+                progress_percent: Some(10),
+                message: None,
+                metadata: Map::new(),
+                at,
+            };
+            known.tracker().update_stage(&report).await.unwrap();
+            general.tracker().update_stage(&report).await.unwrap();
+            let a = known_server.cli(&["GET", &key]);
+            let b = general_server.cli(&["GET", &key]);
+            assert_eq!(a, b, "{card} after {stage} {status:?}");
+        }
+        let doc: Value = serde_json::from_str(&known_server.cli(&["GET", &key])).unwrap();
+        assert_python_pipeline(&doc);
+        assert_eq!(doc["completed_stages"], 3);
+    }
+    let ops = script_ops(&known_server);
+    let mut want = Vec::new();
+    for _ in &metas {
+        want.push("start");
+        want.extend(std::iter::repeat_n("stage_known", updates.len()));
+    }
+    assert_eq!(ops, want);
+}
+
+/// When the stored document is not the text the writer expects (here another writer changed
+/// it), the script takes the general path: the other writer's edit is kept, this one is
+/// applied to it, and the writer's later updates of the card use the general path.
+#[tokio::test]
+async fn a_document_changed_by_another_writer_is_edited_by_the_general_path() {
+    let server = RedisServer::start();
+    let raw = Raw::server(&server);
+    let tracker = support::tracker(server.settings()).await;
+    tracker.start_pipeline("warm", 1, Map::new()).await.unwrap();
+    slow_log_every_call(&server);
+    tracker.start_pipeline("c", 4, Map::new()).await.unwrap();
+    tracker
+        .update_stage("c", "a", StageUpdate::new(StageStatus::Completed))
+        .await
+        .unwrap();
+    // Another writer's read-modify-write, as Python does it (its spacing, a field it adds).
+    let mut doc = raw.get_json("artemis:pipeline:c");
+    doc["metadata"] = json!({"by": "python"});
+    raw.set_ex("artemis:pipeline:c", python_dumps(&doc).as_bytes());
+    for stage in ["b", "c"] {
+        tracker
+            .update_stage("c", stage, StageUpdate::new(StageStatus::Completed))
+            .await
+            .unwrap();
+    }
+    let text = String::from_utf8(raw.get("artemis:pipeline:c").unwrap()).unwrap();
+    assert!(text.contains(r#""metadata": {"by": "python"}"#), "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["completed_stages"], 3);
+    assert_eq!(doc["_completed"], json!(["a", "b", "c"]));
+    assert_eq!(doc["current_stage"], "c");
+    assert_eq!(
+        script_ops(&server),
+        ["start", "stage_known", "stage_known", "stage"],
+        "the stale copy is dropped after its first miss"
+    );
+}
+
+/// JSON as Python's `json.dumps` prints it by default (`", "` and `": "` separators).
+fn python_dumps(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let fields: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_dumps(v)))
+                .collect();
+            format!("{{{}}}", fields.join(", "))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(python_dumps).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The history is trimmed approximately (whole stream nodes): it keeps at least the last
+/// `tracker.history_max_events` events and at most one node (100 entries) more, and a reader
+/// asking for the last N still gets exactly the last N, in order.
+#[tokio::test]
+async fn the_history_keeps_at_least_the_last_n_events_and_at_most_a_node_more() {
+    let server = RedisServer::start();
+    let mut settings = server.settings();
+    settings.tracker.history_max_events = 10;
+    let tracker = support::tracker(settings).await;
+    tracker.start_pipeline("h", 1000, Map::new()).await.unwrap();
+    let key = "artemis:pipeline#history:{artemis:pipeline:h}";
+    let node = 100;
+    for i in 0..(3 * node) {
+        tracker
+            .update_stage(
+                "h",
+                &format!("s{i:03}"),
+                StageUpdate::new(StageStatus::Running),
+            )
+            .await
+            .unwrap();
+        let len: u64 = server.cli(&["XLEN", key]).parse().unwrap();
+        let written = i as u64 + 2;
+        assert!(
+            len >= written.min(10) && len <= 10 + node as u64,
+            "{len} events kept after {written}"
+        );
+    }
+    let last = tracker.history("h", None, 10).await.unwrap();
+    let names: Vec<String> = last
+        .iter()
+        .map(|e| match e.event.as_ref().unwrap() {
+            PipelineEvent::StageUpdated { stage_name, .. } => stage_name.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want: Vec<String> = (290..300).map(|i| format!("s{i:03}")).collect();
+    assert_eq!(names, want);
+}

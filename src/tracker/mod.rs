@@ -29,6 +29,7 @@ mod handle;
 mod hints;
 mod live;
 mod memory;
+mod mirror;
 pub(crate) mod redis;
 pub mod stream;
 

@@ -31,11 +31,11 @@ use futures::StreamExt;
 use redis::Value;
 
 use super::hints::StageHints;
+use super::mirror::{DocMirror, Known, Mirrors};
 use super::{
     CardsRead, EventStream, HistoryEntry, ParsedDoc, PipelineCompletion, PipelineStart,
     StageReport, TrackerStore, assemble_card, parse_doc_value, parse_event, parse_pipeline,
-    parse_stage, sort_cards, stage_doc, stage_event, stage_names, start_doc, started_event,
-    to_json,
+    parse_stage, sort_cards, stage_doc, stage_event, stage_names, started_event, to_json,
 };
 use crate::connection::cluster::SlotMap;
 use crate::error::{Error, Result};
@@ -81,6 +81,8 @@ pub struct RedisTracker {
     discovered: Arc<tokio::sync::Mutex<Option<LastScan>>>,
     /// Writes waiting for a script call (standalone only).
     steps: Arc<StepBatches>,
+    /// The documents this handle wrote, for stage updates that need no decode on the server.
+    mirrors: Arc<Mirrors>,
 }
 
 impl std::fmt::Debug for RedisTracker {
@@ -109,6 +111,8 @@ struct Step {
     args: Vec<String>,
     /// A stage update's stage key and document.
     stage: Option<(String, String)>,
+    /// A `stage_known` step's expected and new document texts (after the stage document).
+    known: Option<Known>,
 }
 
 impl Step {
@@ -124,6 +128,10 @@ impl Step {
         if let Some((stage_key, stage_doc)) = self.stage {
             keys.push(stage_key);
             args.push(stage_doc);
+        }
+        if let Some((expected, new)) = self.known {
+            args.push(expected);
+            args.push(new);
         }
     }
 }
@@ -163,6 +171,17 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// Whether a `stage_known` step's reply says the writer's copy of the document was stale.
+fn is_stale(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => matches!(
+            items.get(1),
+            Some(Value::BulkString(b)) if b == b"stale"
+        ),
+        _ => false,
+    }
+}
+
 /// A script reply code: 1 written, 0 no pipeline document, -1 document left alone (not a JSON
 /// object).
 fn reply_code(v: &Value) -> Option<i64> {
@@ -180,6 +199,7 @@ impl RedisTracker {
             core,
             discovered: Default::default(),
             steps: Default::default(),
+            mirrors: Default::default(),
         }
     }
 
@@ -620,23 +640,40 @@ pub(crate) fn parse_stream_reply(key: &str, reply: Value) -> Vec<HistoryEntry> {
 impl TrackerStore for RedisTracker {
     async fn start_pipeline(&self, s: &PipelineStart) -> Result<()> {
         s.validate()?;
+        // The same text as `to_json(&start_doc(s))` (a unit test holds them equal), kept so
+        // that this card's stage updates can take the fast path.
+        let doc = DocMirror::start(s);
         let step = Step {
             op: "start",
             card_id: s.card_id.clone(),
-            args: vec![to_json(&start_doc(s)), to_json(&started_event(s))],
+            args: vec![doc.text().to_owned(), to_json(&started_event(s))],
             stage: None,
+            known: None,
         };
-        let reply = self.tracker_step(step).await?;
-        self.report_code("start", &s.card_id, &reply);
-        Ok(())
+        match self.tracker_step(step).await {
+            Ok(reply) => {
+                self.mirrors.started(&s.card_id, doc);
+                self.report_code("start", &s.card_id, &reply);
+                Ok(())
+            }
+            Err(e) => {
+                self.mirrors.forget(&s.card_id);
+                Err(e)
+            }
+        }
     }
 
     async fn update_stage(&self, r: &StageReport) -> Result<()> {
         r.validate()?;
+        let name_json = to_json(&r.stage_name);
+        let status = r.status.as_str();
+        let known = self
+            .mirrors
+            .stage(&r.card_id, &r.stage_name, &name_json, status);
         let args = vec![
             r.stage_name.clone(),
-            to_json(&r.stage_name),
-            r.status.as_str().to_owned(),
+            name_json,
+            status.to_owned(),
             to_json(&stage_event(r)),
         ];
         let stage = (
@@ -644,12 +681,24 @@ impl TrackerStore for RedisTracker {
             to_json(&stage_doc(r)),
         );
         let step = Step {
-            op: "stage",
+            op: if known.is_some() {
+                "stage_known"
+            } else {
+                "stage"
+            },
             card_id: r.card_id.clone(),
             args,
             stage: Some(stage),
+            known,
         };
-        let reply = self.tracker_step(step).await?;
+        let reply = self.tracker_step(step).await;
+        // A copy that did not match, or a write whose effect is unknown: the card's later
+        // updates take the general path (still exact, only slower).
+        match &reply {
+            Ok(v) if !is_stale(v) => {}
+            _ => self.mirrors.forget(&r.card_id),
+        }
+        let reply = reply?;
         self.report_code("stage", &r.card_id, &reply);
         Ok(())
     }
@@ -665,11 +714,14 @@ impl TrackerStore for RedisTracker {
             to_json(&c.message),
             to_json(&ts),
         ];
+        // A finished card's document is edited by the general path only (once per card).
+        self.mirrors.forget(&c.card_id);
         let step = Step {
             op: "complete",
             card_id: c.card_id.clone(),
             args,
             stage: None,
+            known: None,
         };
         let reply = self.tracker_step(step).await?;
         self.report_code("complete", &c.card_id, &reply);

@@ -2,6 +2,12 @@
 //! `artemis::tui::loop_stats`) so responsiveness can be measured on the real binary under real
 //! load (`ARTEMIS_TOP_LOG=artemis::tui=info ARTEMIS_TOP_LOG_FILE=…`): frame draw times, and the longest
 //! stretch spent applying messages (e.g. a new 10,000-card snapshot), during which keys wait.
+//!
+//! What a "draw" holds: building the frame (the overview's rows are brought up to date then,
+//! lazily, so the row upkeep after a delta or a full read is in the draw), ratatui's diff and
+//! the write to the terminal (which waits when the terminal reads slowly). Applying messages
+//! is not in it: that is `longest_apply_ms`, so what a user waits from a message to its frame
+//! is at most the apply plus the draw (plus the frame cap's wait, `dashboard.max_fps`).
 
 use std::time::{Duration, Instant};
 

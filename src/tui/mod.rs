@@ -22,7 +22,7 @@ pub mod source;
 pub mod theme;
 mod trim;
 
-use std::io::{self, IsTerminal, Stdout};
+use std::io::{self, BufWriter, IsTerminal, Stdout};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -63,6 +63,13 @@ const INPUT_BATCH: usize = 65_536;
 /// millisecond of every wait is spent calling poll(2) with 0 in a loop; at 100 ms that was two
 /// thirds of an idle dashboard's CPU (~0.7% of a core, docs/BENCHMARKS.md).
 const INPUT_POLL: Duration = Duration::from_secs(1);
+
+/// Bytes of terminal output held until a frame is complete. Rust's stdout flushes every
+/// 1,024 bytes (a line buffer, and a frame's cursor moves hold no newline), so a frame that
+/// changed much of the screen was tens of write(2) calls into the terminal's pty, each of
+/// which can wait for the terminal to read; in one buffer the frame is one write. A frame
+/// larger than this (a full redraw of a very large terminal) is written in more than one.
+const FRAME_BUFFER: usize = 256 * 1024;
 
 /// The signals whose default action ends the process and that can be caught: each restores the
 /// terminal, then is raised again with its default action, so the process ends as it would have
@@ -105,7 +112,8 @@ pub async fn run_feed(feed: Arc<dyn Feed>, settings: Settings) -> color_eyre::Re
         let (background, source) = theme::resolve_auto(osc11, colorfgbg.as_deref());
         app.set_auto_theme(background, source);
     }
-    let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    let out = BufWriter::with_capacity(FRAME_BUFFER, io::stdout());
+    let mut terminal = Terminal::new(CrosstermBackend::new(out))?;
     terminal.clear()?;
     let (input_tx, mut input) = mpsc::unbounded_channel();
     let input_stop = Arc::new(AtomicBool::new(false));
@@ -335,7 +343,7 @@ fn resume(terminal: &mut Term, mouse: bool) -> io::Result<()> {
     terminal.clear()
 }
 
-type Term = Terminal<CrosstermBackend<Stdout>>;
+type Term = Terminal<CrosstermBackend<BufWriter<Stdout>>>;
 
 /// One frame, bracketed by synchronized-output markers.
 fn draw(terminal: &mut Term, app: &mut App) -> io::Result<()> {

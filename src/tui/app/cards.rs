@@ -39,8 +39,9 @@ pub(super) enum TableChange {
     None,
     /// A start event added a card no snapshot listed yet.
     Added,
-    /// A listed card changed.
-    Patched,
+    /// The listed card in `slot` changed; `same_status`: its status is what it was (the
+    /// header's counts did not move).
+    Patched { slot: usize, same_status: bool },
 }
 
 /// The cards per status, in the header strip's order.
@@ -307,7 +308,10 @@ impl CardTable {
             count(&mut self.counts, before, false);
             count(&mut self.counts, after, true);
             self.patched.insert(id.to_owned());
-            return TableChange::Patched;
+            return TableChange::Patched {
+                slot: i,
+                same_status: before == after,
+            };
         }
         if self.from_events.len() >= CARDS_FROM_EVENTS {
             return TableChange::None;

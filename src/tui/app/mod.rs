@@ -449,42 +449,17 @@ impl App {
         let Some(live) = self.live.as_mut() else {
             return false;
         };
-        let SnapshotDelta {
-            taken_at,
-            source,
-            connection,
-            health,
-            changed,
-            removed,
-            metrics,
-            limits,
-            history,
-            malformed,
-        } = delta;
+        let health = delta.health.clone();
+        let (changed, removed, taken) = live.take_delta_fields(delta);
         let mut shows = !changed.is_empty()
             || !removed.is_empty()
             || self.read_error.is_some()
             || self.health != health
-            || live.source != source
-            || live.connection != connection
-            || live.metrics != metrics
-            || live.limits != limits
-            || live.history != history
-            || live.malformed != malformed;
+            || taken.differ;
         self.read_error = None;
-        self.health = health.clone();
-        live.taken_at = taken_at;
-        live.source = source;
-        live.connection = connection;
-        live.health = health;
-        live.metrics = metrics;
-        live.limits = limits;
-        live.history = history;
-        if live.malformed != malformed {
-            live.malformed = malformed;
-            if self.frozen.is_none() {
-                self.order.malformed_changed();
-            }
+        self.health = health;
+        if taken.malformed && self.frozen.is_none() {
+            self.order.malformed_changed();
         }
         self.history.record(live);
         let cards = live.cards.len();
@@ -530,21 +505,10 @@ impl App {
         let Some(snap) = self.live.as_mut() else {
             return true;
         };
-        let slot = self.cards.position(event.card_id());
-        let status = slot
-            .and_then(|i| snap.cards.get(i))
-            .map(|c| c.pipeline.status);
         match self.cards.apply_event(snap, &event, self.now) {
-            TableChange::Patched => {
-                let unseen = overview
-                    && slot.is_some_and(|i| {
-                        self.live
-                            .as_ref()
-                            .and_then(|s| s.cards.get(i))
-                            .map(|c| c.pipeline.status)
-                            == status
-                            && self.patched_off_screen(i)
-                    });
+            TableChange::Patched { slot, same_status } => {
+                // Asked before the change is noted: noting it marks a card that moved stale.
+                let unseen = overview && same_status && self.patched_off_screen(slot);
                 self.note_table_changes();
                 if unseen {
                     return false;

@@ -234,14 +234,18 @@ impl Context<'_> {
         }
         let p = &c.pipeline;
         match self.sort {
+            // A running card is placed by its start alone: its last activity (every stage's
+            // time parsed) is only worth finding for the other groups. Most cards of a busy
+            // board run, and this is computed for every card of a full read and again for
+            // every card an event or a delta changes.
+            SortKey::Attention if p.status == PipelineStatus::Running => {
+                key.group = attention_group(p.status, None, self.now);
+                key.time = start_time(&p.start_time);
+            }
             SortKey::Attention => {
                 let active = last_activity(c);
                 key.group = attention_group(p.status, active, self.now);
-                key.time = if key.group == 0 {
-                    start_time(&p.start_time)
-                } else {
-                    active
-                };
+                key.time = active;
             }
             SortKey::Started => {
                 key.time = start_time(&p.start_time);
@@ -1093,6 +1097,31 @@ mod tests {
         ] {
             assert_eq!(start_time(s), parse_timestamp(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn running_cards_sort_by_start_under_attention_whatever_their_stages_report() {
+        // The older card reported a stage just now: running cards still go newest start
+        // first (their last activity is only read for the other groups).
+        let mut old = card("old", "2026-01-01T00:00:00");
+        old.stages.push(crate::model::StageDoc {
+            stage_name: "development".into(),
+            status: crate::model::StageStatus::Running,
+            progress_percent: Some(50),
+            message: None,
+            timestamp: "2026-01-03T00:00:00".into(),
+            metadata: Default::default(),
+        });
+        let snap = snapshot(vec![old, card("new", "2026-01-02T00:00:00")]);
+        let now = parse_timestamp("2026-01-03T00:00:01").unwrap().and_utc();
+        let ids: Vec<&str> = visible_rows(&snap, Filter::default(), SortKey::Attention, false, now)
+            .into_iter()
+            .map(|r| match r {
+                Row::Card(i) => snap.cards[i].pipeline.card_id.as_str(),
+                Row::Malformed(_) => "malformed",
+            })
+            .collect();
+        assert_eq!(ids, ["new", "old"]);
     }
 
     #[test]
