@@ -1031,3 +1031,90 @@ async fn an_unchanged_card_keeps_its_malformed_stage_listed_through_polls_and_au
     take(poll(&feed, false).await, &mut snap);
     assert!(listed(&snap), "after a poll of changes");
 }
+
+/// The dashboard's first full read goes a chunk of cards at a time (so that its temporaries
+/// are one chunk's, not every card's): across chunk boundaries it must give exactly the cards
+/// and malformed entries of the read that takes every card at once (`read_snapshot`), with
+/// Python-written cards, a Python stage beside a card of this crate, a document that does not
+/// parse and a stage document that does not parse among them.
+#[tokio::test]
+async fn a_full_read_in_chunks_gives_what_a_read_of_every_card_at_once_gives() {
+    let server = RedisServer::start();
+    let settings = polling(server.settings());
+    let backend = Backend::redis(settings.clone()).await.unwrap();
+    let store = backend.tracker();
+    let now = Utc::now();
+    let n = artemis::tracker::FULL_READ_CHUNK * 2 + 300;
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let store = store.clone();
+            async move {
+                let id = format!("bulk-{i:05}");
+                store.start_pipeline(&start(&id, now)).await.unwrap();
+                if i % 3 == 0 {
+                    store
+                        .update_stage(&report(&id, (i % 100) as u8, now))
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
+    // In the first chunk, in the second and at the end (the Python cards come last).
+    write_python_stage(&server, "bulk-00007", "py-review");
+    write_python_stage(&server, &format!("bulk-{:05}", n - 2), "py-review");
+    server.cli(&[
+        "SET",
+        "artemis:pipeline:bulk-02100",
+        "{not json",
+        "EX",
+        "86400",
+    ]);
+    server.cli(&[
+        "SET",
+        "artemis:pipeline:bulk-00003:stage:work",
+        "[1, 2]",
+        "EX",
+        "86400",
+    ]);
+    for i in 0..5 {
+        write_python_card(&server, &format!("py-{i}"), "running", "\"draft\"");
+    }
+
+    let feed = StorageFeed::new(backend.clone());
+    let Update::Full(chunked) = poll(&feed, true).await else {
+        panic!("the first poll reads in full");
+    };
+    let at_once =
+        artemis::snapshot::read_snapshot(&Backend::redis(settings).await.unwrap(), Utc::now())
+            .await
+            .unwrap();
+    assert_eq!(
+        chunked.cards.len(),
+        n - 1 + 5,
+        "every card but the broken one"
+    );
+    assert_eq!(chunked.cards, at_once.cards);
+    let malformed = sorted_malformed(&chunked.malformed);
+    assert_eq!(malformed, sorted_malformed(&at_once.malformed));
+    assert_eq!(
+        malformed
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "artemis:pipeline:bulk-00003:stage:work",
+            "artemis:pipeline:bulk-02100"
+        ]
+    );
+    let py_stage = |id: &str| {
+        chunked
+            .cards
+            .iter()
+            .find(|c| c.pipeline.card_id == id)
+            .is_some_and(|c| c.stages.iter().any(|s| s.stage_name == "py-review"))
+    };
+    assert!(py_stage("bulk-00007") && py_stage(&format!("bulk-{:05}", n - 2)));
+}

@@ -36,6 +36,7 @@ use std::hash::Hasher;
 
 use redis::Value;
 
+use super::hints::StageHints;
 use super::redis::{Discovered, RedisTracker};
 use super::{Card, CardsRead, ParsedDoc, parse_doc_value, parse_pipeline, sort_cards};
 use crate::connection::ScanCursor;
@@ -104,10 +105,12 @@ impl ReadCursor {
     }
 
     fn shown_id(&self, id: &str) -> String {
-        self.shown_as
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| id.to_owned())
+        self.shown_ref(id).to_owned()
+    }
+
+    /// The id a card is shown under, borrowed (the audit looks it up for every card).
+    fn shown_ref<'a>(&'a self, id: &'a str) -> &'a str {
+        self.shown_as.get(id).map_or(id, String::as_str)
     }
 
     fn knows(&self, id: &str) -> bool {
@@ -155,9 +158,11 @@ fn bulk_text(v: &Value) -> Option<String> {
     }
 }
 
+/// A score, parsed in place (a full read or an audit parses one per card).
 fn score_of(v: &Value) -> Option<f64> {
     match v {
         Value::Double(d) => Some(*d),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
         other => bulk_text(other)?.parse().ok(),
     }
 }
@@ -263,7 +268,7 @@ impl RedisTracker {
     async fn read_ids(
         &self,
         ids: Vec<String>,
-        hints: &HashMap<String, BTreeSet<String>>,
+        hints: Hints<'_>,
         slots: Option<&crate::connection::SlotMap>,
         known: Option<(&ReadCursor, &HashSet<String>)>,
     ) -> Result<IdsRead> {
@@ -296,13 +301,15 @@ impl RedisTracker {
                     }
                 },
             };
-            let names = names_to_read(order.as_deref(), current.as_deref(), hints.get(&id));
+            let found: Vec<&str> = hints.of(&id).collect();
+            let names = names_to_read(order.as_deref(), current.as_deref(), found.iter().copied());
             docs.push(DocRead {
                 id,
                 key,
                 raw,
                 order,
                 names,
+                found,
                 parsed,
             });
         }
@@ -323,19 +330,21 @@ impl RedisTracker {
                 .collect();
             let print = raw_fingerprint(&d.raw, &stages);
             // Hints the document itself lists are not needed any more.
-            if let Some(h) = hints.get(&d.id) {
-                let listed: BTreeSet<&str> = d.order.iter().flatten().map(String::as_str).collect();
-                let left: BTreeSet<String> = h
-                    .iter()
-                    .filter(|s| !listed.contains(s.as_str()))
-                    .cloned()
-                    .collect();
+            let listed = d.order.as_deref().unwrap_or_default();
+            let left: BTreeSet<String> = d
+                .found
+                .iter()
+                .copied()
+                .filter(|s| !listed.iter().any(|l| l == s))
+                .map(str::to_owned)
+                .collect();
+            if !left.is_empty() {
                 out.hints.insert(d.id.clone(), left);
             }
             if let Some((cursor, force)) = known
                 && cursor.fingerprints.get(&d.id) == Some(&print)
                 && !force.contains(&d.id)
-                && !force.contains(&cursor.shown_id(&d.id))
+                && !force.contains(cursor.shown_ref(&d.id))
             {
                 out.unchanged.push((d.id, print));
                 continue;
@@ -356,8 +365,13 @@ impl RedisTracker {
             let names = names_to_read(
                 parsed.stage_order.as_deref(),
                 parsed.doc.current_stage.as_deref(),
-                hints.get(&d.id),
+                d.found.iter().copied(),
             );
+            if known.is_none() && names == d.names {
+                for name in d.order.iter().flatten() {
+                    out.listed.push(&d.id, name);
+                }
+            }
             if names != d.names {
                 // The scan and the parse disagree on the names (a document serde reads two
                 // ways, e.g. a repeated field): read what the parse names.
@@ -388,7 +402,7 @@ impl RedisTracker {
 }
 
 /// One pipeline document read, waiting for its stages.
-struct DocRead {
+struct DocRead<'h> {
     id: String,
     key: String,
     raw: Vec<u8>,
@@ -396,6 +410,8 @@ struct DocRead {
     order: Option<Vec<String>>,
     /// The stage documents to read.
     names: Vec<String>,
+    /// The stage names found apart from the document (looked up once).
+    found: Vec<&'h str>,
     /// The full parse, where the scan for stage names needed it.
     parsed: Option<ParsedDoc>,
 }
@@ -428,24 +444,51 @@ impl StageRefs {
 
 /// The stage names to read for a card (as `tracker::stage_names`): its recorded order, then
 /// names found otherwise (SCAN, events, `current_stage`) that the order lacks.
-fn names_to_read(
+fn names_to_read<'a>(
     order: Option<&[String]>,
-    current: Option<&str>,
-    found: Option<&BTreeSet<String>>,
+    current: Option<&'a str>,
+    found: impl Iterator<Item = &'a str>,
 ) -> Vec<String> {
     let mut names: Vec<String> = order.map(<[String]>::to_vec).unwrap_or_default();
-    let mut seen: HashSet<String> = names.iter().cloned().collect();
-    let extra = found
-        .into_iter()
-        .flatten()
-        .map(String::as_str)
-        .chain(current);
-    for name in extra {
-        if seen.insert(name.to_owned()) {
+    // Most cards name one to three stages: a look through them costs less than a set of
+    // copies; a card with many (a Python card's SCAN hints) gets the set.
+    let mut seen: Option<HashSet<String>> = None;
+    for name in found.chain(current) {
+        if names.len() > NAMES_SCANNED {
+            let seen = seen.get_or_insert_with(|| names.iter().cloned().collect());
+            if seen.insert(name.to_owned()) {
+                names.push(name.to_owned());
+            }
+        } else if !names.iter().any(|n| n == name) {
             names.push(name.to_owned());
         }
     }
     names
+}
+
+/// Stage names [`names_to_read`] looks through one by one before it builds a set.
+const NAMES_SCANNED: usize = 16;
+
+/// Stage names found apart from a card's documents, per card id.
+#[derive(Clone, Copy)]
+enum Hints<'a> {
+    /// A SCAN's, for every card (full reads and audits), when one ran.
+    Scan(Option<&'a StageHints>),
+    /// The few cards a read of changes reads: the cursor's hints and the live events'.
+    Map(&'a HashMap<String, BTreeSet<String>>),
+}
+
+impl<'a> Hints<'a> {
+    /// The names found for `id`, sorted.
+    fn of<'c>(self, id: &'c str) -> impl Iterator<Item = &'a str> + use<'a, 'c> {
+        let (scan, map) = match self {
+            Hints::Scan(s) => (s, None),
+            Hints::Map(m) => (None, m.get(id)),
+        };
+        scan.into_iter()
+            .flat_map(move |s| s.names(id))
+            .chain(map.into_iter().flatten().map(String::as_str))
+    }
 }
 
 /// A hash of a card's documents as read: the pipeline document's bytes and, for every stage
@@ -483,22 +526,67 @@ struct IdsRead {
     malformed: HashMap<String, Vec<Malformed>>,
     /// Per card read: the hints its document does not list (empty: none needed).
     hints: HashMap<String, BTreeSet<String>>,
+    /// A full read's (no known cursor): per card parsed, the stage names its `_stages`
+    /// lists, when the scan of the document and its parse agreed on them (unsorted).
+    listed: StageHints,
 }
 
 /// Ids per [`RedisTracker::read_ids`] in an audit: the cards of one chunk are held at a time
 /// (plus the ones that differ), not a second copy of every card.
 pub const AUDIT_CHUNK: usize = 2_000;
 
+/// The cards a full read has built so far, by key id, and what their documents list.
+#[derive(Default)]
+struct FullRead {
+    cards: Vec<Card>,
+    /// The key id of each card in `cards`.
+    keys: Vec<String>,
+    /// Per card parsed, the stage names its `_stages` lists.
+    listed: StageHints,
+}
+
+impl FullRead {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            cards: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            listed: StageHints::default(),
+        }
+    }
+
+    /// Drops what was read of `ids` (cards, and the cursor's record of them), so that they
+    /// can be read again as if for the first time.
+    fn forget(&mut self, ids: &[String], cursor: &mut ReadCursor) {
+        if ids.is_empty() {
+            return;
+        }
+        let gone: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut keep = self.keys.iter().map(|k| !gone.contains(k.as_str()));
+        self.cards.retain(|_| keep.next().unwrap_or(true));
+        self.keys.retain(|k| !gone.contains(k.as_str()));
+        for id in ids {
+            cursor.card_malformed.remove(id);
+            cursor.stage_hints.remove(id);
+            cursor.shown_as.remove(id);
+            cursor.fingerprints.remove(id);
+        }
+    }
+}
+
+/// Ids per [`RedisTracker::read_ids`] in a full read: the temporaries of one chunk (replies,
+/// documents, stage maps) are held at a time beside the cards built, not those of every card.
+pub const FULL_READ_CHUNK: usize = AUDIT_CHUNK;
+
 impl RedisTracker {
     /// A cursor as a full read starts it from the index, the discovered keys and the walk
     /// `scan`, with the ids to read (listed ones, then Python cards); the stage hints are
-    /// returned apart (the reads narrow them).
+    /// read from `found` itself (the reads narrow them into the cursor).
     fn start_cursor(
         &self,
         index: IndexRead,
         found: Option<&Discovered>,
         scan: ScanCursor,
-    ) -> (ReadCursor, Vec<String>, HashMap<String, BTreeSet<String>>) {
+    ) -> (ReadCursor, Vec<String>) {
         let keys = &self.core.keys;
         let index_key = keys.pipeline_index();
         let ttl = self.core.settings.tracker.ttl_seconds as f64;
@@ -519,14 +607,17 @@ impl RedisTracker {
             if score < live_min {
                 continue;
             }
-            let mut bad = Vec::new();
-            if let Some(id) = crate::model::utf8_members(&index_key, vec![member], &mut bad).pop() {
-                cursor.indexed.insert(id.clone(), score);
-                ids.push(id);
+            match String::from_utf8(member) {
+                Ok(id) => {
+                    cursor.indexed.insert(id.clone(), score);
+                    ids.push(id);
+                }
+                Err(e) => {
+                    let member = vec![e.into_bytes()];
+                    crate::model::utf8_members(&index_key, member, &mut cursor.other_malformed);
+                }
             }
-            cursor.other_malformed.extend(bad);
         }
-        let mut hints = HashMap::new();
         if let Some(d) = found {
             cursor.other_malformed.extend(self.unreadable_malformed(d));
             for card in &d.cards {
@@ -534,11 +625,8 @@ impl RedisTracker {
                     ids.push(card.clone());
                 }
             }
-            for (card, stages) in &d.stages {
-                hints.insert(card.clone(), stages.iter().cloned().collect());
-            }
         }
-        (cursor, ids, hints)
+        (cursor, ids)
     }
 
     /// Records one read of a starting cursor's ids in it, as a full read does: what went,
@@ -592,26 +680,101 @@ impl RedisTracker {
     /// A full read of every live card (as [`TrackerStore::read_cards`], with the index read on
     /// its node's clock), and the cursor a reader of changes continues from; `None` for the
     /// cursor when the server refuses `TIME`.
+    ///
+    /// The SCAN for Python-written cards walks the whole keyspace in sequential round trips
+    /// (~300,000 keys at 100,000 cards, the longest part of a cold start), and the indexed
+    /// cards need nothing from it unless a Python worker added a stage their `_stages` does not
+    /// list. So they are read while it runs ([`FULL_READ_CHUNK`] at a time, two chunks in
+    /// flight), and once it is done only the cards it adds to are read (again): the Python
+    /// cards, and the indexed cards with a stage key their documents do not list. The result
+    /// is the cards, malformed entries and cursor a read after the SCAN would give.
     pub(crate) async fn full_read_tracked(
         &self,
         now: chrono::DateTime<chrono::Utc>,
         scan: ScanCursor,
     ) -> Result<(CardsRead, Option<ReadCursor>)> {
         use super::TrackerStore;
-        let (index, found, slots) =
-            futures::try_join!(self.read_index(None), self.discovered(), self.slot_map())?;
-        let Some(index) = index else {
+        let indexed = async {
+            let (index, slots) = futures::try_join!(self.read_index(None), self.slot_map())?;
+            let Some(index) = index else {
+                return Ok(None);
+            };
+            let (mut cursor, ids) = self.start_cursor(index, None, scan);
+            let mut read = FullRead::with_capacity(ids.len());
+            self.read_chunks(
+                ids,
+                Hints::Scan(None),
+                slots.as_ref(),
+                &mut cursor,
+                &mut read,
+            )
+            .await?;
+            Ok::<_, crate::error::Error>(Some((cursor, read, slots)))
+        };
+        let (found, indexed) = futures::try_join!(self.discovered(), indexed)?;
+        let Some((mut cursor, mut read, slots)) = indexed else {
             return Ok((self.read_cards(now).await?, None));
         };
-        let (mut cursor, ids, hints) = self.start_cursor(index, found.as_deref(), scan);
-        let read = self.read_ids(ids, &hints, slots.as_ref(), None).await?;
-        let mut cards: Vec<Card> = Self::absorb_read(&mut cursor, read, None)
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect();
+        if let Some(d) = found.as_deref() {
+            cursor.other_malformed.extend(self.unreadable_malformed(d));
+            let mut listed = std::mem::take(&mut read.listed);
+            listed.finish();
+            let mut again: Vec<String> = Vec::new();
+            for (card, stage) in d.stages.pairs() {
+                let unlisted = cursor.indexed.contains_key(card)
+                    && !listed.names(card).any(|n| n == stage)
+                    && again.last().map(String::as_str) != Some(card);
+                if unlisted {
+                    again.push(card.to_owned());
+                }
+            }
+            drop(listed);
+            read.forget(&again, &mut cursor);
+            for card in &d.cards {
+                if !cursor.indexed.contains_key(card) && cursor.python.insert(card.clone()) {
+                    again.push(card.clone());
+                }
+            }
+            let hints = Hints::Scan(Some(&d.stages));
+            self.read_chunks(again, hints, slots.as_ref(), &mut cursor, &mut read)
+                .await?;
+        }
+        let FullRead { mut cards, .. } = read;
         sort_cards(&mut cards);
         let malformed = cursor.all_malformed();
         Ok((CardsRead { cards, malformed }, Some(cursor)))
+    }
+
+    /// Reads `ids` a chunk at a time, two chunks in flight (the next one's replies travel
+    /// while this one is parsed), into a full read's cursor and cards (`out.listed` is left
+    /// unsorted).
+    async fn read_chunks(
+        &self,
+        ids: Vec<String>,
+        hints: Hints<'_>,
+        slots: Option<&crate::connection::SlotMap>,
+        cursor: &mut ReadCursor,
+        out: &mut FullRead,
+    ) -> Result<()> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut ids = ids.into_iter();
+        let chunks = std::iter::from_fn(move || {
+            let chunk: Vec<String> = ids.by_ref().take(FULL_READ_CHUNK).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
+        let mut reads = futures::stream::iter(chunks)
+            .map(|chunk: Vec<String>| self.read_ids(chunk, hints, slots, None))
+            .buffered(2);
+        while let Some(read) = reads.try_next().await? {
+            for (card, stage) in read.listed.pairs() {
+                out.listed.push(card, stage);
+            }
+            for (id, card) in Self::absorb_read(cursor, read, None) {
+                out.keys.push(id);
+                out.cards.push(card);
+            }
+        }
+        Ok(())
     }
 
     /// The periodic full read as an audit: every live card is read as
@@ -633,44 +796,53 @@ impl RedisTracker {
         if index.wrong_type {
             return Ok(None);
         }
-        let (mut fresh, ids, hints) =
-            self.start_cursor(index, found.as_deref(), cursor.scan.clone());
+        let (mut fresh, ids) = self.start_cursor(index, found.as_deref(), cursor.scan.clone());
+        let hints = Hints::Scan(found.as_deref().map(|d| &d.stages));
         let mut changed = Vec::new();
-        let mut shown: HashSet<String> = HashSet::with_capacity(ids.len());
-        for chunk in ids.chunks(AUDIT_CHUNK) {
+        // The ids shown by cards found unchanged, borrowed from the cursor (nothing copied per
+        // card), and those of the cards parsed.
+        let mut shown: HashSet<&str> = HashSet::with_capacity(cursor.fingerprints.len());
+        let mut shown_parsed: HashSet<String> = HashSet::new();
+        let known: &ReadCursor = cursor;
+        let mut ids = ids.into_iter();
+        loop {
+            let chunk: Vec<String> = ids.by_ref().take(AUDIT_CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
             // Cards whose documents read back byte for byte as the cursor recorded are not
             // parsed: they are what the reader holds.
             let read = self
-                .read_ids(
-                    chunk.to_vec(),
-                    &hints,
-                    slots.as_ref(),
-                    Some((cursor, recheck)),
-                )
+                .read_ids(chunk, hints, slots.as_ref(), Some((known, recheck)))
                 .await?;
             for (id, _) in &read.unchanged {
-                shown.insert(cursor.shown_id(id));
+                // Unchanged: its fingerprint is the cursor's, so the cursor holds its id.
+                if let Some((id, _)) = known.fingerprints.get_key_value(id) {
+                    shown.insert(known.shown_ref(id));
+                }
             }
-            for (id, card) in Self::absorb_read(&mut fresh, read, Some(cursor)) {
-                let differs = cursor.fingerprints.get(&id) != fresh.fingerprints.get(&id)
-                    || cursor.shown_id(&id) != card.pipeline.card_id
+            for (id, card) in Self::absorb_read(&mut fresh, read, Some(known)) {
+                let differs = known.fingerprints.get(&id) != fresh.fingerprints.get(&id)
+                    || known.shown_ref(&id) != card.pipeline.card_id
                     || recheck.contains(&id)
                     || recheck.contains(&card.pipeline.card_id);
-                shown.insert(card.pipeline.card_id.clone());
+                shown_parsed.insert(card.pipeline.card_id.clone());
                 if differs {
                     changed.push(card);
                 }
             }
         }
-        // Nothing fails from here: the cursor becomes the audit's.
-        let mut removed: Vec<String> = cursor
+        let mut removed: Vec<String> = known
             .fingerprints
             .keys()
-            .map(|id| cursor.shown_id(id))
-            .filter(|shown_id| !shown.contains(shown_id))
+            .map(|id| known.shown_ref(id))
+            .filter(|s| !shown.contains(s) && !shown_parsed.contains(*s))
+            .map(str::to_owned)
             .collect();
+        drop(shown);
         removed.sort();
         removed.dedup();
+        // Nothing fails from here: the cursor becomes the audit's.
         sort_cards(&mut changed);
         *cursor = fresh;
         let malformed = cursor.all_malformed();
@@ -798,7 +970,7 @@ impl RedisTracker {
         let read = self
             .read_ids(
                 wanted.clone(),
-                &read_hints,
+                Hints::Map(&read_hints),
                 slots.as_ref(),
                 Some((&*cursor, &hints.recheck)),
             )

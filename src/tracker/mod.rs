@@ -26,6 +26,7 @@
 mod card;
 mod changes;
 mod handle;
+mod hints;
 mod live;
 mod memory;
 mod mirror;
@@ -34,7 +35,7 @@ pub mod stream;
 
 pub use self::card::{Card, CardsRead};
 pub(crate) use self::card::{assemble_card, sort_cards};
-pub use self::changes::{CardChanges, ChangeHints, ReadCursor};
+pub use self::changes::{CardChanges, ChangeHints, FULL_READ_CHUNK, ReadCursor};
 pub use self::handle::{StageUpdate, Tracker};
 pub use self::memory::MemoryTracker;
 pub use self::redis::RedisTracker;

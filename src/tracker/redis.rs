@@ -22,7 +22,7 @@
 //! read alongside the index), plus a SCAN for Python-written cards at most every
 //! `tracker.scan_interval_seconds`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
@@ -30,6 +30,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use redis::Value;
 
+use super::hints::StageHints;
 use super::mirror::{DocMirror, Known, Mirrors};
 use super::{
     CardsRead, EventStream, HistoryEntry, ParsedDoc, PipelineCompletion, PipelineStart,
@@ -54,8 +55,11 @@ const SCAN_LIMIT: usize = 1_000_000;
 /// What a SCAN found that the index does not list: Python-written cards and stage names.
 #[derive(Debug, Default)]
 pub(super) struct Discovered {
-    pub(super) cards: BTreeSet<String>,
-    pub(super) stages: HashMap<String, BTreeSet<String>>,
+    /// Card ids of the pipeline documents found, sorted, each once (indexed ones too: the
+    /// readers skip those; a sorted list costs one string per card, a set a tree node more).
+    pub(super) cards: Vec<String>,
+    /// Stage names per card (packed: at 100,000 cards a map of sets took ~38 MB).
+    pub(super) stages: StageHints,
     /// Matching key names that are not UTF-8, shown lossily (the first
     /// [`UNREADABLE_SHOWN`]): no card id can address them.
     pub(super) unreadable: Vec<String>,
@@ -488,14 +492,16 @@ impl RedisTracker {
         }
         for key in &keys {
             if let Some(card) = self.core.keys.card_id_of_pipeline_key(key) {
-                d.cards.insert(card.to_owned());
+                d.cards.push(card.to_owned());
             } else if let Some((card, stage)) = self.core.keys.card_and_stage_of_stage_key(key) {
-                d.stages
-                    .entry(card.to_owned())
-                    .or_default()
-                    .insert(stage.to_owned());
+                d.stages.push(card, stage);
             }
         }
+        drop(keys);
+        d.cards.sort_unstable();
+        d.cards.dedup();
+        d.cards.shrink_to_fit();
+        d.stages.finish();
         let d = Arc::new(d);
         *cached = Some((Instant::now(), d.clone()));
         Ok(Some(d))
@@ -534,8 +540,8 @@ impl RedisTracker {
     ) -> Result<Vec<Card>> {
         let mut wanted: Vec<(usize, String, String)> = Vec::new();
         for (i, (card_id, p)) in parsed.iter().enumerate() {
-            let hints = found.and_then(|d| d.stages.get(card_id));
-            for name in stage_names(p, hints) {
+            let hints = found.and_then(|d| d.stages.of(card_id));
+            for name in stage_names(p, hints.as_ref()) {
                 let key = self.core.keys.stage(card_id, &name);
                 wanted.push((i, name, key));
             }
@@ -735,9 +741,10 @@ impl TrackerStore for RedisTracker {
         let mut found = Discovered::default();
         if parsed.stage_order.is_some()
             && let Some(d) = self.discovered().await?
-            && let Some(stages) = d.stages.get(card_id)
         {
-            found.stages.insert(card_id.to_owned(), stages.clone());
+            for stage in d.stages.names(card_id) {
+                found.stages.push(card_id, stage);
+            }
         }
         if parsed.stage_order.is_none() && self.core.settings.tracker.scan_python_cards {
             let keys = self
@@ -753,14 +760,11 @@ impl TrackerStore for RedisTracker {
                 if let Some((c, stage)) = self.core.keys.card_and_stage_of_stage_key(&k)
                     && c == card_id
                 {
-                    found
-                        .stages
-                        .entry(card_id.to_owned())
-                        .or_default()
-                        .insert(stage.to_owned());
+                    found.stages.push(card_id, stage);
                 }
             }
         }
+        found.stages.finish();
         let mut malformed = Vec::new();
         let mut cards = self
             .fetch_stages(

@@ -28,6 +28,7 @@ use std::collections::{BTreeSet, HashMap};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::StreamExt;
 
+use super::hints::StageHints;
 use super::{
     Card, assemble_card, parse_doc_value, parse_pipeline, parse_stage, sort_cards, stage_names,
 };
@@ -87,55 +88,6 @@ struct SortFields<'a> {
     card_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     start_time: Option<Cow<'a, str>>,
-}
-
-/// Stage names per card from the SCAN, packed: one string of `card`, NUL, `stage` entries
-/// and their offsets, sorted by card. At 100,000 cards a map of sets would take more memory
-/// than the JSON's documents; this takes the names' bytes and 8 bytes per stage.
-#[derive(Debug, Default)]
-struct StageHints {
-    text: String,
-    /// (start, end) of each entry in `text`.
-    entries: Vec<(u32, u32)>,
-}
-
-impl StageHints {
-    fn push(&mut self, card: &str, stage: &str) {
-        let start = self.text.len();
-        self.text.push_str(card);
-        self.text.push('\0');
-        self.text.push_str(stage);
-        // Past 4 GiB of names (far beyond any SCAN limit) the hint is dropped, not wrapped.
-        if let (Ok(a), Ok(b)) = (u32::try_from(start), u32::try_from(self.text.len())) {
-            self.entries.push((a, b));
-        }
-    }
-
-    fn entry(&self, (a, b): (u32, u32)) -> (&str, &str) {
-        let e = &self.text[a as usize..b as usize];
-        e.split_once('\0').unwrap_or((e, ""))
-    }
-
-    /// Sorts the entries by card (then stage), for [`StageHints::of`].
-    fn finish(&mut self) {
-        let mut entries = std::mem::take(&mut self.entries);
-        entries.sort_unstable_by(|x, y| self.entry(*x).cmp(&self.entry(*y)));
-        entries.dedup_by(|x, y| self.entry(*x) == self.entry(*y));
-        self.entries = entries;
-        self.text.shrink_to_fit();
-    }
-
-    /// The stage names found for `card`, `None` when none were.
-    fn of(&self, card: &str) -> Option<BTreeSet<String>> {
-        let first = self.entries.partition_point(|e| self.entry(*e).0 < card);
-        let names: BTreeSet<String> = self.entries[first..]
-            .iter()
-            .map(|e| self.entry(*e))
-            .take_while(|(c, _)| *c == card)
-            .map(|(_, s)| s.to_owned())
-            .collect();
-        (!names.is_empty()).then_some(names)
-    }
 }
 
 impl CardStream {
@@ -392,33 +344,5 @@ impl CardStream {
     /// found; taken, so a second call returns only what was found since.
     pub fn take_malformed(&mut self) -> Vec<Malformed> {
         std::mem::take(&mut self.malformed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stage_hints_give_each_card_its_own_stages_only() {
-        let mut h = StageHints::default();
-        for (card, stage) in [
-            ("b", "review"),
-            ("a", "plan"),
-            ("a:x", "other"),
-            ("a", "build"),
-            ("ab", "deploy"),
-            ("a", "plan"),
-        ] {
-            h.push(card, stage);
-        }
-        h.finish();
-        let names = |card: &str| h.of(card).map(|s| s.into_iter().collect::<Vec<_>>());
-        assert_eq!(names("a"), Some(vec!["build".into(), "plan".into()]));
-        assert_eq!(names("a:x"), Some(vec!["other".into()]));
-        assert_eq!(names("ab"), Some(vec!["deploy".into()]));
-        assert_eq!(names("b"), Some(vec!["review".into()]));
-        assert_eq!(names("c"), None);
-        assert_eq!(h.entries.len(), 5, "a repeated SCAN key counts once");
     }
 }
