@@ -573,7 +573,7 @@ impl FullRead {
     }
 }
 
-/// Ids per [`RedisTracker::read_ids`] in a full read: the temporaries of one chunk (replies,
+/// Ids per `RedisTracker::read_ids` in a full read: the temporaries of one chunk (replies,
 /// documents, stage maps) are held at a time beside the cards built, not those of every card.
 pub const FULL_READ_CHUNK: usize = AUDIT_CHUNK;
 
