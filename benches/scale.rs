@@ -27,7 +27,8 @@
 //! Choosing parts: `-- standalone` / `-- cluster` pick the backend; `-- idle`, `-- storm`,
 //! `-- once` pick the parts (`-- cold` alone measures the cold start); `-- long` makes the
 //! storm 10 minutes; `-- cards=N` replaces 100,000 (a quick try); `-- hold` seeds, prints the
-//! dashboard's arguments and keeps the server up until killed (to profile the dashboard by hand).
+//! dashboard's arguments and keeps the server up until killed (to profile the dashboard by hand;
+//! `-- hold storm` keeps the 1,000 updates/s going meanwhile).
 
 mod common;
 #[path = "../tests/support/mod.rs"]
@@ -489,6 +490,12 @@ fn run(t: Target<'_>, opts: &Opts) {
     if opts.hold {
         // For profiling by hand (heaptrack, massif): the seeded server stays up until killed.
         eprintln!("{label}: holding; run `artemis-top {}`", t.dashboard_args);
+        if opts.storm && std::env::args().any(|a| a == "storm") {
+            // `hold storm`: the updates go on while held, to profile the dashboard under them.
+            eprintln!("{label}: {EVENTS_PER_SEC} updates/s until killed");
+            let forever = Instant::now() + Duration::from_secs(86_400);
+            rt.spawn(storm(tracker.clone(), large, forever));
+        }
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
