@@ -87,12 +87,35 @@ impl std::fmt::Display for PipelineStatus {
 /// Python's naive ISO-8601 timestamp: `YYYY-MM-DDTHH:MM:SS.ffffff`, fraction omitted when zero,
 /// never a `Z` or offset (Python's completion step fails on one).
 pub fn format_naive(t: NaiveDateTime) -> String {
-    use chrono::Timelike;
-    if t.nanosecond() / 1000 == 0 {
-        t.format("%Y-%m-%dT%H:%M:%S").to_string()
-    } else {
-        t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let year = t.year();
+    if !(0..=9999).contains(&year) || t.nanosecond() >= 1_000_000_000 {
+        // Outside four-digit years, and for a leap second, chrono's own format is the
+        // reference.
+        return if t.nanosecond() / 1000 == 0 {
+            t.format("%Y-%m-%dT%H:%M:%S").to_string()
+        } else {
+            t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+        };
     }
+    // Written directly: every tracker write stamps its event and stage this way, and chrono's
+    // format parses its pattern on each call (a few percent of a writer's CPU).
+    let mut out = String::with_capacity(26);
+    let _ = write!(
+        out,
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let micros = t.nanosecond() / 1000;
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
+    }
+    out
 }
 
 /// Current UTC time as Python's `datetime.utcnow().isoformat()` prints it.
@@ -103,6 +126,11 @@ pub fn utc_now_naive() -> String {
 /// Parses a timestamp as Python writes it; also accepts a trailing `Z` or offset written by
 /// other tools (converted to UTC), so that readers never reject a document over its clock.
 pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
+    quick_timestamp(s).or_else(|| parse_timestamp_general(s))
+}
+
+/// [`parse_timestamp`] of any shape it accepts, through chrono's parsers.
+fn parse_timestamp_general(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
     NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
         .ok()
@@ -112,6 +140,45 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
                 .ok()
                 .map(|d| d.with_timezone(&Utc).naive_utc())
         })
+}
+
+/// [`parse_timestamp`] of the shape writers use (`YYYY-MM-DDTHH:MM:SS[.fraction]`, no zone),
+/// without chrono's pattern parser: the dashboard parses a timestamp or two for every live
+/// event and every card it sorts, and the general parser costs far more than the use made of
+/// it. `None` for any other shape, which the general parser then reads.
+fn quick_timestamp(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b.len() == 20
+        || b.len() > 29
+        || (b[4], b[7], b[10], b[13], b[16]) != (b'-', b'-', b'T', b':', b':')
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let nanos = match b.get(19) {
+        None => 0,
+        Some(b'.') => {
+            let digits = &b[20..];
+            let n = num(20, b.len())?;
+            n * 10u32.pow(9 - digits.len() as u32)
+        }
+        Some(_) => return None,
+    };
+    let sec = num(17, 19)?;
+    if sec >= 60 {
+        return None; // leap seconds: the general parser's rules
+    }
+    chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?.and_hms_nano_opt(
+        num(11, 13)?,
+        num(14, 16)?,
+        sec,
+        nanos,
+    )
 }
 
 /// Bytes of text an [`InlineStr`] holds without a heap allocation: a Python timestamp (26 bytes
@@ -619,6 +686,61 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(key: &str, raw: &[u8]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_quick_timestamp_parser_agrees_with_the_general_one() {
+        for s in [
+            "2026-01-02T03:04:05",
+            "2026-01-02T03:04:05.5",
+            "2026-01-02T03:04:05.123456",
+            "2026-01-02T03:04:05.123456789",
+            "2026-02-30T03:04:05",
+            "2026-01-02T24:04:05",
+            "2026-01-02T03:04:05.",
+            "2026-01-02T03:04:05Z",
+            "2026-01-02T03:04:05.5+02:00",
+            "2026-01-02 03:04:05",
+            "2026-01-02T03:04:60",
+            "+2026-01-02T03:04:05",
+            "2026-1-02T03:04:05",
+            " 2026-01-02T03:04:05",
+            "",
+        ] {
+            assert_eq!(parse_timestamp(s), parse_timestamp_general(s), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_print_as_chronos_pattern_would() {
+        let chrono_way = |t: NaiveDateTime| {
+            if t.and_utc().timestamp_subsec_micros() == 0 {
+                t.format("%Y-%m-%dT%H:%M:%S").to_string()
+            } else {
+                t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+            }
+        };
+        for s in [
+            "2026-01-02T03:04:05",
+            "2026-01-02T03:04:05.000001",
+            "2026-12-31T23:59:59.999999",
+            "2026-01-02T03:04:05.1234569",
+            "0001-01-01T00:00:00.5",
+            "9999-12-31T23:59:59",
+        ] {
+            let t = parse_timestamp(s).unwrap();
+            assert_eq!(format_naive(t), chrono_way(t), "{s:?}");
+        }
+        let far = chrono::NaiveDate::from_ymd_opt(12345, 1, 2)
+            .unwrap()
+            .and_hms_micro_opt(3, 4, 5, 6)
+            .unwrap();
+        assert_eq!(format_naive(far), chrono_way(far));
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap();
+        assert_eq!(format_naive(leap), chrono_way(leap));
+    }
 
     #[test]
     fn timestamps_match_python_isoformat() {
