@@ -787,6 +787,31 @@ fn an_event_that_leaves_its_off_screen_row_in_place_draws_no_frame() {
 }
 
 #[test]
+fn an_event_of_a_card_above_the_screen_draws_no_frame() {
+    let mut app = drawn_app();
+    app.offset = 20;
+    let above = ids(&mut app)[3].clone();
+    app.apply(progress_event(&above, 66));
+    assert!(!app.dirty, "its row is above the five on screen");
+}
+
+#[test]
+fn an_event_of_the_cards_on_the_screens_edges_draws_a_frame() {
+    for row in [20, 24] {
+        let mut app = drawn_app();
+        app.offset = 20;
+        let edge = ids(&mut app)[row].clone();
+        app.apply(progress_event(&edge, 66));
+        assert!(app.dirty, "row {row} is on screen");
+    }
+    let mut app = drawn_app();
+    app.offset = 20;
+    let below = ids(&mut app)[25].clone();
+    app.apply(progress_event(&below, 66));
+    assert!(!app.dirty, "row 25 is just below the screen");
+}
+
+#[test]
 fn an_event_for_a_card_on_screen_draws_a_frame() {
     let mut app = drawn_app();
     let on = ids(&mut app)[2].clone();

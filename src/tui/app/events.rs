@@ -56,7 +56,7 @@ impl Default for LiveEvents {
 impl LiveEvents {
     /// Counts one event and keeps it. `listed`: its card is on screen, so it is always
     /// tracked; a storm of unknown ids only fills the room left under [`TRACKED_CARDS`].
-    pub(super) fn record(&mut self, event: &PipelineEvent, now: DateTime<Utc>, listed: bool) {
+    pub(super) fn record(&mut self, event: PipelineEvent, now: DateTime<Utc>, listed: bool) {
         let sec = now.timestamp();
         match self.buckets.last_mut() {
             Some((s, n)) if *s == sec => *n = n.saturating_add(1),
@@ -71,11 +71,11 @@ impl LiveEvents {
         if seen.len() == EVENTS_PER_CARD {
             seen.pop_front();
         }
+        self.order.push_back(id.to_owned());
         seen.push_back(SeenEvent {
             received: now,
-            event: event.clone(),
+            event,
         });
-        self.order.push_back(id.to_owned());
         // Over the total budget: drop the globally oldest events. (An entry can name a card
         // whose event the per-card cap already dropped; it then drops that card's oldest,
         // which keeps the bound.)

@@ -387,6 +387,15 @@ impl App {
                     self.dirty = was_dirty;
                 }
             }
+            Message::Events(events) => {
+                let mut shows = false;
+                for e in events {
+                    shows |= self.apply_event(e);
+                }
+                if !shows {
+                    self.dirty = was_dirty;
+                }
+            }
             Message::Snapshot(s) => self.apply_snapshot(*s),
             Message::Delta(d) => {
                 if self.apply_delta(*d) {
@@ -498,14 +507,17 @@ impl App {
     fn apply_event(&mut self, event: PipelineEvent) -> bool {
         self.events_total += 1;
         let listed = self.cards.contains(event.card_id());
-        self.live_events.record(&event, self.now, listed);
         // Only the overview can leave an event unseen (the drilldown lists its card's
         // events; the other views are not worth the bookkeeping).
         let overview = matches!(self.view, View::Overview);
         let Some(snap) = self.live.as_mut() else {
+            self.live_events.record(event, self.now, listed);
             return true;
         };
-        match self.cards.apply_event(snap, &event, self.now) {
+        let change = self.cards.apply_event(snap, &event, self.now);
+        // Kept after it is applied, so that it is moved in, not copied.
+        self.live_events.record(event, self.now, listed);
+        match change {
             TableChange::Patched { slot, same_status } => {
                 // Asked before the change is noted: noting it marks a card that moved stale.
                 let unseen = overview && same_status && self.patched_off_screen(slot);
