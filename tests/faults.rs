@@ -532,7 +532,7 @@ async fn live_events_keep_arriving_through_a_server_idle_timeout() {
     let end = tokio::time::Instant::now() + Duration::from_secs(14);
     while events < 100 {
         match tokio::time::timeout_at(end, rx.recv()).await {
-            Ok(Some(Message::Event(_))) => events += 1,
+            Ok(Some(Message::Events(batch))) => events += batch.len() as u32,
             Ok(Some(Message::Subscribed(false))) => lost += 1,
             Ok(Some(Message::Connection(ConnState::Reconnecting { .. }))) => reconnects += 1,
             Ok(Some(_)) => {}

@@ -62,6 +62,64 @@ fn publish(server: &RedisServer, card: &str, pct: i64) {
 }
 
 #[tokio::test]
+async fn events_published_together_reach_the_ui_in_order_and_in_few_messages() {
+    let server = RedisServer::start();
+    let storage = Backend::redis_lazy(server.settings()).unwrap();
+    let feed = Arc::new(StorageFeed::new(storage));
+    let (tx, mut rx) = mpsc::channel(1024);
+    let (_cmd_tx, cmd_rx) = mpsc::channel(16);
+    let _sources = source::spawn(feed, Duration::from_secs(3600), tx, cmd_rx);
+    both(&mut rx, "the first snapshot and the subscription").await;
+
+    // 400 events in one round trip, a payload that is not an event after the 200th.
+    let event = |pct: usize| {
+        format!(
+            r#"{{"event": "stage_updated", "card_id": "card-{pct}", "stage_name": "build", "status": "running", "progress_percent": {pct}, "message": null, "timestamp": "2025-10-22T20:30:44"}}"#
+        )
+    };
+    let mut pipe = redis::pipe();
+    for i in 0..400 {
+        pipe.cmd("PUBLISH")
+            .arg(format!("artemis:pipeline:events:card-{i}"))
+            .arg(event(i));
+        if i == 199 {
+            pipe.cmd("PUBLISH")
+                .arg("artemis:pipeline:events:card-bad")
+                .arg("garbage");
+        }
+    }
+    let () = pipe.ignore().query(&mut server.raw()).unwrap();
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut messages = 0;
+    while seen.len() < 401 {
+        let m = next_matching(&mut rx, "the published events", |m| {
+            matches!(
+                m,
+                Message::Events(_) | Message::BadEvent(_) | Message::Event(_)
+            )
+        })
+        .await;
+        messages += 1;
+        match m {
+            Message::Events(batch) => {
+                assert!(!batch.is_empty(), "no empty batches");
+                seen.extend(batch.iter().map(|e| e.card_id().to_owned()));
+            }
+            Message::BadEvent(_) => seen.push("bad".into()),
+            other => panic!("events come in batches, got {other:?}"),
+        }
+    }
+    let mut want: Vec<String> = (0..400).map(|i| format!("card-{i}")).collect();
+    want.insert(200, "bad".into());
+    assert_eq!(seen, want, "every event, in the order published");
+    assert!(
+        messages <= 401 / 4,
+        "{messages} messages for 401 payloads published together"
+    );
+}
+
+#[tokio::test]
 async fn sources_deliver_and_recover_after_a_redis_restart() {
     let mut server = RedisServer::start();
     let settings = server.settings();
@@ -74,9 +132,12 @@ async fn sources_deliver_and_recover_after_a_redis_restart() {
 
     both(&mut rx, "the first snapshot and the subscription").await;
     publish(&server, "card-live", 10);
-    let m = next_matching(&mut rx, "a live event", |m| matches!(m, Message::Event(_))).await;
-    let Message::Event(e) = m else { unreachable!() };
-    assert_eq!(e.card_id(), "card-live");
+    let m = next_matching(&mut rx, "a live event", |m| matches!(m, Message::Events(_))).await;
+    let Message::Events(batch) = m else {
+        unreachable!()
+    };
+    assert_eq!(batch.len(), 1);
+    assert_eq!(batch[0].card_id(), "card-live");
 
     // A payload that is not an event is reported, not dropped silently nor fatal.
     server.cli(&["PUBLISH", "artemis:pipeline:events:card-live", "garbage"]);
@@ -157,10 +218,10 @@ async fn sources_deliver_and_recover_after_a_redis_restart() {
     let m = next_matching(
         &mut rx,
         "an event after the restart",
-        |m| matches!(m, Message::Event(e) if e.card_id() == "card-after"),
+        |m| matches!(m, Message::Events(b) if b.iter().any(|e| e.card_id() == "card-after")),
     )
     .await;
-    assert!(matches!(m, Message::Event(_)));
+    assert!(matches!(m, Message::Events(_)));
 }
 
 /// A card only Python wrote (no index entry, found by the SCAN), as the original stores it.

@@ -18,6 +18,9 @@ pub enum Message {
     Delta(Box<SnapshotDelta>),
     /// A live pipeline event from pub/sub: patches the displayed card until the next snapshot.
     Event(PipelineEvent),
+    /// Live events that arrived together, oldest first, each applied as an [`Message::Event`]
+    /// (the subscriber sends them so under a storm: one wake-up of the UI for many events).
+    Events(Vec<PipelineEvent>),
     /// The connection state changed.
     Connection(ConnState),
     /// Whether the server accepts writes changed (a refusal learnt or over).

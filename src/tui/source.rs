@@ -44,6 +44,51 @@ const FIRST_RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between subscription attempts while they keep failing.
 const MAX_RESUBSCRIBE_PAUSE: Duration = Duration::from_secs(2);
 
+/// The shortest gap between two messages of live events (see the subscriber): under the
+/// frame cap's default 33 ms, so no frame waits for it.
+const EVENT_BATCH_GAP: Duration = Duration::from_millis(20);
+/// The most live events one message carries.
+const EVENT_BATCH_MAX: usize = 4096;
+
+/// `first` and every event `events` has ready now, as messages in arrival order (the good
+/// events together, a bad one on its own), and whether the stream ended.
+fn take_ready(
+    first: Result<crate::model::PipelineEvent, crate::model::Malformed>,
+    events: &mut crate::feed::FeedEvents,
+) -> (Vec<Message>, bool) {
+    use futures::FutureExt;
+    let mut out = Vec::new();
+    let mut good = Vec::new();
+    let mut next = Some(first);
+    let mut taken = 0;
+    let mut ended = false;
+    while let Some(item) = next.take() {
+        match item {
+            Ok(e) => good.push(e),
+            Err(m) => {
+                if !good.is_empty() {
+                    out.push(Message::Events(std::mem::take(&mut good)));
+                }
+                out.push(Message::BadEvent(m));
+            }
+        }
+        taken += 1;
+        if taken >= EVENT_BATCH_MAX {
+            break;
+        }
+        // Polled without a waker of this task's: an event arriving later does not wake it.
+        match events.next().now_or_never() {
+            Some(Some(item)) => next = Some(item),
+            Some(None) => ended = true,
+            None => {}
+        }
+    }
+    if !good.is_empty() {
+        out.push(Message::Events(good));
+    }
+    (out, ended)
+}
+
 /// Handles of the running tasks; dropping it stops them.
 pub struct Sources {
     tasks: Vec<JoinHandle<()>>,
@@ -174,13 +219,24 @@ pub fn spawn(
                             want_full.store(true, Ordering::SeqCst);
                             poll_now.notify_one();
                         }
-                        while let Some(next) = events.next().await {
-                            let msg = match next {
-                                Ok(e) => Message::Event(e),
-                                Err(m) => Message::BadEvent(m),
-                            };
-                            if tx.send(msg).await.is_err() {
-                                return;
+                        let mut last_sent: Option<tokio::time::Instant> = None;
+                        while let Some(first) = events.next().await {
+                            // The first event after a quiet spell goes at once; under a storm
+                            // the events go at most once per EVENT_BATCH_GAP, all that came
+                            // meanwhile in one message, so the UI task wakes tens of times a
+                            // second, not once per event.
+                            if let Some(t) = last_sent {
+                                tokio::time::sleep_until(t + EVENT_BATCH_GAP).await;
+                            }
+                            let (batch, ended) = take_ready(first, &mut events);
+                            for msg in batch {
+                                if tx.send(msg).await.is_err() {
+                                    return;
+                                }
+                            }
+                            last_sent = Some(tokio::time::Instant::now());
+                            if ended {
+                                break;
                             }
                         }
                         lost_once = true;
