@@ -907,6 +907,15 @@ impl RedisTracker {
             if score < live_min {
                 continue;
             }
+            // Most entries of a busy index are the overlap's, read again at the score the
+            // cursor holds: they change nothing, and are passed over without a copy.
+            if let Ok(id) = std::str::from_utf8(&member)
+                && cursor.indexed.get(id) == Some(&score)
+                && !(is_cluster && score > cursor.server_time - skew)
+                && !cursor.python.contains(id)
+            {
+                continue;
+            }
             let Some(id) =
                 crate::model::utf8_members(&index_key, vec![member], &mut bad_members).pop()
             else {
