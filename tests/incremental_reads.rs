@@ -143,10 +143,20 @@ fn report(card: &str, progress: u8, at: DateTime<Utc>) -> StageReport {
     }
 }
 
+/// How long after a write a poll of changes is sure to show it: at once on a server; on
+/// Cluster, where a card's documents may land after its index entry, once the skew has passed.
+fn settle(cluster: bool) -> Duration {
+    if cluster {
+        Duration::from_secs_f64(artemis::tracker::CLUSTER_WRITE_SKEW_SECONDS)
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// Writers raise the progress of their cards as fast as they can while the poller polls;
-/// after the last write one more poll of changes, and the held snapshot is a full read's,
-/// card for card. The progress on screen never goes back.
-async fn racing_writers_are_all_seen(settings: Settings) {
+/// after the last write (and the settling time) one more poll of changes, and the held
+/// snapshot is a full read's, card for card. The progress on screen never goes back.
+async fn racing_writers_are_all_seen(settings: Settings, settling: Duration) {
     let backend = Backend::redis(polling(settings.clone())).await.unwrap();
     let writer = Backend::redis(settings.clone()).await.unwrap();
     let feed = StorageFeed::new(backend.clone());
@@ -187,6 +197,7 @@ async fn racing_writers_are_all_seen(settings: Settings) {
     for w in writers {
         writes += w.await.unwrap();
     }
+    tokio::time::sleep(settling).await;
     held.take(poll(&feed, false).await);
     assert_eq!(held.fulls, 1, "only the first poll reads in full");
     assert!(polls >= 3, "the poller raced the writers ({polls} polls)");
@@ -200,13 +211,13 @@ async fn racing_writers_are_all_seen(settings: Settings) {
 #[tokio::test]
 async fn a_writer_racing_the_poller_misses_nothing() {
     let server = RedisServer::start();
-    racing_writers_are_all_seen(server.settings()).await;
+    racing_writers_are_all_seen(server.settings(), settle(false)).await;
 }
 
 #[tokio::test]
 async fn a_writer_racing_the_poller_misses_nothing_on_cluster() {
     let cluster = RedisCluster::start();
-    racing_writers_are_all_seen(cluster.settings()).await;
+    racing_writers_are_all_seen(cluster.settings(), settle(true)).await;
 }
 
 #[tokio::test]
@@ -255,7 +266,7 @@ async fn a_writer_clock_far_from_the_servers_does_not_hide_its_writes() {
 }
 
 /// A card written once with a short TTL leaves the held snapshot through `removed`.
-async fn an_expired_card_leaves(settings: Settings) {
+async fn an_expired_card_leaves(settings: Settings, settling: Duration) {
     let mut settings = polling(settings);
     settings.tracker.ttl_seconds = 2;
     let backend = Backend::redis(settings.clone()).await.unwrap();
@@ -271,6 +282,7 @@ async fn an_expired_card_leaves(settings: Settings) {
         .start_pipeline(&start("kept-alive", Utc::now()))
         .await
         .unwrap();
+    tokio::time::sleep(settling).await;
     held.take(poll(&feed, false).await);
     assert!(held.has("short-lived"));
 
@@ -289,6 +301,14 @@ async fn an_expired_card_leaves(settings: Settings) {
             Update::Full(_) => panic!("no full read was due"),
         }
     }
+    tokio::time::sleep(settling).await;
+    match poll(&feed, false).await {
+        Update::Delta(d) => {
+            removed.extend(d.removed.clone());
+            held.take(Update::Delta(d));
+        }
+        Update::Full(_) => panic!("no full read was due"),
+    }
     assert_eq!(removed, vec!["short-lived".to_owned()]);
     assert!(!held.has("short-lived") && held.has("kept-alive"));
     assert_eq!(held.cards(), full_read(&settings).await.as_slice());
@@ -297,13 +317,13 @@ async fn an_expired_card_leaves(settings: Settings) {
 #[tokio::test]
 async fn a_card_that_expires_leaves_through_removed() {
     let server = RedisServer::start();
-    an_expired_card_leaves(server.settings()).await;
+    an_expired_card_leaves(server.settings(), settle(false)).await;
 }
 
 #[tokio::test]
 async fn a_card_that_expires_leaves_through_removed_on_cluster() {
     let cluster = RedisCluster::start();
-    an_expired_card_leaves(cluster.settings()).await;
+    an_expired_card_leaves(cluster.settings(), settle(true)).await;
 }
 
 /// Settings for a poller whose periodic read (an audit) is due every second and whose SCAN
@@ -1117,4 +1137,134 @@ async fn a_full_read_in_chunks_gives_what_a_read_of_every_card_at_once_gives() {
             .is_some_and(|c| c.stages.iter().any(|s| s.stage_name == "py-review"))
     };
     assert!(py_stage("bulk-00007") && py_stage(&format!("bulk-{:05}", n - 2)));
+}
+
+/// A Cluster connection of the test's own, to write a card's index entry and its document
+/// apart, as a write whose commands land out of order would.
+fn cluster_raw(cluster: &RedisCluster) -> redis::cluster::ClusterConnection {
+    let seeds: Vec<String> = cluster
+        .seeds()
+        .iter()
+        .map(|s| format!("redis://{s}"))
+        .collect();
+    redis::cluster::ClusterClient::new(seeds)
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
+/// The card's index entry, scored by the index node's clock as the writers' script scores it.
+fn index_entry_now(raw: &mut redis::cluster::ClusterConnection, card: &str) {
+    let script = "local t = redis.call('TIME') \
+                  redis.call('ZADD', KEYS[1], t[1] .. '.' .. string.format('%06d', t[2]), ARGV[1]) \
+                  return 1";
+    let _: i64 = redis::cmd("EVAL")
+        .arg(script)
+        .arg(1)
+        .arg("artemis:pipeline#index")
+        .arg(card)
+        .query(raw)
+        .unwrap();
+}
+
+fn pipeline_document(raw: &mut redis::cluster::ClusterConnection, card: &str) {
+    let doc = format!(
+        r#"{{"card_id": "{card}", "status": "running", "total_stages": 2, "completed_stages": 0, "current_stage": null, "start_time": "2025-10-22T20:29:00", "end_time": null, "metadata": {{}}}}"#
+    );
+    let _: () = redis::cmd("SET")
+        .arg(format!("artemis:pipeline:{card}"))
+        .arg(doc)
+        .arg("EX")
+        .arg(86_400)
+        .query(raw)
+        .unwrap();
+}
+
+/// Settings for polls that find cards through the index alone (no SCAN for Python cards).
+fn index_only(settings: Settings) -> Settings {
+    let mut settings = polling(settings);
+    settings.tracker.scan_python_cards = false;
+    settings
+}
+
+#[tokio::test]
+async fn on_cluster_a_document_landing_after_its_index_entry_is_shown_once_it_lands() {
+    let cluster = RedisCluster::start();
+    let backend = Backend::redis(index_only(cluster.settings()))
+        .await
+        .unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = Held::new();
+    held.take(poll(&feed, true).await);
+    let mut raw = cluster_raw(&cluster);
+    index_entry_now(&mut raw, "late");
+    held.take(poll(&feed, false).await);
+    assert!(!held.has("late"), "no document yet");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pipeline_document(&mut raw, "late");
+    tokio::time::sleep(settle(true)).await;
+    held.take(poll(&feed, false).await);
+    assert!(held.has("late"));
+}
+
+#[tokio::test]
+async fn on_cluster_a_document_landing_after_a_full_read_listed_it_is_shown_once_it_lands() {
+    let cluster = RedisCluster::start();
+    let backend = Backend::redis(index_only(cluster.settings()))
+        .await
+        .unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut raw = cluster_raw(&cluster);
+    index_entry_now(&mut raw, "late");
+    let mut held = Held::new();
+    held.take(poll(&feed, true).await);
+    assert!(!held.has("late"), "no document yet");
+    pipeline_document(&mut raw, "late");
+    tokio::time::sleep(settle(true)).await;
+    held.take(poll(&feed, false).await);
+    assert!(held.has("late"));
+}
+
+/// `GET` calls served by all of the Cluster's nodes so far.
+fn gets_served(cluster: &RedisCluster) -> u64 {
+    cluster
+        .cli_all(&["INFO", "commandstats"])
+        .iter()
+        .flat_map(|info| info.lines())
+        .filter_map(|l| l.strip_prefix("cmdstat_get:calls="))
+        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn on_cluster_a_write_is_read_by_one_poll_not_by_every_poll_within_the_skew() {
+    let cluster = RedisCluster::start();
+    let backend = Backend::redis(index_only(cluster.settings()))
+        .await
+        .unwrap();
+    let feed = StorageFeed::new(backend.clone());
+    let mut held = Held::new();
+    held.take(poll(&feed, true).await);
+    // What a poll that reads no card costs in GETs (the metrics' own reads among them).
+    let before = gets_served(&cluster);
+    held.take(poll(&feed, false).await);
+    let idle = gets_served(&cluster) - before;
+
+    backend
+        .tracker()
+        .start_pipeline(&start("once", Utc::now()))
+        .await
+        .unwrap();
+    let mut reading_polls = 0;
+    let until = std::time::Instant::now() + settle(true) * 2;
+    while std::time::Instant::now() < until {
+        let before = gets_served(&cluster);
+        held.take(poll(&feed, false).await);
+        if gets_served(&cluster) - before > idle {
+            reading_polls += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(held.has("once"));
+    assert_eq!(reading_polls, 1, "the card was read by one poll");
 }

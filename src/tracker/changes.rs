@@ -19,10 +19,11 @@
 //! full read would leave them out. The overlap (`tracker.poll_overlap_seconds`) covers a server
 //! clock that steps back (a write then scores below the previous read's time, and its new
 //! score is what makes it read). On Cluster an index write may land before its card's
-//! documents (they are written by commands in flight together), so an entry is read again,
-//! score unchanged, until a read starts [`CLUSTER_WRITE_SKEW_SECONDS`] after it; on a
-//! standalone server one script writes documents and index together, so an entry whose score
-//! did not change needs no new read.
+//! documents (they are written by commands in flight together), so a new score is read by the
+//! first read that starts [`CLUSTER_WRITE_SKEW_SECONDS`] after it (its live event shows the
+//! write meanwhile), and an entry a full read found within that time is read again; on a
+//! standalone server one script writes documents and index together, so every entry is read
+//! once, at the first read that lists its score.
 //!
 //! What a poll of changes cannot see is left to the next full read: a card deleted by hand
 //! (its index entry stays), a Python-written stage of a card this crate writes, a Python card
@@ -45,10 +46,10 @@ use crate::model::Malformed;
 
 /// How long after its index entry a card's documents may land on Cluster, where the write
 /// sends them as commands in flight together (they land within milliseconds of each other;
-/// one second leaves room for a redirect). An entry whose score did not change is read again
-/// until a read starts this long after it, so each write costs about two reads, not one per
-/// poll of the whole overlap. A document later still (a command retried for longer) is seen
-/// at the card's next write or the next full read.
+/// one second leaves room for a redirect). A read of changes leaves a score younger than
+/// this for a later read, so each write costs one read; a full read reads such an entry again
+/// at the next read. A document later still (a command retried for longer) is seen at the
+/// card's next write or the next full read.
 pub const CLUSTER_WRITE_SKEW_SECONDS: f64 = 1.0;
 
 /// Where an incremental reader stands after a read: enough to read only what changed next
@@ -75,6 +76,10 @@ pub struct ReadCursor {
     /// Per card shown (by key id): the [`fingerprint`] of the card as last read, so the
     /// periodic audit sends only the cards that differ. Eight bytes a card, not a copy.
     pub(crate) fingerprints: HashMap<String, u64>,
+    /// On Cluster, cards with a write that no read has seen once
+    /// [`CLUSTER_WRITE_SKEW_SECONDS`] had passed since its score (the documents may have come
+    /// after the read): the oldest such score. The cards written in the last second or two.
+    pub(crate) unsettled: HashMap<String, f64>,
 }
 
 impl ReadCursor {
@@ -569,6 +574,7 @@ impl FullRead {
             cursor.stage_hints.remove(id);
             cursor.shown_as.remove(id);
             cursor.fingerprints.remove(id);
+            cursor.unsettled.remove(id);
         }
     }
 }
@@ -578,6 +584,16 @@ impl FullRead {
 pub const FULL_READ_CHUNK: usize = AUDIT_CHUNK;
 
 impl RedisTracker {
+    /// On Cluster, how long a card's documents may land after its index entry
+    /// ([`CLUSTER_WRITE_SKEW_SECONDS`], within the poll overlap); on a server none.
+    fn cluster_write_skew(&self) -> Option<f64> {
+        let overlap = self.core.settings.tracker.poll_overlap_seconds as f64;
+        self.core
+            .redis
+            .is_cluster()
+            .then(|| CLUSTER_WRITE_SKEW_SECONDS.min(overlap))
+    }
+
     /// A cursor as a full read starts it from the index, the discovered keys and the walk
     /// `scan`, with the ids to read (listed ones, then Python cards); the stage hints are
     /// read from `found` itself (the reads narrow them into the cursor).
@@ -602,6 +618,8 @@ impl RedisTracker {
                 reason: "not a sorted set (overwritten with another type?)".into(),
             });
         }
+        // A card written within the skew may have been read before its documents landed.
+        let landed_by = self.cluster_write_skew().map(|skew| index.time - skew);
         let mut ids = Vec::with_capacity(index.entries.len());
         for (member, score) in index.entries {
             if score < live_min {
@@ -609,6 +627,9 @@ impl RedisTracker {
             }
             match String::from_utf8(member) {
                 Ok(id) => {
+                    if landed_by.is_some_and(|t| score > t) {
+                        cursor.unsettled.insert(id.clone(), score);
+                    }
                     cursor.indexed.insert(id.clone(), score);
                     ids.push(id);
                 }
@@ -865,7 +886,8 @@ impl RedisTracker {
     ) -> Result<Option<CardChanges>> {
         let t = &self.core.settings.tracker;
         let keys = &self.core.keys;
-        let is_cluster = self.core.redis.is_cluster();
+        let skew = self.cluster_write_skew();
+        let is_cluster = skew.is_some();
         let since = cursor.server_time - t.poll_overlap_seconds as f64;
         let mut scan = cursor.scan.clone();
         let scan_step = async {
@@ -891,7 +913,6 @@ impl RedisTracker {
         }
         let index_key = keys.pipeline_index();
         let live_min = index.time - t.ttl_seconds as f64;
-        let skew = CLUSTER_WRITE_SKEW_SECONDS.min(t.poll_overlap_seconds as f64);
 
         // What to read, decided against the cursor as it is.
         let mut wanted: Vec<String> = Vec::new();
@@ -902,6 +923,9 @@ impl RedisTracker {
             }
         };
         let mut scores: Vec<(String, f64)> = Vec::new();
+        // On Cluster: entries not read now, with the oldest score not yet read once landed.
+        let mut deferred: Vec<(String, f64)> = Vec::new();
+        let landed_by = index.time - skew.unwrap_or(0.0);
         let mut bad_members: Vec<Malformed> = Vec::new();
         for (member, score) in index.entries {
             if score < live_min {
@@ -911,7 +935,7 @@ impl RedisTracker {
             // cursor holds: they change nothing, and are passed over without a copy.
             if let Ok(id) = std::str::from_utf8(&member)
                 && cursor.indexed.get(id) == Some(&score)
-                && !(is_cluster && score > cursor.server_time - skew)
+                && !cursor.unsettled.contains_key(id)
                 && !cursor.python.contains(id)
             {
                 continue;
@@ -921,19 +945,31 @@ impl RedisTracker {
             else {
                 continue;
             };
-            let reread = match cursor.indexed.get(&id) {
-                // On Cluster the documents may land after the index entry: an entry is read
-                // again until a read starts at least the skew after its score. On a server one
-                // script wrote both.
-                Some(old) => *old != score || (is_cluster && score > cursor.server_time - skew),
-                None => true,
-            };
-            if reread || cursor.python.contains(&id) {
+            if is_cluster && !cursor.python.contains(&id) {
+                // The documents may land after the index entry: a card is read once its
+                // oldest unread write is the skew old, not before and again after, so a write
+                // costs one read (its live event has shown it meanwhile). A card written
+                // faster than that is still read every poll, its newest write left unsettled.
+                let oldest = cursor.unsettled.get(&id).copied().unwrap_or(score);
+                if oldest > landed_by {
+                    deferred.push((id, oldest));
+                    continue;
+                }
+                add(id.clone(), &mut wanted);
+                scores.push((id, score));
+                continue;
+            }
+            // On a server one script wrote documents and index: a score read once is settled.
+            if cursor.indexed.get(&id) != Some(&score) || cursor.python.contains(&id) {
                 add(id.clone(), &mut wanted);
             }
             scores.push((id, score));
         }
-        let listed: HashSet<&str> = scores.iter().map(|(id, _)| id.as_str()).collect();
+        let listed: HashSet<&str> = scores
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .chain(deferred.iter().map(|(id, _)| id.as_str()))
+            .collect();
         let unindexed = |id: &str| !cursor.indexed.contains_key(id) && !listed.contains(id);
         let mut new_hints: HashMap<String, BTreeSet<String>> = HashMap::new();
         for id in &hints.recheck {
@@ -999,13 +1035,17 @@ impl RedisTracker {
                 cursor.other_malformed.push(m);
             }
         }
-        // Expired: the index score is older than the TTL, as a full read would leave it out.
+        cursor.unsettled.extend(deferred);
+        // Expired: the index score is older than the TTL, as a full read would leave it out
+        // (a card with a newer write waiting to be read is not).
         let mut removed: Vec<String> = Vec::new();
         let expired: Vec<String> = cursor
             .indexed
             .iter()
             // Listed again at a live score with the same bytes: it stays as it is.
-            .filter(|(id, s)| **s < live_min && !unchanged.contains(*id))
+            .filter(|(id, s)| {
+                **s < live_min && !unchanged.contains(*id) && !cursor.unsettled.contains_key(*id)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
@@ -1017,6 +1057,11 @@ impl RedisTracker {
         }
         for (id, score) in scores {
             cursor.python.remove(&id);
+            if is_cluster && score > landed_by {
+                cursor.unsettled.insert(id.clone(), score);
+            } else {
+                cursor.unsettled.remove(&id);
+            }
             cursor.indexed.insert(id, score);
         }
         for id in &wanted {

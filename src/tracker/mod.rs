@@ -35,7 +35,9 @@ pub mod stream;
 
 pub use self::card::{Card, CardsRead};
 pub(crate) use self::card::{assemble_card, sort_cards};
-pub use self::changes::{CardChanges, ChangeHints, FULL_READ_CHUNK, ReadCursor};
+pub use self::changes::{
+    CLUSTER_WRITE_SKEW_SECONDS, CardChanges, ChangeHints, FULL_READ_CHUNK, ReadCursor,
+};
 pub use self::handle::{StageUpdate, Tracker};
 pub use self::memory::MemoryTracker;
 pub use self::redis::RedisTracker;
