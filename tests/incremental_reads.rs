@@ -1187,13 +1187,19 @@ fn index_only(settings: Settings) -> Settings {
     settings
 }
 
-#[tokio::test]
-async fn on_cluster_a_document_landing_after_its_index_entry_is_shown_once_it_lands() {
+/// A Cluster of its own and a poller on it that finds cards through the index alone.
+async fn index_only_cluster_feed() -> (RedisCluster, Backend, StorageFeed) {
     let cluster = RedisCluster::start();
     let backend = Backend::redis(index_only(cluster.settings()))
         .await
         .unwrap();
     let feed = StorageFeed::new(backend.clone());
+    (cluster, backend, feed)
+}
+
+#[tokio::test]
+async fn on_cluster_a_document_landing_after_its_index_entry_is_shown_once_it_lands() {
+    let (cluster, _, feed) = index_only_cluster_feed().await;
     let mut held = Held::new();
     held.take(poll(&feed, true).await);
     let mut raw = cluster_raw(&cluster);
@@ -1209,11 +1215,7 @@ async fn on_cluster_a_document_landing_after_its_index_entry_is_shown_once_it_la
 
 #[tokio::test]
 async fn on_cluster_a_document_landing_after_a_full_read_listed_it_is_shown_once_it_lands() {
-    let cluster = RedisCluster::start();
-    let backend = Backend::redis(index_only(cluster.settings()))
-        .await
-        .unwrap();
-    let feed = StorageFeed::new(backend.clone());
+    let (cluster, _, feed) = index_only_cluster_feed().await;
     let mut raw = cluster_raw(&cluster);
     index_entry_now(&mut raw, "late");
     let mut held = Held::new();
@@ -1238,11 +1240,7 @@ fn gets_served(cluster: &RedisCluster) -> u64 {
 
 #[tokio::test]
 async fn on_cluster_a_write_is_read_by_one_poll_not_by_every_poll_within_the_skew() {
-    let cluster = RedisCluster::start();
-    let backend = Backend::redis(index_only(cluster.settings()))
-        .await
-        .unwrap();
-    let feed = StorageFeed::new(backend.clone());
+    let (cluster, backend, feed) = index_only_cluster_feed().await;
     let mut held = Held::new();
     held.take(poll(&feed, true).await);
     // What a poll that reads no card costs in GETs (the metrics' own reads among them).
