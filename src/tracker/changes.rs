@@ -121,6 +121,17 @@ impl ReadCursor {
     fn knows(&self, id: &str) -> bool {
         self.indexed.contains_key(id) || self.python.contains(id)
     }
+
+    /// Records a card's index score as read now. On Cluster (`landed_by` the read's time less
+    /// the skew) a score younger than that stays unsettled: its documents may have come after.
+    fn record_read_score(&mut self, id: String, score: f64, landed_by: Option<f64>) {
+        if landed_by.is_some_and(|t| score > t) {
+            self.unsettled.insert(id.clone(), score);
+        } else {
+            self.unsettled.remove(&id);
+        }
+        self.indexed.insert(id, score);
+    }
 }
 
 /// What the caller knows should be read again besides what the index says.
@@ -627,10 +638,7 @@ impl RedisTracker {
             }
             match String::from_utf8(member) {
                 Ok(id) => {
-                    if landed_by.is_some_and(|t| score > t) {
-                        cursor.unsettled.insert(id.clone(), score);
-                    }
-                    cursor.indexed.insert(id.clone(), score);
+                    cursor.record_read_score(id.clone(), score, landed_by);
                     ids.push(id);
                 }
                 Err(e) => {
@@ -887,7 +895,6 @@ impl RedisTracker {
         let t = &self.core.settings.tracker;
         let keys = &self.core.keys;
         let skew = self.cluster_write_skew();
-        let is_cluster = skew.is_some();
         let since = cursor.server_time - t.poll_overlap_seconds as f64;
         let mut scan = cursor.scan.clone();
         let scan_step = async {
@@ -923,9 +930,10 @@ impl RedisTracker {
             }
         };
         let mut scores: Vec<(String, f64)> = Vec::new();
-        // On Cluster: entries not read now, with the oldest score not yet read once landed.
+        // On Cluster: entries not read now, with the oldest score not yet read once landed,
+        // and the time by which a write scored earlier has surely landed.
         let mut deferred: Vec<(String, f64)> = Vec::new();
-        let landed_by = index.time - skew.unwrap_or(0.0);
+        let landed_by = skew.map(|skew| index.time - skew);
         let mut bad_members: Vec<Malformed> = Vec::new();
         for (member, score) in index.entries {
             if score < live_min {
@@ -945,7 +953,9 @@ impl RedisTracker {
             else {
                 continue;
             };
-            if is_cluster && !cursor.python.contains(&id) {
+            if let Some(landed_by) = landed_by
+                && !cursor.python.contains(&id)
+            {
                 // The documents may land after the index entry: a card is read once its
                 // oldest unread write is the skew old, not before and again after, so a write
                 // costs one read (its live event has shown it meanwhile). A card written
@@ -1057,12 +1067,7 @@ impl RedisTracker {
         }
         for (id, score) in scores {
             cursor.python.remove(&id);
-            if is_cluster && score > landed_by {
-                cursor.unsettled.insert(id.clone(), score);
-            } else {
-                cursor.unsettled.remove(&id);
-            }
-            cursor.indexed.insert(id, score);
+            cursor.record_read_score(id, score, landed_by);
         }
         for id in &wanted {
             if !unchanged.contains(id) {
