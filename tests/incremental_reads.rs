@@ -1139,20 +1139,6 @@ async fn a_full_read_in_chunks_gives_what_a_read_of_every_card_at_once_gives() {
     assert!(py_stage("bulk-00007") && py_stage(&format!("bulk-{:05}", n - 2)));
 }
 
-/// A Cluster connection of the test's own, to write a card's index entry and its document
-/// apart, as a write whose commands land out of order would.
-fn cluster_raw(cluster: &RedisCluster) -> redis::cluster::ClusterConnection {
-    let seeds: Vec<String> = cluster
-        .seeds()
-        .iter()
-        .map(|s| format!("redis://{s}"))
-        .collect();
-    redis::cluster::ClusterClient::new(seeds)
-        .unwrap()
-        .get_connection()
-        .unwrap()
-}
-
 /// The card's index entry, scored by the index node's clock as the writers' script scores it.
 fn index_entry_now(raw: &mut redis::cluster::ClusterConnection, card: &str) {
     let script = "local t = redis.call('TIME') \
@@ -1202,7 +1188,7 @@ async fn on_cluster_a_document_landing_after_its_index_entry_is_shown_once_it_la
     let (cluster, _, feed) = index_only_cluster_feed().await;
     let mut held = Held::new();
     held.take(poll(&feed, true).await);
-    let mut raw = cluster_raw(&cluster);
+    let mut raw = cluster.raw();
     index_entry_now(&mut raw, "late");
     held.take(poll(&feed, false).await);
     assert!(!held.has("late"), "no document yet");
@@ -1216,7 +1202,7 @@ async fn on_cluster_a_document_landing_after_its_index_entry_is_shown_once_it_la
 #[tokio::test]
 async fn on_cluster_a_document_landing_after_a_full_read_listed_it_is_shown_once_it_lands() {
     let (cluster, _, feed) = index_only_cluster_feed().await;
-    let mut raw = cluster_raw(&cluster);
+    let mut raw = cluster.raw();
     index_entry_now(&mut raw, "late");
     let mut held = Held::new();
     held.take(poll(&feed, true).await);

@@ -28,12 +28,7 @@ impl Raw {
     }
 
     fn cluster(c: &RedisCluster) -> Self {
-        let seeds: Vec<String> = c.seeds().iter().map(|s| format!("redis://{s}")).collect();
-        let conn = redis::cluster::ClusterClient::new(seeds)
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        Self(Mutex::new(Box::new(conn)))
+        Self(Mutex::new(Box::new(c.raw())))
     }
 
     fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {

@@ -398,6 +398,20 @@ impl RedisCluster {
             .collect()
     }
 
+    /// A synchronous raw Cluster connection, to seed and inspect data exactly as another
+    /// process would (no TLS or password: the Clusters that need them are not seeded raw).
+    pub fn raw(&self) -> redis::cluster::ClusterConnection {
+        let seeds: Vec<String> = self
+            .seeds()
+            .iter()
+            .map(|s| format!("redis://{s}"))
+            .collect();
+        redis::cluster::ClusterClient::new(seeds)
+            .expect("cluster client")
+            .get_connection()
+            .expect("cluster connection")
+    }
+
     pub fn settings(&self) -> Settings {
         Settings {
             redis: RedisSettings {
