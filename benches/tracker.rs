@@ -3,6 +3,9 @@
 //! Reports, as medians of several runs:
 //! - stage updates per second with 16 concurrent writers, as a ratio to `redis-benchmark -t set
 //!   -c 16` run on the same server in the same run;
+//! - the ceiling those updates are judged against: the commands an update makes the server
+//!   run, alone in a script without logic, called by `redis-benchmark -c 16` (one update per
+//!   call, Protocol A's commands alone, and batches of 5), also as ratios to that SET;
 //! - round trips per operation, measured by a counting proxy that parses RESP and counts the
 //!   times a client starts a request while no reply is outstanding (a request split over TCP
 //!   segments is one), and the server-side commands per operation from `INFO commandstats`
@@ -57,6 +60,81 @@ fn redis_benchmark_set(port: u16, requests: usize) -> f64 {
         .and_then(|l| l.split(',').nth(1))
         .and_then(|v| v.trim_matches('"').parse().ok())
         .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"))
+}
+
+/// Updates per call of the batched ceiling: about what a shared connection's calls carry.
+const FLOOR_BATCH: usize = 5;
+
+/// The commands one stage update makes the server run, and nothing else: no branches, no
+/// JSON, no comparisons. `redis-benchmark` calls it, so what it reaches is the most any client
+/// could reach with the update's writes (the ceiling the update is measured against, next to
+/// SET). ARGV: the stage document, the pipeline document, the event, how many updates the call
+/// carries (each on its own keys, as a batch of a shared connection carries), and "full" for
+/// every command an update runs or "a" for Protocol A's alone (what the original's readers
+/// need: the stage document, the pipeline document's read and write, the event).
+const FLOOR_SCRIPT: &str = r#"
+local full = ARGV[5] == 'full'
+for i = 1, tonumber(ARGV[4]) do
+  local card = KEYS[1] .. i
+  redis.call('SET', card .. ':stage:dev', ARGV[1], 'EX', '86400')
+  redis.call('GET', card)
+  redis.call('SET', card, ARGV[2], 'EX', '86400')
+  if full then
+    redis.call('XADD', card .. '#history', 'MAXLEN', '~', '1000', '*', 'event', ARGV[3])
+    redis.call('EXPIRE', card .. '#history', '86400')
+  end
+  redis.call('PUBLISH', 'bench:events', ARGV[3])
+end
+if full then
+  local now = redis.call('TIME')
+  local score = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+  for i = 1, tonumber(ARGV[4]) do redis.call('ZADD', KEYS[2], score, KEYS[1] .. i) end
+  redis.call('EXPIRE', KEYS[2], '86400')
+end
+return 1
+"#;
+
+/// Updates per second and the server's CPU µs per update of [`FLOOR_SCRIPT`] called by
+/// `redis-benchmark -c WRITERS`, `batch` updates per call (`shape` "full" or "a").
+fn floor_updates_per_sec(
+    server: &RedisServer,
+    requests: usize,
+    batch: usize,
+    shape: &str,
+) -> (f64, f64) {
+    let sha = server.cli(&["SCRIPT", "LOAD", FLOOR_SCRIPT]);
+    let stage = r#"{"stage": "dev", "status": "running", "progress": 50, "updated_at": "2026-12-02T17:00:01.000000"}"#;
+    let doc = r#"{"card_id": "bench", "status": "running", "current_stage": "stage-3", "total_stages": 8, "completed_stages": 3, "start_time": "2026-12-02T17:00:00.123456", "metadata": {}, "_stages": ["stage-0", "stage-1", "stage-2", "stage-3"], "_completed": ["stage-0", "stage-1", "stage-2"]}"#;
+    let event = r#"{"event": "stage_updated", "card_id": "bench", "stage": "dev", "status": "running", "progress": 50, "timestamp": "2026-12-02T17:00:01.000000"}"#;
+    let batch_text = batch.to_string();
+    let before = server_costs(server).0;
+    let out = std::process::Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-c", &WRITERS.to_string(), "-n", &requests.to_string()])
+        .args([
+            "-q",
+            "--csv",
+            "EVALSHA",
+            &sha,
+            "2",
+            "bench:floor:",
+            "bench:floor#index",
+        ])
+        .args([stage, doc, event, &batch_text, shape])
+        .output()
+        .expect("run redis-benchmark");
+    let after = server_costs(server).0;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The test's name (the command line, with its JSON) is quoted with commas in it: the
+    // requests per second are the seventh field from the end.
+    let calls: f64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.rsplit("\",\"").nth(6))
+        .and_then(|v| v.trim_matches('"').parse().ok())
+        .unwrap_or_else(|| panic!("unexpected redis-benchmark output: {text}"));
+    let updates = (requests * batch) as f64;
+    (calls * batch as f64, (after - before) * 1e6 / updates)
 }
 
 /// Stage updates per second: `WRITERS` tasks, each driving its own card, each with its own
@@ -557,6 +635,11 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
     let mut costs: [Vec<(f64, f64)>; 3] = Default::default();
     // Per run: this process's CPU µs per update, own and shared.
     let mut client: [Vec<f64>; 2] = Default::default();
+    // Per run: updates per script call on the shared connection.
+    let mut shared_batch = Vec::new();
+    // Per run, per floor (every command, 1 per call; Protocol A's, 1 per call; every command,
+    // `FLOOR_BATCH` per call): (updates per second, server CPU µs per update).
+    let mut floors: [Vec<(f64, f64)>; 3] = Default::default();
     let per_op = |before: (f64, f64), after: (f64, f64), ops: usize| {
         (
             (after.0 - before.0) * 1e6 / ops as f64,
@@ -574,11 +657,20 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
         client[0].push((own_cpu_s() - c) * 1e6 / updates as f64);
         let a = server_costs(server);
         costs[1].push(per_op(b, a, updates));
-        let (b, c) = (server_costs(server), own_cpu_s());
+        let (b, c, calls) = (server_costs(server), own_cpu_s(), script_calls(server));
         shared.push(stage_updates_per_sec(settings, updates, false, run).await);
         client[1].push((own_cpu_s() - c) * 1e6 / updates as f64);
         let a = server_costs(server);
         costs[2].push(per_op(b, a, updates));
+        shared_batch.push(updates as f64 / (script_calls(server) - calls) as f64);
+        floors[0].push(floor_updates_per_sec(server, set_requests / 2, 1, "full"));
+        floors[1].push(floor_updates_per_sec(server, set_requests / 2, 1, "a"));
+        floors[2].push(floor_updates_per_sec(
+            server,
+            set_requests / 2 / FLOOR_BATCH,
+            FLOOR_BATCH,
+            "full",
+        ));
         // BENCH_VERBOSE=1: the server's per-command figures for this run (all three parts).
         if std::env::var_os("BENCH_VERBOSE").is_some() {
             for line in server.cli(&["INFO", "commandstats"]).lines() {
@@ -629,8 +721,52 @@ async fn write_and_round_trip_parts(server: &RedisServer, settings: &Settings, r
         fmt(&shared)
     );
 
+    println!(
+        "\nUpdates per script call on the shared connection (median): {:.1}\n",
+        median(shared_batch.clone())
+    );
+    println!(
+        "The ceiling: only the commands an update makes the server run, in one script without logic, called by `redis-benchmark -c {WRITERS}` on the same server in the same runs:\n"
+    );
+    println!(
+        "| ceiling | updates per second (median) | ratio to SET (median of per-run ratios) | server CPU µs / update |"
+    );
+    println!("|---|---|---|---|");
+    let names = [
+        "every command of an update, one update per call (the shape of a connection per writer)",
+        "Protocol A's commands alone (stage SET, pipeline GET + SET, PUBLISH), one per call",
+        "every command of an update, batches of 5 updates per call (a shared connection's shape)",
+    ];
+    for (name, f) in names.iter().zip(&floors) {
+        let rates: Vec<f64> = f.iter().map(|x| x.0).collect();
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.2} |",
+            median(rates.clone()),
+            ratio(&rates),
+            median(f.iter().map(|x| x.1).collect())
+        );
+    }
+    println!();
+
     round_trip_table(server.port, settings.clone()).await;
     server.cli(&["FLUSHALL"]);
+}
+
+/// Script calls the server has run so far (`EVALSHA` and `EVAL`, from `INFO commandstats`).
+fn script_calls(server: &RedisServer) -> u64 {
+    server
+        .cli(&["INFO", "commandstats"])
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 async fn snapshot_part(server: RedisServer, settings: &Settings, runs: usize, only: bool) {
