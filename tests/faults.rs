@@ -25,7 +25,7 @@ use artemis::tracker::{StageUpdate, Tracker};
 use artemis::tui::app::App;
 use artemis::tui::message::Message;
 use artemis::tui::source;
-use support::{RedisServer, ServerOptions};
+use support::{RedisCluster, RedisServer, ServerOptions};
 use tokio::sync::mpsc;
 
 /// A tracker and a metrics handle sharing one outage buffer, as a pipeline process has them.
@@ -214,6 +214,59 @@ async fn writes_refused_with_oom_for_six_seconds_all_land_exactly_once() {
     assert_eq!(s.replayed, s.buffered, "{s:?}");
     assert!(s.rejected.is_empty(), "{s:?}");
     assert_all_landed(&backend, &written).await;
+}
+
+/// On Cluster a tracker write is three commands on up to three masters (the card's script,
+/// its stage document, the index): one master refusing while the others accept must still
+/// leave every card complete, every request counted once and every event recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_refused_by_the_index_master_of_a_cluster_land_once_with_each_event_once() {
+    let cluster = RedisCluster::start();
+    let backend = Backend::redis(cluster.settings()).await.unwrap();
+    let buffer = OutageBuffer::for_store(&backend);
+    let tracker = Tracker::with_buffer(backend.tracker().clone(), buffer.clone());
+    let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
+    let writing = {
+        let (tracker, metrics) = (tracker.clone(), metrics.clone());
+        tokio::spawn(async move {
+            write_for(&tracker, &metrics, "cluster-oom", Duration::from_secs(8)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The master holding the index: every write's index part is refused there while the
+    // card's own script lands on another master for two cards in three.
+    let refusing = cluster
+        .nodes
+        .iter()
+        .find(|n| n.cli(&["EXISTS", "artemis:pipeline#index"]) == "1")
+        .expect("one master holds the index");
+    refusing.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    refusing.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let during = buffer.stats();
+    refusing.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    let written = writing.await.unwrap();
+    assert!(buffer.wait_drained(Duration::from_secs(20)).await);
+    let s = buffer.stats();
+    eprintln!(
+        "backlog at the end of the refusal: {}; {} cards; {s:?}",
+        during.pending,
+        written.cards.len()
+    );
+    assert!(
+        during.pending > 0,
+        "the refusal buffered writes: {during:?}"
+    );
+    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
+    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    assert!(s.rejected.is_empty(), "{s:?}");
+    assert_all_landed(&backend, &written).await;
+    // Each event recorded once: start, three stages twice, completion. A write whose script
+    // landed while its index write was refused is replayed without its script.
+    for card in &written.cards {
+        let events = tracker.history(card, None, 1000).await.unwrap();
+        assert_eq!(events.len(), 8, "{card}: {events:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

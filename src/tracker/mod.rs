@@ -27,6 +27,7 @@ mod card;
 mod changes;
 mod handle;
 mod hints;
+mod landed;
 mod live;
 mod memory;
 mod mirror;

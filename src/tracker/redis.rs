@@ -31,6 +31,7 @@ use futures::StreamExt;
 use redis::Value;
 
 use super::hints::StageHints;
+use super::landed::LandedScripts;
 use super::mirror::{DocMirror, Known, Mirrors};
 use super::{
     CardsRead, EventStream, HistoryEntry, ParsedDoc, PipelineCompletion, PipelineStart,
@@ -83,6 +84,8 @@ pub struct RedisTracker {
     steps: Arc<StepBatches>,
     /// The documents this handle wrote, for stage updates that need no decode on the server.
     mirrors: Arc<Mirrors>,
+    /// On Cluster, the writes whose script landed while a command beside it failed.
+    landed: Arc<LandedScripts>,
 }
 
 impl std::fmt::Debug for RedisTracker {
@@ -200,6 +203,7 @@ impl RedisTracker {
             discovered: Default::default(),
             steps: Default::default(),
             mirrors: Default::default(),
+            landed: Default::default(),
         }
     }
 
@@ -356,11 +360,23 @@ impl RedisTracker {
 
     /// One step on Cluster: the script (document and history, one slot) with the stage
     /// document and the index written by commands of their own, all in flight at once: one
-    /// round-trip time, and each one gets the driver's redirect and retry handling.
+    /// round-trip time, and each one gets the driver's redirect and retry handling. When the
+    /// script lands but another of the three fails, the step fails (the outage buffer replays
+    /// it) and the script's reply is remembered, so that the replay sends only the other two
+    /// and the event is recorded and published once (see [`LandedScripts`]).
     async fn cluster_step(&self, mut step: Step) -> Result<Value> {
         let k = &self.core.keys;
         let t = &self.core.settings.tracker;
         let ttl = t.ttl_seconds;
+        // What identifies the write across its replays: a known stage step replayed after a
+        // failure goes by the general path, with the same arguments.
+        let kind = if step.op == "stage_known" {
+            "stage"
+        } else {
+            step.op
+        };
+        let id = format!("{kind}\0{}\0{}", step.card_id, step.args.join("\0"));
+        let landed = self.landed.take(&id);
         let index_args = vec![
             step.card_id.clone(),
             String::new(),
@@ -390,24 +406,39 @@ impl RedisTracker {
             }
         };
         let index_keys = [k.pipeline_index()];
-        let (reply, (), _) = futures::try_join!(
-            self.core.eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args),
+        let script = async {
+            if let Some(reply) = landed {
+                return Ok(reply);
+            }
+            let reply = self
+                .core
+                .eval_script(&SCRIPT, SCRIPT_SOURCE, &keys, &args)
+                .await?;
+            let mut replies = match reply {
+                Value::Array(items) if items.len() == 1 => items,
+                other => {
+                    return Err(Error::UnexpectedReply(format!(
+                        "tracker script: {other:?} is not one reply"
+                    )));
+                }
+            };
+            replies.pop().map_or_else(
+                || Err(Error::UnexpectedReply("tracker script: no reply".into())),
+                |v| self.step_reply(v),
+            )
+        };
+        let (reply, stage, index) = futures::join!(
+            script,
             stage_write,
             self.core
                 .eval_script(&INDEX_SCRIPT, INDEX_SCRIPT_SOURCE, &index_keys, &index_args),
-        )?;
-        let mut replies = match reply {
-            Value::Array(items) if items.len() == 1 => items,
-            other => {
-                return Err(Error::UnexpectedReply(format!(
-                    "tracker script: {other:?} is not one reply"
-                )));
-            }
-        };
-        replies.pop().map_or_else(
-            || Err(Error::UnexpectedReply("tracker script: no reply".into())),
-            |v| self.step_reply(v),
-        )
+        );
+        let reply = reply?;
+        if let Err(e) = stage.and(index.map(drop)) {
+            self.landed.remember(id, reply);
+            return Err(e);
+        }
+        Ok(reply)
     }
 
     fn report_code(&self, op: &str, card_id: &str, reply: &Value) {
