@@ -451,6 +451,44 @@ fn once_json_reports_an_oom_refusal_while_it_lasts() {
 }
 
 #[test]
+fn once_json_on_cluster_reports_the_oom_of_one_master_while_it_lasts() {
+    let cluster = RedisCluster::start();
+    let home = tempfile::tempdir().unwrap();
+    let url = cluster.nodes[0].url();
+    let once = || {
+        let out = support::artemis_top(home.path())
+            .args([
+                "--redis-url",
+                &url,
+                "--cluster",
+                "--once",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(once()["health"]["refusal"], serde_json::Value::Null);
+    // Not the seed node: the dashboard reads without writing, so only a probe of every
+    // master can tell.
+    let refusing = &cluster.nodes[2];
+    refusing.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    refusing.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let v = once();
+    assert_eq!(v["connection"]["state"], "connected");
+    assert_eq!(v["health"]["refusal"]["code"], "OOM", "{}", v["health"]);
+    assert_eq!(v["health"]["refusal"]["source"], "probe");
+    refusing.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(once()["health"]["refusal"], serde_json::Value::Null);
+}
+
+#[test]
 fn once_text_says_the_server_is_a_read_only_replica() {
     let server = RedisServer::start();
     let master = RedisServer::start();

@@ -4,8 +4,8 @@
 //! answer as the [`Health`](super::Health). A least-privilege ACL user may not run `INFO`: the
 //! probe then stops asking and the health is what refused replies tell.
 //!
-//! On Cluster the probe does not run (`INFO` reaches one node): there the health is what the
-//! replies tell.
+//! On Cluster the probe asks every master (`CLUSTER NODES`, then `INFO` on each, at once): a
+//! master that would refuse writes refuses those of its slots, so its refusal is the health.
 
 use std::time::{Duration, Instant};
 
@@ -33,27 +33,56 @@ impl Redis {
         self.probe_health().await;
     }
 
-    /// Asks the server now whether it would refuse writes, and publishes the answer. Does
-    /// nothing on Cluster, while disconnected, or once the ACL user was found not to be
-    /// allowed `INFO`.
+    /// Asks the server (on Cluster every master) now whether it would refuse writes, and
+    /// publishes the answer. Does nothing while disconnected, or once the ACL user was found
+    /// not to be allowed `INFO`.
     pub async fn probe_health(&self) {
-        if self.is_cluster() || self.inner.health.borrow().probe_denied || !self.has_conn() {
+        if self.inner.health.borrow().probe_denied || !self.has_conn() {
             return;
         }
-        let info = self
-            .run(|mut c| async move { redis::cmd("INFO").query_async::<String>(&mut c).await })
-            .await;
-        match info {
-            Ok(text) => publish_health(
-                &self.inner.health,
-                HealthEvent::Probed(refusal_from_info(&text)),
-            ),
+        let refusal = if self.is_cluster() {
+            self.probe_masters().await
+        } else {
+            self.run(|mut c| async move { redis::cmd("INFO").query_async::<String>(&mut c).await })
+                .await
+                .map(|text| refusal_from_info(&text))
+        };
+        match refusal {
+            Ok(code) => publish_health(&self.inner.health, HealthEvent::Probed(code)),
             Err(Error::Permission { .. }) => {
                 publish_health(&self.inner.health, HealthEvent::ProbeDenied)
             }
             // An outage is the connection state's news; a refusal was published by classify.
             Err(e) => tracing::debug!(error = %e, "health probe failed"),
         }
+    }
+
+    /// The refusal of the first master (in `CLUSTER NODES` order) that would refuse writes.
+    /// A master that did not answer fails the probe unless another one refuses: its state is
+    /// unknown, and an unreachable master is the connection state's news.
+    async fn probe_masters(&self) -> Result<Option<&'static str>, Error> {
+        let masters = self.cluster_masters().await?;
+        let infos = futures::future::join_all(
+            masters
+                .iter()
+                .map(|(host, port)| self.query_node(redis::cmd("INFO"), host, *port)),
+        )
+        .await;
+        let mut failure = None;
+        for info in infos {
+            match info.and_then(|v| {
+                redis::from_redis_value::<String>(v)
+                    .map_err(|e| Error::UnexpectedReply(e.to_string()))
+            }) {
+                Ok(text) => {
+                    if let Some(code) = refusal_from_info(&text) {
+                        return Ok(Some(code));
+                    }
+                }
+                Err(e) => failure = failure.or(Some(e)),
+            }
+        }
+        failure.map_or(Ok(None), Err)
     }
 
     fn has_conn(&self) -> bool {
