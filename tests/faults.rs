@@ -1,7 +1,8 @@
 //! The faults a reachable server brings, against real servers: a server at `maxmemory` under
 //! `noeviction` (OOM replies), a server turned into a replica and back (READONLY replies, what
-//! a failover looks like to a client still talking to the old master), writes Redis rejects
-//! for good (NOPERM), and a server idle `timeout` shorter than the dashboard's poll interval.
+//! a failover looks like to a client still talking to the old master), a server frozen by
+//! SIGSTOP, one Cluster master refusing while the others accept, writes Redis rejects for good
+//! (NOPERM), and a server idle `timeout` shorter than the dashboard's poll interval.
 //!
 //! What must hold: every write made while writes are refused is kept and lands once they pass
 //! again (the writers' own counts equal what Redis holds, metrics exactly once); a rejection
@@ -213,6 +214,56 @@ async fn writes_refused_with_oom_for_six_seconds_all_land_exactly_once() {
     assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
     assert_eq!(s.replayed, s.buffered, "{s:?}");
     assert!(s.rejected.is_empty(), "{s:?}");
+    assert_all_landed(&backend, &written).await;
+}
+
+/// A server frozen by SIGSTOP (a stalled host, a paused VM) keeps its connections open and
+/// answers nothing; on SIGCONT it runs what it was sent meanwhile. Writes made during the
+/// freeze return within the command timeout, are kept, and land once; what the frozen server
+/// runs late (writes whose replies timed out) lands too, and counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_a_server_frozen_by_sigstop_all_land_exactly_once() {
+    let server = RedisServer::start();
+    let mut settings = server.settings();
+    settings.redis.timeout = 1.0;
+    let backend = Backend::redis(settings).await.unwrap();
+    let buffer = OutageBuffer::for_store(&backend);
+    let tracker = Tracker::with_buffer(backend.tracker().clone(), buffer.clone());
+    let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
+    let writing = {
+        let (tracker, metrics) = (tracker.clone(), metrics.clone());
+        tokio::spawn(async move {
+            write_for(&tracker, &metrics, "frozen", Duration::from_secs(8)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = Instant::now();
+    let outcome = metrics.track_llm_request(request(0)).await.unwrap();
+    let waited = asked.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let during = buffer.stats();
+    server.signal("CONT");
+    let written = writing.await.unwrap();
+    assert!(buffer.wait_drained(Duration::from_secs(20)).await);
+    let s = buffer.stats();
+    eprintln!(
+        "backlog at the end of the freeze: {}; a write during it returned in {waited:?}; {} cards; {s:?}",
+        during.pending,
+        written.cards.len()
+    );
+    assert!(during.pending > 0, "the freeze buffered writes: {during:?}");
+    assert_eq!(outcome, artemis::buffer::WriteOutcome::Buffered);
+    assert!(
+        waited <= Duration::from_millis(1_500),
+        "a write during the freeze waited {waited:?}"
+    );
+    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
+    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    let mut written = written;
+    written.requests += 1;
+    written.prompt_tokens += request(0).prompt_tokens;
     assert_all_landed(&backend, &written).await;
 }
 

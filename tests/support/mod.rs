@@ -319,6 +319,17 @@ impl RedisServer {
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }
+
+    /// Sends the server `signal` (`STOP` freezes it as a stalled host would: connections
+    /// stay open, nothing is answered; `CONT` lets it go on with what it was sent).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("server is running").id();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
 }
 
 impl Drop for RedisServer {
