@@ -4,12 +4,13 @@
 //! canonical mode and echo back on). The same after every signal that ends it (with the
 //! signal's own exit status) and after a panic; Ctrl-Z / SIGTSTP suspend with the terminal
 //! restored and `fg` / SIGCONT redraw; a long paste and `ESC q` in one read are handled as
-//! typed.
+//! typed; a Redis frozen by SIGSTOP leaves the dashboard answering keys and saying so.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use support::RedisServer;
 use support::tmux::{Tmux, assert_restored, binary_line, child_of};
@@ -345,5 +346,48 @@ fn a_panic_restores_the_terminal() {
         s.contains("test panic after the first frame"),
         "the message is readable:\n{s}"
     );
+    assert_restored(&tmux, &stty);
+}
+
+/// A Redis frozen by SIGSTOP (a stalled host) answers nothing and closes nothing: the
+/// dashboard must still answer keys at once, say that Redis does not answer, and come back
+/// by itself on SIGCONT.
+#[test]
+fn a_frozen_redis_leaves_the_dashboard_answering_keys_and_sigcont_brings_it_back() {
+    let server = RedisServer::start();
+    seed(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let (line, stty) = binary_line(
+        dir.path(),
+        &[("REDIS_TIMEOUT", "1")],
+        &["--redis-url", &server.url()],
+    );
+    let tmux = Tmux::start("frozen", 100, 30, &line);
+    tmux.wait_for("the card", |s| {
+        s.contains("card-pty-1") && s.contains("● connected")
+    });
+    server.signal("STOP");
+    let s = tmux.wait_within("the outage shown", Duration::from_secs(8), |s| {
+        s.contains("Redis unreachable") && !s.contains("● connected")
+    });
+    assert!(
+        s.contains("card-pty-1"),
+        "the last data stays on screen:\n{s}"
+    );
+    tmux.keys(&["?"]);
+    tmux.wait_within("help, while Redis is frozen", Duration::from_secs(1), |s| {
+        s.contains("Help ·")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_within("the overview again", Duration::from_secs(1), |s| {
+        s.contains("Cards 1/1")
+    });
+    server.signal("CONT");
+    tmux.wait_within("connected again", Duration::from_secs(10), |s| {
+        s.contains("● connected") && !s.contains("Redis unreachable")
+    });
+    tmux.keys(&["q"]);
+    let s = tmux.wait_for("the exit", |s| s.contains("EXIT="));
+    assert!(s.contains("EXIT=0"), "{s}");
     assert_restored(&tmux, &stty);
 }
