@@ -130,3 +130,54 @@ fn charts_at_every_supported_size() {
         assert!(t.contains("20:31"), "{w}x{h}: the chart's end time\n{t}");
     }
 }
+
+#[test]
+fn an_empty_chart_says_so_inside_its_plot_not_over_its_axis_labels() {
+    let mut app = App::new(
+        artemis::tui::keymap::KeyMap::default(),
+        artemis::tui::theme::Theme::dark(),
+        false,
+        "redis://127.0.0.1:6379".into(),
+    );
+    app.now = fx::now();
+    app.apply(Message::Connection(fx::connected()));
+    let mut snap = fx::snapshot();
+    snap.metrics = Default::default();
+    snap.limits = Vec::new();
+    snap.history = Series::empty(HistoryWindow::Hour1, fx::now());
+    app.apply(Message::Snapshot(Box::new(snap)));
+    for (w, h) in [(100, 30), (80, 24), (160, 48)] {
+        let t = screen(&mut app, w, h);
+        let grid: Vec<Vec<char>> = t.lines().map(|l| l.chars().collect()).collect();
+        let mut messages = 0;
+        for (r, row) in grid.iter().enumerate() {
+            let text: String = row.iter().collect();
+            let Some(at) = text.find("no data") else {
+                continue;
+            };
+            messages += 1;
+            let start = text[..at].chars().count();
+            let long = "no data in this window";
+            let message = if text[at..].starts_with(long) {
+                long
+            } else {
+                "no data"
+            };
+            let end = start + message.chars().count();
+            // A vertical line through the rows above and below (a chart's y axis, a panel's
+            // border) must not be cut by the message.
+            let vertical = |r: usize, c: usize| {
+                grid.get(r)
+                    .and_then(|row| row.get(c))
+                    .is_some_and(|ch| "│┼└┤├".contains(*ch))
+            };
+            for c in start..end {
+                assert!(
+                    !(r > 0 && vertical(r - 1, c) && vertical(r + 1, c)),
+                    "{w}x{h}: the message cuts the line in column {c}:\n{t}"
+                );
+            }
+        }
+        assert!(messages > 0, "{w}x{h}: no empty chart:\n{t}");
+    }
+}

@@ -104,6 +104,25 @@ pub fn draw(
         .into_iter()
         .map(|s| Line::from(Span::styled(s, t.dim)))
         .collect();
+    // The plot itself, where a message may go without covering a label: the chart puts its
+    // y axis right of the widest y label, or of the first (left-aligned) x label but its last
+    // cell, at most a third of the width in; the x axis and its labels take the last 2 rows.
+    let label_width = y_labels
+        .iter()
+        .map(Line::width)
+        .max()
+        .unwrap_or(0)
+        .max(x_labels.first().map_or(0, |l| l.width().saturating_sub(1)));
+    let left = u16::try_from(label_width)
+        .unwrap_or(u16::MAX)
+        .min(area.width / 3)
+        .saturating_add(1);
+    let plot = Rect {
+        x: area.x.saturating_add(left),
+        width: area.width.saturating_sub(left),
+        height: area.height.saturating_sub(2),
+        ..area
+    };
     let chart = Chart::new(datasets)
         .style(t.text)
         .legend_position(None)
@@ -115,15 +134,20 @@ pub fn draw(
                 .labels(y_labels),
         );
     frame.render_widget(chart, area);
-    if data.lines.iter().all(|l| l.points.is_empty()) {
+    if data.lines.iter().all(|l| l.points.is_empty()) && plot.height > 0 {
         let mid = Rect {
-            y: area.y + area.height / 2 - 1,
+            y: plot.y + (plot.height - 1) / 2,
             height: 1,
-            ..area
+            ..plot
+        };
+        let long = "no data in this window";
+        let text = if usize::from(mid.width) >= long.len() {
+            long
+        } else {
+            "no data"
         };
         frame.render_widget(
-            Paragraph::new(Span::styled("no data in this window", t.dim))
-                .alignment(ratatui::layout::Alignment::Center),
+            Paragraph::new(Span::styled(text, t.dim)).alignment(ratatui::layout::Alignment::Center),
             mid,
         );
     }
