@@ -413,6 +413,24 @@ fn outage_banner_and_frozen_mark() {
 }
 
 #[test]
+fn the_outage_banner_counts_failed_attempts_in_words() {
+    let mut app = fx::app();
+    for (attempts, want) in [
+        (0, "UTC: timed out"),
+        (1, "UTC (1 failed attempt): timed out"),
+        (4, "UTC (4 failed attempts): timed out"),
+    ] {
+        app.apply(Message::Connection(ConnState::Reconnecting {
+            since: fx::now(),
+            attempts,
+            error: "timed out".into(),
+        }));
+        let t = text(&frame(&mut app, 160, 48));
+        assert!(t.contains(want), "{attempts}:\n{t}");
+    }
+}
+
+#[test]
 fn splash_before_the_first_snapshot() {
     let mut app = App::new(
         Default::default(),

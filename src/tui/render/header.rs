@@ -268,10 +268,15 @@ pub fn banner_text(app: &App) -> Option<String> {
             attempts,
             error,
         } => {
+            // The header already says it is reconnecting: the banner's room goes to the error.
+            let tried = match attempts {
+                0 => String::new(),
+                1 => " (1 failed attempt)".to_owned(),
+                n => format!(" ({n} failed attempts)"),
+            };
             return Some(format!(
-                "▲ Redis unreachable since {} UTC ({} attempts, reconnecting): {}{shown_from}",
+                "▲ Redis unreachable since {} UTC{tried}: {}{shown_from}",
                 since.format("%H:%M:%S"),
-                attempts,
                 text::sanitize(error)
             ));
         }
