@@ -267,6 +267,42 @@ async fn writes_to_a_server_frozen_by_sigstop_all_land_exactly_once() {
     assert_all_landed(&backend, &written).await;
 }
 
+/// One Cluster master frozen by SIGSTOP while the others answer: the writes it holds (and
+/// every write whose index lives there) time out, are kept, and land once it runs again;
+/// what it runs late from before the freeze lands too, and counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_while_one_cluster_master_is_frozen_by_sigstop_all_land_exactly_once() {
+    let cluster = RedisCluster::start();
+    let backend = Backend::redis(cluster.settings()).await.unwrap();
+    let buffer = OutageBuffer::for_store(&backend);
+    let tracker = Tracker::with_buffer(backend.tracker().clone(), buffer.clone());
+    let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
+    let writing = {
+        let (tracker, metrics) = (tracker.clone(), metrics.clone());
+        tokio::spawn(async move {
+            write_for(&tracker, &metrics, "cluster-frozen", Duration::from_secs(9)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let frozen = &cluster.nodes[1];
+    frozen.signal("STOP");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let during = buffer.stats();
+    frozen.signal("CONT");
+    let written = writing.await.unwrap();
+    assert!(buffer.wait_drained(Duration::from_secs(30)).await);
+    let s = buffer.stats();
+    eprintln!(
+        "backlog at the end of the freeze: {}; {} cards; {s:?}",
+        during.pending,
+        written.cards.len()
+    );
+    assert!(during.pending > 0, "the freeze buffered writes: {during:?}");
+    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
+    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    assert_all_landed(&backend, &written).await;
+}
+
 /// On Cluster a tracker write is three commands on up to three masters (the card's script,
 /// its stage document, the index): one master refusing while the others accept must still
 /// leave every card complete, every request counted once and every event recorded once.
