@@ -279,7 +279,7 @@ async fn read_all_but_cards(
     malformed.extend(limits.malformed);
     malformed.extend(history.malformed);
     let mut limits = limits.limits;
-    crate::snapshot::attribute_activity(&mut limits, &history.series);
+    crate::snapshot::attribute_activity(&mut limits, &history.series, now);
     Ok(Snapshot {
         taken_at: now,
         source: crate::snapshot::SourceInfo {

@@ -253,7 +253,7 @@ fn compose(
     malformed.extend(limits.malformed);
     malformed.extend(history.malformed);
     let mut limits = limits.limits;
-    attribute_activity(&mut limits, &history.series);
+    attribute_activity(&mut limits, &history.series, now);
     let mut cards = cards.cards;
     attribute_costs(&mut cards, &metrics.metrics.recent);
     let connection = backend.connection().borrow().clone();
@@ -278,11 +278,11 @@ fn compose(
 }
 
 /// Each limit takes the admissions, refusals and waits the time buckets hold for its key over
-/// the buckets that cover its window (at least the current minute or hour).
-pub(crate) fn attribute_activity(limits: &mut [LimitUsage], series: &Series) {
+/// the buckets that overlap its window before `now` (at least the current minute or hour).
+pub(crate) fn attribute_activity(limits: &mut [LimitUsage], series: &Series, now: DateTime<Utc>) {
     for l in limits {
         l.activity = series
-            .limit_recent(&l.key, l.window_seconds)
+            .limit_recent(&l.key, l.window_seconds, now)
             .filter(|_| series.buckets.iter().any(|b| b.limits.contains_key(&l.key)))
             .map(|(f, over_seconds)| LimitActivity {
                 admitted: f.admitted.max(0) as u64,

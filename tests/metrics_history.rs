@@ -10,7 +10,7 @@ use std::time::Duration;
 use artemis::Backend;
 use artemis::client::Artemis;
 use artemis::limiter::Limits;
-use artemis::metrics::{HistoryWindow, LlmRequestRecord, MetricsWrite, Resolution};
+use artemis::metrics::{HistoryWindow, LlmRequestRecord, MetricsWrite, Resolution, Series};
 use chrono::Utc;
 use support::{RedisCluster, RedisServer};
 
@@ -320,7 +320,7 @@ async fn limiter_admissions_refusals_and_waits_are_counted_per_key() {
             .series;
         let sum = |key: &str| {
             series
-                .limit_recent(key, 900.0)
+                .limit_recent(key, 900.0, Utc::now())
                 .map(|(f, _)| f)
                 .unwrap_or_default()
         };
@@ -339,7 +339,9 @@ async fn limiter_admissions_refusals_and_waits_are_counted_per_key() {
         .activity
         .expect("the snapshot carries the key's activity");
     assert_eq!((activity.admitted, activity.refused), (2, 3));
-    assert_eq!(activity.over_seconds, 60);
+    // The minute that holds the counts and, when it began less than a minute ago, the one
+    // before it.
+    assert!((60..120).contains(&activity.over_seconds), "{activity:?}");
 }
 
 /// A fleet of Python processes writes the original's metrics and no buckets: the history read
@@ -437,8 +439,35 @@ async fn the_memory_backend_keeps_the_same_buckets() {
     assert_eq!(now.hit_rate(), Some(0.5));
     assert!((series.cost() - 0.5).abs() < 1e-9);
     let (limits, over) = series
-        .limit_recent("artemis:ratelimit:search:u", 60.0)
+        .limit_recent("artemis:ratelimit:search:u", 60.0, Utc::now())
         .unwrap();
     assert_eq!((limits.admitted, limits.refused, limits.waited), (4, 2, 1));
-    assert_eq!(over, 60);
+    assert!((60..120).contains(&over), "{over}");
+}
+
+/// Just after a minute begins, a key's recent activity still holds what happened a moment
+/// before, in the minute that just ended.
+#[test]
+fn a_keys_recent_activity_spans_the_minute_that_just_ended() {
+    let now = Utc::now();
+    let mut series = Series::empty(HistoryWindow::Minutes15, now);
+    let n = series.buckets.len();
+    let current = series.buckets[n - 1].start;
+    series.buckets[n - 2].limits.insert(
+        "k".into(),
+        artemis::metrics::LimitFigures {
+            admitted: 2,
+            refused: 3,
+            ..Default::default()
+        },
+    );
+    let at = current + chrono::Duration::seconds(1);
+    let (f, over) = series.limit_recent("k", 60.0, at).unwrap();
+    assert_eq!((f.admitted, f.refused), (2, 3));
+    assert_eq!(over, 61);
+    // 59 s into the current minute, a 30 s window lies inside it.
+    let later = current + chrono::Duration::seconds(59);
+    let (f, over) = series.limit_recent("k", 30.0, later).unwrap();
+    assert_eq!((f.admitted, f.refused), (0, 0));
+    assert_eq!(over, 59);
 }

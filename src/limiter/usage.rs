@@ -59,6 +59,7 @@ pub struct LimitActivity {
     pub refused: u64,
     /// `acquire` calls that had to wait.
     pub waited: u64,
-    /// Seconds the counts cover: whole buckets (minutes or hours), at least the window.
+    /// Seconds the counts cover: from the start of the first bucket (minute or hour) that
+    /// overlaps the window to the snapshot's time, so at least the window once its buckets exist.
     pub over_seconds: i64,
 }

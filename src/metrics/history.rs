@@ -403,14 +403,27 @@ impl Series {
         self.buckets.iter().map(Bucket::cost).sum()
     }
 
-    /// A rate-limit key's figures summed over the buckets that started within the last
-    /// `seconds` (at least the current bucket), with the seconds they cover.
-    pub fn limit_recent(&self, key: &str, seconds: f64) -> Option<(LimitFigures, i64)> {
+    /// A rate-limit key's figures summed over the buckets that overlap the last `seconds`
+    /// before `now` (at least the current bucket), with the seconds they cover (from the
+    /// first one's start to `now`). Just after a minute or hour begins, the current bucket
+    /// alone would hide what happened a moment ago, so the one before it counts too.
+    pub fn limit_recent(
+        &self,
+        key: &str,
+        seconds: f64,
+        now: DateTime<Utc>,
+    ) -> Option<(LimitFigures, i64)> {
         let step = self.resolution?.seconds();
-        self.buckets.last()?;
-        let n = ((seconds / step as f64).ceil() as usize).clamp(1, self.buckets.len());
+        let last = self.buckets.len().checked_sub(1)?;
+        let since = now.timestamp_millis() as f64 / 1000.0 - seconds;
+        let first = self
+            .buckets
+            .iter()
+            .position(|b| (b.start.timestamp() + step) as f64 > since)
+            .unwrap_or(last)
+            .min(last);
         let mut sum = LimitFigures::default();
-        for b in &self.buckets[self.buckets.len() - n..] {
+        for b in &self.buckets[first..] {
             if let Some(f) = b.limits.get(key) {
                 sum.admitted += f.admitted;
                 sum.refused += f.refused;
@@ -418,7 +431,8 @@ impl Series {
                 sum.wait_ms += f.wait_ms;
             }
         }
-        Some((sum, n as i64 * step))
+        let covered = (now - self.buckets[first].start).num_seconds().max(1);
+        Some((sum, covered))
     }
 
     /// Every rate-limit key seen in the window, by name.
