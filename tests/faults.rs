@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use artemis::Backend;
 use artemis::buffer::OutageBuffer;
+use artemis::config::Settings;
 use artemis::connection::ConnState;
 use artemis::feed::StorageFeed;
 use artemis::metrics::{LlmRequestRecord, Metrics};
@@ -30,8 +31,8 @@ use support::{RedisCluster, RedisServer, ServerOptions};
 use tokio::sync::mpsc;
 
 /// A tracker and a metrics handle sharing one outage buffer, as a pipeline process has them.
-async fn writers(server: &RedisServer) -> (Backend, Tracker, Metrics, OutageBuffer) {
-    let backend = Backend::redis(server.settings()).await.unwrap();
+async fn writers(settings: Settings) -> (Backend, Tracker, Metrics, OutageBuffer) {
+    let backend = Backend::redis(settings).await.unwrap();
     let buffer = OutageBuffer::for_store(&backend);
     let tracker = Tracker::with_buffer(backend.tracker().clone(), buffer.clone());
     let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
@@ -114,6 +115,23 @@ async fn write_for(tracker: &Tracker, metrics: &Metrics, tag: &str, run_for: Dur
     all
 }
 
+/// [`write_for`] in a task of its own, so that the test can fault the server meanwhile.
+fn spawn_writers(
+    tracker: &Tracker,
+    metrics: &Metrics,
+    tag: &str,
+    run_for: Duration,
+) -> tokio::task::JoinHandle<Written> {
+    let (tracker, metrics, tag) = (tracker.clone(), metrics.clone(), tag.to_owned());
+    tokio::spawn(async move { write_for(&tracker, &metrics, &tag, run_for).await })
+}
+
+/// Nothing left, dropped or failed: every write the buffer kept was replayed.
+fn assert_every_buffered_write_replayed(s: &artemis::buffer::BufferStats) {
+    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
+    assert_eq!(s.replayed, s.buffered, "{s:?}");
+}
+
 /// Every card the writers made is in Redis, completed with its three stages, and the LLM
 /// totals are exactly the writers' (each request counted once).
 async fn assert_all_landed(backend: &Backend, written: &Written) {
@@ -156,14 +174,9 @@ fn connections_received(server: &RedisServer) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_refused_with_oom_for_six_seconds_all_land_exactly_once() {
     let server = RedisServer::start();
-    let (backend, tracker, metrics, buffer) = writers(&server).await;
+    let (backend, tracker, metrics, buffer) = writers(server.settings()).await;
     let redis = backend.redis().unwrap().clone();
-    let writing = {
-        let (tracker, metrics) = (tracker.clone(), metrics.clone());
-        tokio::spawn(
-            async move { write_for(&tracker, &metrics, "oom", Duration::from_secs(9)).await },
-        )
-    };
+    let writing = spawn_writers(&tracker, &metrics, "oom", Duration::from_secs(9));
     tokio::time::sleep(Duration::from_secs(1)).await;
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
     server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
@@ -211,8 +224,7 @@ async fn writes_refused_with_oom_for_six_seconds_all_land_exactly_once() {
         during.pending > 0,
         "the refusal buffered writes: {during:?}"
     );
-    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
-    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    assert_every_buffered_write_replayed(&s);
     assert!(s.rejected.is_empty(), "{s:?}");
     assert_all_landed(&backend, &written).await;
 }
@@ -226,16 +238,8 @@ async fn writes_to_a_server_frozen_by_sigstop_all_land_exactly_once() {
     let server = RedisServer::start();
     let mut settings = server.settings();
     settings.redis.timeout = 1.0;
-    let backend = Backend::redis(settings).await.unwrap();
-    let buffer = OutageBuffer::for_store(&backend);
-    let tracker = Tracker::with_buffer(backend.tracker().clone(), buffer.clone());
-    let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
-    let writing = {
-        let (tracker, metrics) = (tracker.clone(), metrics.clone());
-        tokio::spawn(async move {
-            write_for(&tracker, &metrics, "frozen", Duration::from_secs(8)).await
-        })
-    };
+    let (backend, tracker, metrics, buffer) = writers(settings).await;
+    let writing = spawn_writers(&tracker, &metrics, "frozen", Duration::from_secs(8));
     tokio::time::sleep(Duration::from_secs(1)).await;
     server.signal("STOP");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -259,8 +263,7 @@ async fn writes_to_a_server_frozen_by_sigstop_all_land_exactly_once() {
         waited <= Duration::from_millis(1_500),
         "a write during the freeze waited {waited:?}"
     );
-    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
-    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    assert_every_buffered_write_replayed(&s);
     let mut written = written;
     written.requests += 1;
     written.prompt_tokens += request(0).prompt_tokens;
@@ -273,16 +276,8 @@ async fn writes_to_a_server_frozen_by_sigstop_all_land_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_while_one_cluster_master_is_frozen_by_sigstop_all_land_exactly_once() {
     let cluster = RedisCluster::start();
-    let backend = Backend::redis(cluster.settings()).await.unwrap();
-    let buffer = OutageBuffer::for_store(&backend);
-    let tracker = Tracker::with_buffer(backend.tracker().clone(), buffer.clone());
-    let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
-    let writing = {
-        let (tracker, metrics) = (tracker.clone(), metrics.clone());
-        tokio::spawn(async move {
-            write_for(&tracker, &metrics, "cluster-frozen", Duration::from_secs(9)).await
-        })
-    };
+    let (backend, tracker, metrics, buffer) = writers(cluster.settings()).await;
+    let writing = spawn_writers(&tracker, &metrics, "cluster-frozen", Duration::from_secs(9));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let frozen = &cluster.nodes[1];
     frozen.signal("STOP");
@@ -298,8 +293,7 @@ async fn writes_while_one_cluster_master_is_frozen_by_sigstop_all_land_exactly_o
         written.cards.len()
     );
     assert!(during.pending > 0, "the freeze buffered writes: {during:?}");
-    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
-    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    assert_every_buffered_write_replayed(&s);
     assert_all_landed(&backend, &written).await;
 }
 
@@ -309,16 +303,8 @@ async fn writes_while_one_cluster_master_is_frozen_by_sigstop_all_land_exactly_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_refused_by_the_index_master_of_a_cluster_land_once_with_each_event_once() {
     let cluster = RedisCluster::start();
-    let backend = Backend::redis(cluster.settings()).await.unwrap();
-    let buffer = OutageBuffer::for_store(&backend);
-    let tracker = Tracker::with_buffer(backend.tracker().clone(), buffer.clone());
-    let metrics = Metrics::with_buffer(backend.metrics().clone(), buffer.clone());
-    let writing = {
-        let (tracker, metrics) = (tracker.clone(), metrics.clone());
-        tokio::spawn(async move {
-            write_for(&tracker, &metrics, "cluster-oom", Duration::from_secs(8)).await
-        })
-    };
+    let (backend, tracker, metrics, buffer) = writers(cluster.settings()).await;
+    let writing = spawn_writers(&tracker, &metrics, "cluster-oom", Duration::from_secs(8));
     tokio::time::sleep(Duration::from_secs(1)).await;
     // The master holding the index: every write's index part is refused there while the
     // card's own script lands on another master for two cards in three.
@@ -344,8 +330,7 @@ async fn writes_refused_by_the_index_master_of_a_cluster_land_once_with_each_eve
         during.pending > 0,
         "the refusal buffered writes: {during:?}"
     );
-    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
-    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    assert_every_buffered_write_replayed(&s);
     assert!(s.rejected.is_empty(), "{s:?}");
     assert_all_landed(&backend, &written).await;
     // Each event recorded once: start, three stages twice, completion. A write whose script
@@ -366,14 +351,9 @@ async fn writes_refused_by_a_server_turned_replica_for_five_seconds_all_land() {
         password: Some("other".into()),
         ..Default::default()
     });
-    let (backend, tracker, metrics, buffer) = writers(&server).await;
+    let (backend, tracker, metrics, buffer) = writers(server.settings()).await;
     let redis = backend.redis().unwrap().clone();
-    let writing = {
-        let (tracker, metrics) = (tracker.clone(), metrics.clone());
-        tokio::spawn(
-            async move { write_for(&tracker, &metrics, "ro", Duration::from_secs(8)).await },
-        )
-    };
+    let writing = spawn_writers(&tracker, &metrics, "ro", Duration::from_secs(8));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let port = master.port.to_string();
     server.cli(&["REPLICAOF", "127.0.0.1", &port]);
@@ -402,8 +382,7 @@ async fn writes_refused_by_a_server_turned_replica_for_five_seconds_all_land() {
         during.pending > 0,
         "the refusal buffered writes: {during:?}"
     );
-    assert_eq!((s.dropped, s.failed, s.pending), (0, 0, 0), "{s:?}");
-    assert_eq!(s.replayed, s.buffered, "{s:?}");
+    assert_every_buffered_write_replayed(&s);
     assert_all_landed(&backend, &written).await;
 }
 
